@@ -1,0 +1,59 @@
+use std::path::PathBuf;
+
+/// Why the secure file layer refused or failed an operation.
+///
+/// Every variant names the path it is about; [`Error::hint`] says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O call failed; the message (from `fs-err`) names the path and the operation.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The target is a symbolic link; writing through it could replace any file.
+    #[error("refusing to write '{}': it is a symbolic link", path.display())]
+    Symlink { path: PathBuf },
+    /// The target exists and is not a regular file.
+    #[error("refusing to write '{}': it is not a regular file", path.display())]
+    NotRegular { path: PathBuf },
+    /// A directory that others could write to or that another user owns.
+    #[error("refusing to use directory '{}': {reason}", path.display())]
+    UnsafeDir { path: PathBuf, reason: &'static str },
+    /// Another process holds the lock and the caller asked not to wait.
+    #[error("another keygate process holds the lock '{}'", path.display())]
+    Locked { path: PathBuf },
+    /// Waited for the lock and gave up.
+    #[error("gave up waiting {secs} s for the lock '{}'", path.display())]
+    LockTimeout { path: PathBuf, secs: u64 },
+    /// A generation directory is not in the shape this layer writes.
+    #[error("generation directory '{}' is damaged: {reason}", path.display())]
+    Damaged { path: PathBuf, reason: String },
+}
+
+impl Error {
+    /// A one-line recommendation for the user, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Symlink { path } | Error::NotRegular { path } => Some(format!(
+                "remove '{}' or point keygate at a regular file",
+                path.display()
+            )),
+            Error::UnsafeDir { path, .. } => Some(format!(
+                "run `chmod go-w '{}'` and make sure it belongs to you, or use another directory",
+                path.display()
+            )),
+            Error::Locked { .. } => {
+                Some("wait for the other run to finish, or pass `--wait SECS`".to_owned())
+            }
+            Error::LockTimeout { .. } => {
+                Some("another run is still working; try again later".to_owned())
+            }
+            Error::Damaged { .. } => Some("run `certctl doctor --fix`".to_owned()),
+            Error::Io(_) => None,
+        }
+    }
+
+    /// Whether the error means "someone else holds the lock" (exit code 75 in the CLIs).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Locked { .. } | Error::LockTimeout { .. })
+    }
+}

@@ -1,0 +1,70 @@
+//! The secure file layer: the only code in keygate that writes key material, config or state.
+//!
+//! Every credential-handling CLI we studied gets part of this wrong (see
+//! `shared/REFERENCE.md`, "Atomic 0600 writes on Linux"), so the rules live in one place:
+//!
+//! - A file is written to a temporary file in the same directory that is *created* with its
+//!   final mode and `O_NOFOLLOW|O_CLOEXEC|O_EXCL`, filled, `fsync`ed, renamed over the target,
+//!   and then the directory is `fsync`ed. The temporary file is removed on every error path,
+//!   and a temporary file left by a killed process is removed by the next write.
+//! - An existing file's mode is never widened; a secret found wider than 0600 is tightened.
+//! - A symlink or non-regular target, and a directory others can write to, are refused.
+//! - A set of files that must change together (a certificate and its key) is published as a
+//!   [`generation`]: a new directory, then one atomic switch of the `current` symlink.
+//! - Advisory locks live on separate lock files that are never renamed ([`lock`]).
+//!
+//! Results are independent of the process umask: modes are set on the open descriptor.
+#![forbid(unsafe_code)]
+
+mod atomic;
+mod dir;
+mod error;
+pub mod generation;
+pub mod lock;
+
+pub use atomic::{AtomicFile, stale_temps, write_atomic};
+pub use dir::{DirMode, check_dir, create_dir_all};
+pub use error::Error;
+
+/// The mode a file is written with.
+///
+/// Only two exist on purpose: anything that is not public is a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMode {
+    /// Private keys, peppers, token stores, client token files: `0600`.
+    Secret,
+    /// Certificates, CA certificates, config without secrets: `0644`.
+    Public,
+}
+
+impl FileMode {
+    /// The permission bits this mode stands for.
+    pub fn bits(self) -> u32 {
+        match self {
+            FileMode::Secret => 0o600,
+            FileMode::Public => 0o644,
+        }
+    }
+}
+
+/// Reads a file that holds a secret, tightening it to 0600 first if it was found wider.
+///
+/// Returns the contents; the caller wraps them in a secret type straight away.
+pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs_err::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::Symlink {
+            path: path.to_owned(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::NotRegular {
+            path: path.to_owned(),
+        });
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(fs_err::read(path)?)
+}
