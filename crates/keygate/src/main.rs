@@ -1,0 +1,35 @@
+//! `keygate`: the small verifying server: HTTPS with certctl's certificates and `/auth`
+//! for reverse proxies from tokenctl's store. Logic lives in the library crates.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
+
+/// Serve HTTPS and answer /auth for nginx, Caddy, Traefik, Envoy and HAProxy
+#[derive(Debug, Parser)]
+#[command(name = "keygate", version, after_help = EXIT_CODES_HELP)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show where settings come from, and the paths keygate uses
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+fn main() -> ExitCode {
+    kg_cli::main_with(|| run(Cli::parse()))
+}
+
+fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    match &cli.command {
+        Command::Config(cmd) => cmd.run(&cli.global),
+    }
+}

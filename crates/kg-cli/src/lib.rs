@@ -1,0 +1,249 @@
+//! What the three binaries share: exit codes, error reporting, output, global options.
+//!
+//! The binaries stay thin: `main` calls [`main_with`] with a `run` function, and everything
+//! a user sees about failure (the one-line error, the hint, the exit code) is decided here.
+#![forbid(unsafe_code)]
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kg_config::{Config, ConfigError, Locations};
+
+/// Exit codes, the same for `certctl`, `tokenctl` and `keygate`. Scripts may rely on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The command did what was asked (including "nothing to do").
+    Success = 0,
+    /// The operation ran and failed, or found a problem (invalid token, cert due, ...).
+    Failure = 1,
+    /// Bad usage or configuration: nothing was attempted.
+    Usage = 2,
+    /// Another run holds the lock (EX_TEMPFAIL): try again later or pass `--wait`.
+    Locked = 75,
+}
+
+/// The exit code table shown at the end of every `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0   success, including \"nothing to do\"
+  1   the operation ran and failed, or found a problem
+  2   usage or configuration error; nothing was attempted
+  75  another run holds the lock; try again later or pass --wait";
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> ExitCode {
+        ExitCode::from(s as u8)
+    }
+}
+
+/// An error as the user sees it: one line naming the object, an optional hint, an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub status: ExitStatus,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(status: ExitStatus, message: impl Into<String>) -> CliError {
+        CliError {
+            status,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn failure(message: impl Into<String>) -> CliError {
+        CliError::new(ExitStatus::Failure, message)
+    }
+
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError::new(ExitStatus::Usage, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> CliError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn broken_pipe() -> CliError {
+        CliError::new(ExitStatus::Success, "")
+    }
+
+    fn is_broken_pipe(&self) -> bool {
+        self.status == ExitStatus::Success && self.message.is_empty()
+    }
+}
+
+impl From<kg_fs::Error> for CliError {
+    fn from(e: kg_fs::Error) -> CliError {
+        let status = if e.is_locked() {
+            ExitStatus::Locked
+        } else {
+            ExitStatus::Failure
+        };
+        CliError {
+            status,
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> CliError {
+        CliError {
+            status: ExitStatus::Usage,
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl From<io::Error> for CliError {
+    fn from(e: io::Error) -> CliError {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return CliError::broken_pipe();
+        }
+        CliError::failure(e.to_string())
+    }
+}
+
+/// Runs a command and turns its outcome into the process exit code.
+///
+/// Errors are printed once, as `error: ...` and `hint: ...` on stderr. A closed stdout (the
+/// reader of a pipe went away, as with `| head`) is not an error.
+pub fn main_with(run: impl FnOnce() -> Result<ExitStatus, CliError>) -> ExitCode {
+    match run() {
+        Ok(status) => status.into(),
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = io::stderr().lock();
+            let _ = writeln!(err, "error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                let _ = writeln!(err, "hint: {hint}");
+            }
+            e.status.into()
+        }
+    }
+}
+
+/// Writes a line to stdout; a closed pipe becomes the silent broken-pipe outcome.
+pub fn out(line: impl std::fmt::Display) -> Result<(), CliError> {
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    Ok(())
+}
+
+/// Writes a value as pretty JSON to stdout.
+pub fn out_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::failure(format!("cannot encode JSON: {e}")))?;
+    out(text)
+}
+
+/// Options every binary accepts before its subcommand.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GlobalArgs {
+    /// Read this config file instead of the default location
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one setting for this run, e.g. `--set cert.days=30` (repeatable)
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Loaded context: where things live and the effective configuration.
+#[derive(Debug)]
+pub struct Context {
+    pub locations: Locations,
+    pub config: Config,
+}
+
+impl GlobalArgs {
+    /// Resolves locations and loads the config with these flags plus command-specific ones
+    /// given as `(key, flag name, value)`.
+    pub fn load(&self, flags: &[(&str, &str, String)]) -> Result<Context, CliError> {
+        let mut locations = Locations::from_env()?;
+        if let Some(file) = &self.config {
+            locations.config_file = file.clone();
+        }
+        let mut all: Vec<(&str, &str, String)> = Vec::new();
+        for item in &self.set {
+            let (key, value) = item.split_once('=').ok_or_else(|| {
+                CliError::usage(format!("invalid --set '{item}': expected KEY=VALUE"))
+                    .with_hint("for example --set cert.days=30")
+            })?;
+            let key = key.trim();
+            if kg_config::setting(key).is_none() {
+                return Err(CliError::usage(format!(
+                    "invalid --set '{item}': unknown setting '{key}'"
+                ))
+                .with_hint("run `config explain` to list every setting"));
+            }
+            all.push((
+                kg_config::setting(key).map(|s| s.key).unwrap_or_default(),
+                "--set",
+                value.to_owned(),
+            ));
+        }
+        all.extend(flags.iter().cloned());
+        let config = Config::load(&locations, &all)?;
+        Ok(Context { locations, config })
+    }
+}
+
+/// The `config` subcommand every binary has.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Print every effective setting and where it came from (flag, env var, file:line, default)
+    Explain {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the paths keygate uses
+    Paths {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl ConfigCommand {
+    pub fn run(&self, global: &GlobalArgs) -> Result<ExitStatus, CliError> {
+        let ctx = global.load(&[])?;
+        match self {
+            ConfigCommand::Explain { json: true } => out_json(&ctx.config.explain())?,
+            ConfigCommand::Explain { json: false } => {
+                let rows = ctx.config.explain();
+                let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+                for row in rows {
+                    let value = match &row.value {
+                        serde_json::Value::Null => "(unset)".to_owned(),
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    out(format!("{:width$}  {value}  ({})", row.key, row.source))?;
+                }
+            }
+            ConfigCommand::Paths { json } => {
+                let l = &ctx.locations;
+                let paths = serde_json::json!({
+                    "config_file": l.config_file,
+                    "state_dir": l.state_dir,
+                    "private_dir": l.private_dir,
+                });
+                if *json {
+                    out_json(&paths)?;
+                } else {
+                    out(format!("config file  {}", l.config_file.display()))?;
+                    out(format!("state        {}", l.state_dir.display()))?;
+                    out(format!("private      {}", l.private_dir.display()))?;
+                }
+            }
+        }
+        Ok(ExitStatus::Success)
+    }
+}

@@ -1,0 +1,143 @@
+/// The type of a setting's value, and how it is parsed from text (env and flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text.
+    Str,
+    /// One of a fixed set of words.
+    Enum(&'static [&'static str]),
+    /// A whole number within bounds.
+    U32 { min: u32, max: u32 },
+    /// `true` or `false`.
+    Bool,
+    /// A list; from text, comma-separated.
+    List,
+    /// A duration such as `90s`, `15m`, `24h`, `30d`, `1h30m`, or `0`.
+    Duration,
+    /// A secret: never printed, never serialized, never read from the config file.
+    Secret,
+}
+
+/// One setting of the schema.
+#[derive(Debug)]
+pub struct Setting {
+    /// `section.name`, as written in the config file.
+    pub key: &'static str,
+    /// The environment variable that sets it, if any.
+    pub env: Option<&'static str>,
+    pub kind: Kind,
+    /// The built-in default, in the same text form as an environment value.
+    pub default: Option<&'static str>,
+    /// One line for `config explain --help` and the docs.
+    pub doc: &'static str,
+}
+
+/// Every setting keygate has. Later features add rows here, nowhere else.
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        key: "cert.id",
+        env: Some("KEYGATE_CERT_ID"),
+        kind: Kind::Str,
+        default: Some("default"),
+        doc: "which managed certificate commands act on",
+    },
+    Setting {
+        key: "cert.method",
+        env: Some("KEYGATE_CERT_METHOD"),
+        kind: Kind::Enum(&["auto", "tailscale", "mkcert", "local-ca", "self-signed"]),
+        default: Some("auto"),
+        doc: "how certificates are obtained; auto tries tailscale, then mkcert, then the local CA",
+    },
+    Setting {
+        key: "cert.key",
+        env: Some("KEYGATE_CERT_KEY"),
+        kind: Kind::Enum(&[
+            "ecdsa-p256",
+            "ecdsa-p384",
+            "ed25519",
+            "rsa-2048",
+            "rsa-3072",
+        ]),
+        default: Some("ecdsa-p256"),
+        doc: "key type of new certificates",
+    },
+    Setting {
+        key: "cert.days",
+        env: Some("KEYGATE_CERT_DAYS"),
+        kind: Kind::U32 { min: 1, max: 825 },
+        default: Some("90"),
+        doc: "lifetime of certificates from the local CA (at most 825, Apple's limit)",
+    },
+    Setting {
+        key: "cert.names",
+        env: Some("KEYGATE_CERT_NAMES"),
+        kind: Kind::List,
+        default: Some(""),
+        doc: "names the certificate covers; empty means localhost, this host, 127.0.0.1 and ::1",
+    },
+    Setting {
+        key: "cert.ca_extra_names",
+        env: None,
+        kind: Kind::List,
+        default: Some(""),
+        doc: "DNS suffixes the local CA may sign beyond the local namespaces",
+    },
+    Setting {
+        key: "cert.keep_generations",
+        env: None,
+        kind: Kind::U32 { min: 1, max: 100 },
+        default: Some("3"),
+        doc: "how many published generations of each certificate are kept",
+    },
+    Setting {
+        key: "token.prefix",
+        env: None,
+        kind: Kind::Str,
+        default: Some("kg"),
+        doc: "prefix of new tokens, so that secret scanners can find leaked ones",
+    },
+    Setting {
+        key: "server.listen",
+        env: Some("KEYGATE_LISTEN"),
+        kind: Kind::List,
+        default: Some("127.0.0.1:8443"),
+        doc: "addresses the server listens on",
+    },
+    Setting {
+        key: "server.cert_id",
+        env: None,
+        kind: Kind::Str,
+        default: Some("default"),
+        doc: "the managed certificate the server presents",
+    },
+    Setting {
+        key: "client.profile",
+        env: Some("KEYGATE_PROFILE"),
+        kind: Kind::Str,
+        default: None,
+        doc: "the [profiles.NAME] whose token_file client commands use",
+    },
+    Setting {
+        key: "client.token",
+        env: Some("KEYGATE_TOKEN"),
+        kind: Kind::Secret,
+        default: None,
+        doc: "a bearer token for client commands (environment only)",
+    },
+];
+
+/// Looks a setting up by its `section.name` key.
+pub fn setting(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The sections of the config file: those of the settings, plus `profiles`.
+pub(crate) fn sections() -> Vec<&'static str> {
+    let mut v: Vec<&str> = SETTINGS
+        .iter()
+        .filter_map(|s| s.key.split_once('.').map(|(a, _)| a))
+        .collect();
+    v.push("profiles");
+    v.sort_unstable();
+    v.dedup();
+    v
+}

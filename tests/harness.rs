@@ -1,0 +1,154 @@
+//! The harness of the end-to-end scenarios: run a real binary in an isolated home.
+//!
+//! Every [`Env`] gets its own `KEYGATE_HOME` and a scrubbed environment, so scenarios never
+//! touch the user's files and never depend on the developer's shell.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The directory holding the workspace's built binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_owned()
+}
+
+/// The path of one of our binaries; panics with the fix when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (`cargo xtask ci` does)",
+        path.display()
+    );
+    path
+}
+
+/// Whether a peer tool is on PATH. Under `CI=true` a missing tool fails the run instead.
+pub fn have(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
+    if !found && std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{tool} is not installed, and CI=true requires every peer tool (.ci/run installs it)"
+        );
+    }
+    if !found {
+        eprintln!("skipped: {tool} is not installed");
+    }
+    found
+}
+
+/// An isolated keygate home and the environment to run binaries in.
+#[derive(Debug)]
+pub struct Env {
+    pub home: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::new()
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let home = tempfile::tempdir().expect("tempdir");
+        Env {
+            home,
+            vars: Vec::new(),
+        }
+    }
+
+    /// The `KEYGATE_HOME` of this environment.
+    pub fn root(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Sets a variable for every command run in this environment.
+    pub fn set(&mut self, key: &str, value: impl AsRef<OsStr>) -> &mut Env {
+        self.vars.push((
+            key.to_owned(),
+            value.as_ref().to_string_lossy().into_owned(),
+        ));
+        self
+    }
+
+    /// A command for one of our binaries, with a scrubbed environment.
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root())
+            .env("KEYGATE_HOME", self.root())
+            .stdin(Stdio::null());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs a binary with `args` and returns its output.
+    pub fn run(&self, name: &str, args: &[&str]) -> Run {
+        Run::from(self.cmd(name).args(args).output().expect("spawn"))
+    }
+}
+
+/// The outcome of a command, with text accessors that make assertions read well.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the exit code, showing both streams when it is wrong.
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Run {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// The permission bits of a file as `stat` reports them (octal text, e.g. "600").
+pub fn stat_mode(path: &Path) -> String {
+    let out = Command::new("stat")
+        .args(["-c", "%a"])
+        .arg(path)
+        .output()
+        .expect("stat");
+    assert!(
+        out.status.success(),
+        "stat {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
