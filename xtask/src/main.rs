@@ -1,1 +1,69 @@
-fn main() {}
+//! `cargo xtask`: the project's own automation, with as few dependencies as possible.
+//!
+//! - `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+//! - `cargo xtask bench [NAME]`: whole-process benchmarks beside peers measured in the same run.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+mod bench;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench::run(&root, &args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <ci | bench [{}]>",
+                bench::NAMES.join(" | ")
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn ci() -> Result<()> {
+    run("cargo", &["fmt", "--all", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // The end-to-end scenarios run the real binaries, so they must exist first.
+    run("cargo", &["build", "--workspace", "--bins", "--quiet"])?;
+    run("bash", &["fixtures/tailscale/selftest.sh"])?;
+    run("cargo", &["test", "--workspace", "--quiet"])?;
+    Ok(())
+}
+
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_owned()
+}
