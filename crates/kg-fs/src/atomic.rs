@@ -164,10 +164,10 @@ pub(crate) fn remove_stale_temps(dir: &Path, name: &str) {
         if !rest.ends_with(TEMP_SUFFIX) {
             continue;
         }
-        if let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<i32>().ok()) {
-            if !process_alive(pid) {
-                let _ = std::fs::remove_file(entry.path());
-            }
+        if let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<i32>().ok())
+            && !process_alive(pid)
+        {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
