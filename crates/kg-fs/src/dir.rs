@@ -51,8 +51,9 @@ pub fn check_dir(path: &Path) -> Result<(), Error> {
 
 /// Creates `path` and its missing parents with `mode`, then checks each one we rely on.
 ///
-/// Missing directories are created with the final mode set on creation; an existing
-/// directory keeps its mode except that a private one is tightened to 0700.
+/// Missing directories are created with the final mode set on creation. An existing
+/// directory that others can write to is refused; a private one that others can merely
+/// read is tightened to 0700.
 pub fn create_dir_all(path: &Path, mode: DirMode) -> Result<(), Error> {
     match fs_err::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {}
@@ -84,9 +85,12 @@ pub fn create_dir_all(path: &Path, mode: DirMode) -> Result<(), Error> {
         }
         Err(e) => return Err(e.into()),
     }
+    // Refuse an unsafe directory before anything else: silently fixing one that others could
+    // write to would hide that they may already have planted something in it.
+    check_dir(path)?;
     let meta = fs_err::metadata(path)?;
     if mode == DirMode::Private && meta.permissions().mode() & 0o077 != 0 {
         fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
     }
-    check_dir(path)
+    Ok(())
 }

@@ -20,6 +20,8 @@ fn modes_are_exact_under_any_umask() {
     for umask in [0o000, 0o077, 0o022] {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
         let tmp = tempfile::tempdir().unwrap();
+        // Under umask 000 the scratch directory itself is 0777, which the layer rightly refuses.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let private = tmp.path().join("a/b/private");
         create_dir_all(&private, DirMode::Private).unwrap();
         assert_eq!(mode(&private), 0o700, "private dir under umask {umask:03o}");
