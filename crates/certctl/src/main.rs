@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 
+mod ca;
+mod ensure;
+mod inspect;
+
 /// Provision TLS certificates: tailscale, else mkcert, else keygate's own local CA
 #[derive(Debug, Parser)]
 #[command(name = "certctl", version, after_help = EXIT_CODES_HELP)]
@@ -19,6 +23,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Make sure a valid certificate for the names is published; issue one only if needed
+    Ensure(ensure::Args),
+    /// Issue and publish a new certificate, even if the published one is fine
+    Issue(ensure::Args),
+    /// Show a certificate's names, validity, key and problems: a file, a managed id, or what a server presents
+    Inspect(inspect::Args),
+    /// Show or export the CA certificate that clients must trust
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// Print the commands that make this machine's browsers and tools trust the CA
+    Trust(ca::TrustArgs),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -30,6 +45,40 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     match &cli.command {
+        Command::Ensure(args) => ensure::run(&cli.global, args, false),
+        Command::Issue(args) => ensure::run(&cli.global, args, true),
+        Command::Inspect(args) => inspect::run(&cli.global, args),
+        Command::Ca(cmd) => ca::run(&cli.global, cmd),
+        Command::Trust(args) => ca::trust(&cli.global, args),
         Command::Config(cmd) => cmd.run(&cli.global),
+    }
+}
+
+/// Maps a cascade error to what the user sees: bad input exits 2, a held lock 75.
+pub(crate) fn cli_error(e: kg_cascade::Error) -> CliError {
+    if let kg_cascade::Error::Fs(fs) = e {
+        return fs.into();
+    }
+    let status = if e.is_usage() {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Failure
+    };
+    CliError {
+        status,
+        hint: e.hint(),
+        message: e.to_string(),
+    }
+}
+
+/// The current time, or the test clock.
+///
+/// `KEYGATE_TEST_NOW` (RFC 3339) exists only so tests can age certificates without
+/// waiting; it is deliberately undocumented for users and not part of the config schema.
+pub(crate) fn now() -> Result<time::OffsetDateTime, CliError> {
+    match std::env::var("KEYGATE_TEST_NOW") {
+        Ok(t) => time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| CliError::usage(format!("invalid KEYGATE_TEST_NOW '{t}': {e}"))),
+        Err(_) => Ok(time::OffsetDateTime::now_utc()),
     }
 }

@@ -1,0 +1,43 @@
+//! The provisioning cascade: how a certificate gets from "none" to published.
+//!
+//! `auto` tries, in order: `tailscale cert` (when the tailnet offers HTTPS certificate
+//! domains), mkcert (when installed with a CA key), and keygate's own name-constrained local
+//! CA. Whatever produced the material, it goes through the same gate before it becomes live:
+//! [`kg_pki::verify`] (SANs, key match, chain to its anchor, validity), then one generation
+//! published by [`kg_fs::generation`], then the state record. A failure at any step leaves
+//! the previous generation live and untouched.
+//!
+//! External tools run through `duct` with captured output, a timeout, and no shell.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod fetch;
+mod local_ca;
+mod provision;
+pub mod state;
+pub mod tiers;
+mod tool;
+
+pub use error::Error;
+pub use local_ca::{LocalCa, load_local_ca};
+pub use provision::{
+    Action, Files, Method, Outcome, Request, Tailnet, default_names, host_names, provision,
+};
+
+/// File names inside each published generation.
+pub mod files {
+    /// The leaf certificate alone.
+    pub const CERT: &str = "cert.pem";
+    /// The issuer certificates, without the leaf.
+    pub const CHAIN: &str = "chain.pem";
+    /// Leaf then issuers: what servers present (nginx `ssl_certificate`).
+    pub const FULLCHAIN: &str = "fullchain.pem";
+    /// The private key, PKCS#8, 0600.
+    pub const KEY: &str = "key.pem";
+    /// The trust anchor clients need (`curl --cacert`).
+    pub const CA: &str = "ca.pem";
+    /// The tailnet certificate (leaf then issuers), when tailscale provided one.
+    pub const TAILNET_FULLCHAIN: &str = "tailnet-fullchain.pem";
+    /// The tailnet certificate's key, PKCS#8, 0600.
+    pub const TAILNET_KEY: &str = "tailnet-key.pem";
+}
