@@ -126,7 +126,9 @@ pub fn publish(dir: &Path, items: &[Item<'_>], keep: usize) -> Result<Generation
     let result = write_staging(&staging, items, private).and_then(|()| {
         let final_path = dir.join(&name);
         fs_err::rename(&staging, &final_path)?;
-        sync_dir(dir)?;
+        // No sync of `dir` here: both this rename and the link switch are entries of `dir`,
+        // and switch_current syncs it once after both. A crash in between leaves an unused
+        // generation directory and the old `current`, which is safe.
         switch_current(dir, &name)?;
         Ok(Generation {
             number,
@@ -163,6 +165,7 @@ fn write_staging(staging: &Path, items: &[Item<'_>], private: bool) -> Result<()
         .create(staging)
         .map_err(|e| with_path(e, "create directory", staging))?;
     fs_err::set_permissions(staging, std::fs::Permissions::from_mode(mode))?;
+    let mut files = Vec::with_capacity(items.len());
     for item in items {
         let path = staging.join(item.name);
         let mut file = OpenOptions::new()
@@ -178,9 +181,24 @@ fn write_staging(staging: &Path, items: &[Item<'_>], private: bool) -> Result<()
             .map_err(|e| with_path(e.into(), "set the mode of", &path))?;
         file.write_all(item.contents)
             .map_err(|e| with_path(e, "write", &path))?;
-        file.sync_all().map_err(|e| with_path(e, "sync", &path))?;
+        files.push((file, path));
     }
-    sync_dir(staging)
+    // Sync every file and the directory at once: the filesystem can then commit them in one
+    // journal transaction instead of one per file, which is most of the cost of publishing.
+    std::thread::scope(|scope| {
+        let syncs: Vec<_> = files
+            .iter()
+            .map(|(file, path)| {
+                scope.spawn(move || file.sync_all().map_err(|e| with_path(e, "sync", path)))
+            })
+            .collect();
+        let dir = sync_dir(staging);
+        syncs
+            .into_iter()
+            .map(|h| h.join().expect("fsync does not panic"))
+            .collect::<Result<(), Error>>()
+            .and(dir)
+    })
 }
 
 fn switch_current(dir: &Path, name: &str) -> Result<(), Error> {
