@@ -4,7 +4,7 @@
 //! domains), mkcert (when installed with a CA key), and keygate's own name-constrained local
 //! CA. Whatever produced the material, it goes through the same gate before it becomes live:
 //! [`kg_pki::verify`] (SANs, key match, chain to its anchor, validity), then one generation
-//! published by [`kg_fs::generation`], then the state record. A failure at any step leaves
+//! published by [`kg_fs::generation`] together with its record. A failure at any step leaves
 //! the previous generation live and untouched.
 //!
 //! External tools run through `duct` with captured output, a timeout, and no shell.
@@ -40,4 +40,6 @@ pub mod files {
     pub const TAILNET_FULLCHAIN: &str = "tailnet-fullchain.pem";
     /// The tailnet certificate's key, PKCS#8, 0600.
     pub const TAILNET_KEY: &str = "tailnet-key.pem";
+    /// What was asked for and how it was obtained (`state::Record`).
+    pub const META: &str = "meta.json";
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::state::{self, Record};
+
 use crate::tiers::{self, Tier};
 use crate::{Error, files, local_ca, tool};
 
@@ -182,14 +183,15 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
         )?)
     };
 
-    let mut st = state::load(&locations.state_dir)?;
-    let keep_reason = if req.force {
-        Err("a new certificate was asked for".to_owned())
-    } else {
-        current_is_fine(&cert_dir, st.certs.get(&req.id), &names, req)
+    let published = state::load(&cert_dir);
+    let verdict = match (&published, req.force) {
+        (_, true) => Err("a new certificate was asked for".to_owned()),
+        (Err(e), _) => Err(e.to_string()),
+        (Ok(None), _) => Err("nothing was published yet".to_owned()),
+        (Ok(Some((g, record))), false) => current_is_fine(g, record, &names, req),
     };
-    if let Ok((g, facts)) = keep_reason {
-        let record = &st.certs[&req.id];
+    if let (Ok(facts), Ok(Some((g, record)))) = (&verdict, &published) {
+        let facts = facts.clone();
         return Ok(Outcome {
             id: req.id.clone(),
             action: if req.dry_run { Action::WouldKeep } else { Action::Unchanged },
@@ -205,7 +207,7 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
             notes: Vec::new(),
         });
     }
-    let why_new = keep_reason.err().unwrap_or_default();
+    let why_new = verdict.err().unwrap_or_default();
 
     let plan = choose(req, &names)?;
     if req.dry_run {
@@ -255,6 +257,24 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
         None => None,
     };
 
+    let method = if produced.tailnet.is_some() {
+        "tailscale"
+    } else {
+        produced.local.method
+    };
+    let record = Record {
+        names: names.iter().map(ToString::to_string).collect(),
+        method: method.to_owned(),
+        key: req.key.as_str().to_owned(),
+        days: req.days,
+        serial: facts.serial.clone(),
+        sha256_fingerprint: facts.sha256_fingerprint.clone(),
+        not_before: facts.not_before,
+        not_after: facts.not_after,
+        tailnet_domain: tailnet_facts.as_ref().map(|(d, _)| d.clone()),
+        tailnet_not_after: tailnet_facts.as_ref().map(|(_, f)| f.not_after),
+    };
+    let meta = record.to_json();
     let fullchain = format!("{}{}", produced.local.cert_pem, produced.local.chain_pem);
     let mut items = vec![
         Item {
@@ -282,6 +302,11 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
             contents: produced.local.trust_pem.as_bytes(),
             mode: FileMode::Public,
         },
+        Item {
+            name: files::META,
+            contents: meta.as_bytes(),
+            mode: FileMode::Public,
+        },
     ];
     let tailnet_fullchain;
     if let Some((_, m)) = &produced.tailnet {
@@ -298,34 +323,12 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
         });
     }
     let g = generation::publish(&cert_dir, &items, req.keep)?;
-
-    let method = if produced.tailnet.is_some() {
-        "tailscale"
-    } else {
-        produced.local.method
-    };
-    let record = Record {
-        names: names.iter().map(ToString::to_string).collect(),
-        method: method.to_owned(),
-        key: req.key.as_str().to_owned(),
-        days: req.days,
-        serial: facts.serial.clone(),
-        sha256_fingerprint: facts.sha256_fingerprint.clone(),
-        not_before: facts.not_before,
-        not_after: facts.not_after,
-        generation: g.number,
-        tailnet_domain: tailnet_facts.as_ref().map(|(d, _)| d.clone()),
-        tailnet_not_after: tailnet_facts.as_ref().map(|(_, f)| f.not_after),
-    };
     let notes = if record.tailnet_domain.is_some() {
         vec!["tailscale certificates come from Let's Encrypt and are logged in public certificate transparency logs: the node and tailnet names become public".to_owned()]
     } else {
         Vec::new()
     };
     let tailnet = tailnet_of(&cert_dir, &record);
-    st.version = 1;
-    st.certs.insert(req.id.clone(), record);
-    state::save(&locations.state_dir, &st)?;
 
     Ok(Outcome {
         id: req.id.clone(),
@@ -368,21 +371,11 @@ fn method_name(recorded: &str) -> &'static str {
 
 /// Whether the published generation can stay; `Err` says why not.
 fn current_is_fine(
-    cert_dir: &Path,
-    record: Option<&Record>,
+    g: &Generation,
+    record: &Record,
     names: &[SanName],
     req: &Request,
-) -> Result<(Generation, CertFacts), String> {
-    let record = record.ok_or("nothing was published yet")?;
-    let g = generation::current(cert_dir)
-        .map_err(|e| e.to_string())?
-        .ok_or("nothing was published yet")?;
-    if g.number != record.generation {
-        return Err(format!(
-            "the live generation {} is not the recorded {}",
-            g.number, record.generation
-        ));
-    }
+) -> Result<CertFacts, String> {
     let planned: Vec<String> = names.iter().map(ToString::to_string).collect();
     if record.names != planned {
         return Err(format!(
@@ -439,7 +432,7 @@ fn current_is_fine(
             facts.not_after
         ));
     }
-    Ok((g, facts))
+    Ok(facts)
 }
 
 fn read(path: &Path) -> Result<String, String> {
