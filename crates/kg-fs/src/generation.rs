@@ -195,8 +195,7 @@ fn write_staging(staging: &Path, items: &[Item<'_>], private: bool) -> Result<()
         let dir = sync_dir(staging);
         syncs
             .into_iter()
-            .map(|h| h.join().expect("fsync does not panic"))
-            .collect::<Result<(), Error>>()
+            .try_for_each(|h| h.join().expect("fsync does not panic"))
             .and(dir)
     })
 }
