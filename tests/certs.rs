@@ -137,6 +137,124 @@ fn local_ca_issues_san_correct_certs_that_openssl_verifies() {
 }
 
 #[test]
+fn every_key_type_and_lifetime_verifies_with_openssl() {
+    if !have("openssl") {
+        return;
+    }
+    let env = env();
+    for (key, days, marker) in [
+        ("ecdsa-p384", "30", "NIST CURVE: P-384"),
+        ("ed25519", "7", "ED25519"),
+        ("rsa-2048", "90", "Public-Key: (2048 bit)"),
+        ("rsa-3072", "825", "Public-Key: (3072 bit)"),
+    ] {
+        let id = format!("k-{key}");
+        env.run(
+            "certctl",
+            &[
+                "issue",
+                "--method",
+                "local-ca",
+                "--id",
+                &id,
+                "--key",
+                key,
+                "--days",
+                days,
+                "localhost",
+                "127.0.0.1",
+            ],
+        )
+        .code(0);
+        let dir = current(&env, &id);
+        verify(&dir.join("ca.pem"), &dir.join("cert.pem"));
+        let text = text_of(&dir.join("cert.pem"));
+        assert!(text.contains(marker), "{key}: {text}");
+        let secs = days.parse::<i64>().unwrap() * 86_400;
+        let cert = dir.join("cert.pem");
+        assert!(
+            !openssl(&[
+                "x509",
+                "-noout",
+                "-checkend",
+                &(secs + 3600).to_string(),
+                "-in",
+                cert.to_str().unwrap()
+            ])
+            .0,
+            "{key} outlives {days} days"
+        );
+        assert!(
+            openssl(&[
+                "x509",
+                "-noout",
+                "-checkend",
+                &(secs - 3600).to_string(),
+                "-in",
+                cert.to_str().unwrap()
+            ])
+            .0,
+            "{key} ends before {days} days"
+        );
+        // openssl reads our PKCS#8 key, and it is the certificate's key.
+        let (ok, pubkey) = openssl(&[
+            "pkey",
+            "-pubout",
+            "-in",
+            dir.join("key.pem").to_str().unwrap(),
+        ]);
+        assert!(ok, "{key}: {pubkey}");
+        assert_eq!(
+            pubkey,
+            openssl(&["x509", "-noout", "-pubkey", "-in", cert.to_str().unwrap()]).1,
+            "{key}"
+        );
+    }
+    // Over Apple's limit, or zero: a usage error, nothing issued.
+    for days in ["826", "0"] {
+        let run = env.run(
+            "certctl",
+            &[
+                "issue", "--method", "local-ca", "--id", "toolong", "--days", days,
+            ],
+        );
+        run.code(2);
+        assert!(
+            run.stderr
+                .starts_with("error: invalid value for 'cert.days' from flag --days"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(!env.root().join("private/certs/toolong").exists());
+}
+
+#[test]
+fn the_local_ca_key_is_private_and_the_ca_is_created_once() {
+    let env = env();
+    env.run("certctl", &["ensure", "--method", "local-ca"])
+        .code(0);
+    let ca_dir = env.root().join("private/ca/current");
+    assert_eq!(stat_mode(&ca_dir.join("ca-key.pem")), "600");
+    assert_eq!(stat_mode(&ca_dir.join("ca.pem")), "644");
+    let ca = std::fs::read(ca_dir.join("ca.pem")).unwrap();
+    env.run(
+        "certctl",
+        &["issue", "--method", "local-ca", "--id", "second"],
+    )
+    .code(0);
+    assert_eq!(
+        std::fs::read(ca_dir.join("ca.pem")).unwrap(),
+        ca,
+        "the CA must not be re-created"
+    );
+    assert_eq!(
+        std::fs::read(current(&env, "second").join("ca.pem")).unwrap(),
+        ca
+    );
+}
+
+#[test]
 fn every_issue_gets_a_distinct_serial() {
     let env = env();
     let mut serials = std::collections::BTreeSet::new();
@@ -739,5 +857,15 @@ fn ca_export_and_trust_name_the_ca_file() {
     ] {
         assert!(trust.stdout.contains(want), "{want}");
     }
-    let _: Run = env.run("certctl", &["ca", "show", "--json"]);
+    let json = env.run("certctl", &["trust", "--json"]).json();
+    assert_eq!(json["systems"].as_array().unwrap().len(), 4);
+    let show = env.run("certctl", &["ca", "show", "--json"]);
+    show.code(0);
+    assert!(
+        show.json()["ca"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("keygate local CA")
+    );
+    let _: &Run = &show;
 }

@@ -26,6 +26,9 @@ pub(crate) struct TrustArgs {
     /// The managed certificate whose CA should be trusted [default: keygate's local CA]
     #[arg(long)]
     id: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 /// The CA certificate file for `id`, or keygate's local CA.
@@ -87,27 +90,55 @@ pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, Cl
 pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus, CliError> {
     let file = ca_file(global, args.id.as_deref())?;
     let f = file.display();
+    let nss = |db: &str| format!("certutil -d sql:{db} -A -t C,, -n 'keygate local CA' -i '{f}'");
+    let systems = [
+        (
+            "Debian, Ubuntu",
+            vec![
+                format!("sudo cp '{f}' /usr/local/share/ca-certificates/keygate-local-ca.crt"),
+                "sudo update-ca-certificates".to_owned(),
+            ],
+        ),
+        (
+            "Fedora, RHEL",
+            vec![
+                format!("sudo cp '{f}' /etc/pki/ca-trust/source/anchors/keygate-local-ca.pem"),
+                "sudo update-ca-trust".to_owned(),
+            ],
+        ),
+        (
+            "macOS",
+            vec![format!(
+                "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain '{f}'"
+            )],
+        ),
+        (
+            "Firefox and Chromium on Linux (NSS; certutil is in libnss3-tools)",
+            vec![
+                nss("$HOME/.pki/nssdb"),
+                format!(
+                    "for db in $HOME/.mozilla/firefox/*/; do {}; done",
+                    nss("$db")
+                ),
+            ],
+        ),
+    ];
+    if args.json {
+        let list: Vec<_> = systems
+            .iter()
+            .map(|(system, commands)| serde_json::json!({ "system": system, "commands": commands }))
+            .collect();
+        out_json(&serde_json::json!({ "ca_file": file, "systems": list }))?;
+        return Ok(ExitStatus::Success);
+    }
     out(format!(
-        "# Trust the CA in {f}. Run the lines for your system; each needs admin rights once.\n"
+        "# Trust the CA in {f}. Run the lines for your system; each needs admin rights once."
     ))?;
-    out("# Debian, Ubuntu")?;
-    out(format!(
-        "sudo cp '{f}' /usr/local/share/ca-certificates/keygate-local-ca.crt && sudo update-ca-certificates\n"
-    ))?;
-    out("# Fedora, RHEL")?;
-    out(format!(
-        "sudo cp '{f}' /etc/pki/ca-trust/source/anchors/keygate-local-ca.pem && sudo update-ca-trust\n"
-    ))?;
-    out("# macOS")?;
-    out(format!(
-        "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain '{f}'\n"
-    ))?;
-    out("# Firefox and Chromium on Linux (NSS; needs certutil from libnss3-tools)")?;
-    out(format!(
-        "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n 'keygate local CA' -i '{f}'"
-    ))?;
-    out(format!(
-        "for db in $HOME/.mozilla/firefox/*/; do certutil -d sql:$db -A -t C,, -n 'keygate local CA' -i '{f}'; done"
-    ))?;
+    for (system, commands) in systems {
+        out(format!("\n# {system}"))?;
+        for c in commands {
+            out(c)?;
+        }
+    }
     Ok(ExitStatus::Success)
 }
