@@ -8,9 +8,10 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod issue;
+mod renew;
 
 /// The benchmarks that exist; later issues add theirs.
-pub(crate) const NAMES: &[&str] = &["issue"];
+pub(crate) const NAMES: &[&str] = &["issue", "renew"];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let names: Vec<&str> = match args.first().map(String::as_str) {
@@ -20,6 +21,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     for name in names {
         match name {
             "issue" => issue::run(root)?,
+            "renew" => renew::run(root)?,
             other => bail!(
                 "unknown benchmark '{other}'; available: {}",
                 NAMES.join(", ")

@@ -67,6 +67,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args, force: bool) -> Result<ExitS
             .wait
             .map_or(Wait::No, |s| Wait::Up(Duration::from_secs(s))),
         ca_extra_names: cfg.list("cert.ca_extra_names").to_vec(),
+        tailnet_hint: None,
         keep: cfg.u32("cert.keep_generations") as usize,
         now: crate::now()?,
     };

@@ -10,6 +10,8 @@ use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 mod ca;
 mod ensure;
 mod inspect;
+mod renew;
+mod schedule;
 
 /// Provision TLS certificates: tailscale, else mkcert, else keygate's own local CA
 #[derive(Debug, Parser)]
@@ -29,6 +31,14 @@ enum Command {
     Issue(ensure::Args),
     /// Show a certificate's names, validity, key and problems: a file, a managed id, or what a server presents
     Inspect(inspect::Args),
+    /// Renew every managed certificate that is due; silent when nothing is (for cron)
+    Renew(renew::RenewArgs),
+    /// List every managed certificate, its expiry and renewal time; exit 1 if any is due or broken
+    Status(renew::StatusArgs),
+    /// Check modes, owners, links, stale files, key/cert match, expiry and the CA; --fix repairs
+    Doctor(renew::DoctorArgs),
+    /// Print a crontab line or systemd units that run `certctl renew`
+    Schedule(schedule::Args),
     /// Show or export the CA certificate that clients must trust
     #[command(subcommand)]
     Ca(ca::CaCommand),
@@ -48,6 +58,10 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Ensure(args) => ensure::run(&cli.global, args, false),
         Command::Issue(args) => ensure::run(&cli.global, args, true),
         Command::Inspect(args) => inspect::run(&cli.global, args),
+        Command::Renew(args) => renew::renew(&cli.global, args),
+        Command::Status(args) => renew::status(&cli.global, args),
+        Command::Doctor(args) => renew::doctor(&cli.global, args),
+        Command::Schedule(args) => schedule::run(&cli.global, args),
         Command::Ca(cmd) => ca::run(&cli.global, cmd),
         Command::Trust(args) => ca::trust(&cli.global, args),
         Command::Config(cmd) => cmd.run(&cli.global),

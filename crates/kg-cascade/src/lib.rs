@@ -10,10 +10,12 @@
 //! External tools run through `duct` with captured output, a timeout, and no shell.
 #![forbid(unsafe_code)]
 
+pub mod doctor;
 mod error;
 pub mod fetch;
 mod local_ca;
 mod provision;
+pub mod renew;
 pub mod state;
 pub mod tiers;
 mod tool;
@@ -21,7 +23,8 @@ mod tool;
 pub use error::Error;
 pub use local_ca::{LocalCa, load_local_ca};
 pub use provision::{
-    Action, Files, Method, Outcome, Request, Tailnet, default_names, host_names, provision,
+    Action, Files, Method, Outcome, Request, Tailnet, default_names, host_names, lock, provision,
+    provision_locked,
 };
 
 /// File names inside each published generation.

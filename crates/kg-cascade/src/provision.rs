@@ -75,6 +75,9 @@ pub struct Request {
     pub ca_extra_names: Vec<String>,
     /// Generations to keep.
     pub keep: usize,
+    /// The tailnet name to ask tailscale for when no requested name is one (renewals keep
+    /// the tailnet certificate they had).
+    pub tailnet_hint: Option<String>,
     pub now: OffsetDateTime,
 }
 
@@ -162,7 +165,33 @@ pub fn default_names() -> Vec<String> {
 }
 
 /// Gets a verified certificate for `req` published, unless the published one is fine.
+///
+/// Takes the certificate lock for the whole decision and publication (dry runs take none
+/// and write nothing, not even the state directory).
 pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error> {
+    if req.dry_run {
+        return provision_inner(locations, req);
+    }
+    let lock = lock(locations, req.wait)?;
+    provision_locked(locations, req, &lock)
+}
+
+/// Takes the lock that serializes every change to managed certificates.
+pub fn lock(locations: &Locations, wait: Wait) -> Result<kg_fs::lock::LockGuard, Error> {
+    kg_fs::create_dir_all(&locations.state_dir, kg_fs::DirMode::Private)?;
+    Ok(kg_fs::lock::acquire(&locations.lock_file("certs"), wait)?)
+}
+
+/// [`provision`] for a caller that already holds the lock (renewing many certificates).
+pub fn provision_locked(
+    locations: &Locations,
+    req: &Request,
+    _held: &kg_fs::lock::LockGuard,
+) -> Result<Outcome, Error> {
+    provision_inner(locations, req)
+}
+
+fn provision_inner(locations: &Locations, req: &Request) -> Result<Outcome, Error> {
     check_id(&req.id)?;
     let requested = if req.names.is_empty() {
         default_names()
@@ -171,17 +200,6 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
     };
     let names = kg_pki::plan_names(&requested)?;
     let cert_dir = locations.cert_dir(&req.id);
-
-    // Dry runs take no lock and write nothing, not even the state directory.
-    let _lock = if req.dry_run {
-        None
-    } else {
-        kg_fs::create_dir_all(&locations.state_dir, kg_fs::DirMode::Private)?;
-        Some(kg_fs::lock::acquire(
-            &locations.lock_file("certs"),
-            req.wait,
-        )?)
-    };
 
     let published = state::load(&cert_dir);
     let verdict = match (&published, req.force) {
@@ -262,8 +280,12 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
     } else {
         produced.local.method
     };
-    let record = Record {
-        names: names.iter().map(ToString::to_string).collect(),
+    let mut record = Record {
+        names: produced
+            .local_names
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         method: method.to_owned(),
         key: req.key.as_str().to_owned(),
         days: req.days,
@@ -273,8 +295,8 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
         not_after: facts.not_after,
         tailnet_domain: tailnet_facts.as_ref().map(|(d, _)| d.clone()),
         tailnet_not_after: tailnet_facts.as_ref().map(|(_, f)| f.not_after),
+        files: Default::default(),
     };
-    let meta = record.to_json();
     let fullchain = format!("{}{}", produced.local.cert_pem, produced.local.chain_pem);
     let mut items = vec![
         Item {
@@ -302,11 +324,6 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
             contents: produced.local.trust_pem.as_bytes(),
             mode: FileMode::Public,
         },
-        Item {
-            name: files::META,
-            contents: meta.as_bytes(),
-            mode: FileMode::Public,
-        },
     ];
     let tailnet_fullchain;
     if let Some((_, m)) = &produced.tailnet {
@@ -322,6 +339,18 @@ pub fn provision(locations: &Locations, req: &Request) -> Result<Outcome, Error>
             mode: FileMode::Secret,
         });
     }
+    // Digests of what was just verified let renew and status check 1,000 certificates
+    // cheaply: unchanged bytes are still a matching, verified pair.
+    record.files = items
+        .iter()
+        .map(|i| (i.name.to_owned(), state::digest(i.contents)))
+        .collect();
+    let meta = record.to_json();
+    items.push(Item {
+        name: files::META,
+        contents: meta.as_bytes(),
+        mode: FileMode::Public,
+    });
     let g = generation::publish(&cert_dir, &items, req.keep)?;
     let notes = if record.tailnet_domain.is_some() {
         vec!["tailscale certificates come from Let's Encrypt and are logged in public certificate transparency logs: the node and tailnet names become public".to_owned()]
@@ -376,7 +405,8 @@ fn current_is_fine(
     names: &[SanName],
     req: &Request,
 ) -> Result<CertFacts, String> {
-    let planned: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let local = local_names(names, record.tailnet_domain.as_deref()).map_err(|e| e.to_string())?;
+    let planned: Vec<String> = local.iter().map(ToString::to_string).collect();
     if record.names != planned {
         return Err(format!(
             "the names changed from {} to {}",
@@ -402,7 +432,7 @@ fn current_is_fine(
         &g.file(files::CERT),
         &g.file(files::KEY),
         &g.file(files::CA),
-        names,
+        &local,
         req.now,
     )?;
     if let Some(domain) = &record.tailnet_domain {
@@ -518,7 +548,12 @@ fn choose(req: &Request, names: &[SanName]) -> Result<Plan, Error> {
             let wanted = names
                 .iter()
                 .filter_map(SanName::as_dns)
-                .find(|n| status.cert_domains.iter().any(|d| d == n));
+                .find(|n| status.cert_domains.iter().any(|d| d == n))
+                .or_else(|| {
+                    req.tailnet_hint
+                        .as_deref()
+                        .filter(|h| status.cert_domains.iter().any(|d| d == h))
+                });
             match wanted {
                 Some(domain) => tailnet = Some(domain.to_owned()),
                 None if req.names.is_empty() => tailnet = status.cert_domains.first().cloned(),
@@ -630,11 +665,7 @@ fn produce(
         None => None,
     };
     // The tailnet name goes in the tailnet certificate; the local one covers the rest.
-    let is_tailnet = |n: &SanName| plan.tailnet.is_some() && plan.tailnet.as_deref() == n.as_dns();
-    let mut local_names: Vec<SanName> = names.iter().filter(|n| !is_tailnet(n)).cloned().collect();
-    if local_names.is_empty() {
-        local_names = kg_pki::plan_names(&default_names())?;
-    }
+    let local_names = local_names(names, plan.tailnet.as_deref())?;
     let local = match plan.method {
         Method::SelfSigned => {
             let issued = kg_pki::self_signed(&local_names, req.key, req.days, req.now)?;
@@ -681,6 +712,20 @@ fn produce(
         local_names,
         tailnet,
     })
+}
+
+/// The names the local certificate covers: the planned names without the tailnet name, or
+/// the local defaults when that leaves none.
+fn local_names(names: &[SanName], tailnet: Option<&str>) -> Result<Vec<SanName>, Error> {
+    let local: Vec<SanName> = names
+        .iter()
+        .filter(|n| tailnet.is_none() || n.as_dns() != tailnet)
+        .cloned()
+        .collect();
+    if local.is_empty() {
+        return Ok(kg_pki::plan_names(&default_names())?);
+    }
+    Ok(local)
 }
 
 /// A private scratch directory beside the state, removed when dropped.

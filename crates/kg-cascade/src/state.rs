@@ -2,6 +2,7 @@
 //! as the certificate it describes. Record and files therefore change in one atomic step; a
 //! separate state file could say "generation 3" while `current` already points at 4.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use kg_fs::generation::{self, Generation};
@@ -34,6 +35,9 @@ pub struct Record {
         with = "time::serde::rfc3339::option"
     )]
     pub tailnet_not_after: Option<OffsetDateTime>,
+    /// SHA-256 of every other file of the generation, taken after verification.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 /// The live generation of `cert_dir` and its record; `Ok(None)` when nothing was published.
@@ -53,7 +57,36 @@ pub fn load(cert_dir: &Path) -> Result<Option<(Generation, Record)>, Error> {
     Ok(Some((g, record)))
 }
 
+/// Lower-case hex SHA-256.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl Record {
+    /// Checks that every file of `g` still has the bytes that were verified and published:
+    /// then the pair still matches and nothing is damaged, without re-verifying.
+    pub fn files_intact(&self, g: &Generation) -> Result<(), String> {
+        if self.files.is_empty() {
+            return Err("the record lists no files".into());
+        }
+        for (name, want) in &self.files {
+            let path = g.file(name);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+            if digest(&bytes) != *want {
+                return Err(format!(
+                    "'{}' changed since it was published",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The record as it is published.
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).expect("a record serializes");

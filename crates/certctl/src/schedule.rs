@@ -1,0 +1,70 @@
+//! `certctl schedule`: the renewal job for cron or systemd, ready to install.
+
+use kg_cli::{CliError, ExitStatus, GlobalArgs, out};
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["cron", "systemd"])))]
+pub(crate) struct Args {
+    /// Print a crontab line (twice a day; certctl adds its own random delay)
+    #[arg(long)]
+    cron: bool,
+    /// Print a systemd service and timer (twice a day with RandomizedDelaySec)
+    #[arg(long)]
+    systemd: bool,
+    /// For a system-wide install (root, /var/lib/keygate) instead of the current user
+    #[arg(long)]
+    system: bool,
+}
+
+pub(crate) fn run(_global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::failure(format!("cannot find certctl's own path: {e}")))?;
+    let exe = exe.display();
+    // The job must find the same files this shell does.
+    let home = match (args.system, std::env::var("KEYGATE_HOME")) {
+        (true, _) => Some("/var/lib/keygate".to_owned()),
+        (false, Ok(h)) if !h.is_empty() => Some(h),
+        _ => None,
+    };
+    if args.cron {
+        let env = home
+            .as_ref()
+            .map(|h| format!("KEYGATE_HOME={h} "))
+            .unwrap_or_default();
+        let file = if args.system {
+            "/etc/cron.d/keygate (with a user field: insert `root` after the times)"
+        } else {
+            "`crontab -e`"
+        };
+        out(format!(
+            "# certctl renewal, twice a day; install with {file}"
+        ))?;
+        // Minute 17: off the hour, where every other job on the machine starts.
+        out(format!("17 3,15 * * * {env}{exe} renew --all --wait 600"))?;
+        return Ok(ExitStatus::Success);
+    }
+    let (unit_dir, user) = if args.system {
+        ("/etc/systemd/system", "")
+    } else {
+        ("~/.config/systemd/user", "--user ")
+    };
+    let env = home
+        .as_ref()
+        .map(|h| format!("Environment=KEYGATE_HOME={h}\n"))
+        .unwrap_or_default();
+    let state = if args.system {
+        "StateDirectory=keygate\nStateDirectoryMode=0700\n"
+    } else {
+        ""
+    };
+    out(format!("# {unit_dir}/keygate-renew.service"))?;
+    out(format!(
+        "[Unit]\nDescription=Renew keygate certificates\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\n{env}{state}ExecStart={exe} renew --all --no-jitter --wait 600\nUMask=0077\nNoNewPrivileges=yes\nPrivateTmp=yes\n"
+    ))?;
+    out(format!("# {unit_dir}/keygate-renew.timer"))?;
+    out("[Unit]\nDescription=Renew keygate certificates twice a day\n\n[Timer]\nOnCalendar=*-*-* 00,12:00:00\nRandomizedDelaySec=1h\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n".to_string())?;
+    out(format!(
+        "# then: systemctl {user}daemon-reload && systemctl {user}enable --now keygate-renew.timer"
+    ))?;
+    Ok(ExitStatus::Success)
+}

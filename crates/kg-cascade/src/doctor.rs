@@ -1,0 +1,317 @@
+//! `certctl doctor`: everything keygate manages, checked, and repaired where that is safe.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use kg_config::Locations;
+use kg_fs::generation;
+use serde::Serialize;
+
+use crate::renew::{CurrentCas, Policy, check, managed_ids};
+use crate::{files, state};
+
+/// One thing doctor looked at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// What was checked, e.g. `mode of /path/key.pem`.
+    pub check: String,
+    /// Fine as found.
+    pub ok: bool,
+    /// Was a problem, and `--fix` repaired it.
+    pub fixed: bool,
+    /// What was found (and what to do when it was not fixed).
+    pub detail: String,
+}
+
+impl Finding {
+    fn ok(check: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding {
+            check: check.into(),
+            ok: true,
+            fixed: false,
+            detail: detail.into(),
+        }
+    }
+
+    fn problem(check: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding {
+            check: check.into(),
+            ok: false,
+            fixed: false,
+            detail: detail.into(),
+        }
+    }
+
+    /// A problem that remains after this run.
+    pub fn remains(&self) -> bool {
+        !self.ok && !self.fixed
+    }
+}
+
+/// Staging directories of cascade runs younger than this may belong to a running process.
+const STAGING_GRACE: Duration = Duration::from_secs(600);
+
+/// Runs every check; with `fix`, repairs modes, stale temporary files and old generations.
+pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let me = rustix::process::geteuid().as_raw();
+    let certs_root = locations.private_dir.join("certs");
+    for dir in [
+        &locations.private_dir,
+        &certs_root,
+        &locations.ca_dir(),
+        &locations.state_dir,
+    ] {
+        check_dir(dir, me, fix, &mut out);
+    }
+
+    let mut cas = CurrentCas::default();
+    for id in managed_ids(locations) {
+        let cert_dir = locations.cert_dir(&id);
+        check_dir(&cert_dir, me, fix, &mut out);
+        match generation::current(&cert_dir) {
+            Ok(Some(g)) => out.push(Finding::ok(
+                format!("certificate '{id}': current link"),
+                format!("points to generation {}", g.number),
+            )),
+            Ok(None) => out.push(Finding::problem(
+                format!("certificate '{id}': current link"),
+                "missing; run `certctl ensure --id ID` to publish again",
+            )),
+            Err(e) => out.push(Finding::problem(
+                format!("certificate '{id}': current link"),
+                format!("{e}; run `certctl renew --id {id} --force`"),
+            )),
+        }
+        if let Ok(Some((g, record))) = state::load(&cert_dir) {
+            for key in [files::KEY, files::TAILNET_KEY]
+                .into_iter()
+                .filter(|k| record.files.contains_key(*k))
+            {
+                secret_mode(&g.file(key), fix, &mut out);
+            }
+            let pair = std::fs::read_to_string(g.file(files::CERT))
+                .ok()
+                .zip(std::fs::read_to_string(g.file(files::KEY)).ok());
+            let names: Vec<kg_pki::SanName> =
+                record.names.iter().filter_map(|n| n.parse().ok()).collect();
+            let verdict = match (pair, std::fs::read_to_string(g.file(files::CA))) {
+                (Some((cert, key)), Ok(ca)) => {
+                    kg_pki::verify(&cert, &kg_pki::SecretPem::new(key), &ca, &names, policy.now)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+                _ => Err("a file of the pair is missing".into()),
+            };
+            out.push(match verdict {
+                Ok(()) => Finding::ok(
+                    format!("certificate '{id}': key, names and chain"),
+                    "the key matches and the chain verifies",
+                ),
+                Err(e) => Finding::problem(
+                    format!("certificate '{id}': key, names and chain"),
+                    format!("{e}; run `certctl renew --id {id} --force`"),
+                ),
+            });
+        }
+        let c = check(locations, &id, policy, &mut cas);
+        out.push(match (&c.broken, &c.due) {
+            (Some(b), _) => Finding::problem(
+                format!("certificate '{id}': files"),
+                format!("{b}; run `certctl renew --id {id} --force`"),
+            ),
+            (None, Some(d)) => Finding::problem(
+                format!("certificate '{id}': expiry"),
+                format!("{d}; run `certctl renew`"),
+            ),
+            (None, None) => Finding::ok(
+                format!("certificate '{id}': expiry"),
+                format!("{} days left", c.days_left.unwrap_or_default()),
+            ),
+        });
+        stale(
+            &cert_dir,
+            generation::stale_staging(&cert_dir),
+            fix,
+            &mut out,
+        );
+        let all = generation::list(&cert_dir).unwrap_or_default();
+        if all.len() > policy.keep {
+            let extra = all.len() - policy.keep;
+            let mut f = Finding::problem(
+                format!("certificate '{id}': old generations"),
+                format!("{extra} beyond the {} kept", policy.keep),
+            );
+            if fix && generation::prune(&cert_dir, policy.keep).is_ok() {
+                f.fixed = true;
+                f.detail = format!("removed {extra} old generation(s)");
+            }
+            out.push(f);
+        }
+        stale(&cert_dir, kg_fs::stale_temps(&cert_dir), fix, &mut out);
+    }
+
+    local_ca(locations, policy, fix, &mut out);
+    stale(
+        &locations.state_dir,
+        kg_fs::stale_temps(&locations.state_dir),
+        fix,
+        &mut out,
+    );
+    stale(
+        &locations.state_dir,
+        stale_cascade_staging(&locations.state_dir),
+        fix,
+        &mut out,
+    );
+
+    let (ts, _) = crate::tiers::tailscale();
+    let (mk, _) = crate::tiers::mkcert();
+    for tier in [ts, mk] {
+        let state = if tier.available {
+            "available"
+        } else {
+            "not available"
+        };
+        out.push(Finding::ok(
+            format!("method {}", tier.method),
+            format!("{state}: {}", tier.reason),
+        ));
+    }
+    out
+}
+
+fn check_dir(dir: &Path, me: u32, fix: bool, out: &mut Vec<Finding>) {
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    let what = format!("directory {}", dir.display());
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.uid() != me && meta.uid() != 0 {
+        out.push(Finding::problem(
+            what,
+            format!(
+                "owned by uid {}, not by you (uid {me}); fix the owner with chown",
+                meta.uid()
+            ),
+        ));
+        return;
+    }
+    if mode & 0o077 != 0 {
+        let mut f = Finding::problem(
+            &what,
+            format!("mode {mode:04o}; a private directory should be 0700"),
+        );
+        if fix && std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_ok() {
+            f.fixed = true;
+            f.detail = format!("mode {mode:04o} changed to 0700");
+        }
+        out.push(f);
+    } else {
+        out.push(Finding::ok(what, "private (0700) and yours"));
+    }
+}
+
+fn secret_mode(path: &Path, fix: bool, out: &mut Vec<Finding>) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    let what = format!("mode of {}", path.display());
+    if mode & 0o077 == 0 {
+        out.push(Finding::ok(what, format!("{mode:04o}")));
+        return;
+    }
+    let mut f = Finding::problem(&what, format!("{mode:04o}: a private key must be 0600"));
+    if fix && std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).is_ok() {
+        f.fixed = true;
+        f.detail = format!("{mode:04o} changed to 0600");
+    }
+    out.push(f);
+}
+
+fn stale(dir: &Path, paths: Vec<PathBuf>, fix: bool, out: &mut Vec<Finding>) {
+    for path in paths {
+        let mut f = Finding::problem(
+            format!("stale file in {}", dir.display()),
+            format!("'{}' was left by a process that died", path.display()),
+        );
+        if fix {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if removed.is_ok() {
+                f.fixed = true;
+                f.detail = format!("removed '{}', left by a process that died", path.display());
+            }
+        }
+        out.push(f);
+    }
+}
+
+/// `.staging.*` directories where mkcert or tailscale wrote before verification; removed on
+/// success and failure, so one older than [`STAGING_GRACE`] belongs to a killed run.
+fn stale_cascade_staging(state_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".staging."))
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STAGING_GRACE)
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+fn local_ca(locations: &Locations, policy: &Policy, fix: bool, out: &mut Vec<Finding>) {
+    let Ok(Some(g)) = generation::current(&locations.ca_dir()) else {
+        out.push(Finding::ok(
+            "local CA",
+            "not created (it is made on first use)",
+        ));
+        return;
+    };
+    secret_mode(&g.file("ca-key.pem"), fix, out);
+    let cert = std::fs::read_to_string(g.file("ca.pem")).unwrap_or_default();
+    let key = std::fs::read_to_string(g.file("ca-key.pem"))
+        .ok()
+        .map(kg_pki::SecretPem::new);
+    match kg_pki::inspect(&cert, key.as_ref(), None, policy.now) {
+        Ok(r)
+            if r.problems
+                .iter()
+                .any(|p| matches!(p, kg_pki::Problem::KeyMismatch | kg_pki::Problem::Expired)) =>
+        {
+            out.push(Finding::problem(
+                "local CA",
+                format!(
+                    "{}; remove {} to create a new CA, then trust it again",
+                    r.problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    locations.ca_dir().display()
+                ),
+            ));
+        }
+        Ok(r) if r.days_left < 365 => out.push(Finding::problem(
+            "local CA",
+            format!("expires in {} days; plan a new CA", r.days_left),
+        )),
+        Ok(r) => out.push(Finding::ok(
+            "local CA",
+            format!("{}, {} days left", r.leaf.subject, r.days_left),
+        )),
+        Err(e) => out.push(Finding::problem("local CA", e.to_string())),
+    }
+}

@@ -1,0 +1,346 @@
+//! Renewal and status: which managed certificates are due, and renewing them.
+//!
+//! The checks are cheap on purpose (cron runs them twice a day on every machine): the record
+//! in `meta.json` carries the SHA-256 of every file that was verified at publication, so
+//! unchanged bytes prove an intact, matching pair without a signature check. Anything that
+//! does not match is due, and goes through the full issue-verify-publish path.
+
+use std::time::Duration;
+
+use kg_config::Locations;
+use kg_fs::lock::LockGuard;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::state::{self, Record};
+use crate::{Error, Method, Outcome, Request, files, provision_locked};
+
+/// What renewal needs beyond the records themselves.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `cert.renew_before`: renew this long before expiry instead of at a third of the lifetime.
+    pub renew_before: Option<Duration>,
+    /// The names configured for one id (`cert.id` with `cert.names`): a certificate that no
+    /// longer covers them is due.
+    pub configured: Option<(String, Vec<String>)>,
+    pub ca_extra_names: Vec<String>,
+    pub keep: usize,
+    pub now: OffsetDateTime,
+}
+
+/// The state of one managed certificate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub id: String,
+    pub method: Option<String>,
+    pub names: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+    pub days_left: Option<i64>,
+    /// When it will be renewed (a third of the lifetime before expiry, or `renew_before`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub renew_at: Option<OffsetDateTime>,
+    /// Why it is due for renewal; `None` when it is not.
+    pub due: Option<String>,
+    /// Files missing, damaged, mismatched or with wrong modes; `None` when all are right.
+    pub broken: Option<String>,
+}
+
+impl Check {
+    pub fn is_due(&self) -> bool {
+        self.due.is_some()
+    }
+}
+
+/// Every id that has a certificate directory, sorted.
+pub fn managed_ids(locations: &Locations) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(locations.private_dir.join("certs")) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The CA certificates certificates were issued under, read once per run.
+#[derive(Debug, Default)]
+pub struct CurrentCas {
+    local_ca: Option<String>,
+    mkcert: Option<Option<String>>,
+}
+
+impl CurrentCas {
+    fn local(&mut self, locations: &Locations) -> Option<&str> {
+        if self.local_ca.is_none() {
+            let file = kg_fs::generation::current(&locations.ca_dir())
+                .ok()
+                .flatten()
+                .map(|g| g.file("ca.pem"));
+            self.local_ca = file
+                .and_then(|f| std::fs::read(f).ok())
+                .map(|b| state::digest(&b));
+        }
+        self.local_ca.as_deref()
+    }
+
+    fn mkcert(&mut self) -> Option<&str> {
+        self.mkcert
+            .get_or_insert_with(|| {
+                let (_, ca) = crate::tiers::mkcert();
+                ca.and_then(|ca| std::fs::read(ca.caroot.join("rootCA.pem")).ok())
+                    .map(|b| state::digest(&b))
+            })
+            .as_deref()
+    }
+}
+
+/// Checks one certificate without verifying signatures (see the module docs).
+pub fn check(locations: &Locations, id: &str, policy: &Policy, cas: &mut CurrentCas) -> Check {
+    let mut c = Check {
+        id: id.to_owned(),
+        method: None,
+        names: Vec::new(),
+        not_after: None,
+        days_left: None,
+        renew_at: None,
+        due: None,
+        broken: None,
+    };
+    let (g, record) = match state::load(&locations.cert_dir(id)) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            c.broken = Some("nothing is published (no `current` link)".into());
+            c.due = c.broken.clone();
+            return c;
+        }
+        Err(e) => {
+            c.broken = Some(e.to_string());
+            c.due = c.broken.clone();
+            return c;
+        }
+    };
+    c.method = Some(record.method.clone());
+    c.names = record.names.clone();
+    c.not_after = Some(record.not_after);
+    c.days_left = Some((record.not_after - policy.now).whole_days());
+    let renew_at = kg_pki::renew_at(
+        record.not_before,
+        record.not_after,
+        policy.renew_before.map(to_time),
+    );
+    c.renew_at = Some(renew_at);
+
+    if let Err(e) = record.files_intact(&g) {
+        c.broken = Some(e);
+    } else if let Some(mode) = wide_key_mode(&g, &record) {
+        c.broken = Some(mode);
+    }
+    c.due = c
+        .broken
+        .clone()
+        .or_else(|| due_reason(locations, id, &record, policy, renew_at, cas));
+    c
+}
+
+fn due_reason(
+    locations: &Locations,
+    id: &str,
+    record: &Record,
+    policy: &Policy,
+    renew_at: OffsetDateTime,
+    cas: &mut CurrentCas,
+) -> Option<String> {
+    if policy.now >= record.not_after {
+        return Some(format!("it expired at {}", rfc3339(record.not_after)));
+    }
+    if policy.now >= renew_at {
+        return Some(format!(
+            "it is due for renewal since {} (valid until {})",
+            rfc3339(renew_at),
+            rfc3339(record.not_after)
+        ));
+    }
+    if let Some(t) = record.tailnet_not_after {
+        // Tailscale's Let's Encrypt certificates live 90 days; renew with a third left.
+        if policy.now >= t - time::Duration::days(30) {
+            return Some(format!("its tailnet certificate expires at {}", rfc3339(t)));
+        }
+    }
+    if let Some((cid, names)) = &policy.configured
+        && cid == id
+        && !names.is_empty()
+    {
+        let planned = kg_pki::plan_names(names)
+            .map(|n| n.iter().map(ToString::to_string).collect::<Vec<_>>());
+        match planned {
+            Ok(p) if p != record.names => {
+                return Some(format!(
+                    "the configured names changed from {} to {}",
+                    record.names.join(" "),
+                    p.join(" ")
+                ));
+            }
+            _ => {}
+        }
+    }
+    let published_ca = record.files.get(files::CA).map(String::as_str);
+    let current_ca = match record.method.as_str() {
+        "local-ca" => cas.local(locations),
+        "mkcert" => cas.mkcert(),
+        _ => None,
+    };
+    if let (Some(published), Some(current)) = (published_ca, current_ca)
+        && published != current
+    {
+        return Some(format!(
+            "its CA changed ({} has a new CA certificate)",
+            record.method
+        ));
+    }
+    None
+}
+
+fn wide_key_mode(g: &kg_fs::generation::Generation, record: &Record) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = [files::KEY, files::TAILNET_KEY];
+    record
+        .files
+        .keys()
+        .filter(|n| keys.contains(&n.as_str()))
+        .find_map(|name| {
+            let path = g.file(name);
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+            (mode & 0o077 != 0).then(|| {
+                format!(
+                    "key '{}' is mode {mode:04o}, readable by others",
+                    path.display()
+                )
+            })
+        })
+}
+
+fn to_time(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A renewal that happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Renewed {
+    pub id: String,
+    /// Why it was due.
+    pub reason: String,
+    pub outcome: Outcome,
+    /// When the recorded method was unavailable: `(recorded, why)`.
+    pub fell_back_from: Option<(String, String)>,
+}
+
+/// Renews one certificate. The caller holds the lock (proof: `held`).
+pub fn renew(
+    locations: &Locations,
+    id: &str,
+    reason: &str,
+    policy: &Policy,
+    held: &LockGuard,
+) -> Result<Renewed, Error> {
+    let record = state::load(&locations.cert_dir(id))
+        .ok()
+        .flatten()
+        .map(|(_, r)| r);
+    let recorded: Option<Method> = record.as_ref().and_then(|r| r.method.parse().ok());
+    let names = match (&policy.configured, &record) {
+        (Some((cid, names)), _) if cid == id && !names.is_empty() => names.clone(),
+        (_, Some(r)) => r.names.clone(),
+        (_, None) => Vec::new(),
+    };
+    let key = record
+        .as_ref()
+        .and_then(|r| r.key.parse().ok())
+        .unwrap_or_default();
+    let mut req = Request {
+        id: id.to_owned(),
+        names,
+        method: recorded.unwrap_or(Method::Auto),
+        key,
+        days: record.as_ref().map_or(90, |r| r.days),
+        force: true,
+        dry_run: false,
+        wait: kg_fs::lock::Wait::No,
+        ca_extra_names: policy.ca_extra_names.clone(),
+        keep: policy.keep,
+        tailnet_hint: record.as_ref().and_then(|r| r.tailnet_domain.clone()),
+        now: policy.now,
+    };
+    match provision_locked(locations, &req, held) {
+        Ok(outcome) => Ok(Renewed {
+            id: id.to_owned(),
+            reason: reason.to_owned(),
+            outcome,
+            fell_back_from: None,
+        }),
+        // The recorded method is gone (mkcert uninstalled, tailscale down): fall back through
+        // the cascade and say so. A method that is there but fails is an error, not a reason
+        // to silently swap a tailnet certificate for a local one.
+        Err(Error::Unavailable {
+            method,
+            reason: why,
+            ..
+        }) if req.method != Method::Auto => {
+            req.method = Method::Auto;
+            let outcome = provision_locked(locations, &req, held)?;
+            Ok(Renewed {
+                id: id.to_owned(),
+                reason: reason.to_owned(),
+                outcome,
+                fell_back_from: Some((method.to_owned(), why)),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs the deploy hook through `sh -c` (it is the user's shell command, like certbot's)
+/// with the documented environment.
+pub fn run_deploy_hook(hook: &str, renewed: &Renewed) -> Result<(), String> {
+    let Some(f) = &renewed.outcome.files else {
+        return Ok(());
+    };
+    let names: Vec<String> = renewed
+        .outcome
+        .names
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let expr = duct::cmd("sh", ["-c", hook])
+        .env("KEYGATE_CERT_ID", &renewed.id)
+        .env("KEYGATE_CERT_DIR", &f.dir)
+        .env("KEYGATE_CERT_FILE", &f.cert)
+        .env("KEYGATE_KEY_FILE", &f.key)
+        .env("KEYGATE_FULLCHAIN_FILE", &f.fullchain)
+        .env("KEYGATE_RENEWED_NAMES", names.join(" "));
+    match crate::tool::run("deploy hook", expr, Duration::from_secs(300)) {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => {
+            let detail = crate::tool::last_line(&out.stderr);
+            Err(format!(
+                "deploy hook failed with {}{}",
+                out.status,
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                }
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}

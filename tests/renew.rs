@@ -1,0 +1,487 @@
+//! certctl renew, status, doctor and schedule, end to end: the cron contract.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use e2e::{Env, have, stat_mode};
+
+fn current(env: &Env, id: &str) -> PathBuf {
+    env.root().join("private/certs").join(id).join("current")
+}
+
+fn generation(env: &Env, id: &str) -> String {
+    std::fs::read_link(current(env, id))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// `now` plus `days`, as RFC 3339, for the test clock.
+fn days_later(days: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let out = Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{}", (now + days * 86_400.0) as i64),
+            "+%Y-%m-%dT%H:%M:%SZ",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn renew_at(env: &Env, when: &str, args: &[&str]) -> e2e::Run {
+    let mut cmd = env.cmd("certctl");
+    cmd.env("KEYGATE_TEST_NOW", when).arg("renew").args(args);
+    e2e::Run::from(cmd.output().unwrap())
+}
+
+/// (lifetime days, renew_before, age in days, due?): a third of the lifetime, half under 10
+/// days, or renew_before when configured.
+#[test]
+fn due_follows_the_lifetime_rule_and_renew_before() {
+    let cases: &[(&str, Option<&str>, f64, bool)] = &[
+        ("90", None, 59.0, false),
+        ("90", None, 61.0, true),
+        ("9", None, 4.0, false),
+        ("9", None, 4.6, true),
+        ("90", Some("40d"), 49.0, false),
+        ("90", Some("40d"), 51.0, true),
+    ];
+    for (days, before, age, due) in cases {
+        let mut env = Env::new();
+        if let Some(b) = before {
+            env.set("KEYGATE_RENEW_BEFORE", b);
+        }
+        env.run("certctl", &["ensure", "--days", days]).code(0);
+        let first = generation(&env, "default");
+        let run = renew_at(&env, &days_later(*age), &["--no-jitter"]);
+        run.code(0);
+        assert_eq!(
+            generation(&env, "default") != first,
+            *due,
+            "lifetime {days} d, renew_before {before:?}, age {age} d:\n{}",
+            run.stdout
+        );
+        assert_eq!(
+            run.stdout.starts_with("renewed 'default' with local-ca"),
+            *due,
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn force_renews_and_changed_names_in_config_renew() {
+    let env = Env::new();
+    env.run("certctl", &["ensure"]).code(0);
+    let first = generation(&env, "default");
+    env.run("certctl", &["renew", "--no-jitter"]).code(0);
+    assert_eq!(generation(&env, "default"), first, "nothing was due");
+    let forced = env.run("certctl", &["renew", "--no-jitter", "--force"]);
+    forced.code(0);
+    assert!(forced.stdout.contains("renewal was forced"));
+    let second = generation(&env, "default");
+    assert_ne!(second, first);
+
+    std::fs::write(
+        env.root().join("config.toml"),
+        "[cert]\nnames = [\"localhost\", \"app.internal\"]\n",
+    )
+    .unwrap();
+    let run = env.run("certctl", &["renew", "--no-jitter"]);
+    run.code(0);
+    assert!(
+        run.stdout.contains("the configured names changed"),
+        "{}",
+        run.stdout
+    );
+    assert_ne!(generation(&env, "default"), second);
+    let sans = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(current(&env, "default").join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&sans.stdout).contains("DNS:app.internal"));
+}
+
+#[test]
+fn a_cron_run_with_nothing_due_is_silent() {
+    let env = Env::new();
+    env.run("certctl", &["ensure"]).code(0);
+    env.run("certctl", &["ensure", "--id", "web", "localhost"])
+        .code(0);
+    // No --no-jitter and stdin is not a terminal, exactly as under cron: nothing is due, so
+    // there is no delay and no output at all.
+    let started = std::time::Instant::now();
+    let run = env.run("certctl", &["renew"]);
+    run.code(0);
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr, "");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "a run with nothing due must not sleep"
+    );
+}
+
+#[test]
+fn ten_concurrent_renewals_issue_exactly_once() {
+    let env = Env::new();
+    env.run("certctl", &["ensure", "--days", "9"]).code(0);
+    let first = generation(&env, "default");
+    let when = days_later(6.0);
+    let children: Vec<_> = (0..10)
+        .map(|_| {
+            env.cmd("certctl")
+                .env("KEYGATE_TEST_NOW", &when)
+                .args(["renew", "--no-jitter"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<e2e::Run> = children
+        .into_iter()
+        .map(|c| e2e::Run::from(c.wait_with_output().unwrap()))
+        .collect();
+    let renewed = runs
+        .iter()
+        .filter(|r| r.stdout.starts_with("renewed 'default'"))
+        .count();
+    assert_eq!(renewed, 1, "{runs:#?}");
+    for r in &runs {
+        assert!(r.code == 0 || r.code == 75, "{r:#?}");
+        if r.code == 75 {
+            assert!(
+                r.stderr
+                    .starts_with("error: another keygate process holds the lock"),
+                "{}",
+                r.stderr
+            );
+            assert_eq!(
+                r.stderr.lines().count(),
+                2,
+                "one line and a hint: {}",
+                r.stderr
+            );
+        }
+    }
+    let numbers: Vec<u64> = std::fs::read_dir(env.root().join("private/certs/default"))
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix('g'))
+                .and_then(|n| n.parse().ok())
+        })
+        .collect();
+    assert_eq!(
+        numbers.iter().max().copied(),
+        Some(2),
+        "exactly one new generation after {first}"
+    );
+
+    // With --wait, the others wait and then find nothing due.
+    let when = days_later(12.0);
+    let children: Vec<_> = (0..5)
+        .map(|_| {
+            env.cmd("certctl")
+                .env("KEYGATE_TEST_NOW", &when)
+                .args(["renew", "--no-jitter", "--wait", "60"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<e2e::Run> = children
+        .into_iter()
+        .map(|c| e2e::Run::from(c.wait_with_output().unwrap()))
+        .collect();
+    assert!(runs.iter().all(|r| r.code == 0), "{runs:#?}");
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.stdout.starts_with("renewed"))
+            .count(),
+        1,
+        "{runs:#?}"
+    );
+}
+
+#[test]
+fn the_deploy_hook_gets_the_documented_environment() {
+    let env = Env::new();
+    env.run(
+        "certctl",
+        &["ensure", "--id", "web", "localhost", "127.0.0.1"],
+    )
+    .code(0);
+    let dump = env.root().join("hook.env");
+    let hook = format!("env | grep '^KEYGATE_' | sort > {}", dump.display());
+    env.run(
+        "certctl",
+        &["renew", "--no-jitter", "--force", "--deploy-hook", &hook],
+    )
+    .code(0);
+    let text = std::fs::read_to_string(&dump).unwrap();
+    let dir = current(&env, "web");
+    for line in [
+        "KEYGATE_CERT_ID=web".to_owned(),
+        format!("KEYGATE_CERT_DIR={}", dir.display()),
+        format!("KEYGATE_CERT_FILE={}", dir.join("cert.pem").display()),
+        format!("KEYGATE_KEY_FILE={}", dir.join("key.pem").display()),
+        format!(
+            "KEYGATE_FULLCHAIN_FILE={}",
+            dir.join("fullchain.pem").display()
+        ),
+        "KEYGATE_RENEWED_NAMES=localhost 127.0.0.1".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    // The hook can also come from the config file.
+    std::fs::write(
+        env.root().join("config.toml"),
+        format!(
+            "[cert]\ndeploy_hook = \"echo configured > {}\"\n",
+            env.root().join("cfg-hook").display()
+        ),
+    )
+    .unwrap();
+    env.run("certctl", &["renew", "--no-jitter", "--force"])
+        .code(0);
+    assert_eq!(
+        std::fs::read_to_string(env.root().join("cfg-hook")).unwrap(),
+        "configured\n"
+    );
+}
+
+#[test]
+fn a_failing_hook_exits_1_and_the_new_cert_stays_live() {
+    let env = Env::new();
+    env.run("certctl", &["ensure"]).code(0);
+    let first = generation(&env, "default");
+    let run = env.run(
+        "certctl",
+        &[
+            "renew",
+            "--no-jitter",
+            "--force",
+            "--deploy-hook",
+            "echo reload refused >&2; exit 3",
+        ],
+    );
+    run.code(1);
+    assert!(
+        run.stdout.starts_with("renewed 'default'"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stderr.lines().next().unwrap(),
+        "error: 1 renewed, 1 failed: default: deploy hook failed with exit status: 3: reload refused (the new certificate is live)"
+    );
+    assert_ne!(generation(&env, "default"), first);
+    env.run("certctl", &["inspect", "--id", "default"]).code(0);
+}
+
+#[test]
+fn a_truncated_cert_is_renewed_and_nothing_else_is_touched() {
+    let env = Env::new();
+    env.run("certctl", &["ensure"]).code(0);
+    env.run("certctl", &["ensure", "--id", "other", "localhost"])
+        .code(0);
+    let other = generation(&env, "other");
+    let other_cert = std::fs::read(current(&env, "other").join("cert.pem")).unwrap();
+    let cert = std::fs::canonicalize(current(&env, "default").join("cert.pem")).unwrap();
+    let bytes = std::fs::read(&cert).unwrap();
+    std::fs::write(&cert, &bytes[..bytes.len() / 2]).unwrap();
+
+    let status = env.run("certctl", &["status", "--json"]);
+    status.code(1);
+    let broken = status
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "default")
+        .unwrap()["broken"]
+        .clone();
+    assert!(
+        broken
+            .as_str()
+            .unwrap()
+            .contains("changed since it was published"),
+        "{broken}"
+    );
+
+    let run = env.run("certctl", &["renew", "--no-jitter"]);
+    run.code(0);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    assert!(run.stdout.starts_with("renewed 'default'"));
+    assert_eq!(generation(&env, "other"), other);
+    assert_eq!(
+        std::fs::read(current(&env, "other").join("cert.pem")).unwrap(),
+        other_cert
+    );
+    env.run("certctl", &["status"]).code(0);
+}
+
+#[test]
+fn an_mkcert_cert_renews_through_the_local_ca_once_mkcert_is_gone() {
+    if !have("mkcert") {
+        return;
+    }
+    let mut env = Env::new();
+    let caroot = env.root().join("mkcert-ca");
+    std::fs::create_dir_all(&caroot).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    assert!(
+        Command::new("mkcert")
+            .env("CAROOT", &caroot)
+            .current_dir(scratch.path())
+            .arg("x.test")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    env.set("CAROOT", &caroot);
+    env.run("certctl", &["ensure"]).code(0);
+    assert_eq!(
+        env.run("certctl", &["status", "--json"]).json()[0]["method"],
+        "mkcert"
+    );
+
+    // A PATH without mkcert: the recorded method is gone.
+    let bin = env.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["sh", "env", "openssl"] {
+        if let Some(p) = which(tool) {
+            std::os::unix::fs::symlink(p, bin.join(tool)).unwrap();
+        }
+    }
+    env.set("PATH", &bin);
+    let run = env.run("certctl", &["renew", "--no-jitter", "--force"]);
+    run.code(0);
+    assert!(
+        run.stdout
+            .contains("with local-ca instead of mkcert (mkcert: not on PATH)"),
+        "{}",
+        run.stdout
+    );
+    let status = env.run("certctl", &["status", "--json"]);
+    status.code(0);
+    assert_eq!(status.json()[0]["method"], "local-ca");
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn doctor_fix_repairs_modes_and_stale_files() {
+    let env = Env::new();
+    env.run("certctl", &["ensure"]).code(0);
+    let key = std::fs::canonicalize(current(&env, "default").join("key.pem")).unwrap();
+    Command::new("chmod")
+        .arg("0644")
+        .arg(&key)
+        .status()
+        .unwrap();
+    // A temporary file left by a writer that was killed (its pid no longer exists).
+    let stale = env.root().join("state/.certs.json.999999.AbCdEf.kgtmp");
+    std::fs::write(&stale, b"half").unwrap();
+    let run = env.run("certctl", &["doctor"]);
+    run.code(1);
+    assert!(
+        run.stdout.contains("PROBLEM") && run.stdout.contains("0644"),
+        "{}",
+        run.stdout
+    );
+
+    let fixed = env.run("certctl", &["doctor", "--fix"]);
+    fixed.code(0);
+    assert!(
+        fixed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("fixed") && l.contains("0644 changed to 0600")),
+        "{}",
+        fixed.stdout
+    );
+    assert!(
+        fixed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("fixed") && l.contains("removed")),
+        "{}",
+        fixed.stdout
+    );
+    assert_eq!(stat_mode(&key), "600");
+    assert!(!stale.exists());
+    env.run("certctl", &["doctor"]).code(0);
+}
+
+#[test]
+fn schedule_prints_units_systemd_accepts_and_a_valid_crontab_line() {
+    let env = Env::new();
+    let run = env.run("certctl", &["schedule", "--cron"]);
+    run.code(0);
+    let line = run.stdout.lines().find(|l| !l.starts_with('#')).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // minute hour day month weekday command...
+    assert_eq!(&fields[..5], ["17", "3,15", "*", "*", "*"]);
+    assert!(
+        fields[5].starts_with("KEYGATE_HOME=")
+            && fields[6].ends_with("/certctl")
+            && fields[7] == "renew",
+        "{line}"
+    );
+    assert!(Path::new(fields[6]).is_file());
+
+    if !have("systemd-analyze") {
+        return;
+    }
+    for extra in [&[][..], &["--system"][..]] {
+        let mut args = vec!["schedule", "--systemd"];
+        args.extend_from_slice(extra);
+        let run = env.run("certctl", &args);
+        run.code(0);
+        let dir = tempfile::tempdir().unwrap();
+        let mut file: Option<std::fs::File> = None;
+        for l in run.stdout.lines() {
+            if let Some(name) = l
+                .strip_prefix("# ")
+                .and_then(|p| p.rsplit('/').next())
+                .filter(|n| n.starts_with("keygate-renew."))
+            {
+                file = Some(std::fs::File::create(dir.path().join(name)).unwrap());
+            } else if l.starts_with("# then") {
+                file = None;
+            } else if let Some(f) = file.as_mut() {
+                std::io::Write::write_all(f, format!("{l}\n").as_bytes()).unwrap();
+            }
+        }
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(dir.path().join("keygate-renew.service"))
+            .arg(dir.path().join("keygate-renew.timer"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(run.stdout.contains("RandomizedDelaySec="));
+    }
+}
