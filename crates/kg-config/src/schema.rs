@@ -89,6 +89,20 @@ pub static SETTINGS: &[Setting] = &[
         doc: "how many published generations of each certificate are kept",
     },
     Setting {
+        key: "cert.renew_before",
+        env: Some("KEYGATE_RENEW_BEFORE"),
+        kind: Kind::Duration,
+        default: None,
+        doc: "renew this long before expiry instead of when a third of the lifetime is left",
+    },
+    Setting {
+        key: "cert.deploy_hook",
+        env: None,
+        kind: Kind::Str,
+        default: None,
+        doc: "shell command run after each renewal (e.g. `nginx -s reload`), with KEYGATE_CERT_* set",
+    },
+    Setting {
         key: "token.prefix",
         env: None,
         kind: Kind::Str,
