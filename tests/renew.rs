@@ -34,6 +34,26 @@ fn days_later(days: f64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Starts `n` `certctl renew` processes at once at the test time `when`; waits for all.
+fn concurrent_renewals(env: &Env, when: &str, n: usize, args: &[&str]) -> Vec<e2e::Run> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            env.cmd("certctl")
+                .env("KEYGATE_TEST_NOW", when)
+                .arg("renew")
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| e2e::Run::from(c.wait_with_output().unwrap()))
+        .collect()
+}
+
 fn renew_at(env: &Env, when: &str, args: &[&str]) -> e2e::Run {
     let mut cmd = env.cmd("certctl");
     cmd.env("KEYGATE_TEST_NOW", when).arg("renew").args(args);
@@ -94,7 +114,7 @@ fn force_renews_and_changed_names_in_config_renew() {
         "[cert]\nnames = [\"localhost\", \"app.internal\"]\n",
     )
     .unwrap();
-    let run = env.run("certctl", &["renew", "--no-jitter"]);
+    let run = env.run("certctl", &["--no-jitter"]);
     run.code(0);
     assert!(
         run.stdout.contains("the configured names changed"),
@@ -135,21 +155,7 @@ fn ten_concurrent_renewals_issue_exactly_once() {
     env.run("certctl", &["ensure", "--days", "9"]).code(0);
     let first = generation(&env, "default");
     let when = days_later(6.0);
-    let children: Vec<_> = (0..10)
-        .map(|_| {
-            env.cmd("certctl")
-                .env("KEYGATE_TEST_NOW", &when)
-                .args(["renew", "--no-jitter"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<e2e::Run> = children
-        .into_iter()
-        .map(|c| e2e::Run::from(c.wait_with_output().unwrap()))
-        .collect();
+    let runs = concurrent_renewals(&env, &when, 10, &["--no-jitter"]);
     let renewed = runs
         .iter()
         .filter(|r| r.stdout.starts_with("renewed 'default'"))
@@ -190,21 +196,7 @@ fn ten_concurrent_renewals_issue_exactly_once() {
 
     // With --wait, the others wait and then find nothing due.
     let when = days_later(12.0);
-    let children: Vec<_> = (0..5)
-        .map(|_| {
-            env.cmd("certctl")
-                .env("KEYGATE_TEST_NOW", &when)
-                .args(["renew", "--no-jitter", "--wait", "60"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<e2e::Run> = children
-        .into_iter()
-        .map(|c| e2e::Run::from(c.wait_with_output().unwrap()))
-        .collect();
+    let runs = concurrent_renewals(&env, &when, 5, &["--no-jitter", "--wait", "60"]);
     assert!(runs.iter().all(|r| r.code == 0), "{runs:#?}");
     assert_eq!(
         runs.iter()
@@ -321,7 +313,7 @@ fn a_truncated_cert_is_renewed_and_nothing_else_is_touched() {
         "{broken}"
     );
 
-    let run = env.run("certctl", &["renew", "--no-jitter"]);
+    let run = env.run("certctl", &["--no-jitter"]);
     run.code(0);
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
     assert!(run.stdout.starts_with("renewed 'default'"));
