@@ -853,7 +853,7 @@ fn ca_export_and_trust_name_the_ca_file() {
         "update-ca-certificates",
         "update-ca-trust",
         "security add-trusted-cert",
-        "certutil -d sql:",
+        "certutil -d \"sql:",
     ] {
         assert!(trust.stdout.contains(want), "{want}");
     }
@@ -868,4 +868,232 @@ fn ca_export_and_trust_name_the_ca_file() {
             .contains("keygate local CA")
     );
     let _: &Run = &show;
+}
+
+/// Security review: `ca export` printed with `print!`, which panics (exit 101) on a closed
+/// pipe.
+#[test]
+fn ca_export_to_a_closed_pipe_is_not_an_error() {
+    let env = env();
+    env.run("certctl", &["ensure", "--method", "local-ca"])
+        .code(0);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = env
+        .cmd("certctl")
+        .args(["ca", "export"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Security review: `trust` quoted the path with bare single quotes, so a path containing
+/// one injected shell code into the printed commands.
+#[test]
+fn trust_commands_quote_any_path_safely() {
+    let hostile = tempfile::Builder::new()
+        .prefix("it's $(id) ")
+        .tempdir()
+        .unwrap();
+    let mut env = env();
+    env.set("KEYGATE_HOME", hostile.path());
+    env.run("certctl", &["ensure", "--method", "local-ca"])
+        .code(0);
+    let run = env.run("certctl", &["trust"]);
+    run.code(0);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| {
+            l.contains("update-ca-certificates") || l.contains("/usr/local/share/ca-certificates")
+        })
+        .unwrap();
+    // Run the printed copy command with `printf` in place of `sudo cp`: the shell must see
+    // exactly the CA path as one word.
+    let probe = line.replacen("sudo cp ", "printf '%s|' ", 1);
+    let out = Command::new("sh").arg("-c").arg(&probe).output().unwrap();
+    let words = String::from_utf8_lossy(&out.stdout).into_owned();
+    let first = words.split('|').next().unwrap();
+    assert!(
+        first.starts_with(hostile.path().to_str().unwrap()) && first.ends_with("/ca.pem"),
+        "{words}"
+    );
+    assert!(
+        Path::new(first).is_file(),
+        "the shell saw a different path: {words}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("uid="),
+        "the path ran a command"
+    );
+}
+
+/// Security review: certificate fields reached the terminal raw, so a served certificate
+/// could clear the screen or hide the problem lines.
+#[test]
+fn inspect_escapes_control_characters_from_certificates() {
+    if !have("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=legit\x1b[2J\x1b[8mhidden",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // openssl writes the escapes literally unless asked; put a real ESC in via the subject.
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-utf8",
+            "-subj",
+        ])
+        .arg(format!("/CN=legit{}[2J{}[8mhidden", '\u{1b}', '\u{1b}'))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = env();
+    let run = env.run("certctl", &["inspect", cert.to_str().unwrap()]);
+    assert!(
+        !run.stdout.contains('\u{1b}'),
+        "raw escape reached the terminal: {:?}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("\\u{1b}[2J"), "{}", run.stdout);
+}
+
+/// Security review: `--dry-run` tightened a key's mode (it must write nothing), and a key
+/// found readable by others was silently tightened and kept instead of being replaced.
+#[test]
+fn a_dry_run_changes_no_mode_and_an_exposed_key_is_replaced() {
+    let env = env();
+    env.run("certctl", &["ensure"]).code(0);
+    let key = std::fs::canonicalize(current(&env, "default").join("key.pem")).unwrap();
+    Command::new("chmod")
+        .arg("0644")
+        .arg(&key)
+        .status()
+        .unwrap();
+    let run = env.run("certctl", &["ensure", "--dry-run", "--json"]);
+    run.code(0);
+    assert_eq!(run.json()["action"], "would-issue");
+    assert!(
+        run.json()["why"]
+            .as_str()
+            .unwrap()
+            .contains("readable by others")
+    );
+    assert_eq!(stat_mode(&key), "644", "a dry run must not change anything");
+    let run = env.run("certctl", &["ensure", "--json"]);
+    assert_eq!(run.json()["action"], "issued");
+    assert_eq!(stat_mode(&current(&env, "default").join("key.pem")), "600");
+}
+
+/// Security review: mkcert and tailscale wrote keys into a directory made with the umask's
+/// mode, in the state directory. It must be private (0700), whatever the umask.
+#[test]
+fn external_tools_write_into_a_private_scratch_directory() {
+    if !have("mkcert") {
+        return;
+    }
+    let mut env = env();
+    let caroot = mkcert_caroot(&env);
+    env.set("CAROOT", &caroot);
+    let bin = env.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.root().join("scratch.log");
+    std::fs::write(
+        bin.join("mkcert"),
+        format!(
+            "#!/bin/sh
+for a in \"$@\"; do case \"$prev\" in -cert-file) stat -c '%a %n' \"$(dirname \"$a\")\" >> {log};; esac; prev=\"$a\"; done
+exec {real} \"$@\"
+",
+            log = log.display(),
+            real = which("mkcert").display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(bin.join("mkcert"))
+        .status()
+        .unwrap();
+    env.set(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    let run = e2e::Run::from(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask 000; exec {} ensure --method mkcert",
+                e2e::bin("certctl").display()
+            ))
+            .env_clear()
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("HOME", env.root())
+            .env("KEYGATE_HOME", env.root())
+            .env("CAROOT", &caroot)
+            .output()
+            .unwrap(),
+    );
+    run.code(0);
+    let seen = std::fs::read_to_string(&log).unwrap();
+    let (mode, dir) = seen.trim().split_once(' ').unwrap();
+    assert_eq!(mode, "700", "{seen}");
+    assert!(
+        dir.starts_with(env.root().join("private").to_str().unwrap()),
+        "{seen}"
+    );
+    assert!(
+        !Path::new(dir).exists(),
+        "the scratch directory must be removed"
+    );
 }

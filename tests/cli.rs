@@ -34,7 +34,7 @@ fn usage_errors_exit_2() {
         run.code(2);
         assert_eq!(
             run.stderr,
-            "error: invalid --set 'nonsense': expected KEY=VALUE\nhint: for example --set cert.days=30\n"
+            "error: invalid --set: expected KEY=VALUE\nhint: for example --set cert.days=30\n"
         );
     }
 }
@@ -198,3 +198,75 @@ fn a_closed_stdout_is_not_an_error() {
 }
 
 use e2e::Run;
+
+/// Security review: `--set client.token=...` put a token in argv (visible in `ps`), and a
+/// mistyped key echoed the value.
+#[test]
+fn secrets_are_never_taken_from_the_command_line_nor_echoed() {
+    let env = Env::new();
+    let run = env.run(
+        "tokenctl",
+        &[
+            "--set",
+            "client.token=kg_SuperSecretToken123",
+            "config",
+            "explain",
+        ],
+    );
+    run.code(2);
+    assert_eq!(
+        run.stderr.lines().next().unwrap(),
+        "error: invalid --set: 'client.token' is a secret and is never taken from the command line"
+    );
+    assert!(run.stderr.contains("KEYGATE_TOKEN"));
+    let run = env.run(
+        "certctl",
+        &[
+            "--set",
+            "client.tokn=kg_SuperSecretToken123",
+            "config",
+            "explain",
+        ],
+    );
+    run.code(2);
+    assert!(
+        !run.stderr.contains("SuperSecret") && !run.stdout.contains("SuperSecret"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Security review: a relative KEYGATE_HOME was ignored, so keys went to the real home.
+#[test]
+fn a_relative_keygate_home_is_a_usage_error() {
+    let env = Env::new();
+    let run = Run::from(
+        env.cmd("certctl")
+            .env("KEYGATE_HOME", "relative/dir")
+            .args(["config", "paths"])
+            .output()
+            .unwrap(),
+    );
+    run.code(2);
+    assert_eq!(
+        run.stderr.lines().next().unwrap(),
+        "error: KEYGATE_HOME 'relative/dir' is a relative path"
+    );
+}
+
+/// The test clock is a declared setting: `config explain` shows when it is in effect.
+#[test]
+fn the_test_clock_is_visible_in_config_explain() {
+    let mut env = Env::new();
+    env.set("KEYGATE_TEST_NOW", "2030-01-01T00:00:00Z");
+    let rows = env.run("certctl", &["config", "explain", "--json"]).json();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "test.now")
+        .unwrap()
+        .clone();
+    assert_eq!(row["value"], "2030-01-01T00:00:00Z");
+    assert_eq!(row["source"], "env KEYGATE_TEST_NOW");
+}

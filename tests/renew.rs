@@ -114,7 +114,7 @@ fn force_renews_and_changed_names_in_config_renew() {
         "[cert]\nnames = [\"localhost\", \"app.internal\"]\n",
     )
     .unwrap();
-    let run = env.run("certctl", &["--no-jitter"]);
+    let run = env.run("certctl", &["renew", "--no-jitter"]);
     run.code(0);
     assert!(
         run.stdout.contains("the configured names changed"),
@@ -313,7 +313,7 @@ fn a_truncated_cert_is_renewed_and_nothing_else_is_touched() {
         "{broken}"
     );
 
-    let run = env.run("certctl", &["--no-jitter"]);
+    let run = env.run("certctl", &["renew", "--no-jitter"]);
     run.code(0);
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
     assert!(run.stdout.starts_with("renewed 'default'"));

@@ -32,17 +32,20 @@ pub(crate) struct TrustArgs {
 }
 
 /// The CA certificate file for `id`, or keygate's local CA.
-fn ca_file(global: &GlobalArgs, id: Option<&str>) -> Result<PathBuf, CliError> {
+fn ca_file(global: &GlobalArgs, id: Option<&str>) -> Result<(PathBuf, kg_cli::Context), CliError> {
     let ctx = global.load(&[])?;
+    if let Some(id) = id {
+        kg_cascade::check_id(id).map_err(crate::cli_error)?;
+    }
     match id {
         Some(id) => {
             let g = kg_fs::generation::current(&ctx.locations.cert_dir(id))?.ok_or_else(|| {
                 CliError::failure(format!("no certificate with id '{id}' has been published")).with_hint("run `certctl ensure` first")
             })?;
-            Ok(g.file(kg_cascade::files::CA))
+            Ok((g.file(kg_cascade::files::CA), ctx))
         }
         None => match kg_cascade::load_local_ca(&ctx.locations.ca_dir()).map_err(crate::cli_error)? {
-            Some(ca) => Ok(ca.cert_file),
+            Some(ca) => Ok((ca.cert_file, ctx)),
             None => Err(CliError::failure("keygate's local CA has not been created yet")
                 .with_hint("run `certctl ensure` (it creates the CA when neither tailscale nor mkcert is usable), or pass --id")),
         },
@@ -52,22 +55,24 @@ fn ca_file(global: &GlobalArgs, id: Option<&str>) -> Result<PathBuf, CliError> {
 pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, CliError> {
     match cmd {
         CaCommand::Export(args) => {
-            let file = ca_file(global, args.id.as_deref())?;
+            let (file, _) = ca_file(global, args.id.as_deref())?;
             let pem = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::failure(format!("cannot read '{}': {e}", file.display())))?;
             if args.json {
                 out_json(&serde_json::json!({ "file": file, "pem": pem }))?;
             } else {
-                print!("{pem}");
+                // Through `out`, like everything else: a closed pipe is not an error.
+                out(pem.trim_end())?;
             }
         }
         CaCommand::Show(args) => {
-            let file = ca_file(global, args.id.as_deref())?;
+            let (file, ctx) = ca_file(global, args.id.as_deref())?;
             let pem = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::failure(format!("cannot read '{}': {e}", file.display())))?;
-            let report = kg_pki::inspect(&pem, None, None, crate::now()?).map_err(|e| {
-                CliError::failure(format!("cannot read CA '{}': {e}", file.display()))
-            })?;
+            let report =
+                kg_pki::inspect(&pem, None, None, kg_cli::now(&ctx.config)?).map_err(|e| {
+                    CliError::failure(format!("cannot read CA '{}': {e}", file.display()))
+                })?;
             if args.json {
                 out_json(
                     &serde_json::json!({ "file": file, "ca": report.leaf, "days_left": report.days_left }),
@@ -88,28 +93,28 @@ pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, Cl
 
 /// Prints, does not run: trusting a root is a decision the user makes with their own eyes.
 pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus, CliError> {
-    let file = ca_file(global, args.id.as_deref())?;
-    let f = file.display();
-    let nss = |db: &str| format!("certutil -d sql:{db} -A -t C,, -n 'keygate local CA' -i '{f}'");
+    let (file, _) = ca_file(global, args.id.as_deref())?;
+    let f = shell_quote(&file.display().to_string());
+    let nss = |db: &str| format!("certutil -d \"sql:{db}\" -A -t C,, -n 'keygate local CA' -i {f}");
     let systems = [
         (
             "Debian, Ubuntu",
             vec![
-                format!("sudo cp '{f}' /usr/local/share/ca-certificates/keygate-local-ca.crt"),
+                format!("sudo cp {f} /usr/local/share/ca-certificates/keygate-local-ca.crt"),
                 "sudo update-ca-certificates".to_owned(),
             ],
         ),
         (
             "Fedora, RHEL",
             vec![
-                format!("sudo cp '{f}' /etc/pki/ca-trust/source/anchors/keygate-local-ca.pem"),
+                format!("sudo cp {f} /etc/pki/ca-trust/source/anchors/keygate-local-ca.pem"),
                 "sudo update-ca-trust".to_owned(),
             ],
         ),
         (
             "macOS",
             vec![format!(
-                "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain '{f}'"
+                "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {f}"
             )],
         ),
         (
@@ -117,7 +122,7 @@ pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus,
             vec![
                 nss("$HOME/.pki/nssdb"),
                 format!(
-                    "for db in $HOME/.mozilla/firefox/*/; do {}; done",
+                    "for db in \"$HOME\"/.mozilla/firefox/*/; do {}; done",
                     nss("$db")
                 ),
             ],
@@ -141,4 +146,9 @@ pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus,
         }
     }
     Ok(ExitStatus::Success)
+}
+
+/// Quotes `s` for a POSIX shell: the printed commands must be safe to paste whatever the path.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }

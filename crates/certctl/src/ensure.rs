@@ -69,7 +69,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args, force: bool) -> Result<ExitS
         ca_extra_names: cfg.list("cert.ca_extra_names").to_vec(),
         tailnet_hint: None,
         keep: cfg.u32("cert.keep_generations") as usize,
-        now: crate::now()?,
+        now: kg_cli::now(cfg)?,
     };
     let outcome = kg_cascade::provision(&ctx.locations, &req).map_err(crate::cli_error)?;
     if args.json {
@@ -113,7 +113,7 @@ fn print_text(o: &Outcome, asked: Method) -> Result<(), CliError> {
                     "  {}: {}{}",
                     t.method,
                     if t.available { "available: " } else { "" },
-                    t.reason
+                    kg_cli::untrusted(&t.reason)
                 ))?;
             }
             if asked != Method::Auto && o.tiers.is_empty() {

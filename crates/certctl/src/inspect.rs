@@ -1,7 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json, untrusted};
 use kg_pki::{Report, SecretPem};
 
 #[derive(Debug, clap::Args)]
@@ -22,10 +22,11 @@ pub(crate) struct Args {
 
 /// Reports what a certificate says and everything wrong with it; exit 1 when anything is.
 pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliError> {
-    let now = crate::now()?;
+    let ctx = global.load(&[])?;
+    let now = kg_cli::now(&ctx.config)?;
     let (source, pem, key_path) = match (&args.id, &args.target) {
         (Some(id), _) => {
-            let ctx = global.load(&[])?;
+            kg_cascade::check_id(id).map_err(crate::cli_error)?;
             let g = kg_fs::generation::current(&ctx.locations.cert_dir(id))?.ok_or_else(|| {
                 CliError::failure(format!("no certificate with id '{id}' has been published"))
                     .with_hint("run `certctl ensure` first")
@@ -100,17 +101,17 @@ fn print_text(source: &str, r: &Report) -> Result<(), CliError> {
         .sans
         .iter()
         .map(|s| match s {
-            kg_pki::SanName::Dns(d) => format!("DNS:{d}"),
+            kg_pki::SanName::Dns(d) => format!("DNS:{}", untrusted(d)),
             kg_pki::SanName::Ip(ip) => format!("IP:{ip}"),
         })
-        .chain(l.other_sans.iter().cloned())
+        .chain(l.other_sans.iter().map(|o| untrusted(o).into_owned()))
         .collect();
     let time = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    out(format!("certificate  {source}"))?;
-    out(format!("  subject      {}", l.subject))?;
+    out(format!("certificate  {}", untrusted(source)))?;
+    out(format!("  subject      {}", untrusted(&l.subject)))?;
     out(format!(
         "  names        {}",
         if sans.is_empty() {
@@ -119,7 +120,7 @@ fn print_text(source: &str, r: &Report) -> Result<(), CliError> {
             sans.join(", ")
         }
     ))?;
-    out(format!("  issuer       {}", l.issuer))?;
+    out(format!("  issuer       {}", untrusted(&l.issuer)))?;
     out(format!(
         "  valid        {} to {} ({} days left)",
         time(l.not_before),
@@ -140,7 +141,7 @@ fn print_text(source: &str, r: &Report) -> Result<(), CliError> {
     for c in &r.chain {
         out(format!(
             "  chain        {} (valid to {})",
-            c.subject,
+            untrusted(&c.subject),
             time(c.not_after)
         ))?;
     }

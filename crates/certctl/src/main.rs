@@ -84,15 +84,3 @@ pub(crate) fn cli_error(e: kg_cascade::Error) -> CliError {
         message: e.to_string(),
     }
 }
-
-/// The current time, or the test clock.
-///
-/// `KEYGATE_TEST_NOW` (RFC 3339) exists only so tests can age certificates without
-/// waiting; it is deliberately undocumented for users and not part of the config schema.
-pub(crate) fn now() -> Result<time::OffsetDateTime, CliError> {
-    match std::env::var("KEYGATE_TEST_NOW") {
-        Ok(t) => time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| CliError::usage(format!("invalid KEYGATE_TEST_NOW '{t}': {e}"))),
-        Err(_) => Ok(time::OffsetDateTime::now_utc()),
-    }
-}

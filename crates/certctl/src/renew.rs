@@ -48,7 +48,7 @@ fn policy(ctx: &Context) -> Result<Policy, CliError> {
         configured: Some((id, cfg.list("cert.names").to_vec())),
         ca_extra_names: cfg.list("cert.ca_extra_names").to_vec(),
         keep: cfg.u32("cert.keep_generations") as usize,
-        now: crate::now()?,
+        now: kg_cli::now(cfg)?,
     })
 }
 

@@ -2,7 +2,6 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use kg_config::Locations;
 use kg_fs::generation;
@@ -48,9 +47,6 @@ impl Finding {
         !self.ok && !self.fixed
     }
 }
-
-/// Staging directories of cascade runs younger than this may belong to a running process.
-const STAGING_GRACE: Duration = Duration::from_secs(600);
 
 /// Runs every check; with `fix`, repairs modes, stale temporary files and old generations.
 pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding> {
@@ -160,8 +156,8 @@ pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding>
         &mut out,
     );
     stale(
-        &locations.state_dir,
-        stale_cascade_staging(&locations.state_dir),
+        &locations.private_dir,
+        kg_fs::stale_private_tempdirs(&locations.private_dir),
         fix,
         &mut out,
     );
@@ -250,26 +246,6 @@ fn stale(dir: &Path, paths: Vec<PathBuf>, fix: bool, out: &mut Vec<Finding>) {
         }
         out.push(f);
     }
-}
-
-/// `.staging.*` directories where mkcert or tailscale wrote before verification; removed on
-/// success and failure, so one older than [`STAGING_GRACE`] belongs to a killed run.
-fn stale_cascade_staging(state_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(state_dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".staging."))
-        .filter(|e| {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age > STAGING_GRACE)
-        })
-        .map(|e| e.path())
-        .collect()
 }
 
 fn local_ca(locations: &Locations, policy: &Policy, fix: bool, out: &mut Vec<Finding>) {

@@ -52,9 +52,19 @@ pub fn presented_chain(target: &str) -> Result<String, Error> {
         .ok_or_else(|| failure(target, "the name has no address".into()))?;
     let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
         .map_err(|e| failure(target, e.to_string()))?;
-    sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    sock.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    // One deadline for the whole handshake: a server that trickles a byte every few seconds
+    // must not keep certctl waiting for ever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(failure(
+                target,
+                "the TLS handshake did not finish within 15 s".into(),
+            ));
+        }
+        sock.set_read_timeout(Some(left)).ok();
+        sock.set_write_timeout(Some(left)).ok();
         conn.complete_io(&mut sock)
             .map_err(|e| failure(target, format!("TLS handshake failed: {e}")))?;
     }

@@ -23,8 +23,8 @@ mod tool;
 pub use error::Error;
 pub use local_ca::{LocalCa, load_local_ca};
 pub use provision::{
-    Action, Files, Method, Outcome, Request, Tailnet, default_names, host_names, lock, provision,
-    provision_locked,
+    Action, Files, Method, Outcome, Request, Tailnet, check_id, default_names, host_names, lock,
+    provision, provision_locked,
 };
 
 /// File names inside each published generation.

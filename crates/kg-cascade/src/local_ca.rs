@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use kg_fs::FileMode;
 use kg_fs::generation::{self, Item};
-use kg_pki::{CaMaterial, SecretPem};
+use kg_pki::CaMaterial;
 use time::OffsetDateTime;
 
 use crate::Error;
@@ -26,12 +26,7 @@ pub fn load_local_ca(dir: &Path) -> Result<Option<LocalCa>, Error> {
     };
     let cert_file = g.file(CA_CERT);
     let cert_pem = fs_read(&cert_file)?;
-    let key = SecretPem::new(
-        String::from_utf8(kg_fs::read_secret(&g.file(CA_KEY))?).map_err(|_| Error::State {
-            path: g.file(CA_KEY),
-            message: "the CA key is not PEM text".into(),
-        })?,
-    );
+    let key = crate::provision::read_key(&g.file(CA_KEY))?;
     Ok(Some(LocalCa {
         material: CaMaterial { cert_pem, key },
         cert_file,

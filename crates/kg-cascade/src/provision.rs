@@ -140,6 +140,9 @@ pub struct Outcome {
 }
 
 /// The host's short name and, when it has one, its fully qualified name.
+///
+/// A name that is itself a public suffix (a host called `dev` or `app`) is left out: the
+/// local CA cannot be constrained to it without being able to sign for the whole TLD.
 pub fn host_names() -> Vec<String> {
     let node = rustix::system::uname()
         .nodename()
@@ -153,6 +156,7 @@ pub fn host_names() -> Vec<String> {
     if !node.is_empty() {
         names.push(node);
     }
+    names.retain(|n| !kg_pki::is_public_suffix(n));
     names
 }
 
@@ -188,6 +192,10 @@ pub fn provision_locked(
     req: &Request,
     _held: &kg_fs::lock::LockGuard,
 ) -> Result<Outcome, Error> {
+    // Scratch directories of killed runs may hold keys: remove them while we hold the lock.
+    for stale in kg_fs::stale_private_tempdirs(&locations.private_dir) {
+        let _ = std::fs::remove_dir_all(stale);
+    }
     provision_inner(locations, req)
 }
 
@@ -246,12 +254,21 @@ fn provision_inner(locations: &Locations, req: &Request) -> Result<Outcome, Erro
     }
 
     let produced = produce(locations, req, &plan, &names)?;
+    // mkcert and tailscale date their certificates by their own clock, after we read ours:
+    // check their output against a clock read after they ran (the test clock still wins).
+    let external =
+        produced.tailnet.is_some() || !matches!(produced.local.method, "local-ca" | "self-signed");
+    let verify_now = if external {
+        req.now.max(OffsetDateTime::now_utc())
+    } else {
+        req.now
+    };
     let facts = kg_pki::verify(
         &produced.local.cert_pem,
         &produced.local.key,
         &produced.local.trust_pem,
         &produced.local_names,
-        req.now,
+        verify_now,
     )
     .map_err(|source| Error::Verify {
         method: produced.local.method,
@@ -265,7 +282,7 @@ fn provision_inner(locations: &Locations, req: &Request) -> Result<Outcome, Erro
                 &m.key,
                 &m.trust_pem,
                 &[SanName::Dns(domain.clone())],
-                req.now,
+                verify_now,
             )
             .map_err(|source| Error::Verify {
                 method: "tailscale",
@@ -375,7 +392,8 @@ fn provision_inner(locations: &Locations, req: &Request) -> Result<Outcome, Erro
     })
 }
 
-fn check_id(id: &str) -> Result<(), Error> {
+/// Refuses an id that is not a plain name (it becomes a directory name).
+pub fn check_id(id: &str) -> Result<(), Error> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && !id.starts_with('.')
@@ -486,11 +504,27 @@ fn check_pair_with(
     names: &[SanName],
     now: OffsetDateTime,
 ) -> Result<CertFacts, String> {
+    use std::os::unix::fs::PermissionsExt;
     let cert_pem = read(cert)?;
-    let key = kg_fs::read_secret(key)
-        .map_err(|e| e.to_string())
-        .and_then(|b| String::from_utf8(b).map_err(|_| "the key file is not PEM text".to_owned()))
-        .map(SecretPem::new)?;
+    // Only looks: a dry run must change nothing, so the mode is reported, not tightened. A
+    // key others could read may have been copied: it is replaced, not just tightened.
+    let mode = std::fs::metadata(key)
+        .map_err(|e| format!("cannot read '{}': {e}", key.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the key '{}' is mode {:04o}, readable by others",
+            key.display(),
+            mode & 0o777
+        ));
+    }
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(key).map_err(|e| format!("cannot read '{}': {e}", key.display()))?,
+    );
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| "the key file is not PEM text".to_owned())?;
+    let key = SecretPem::new(text.to_owned());
     kg_pki::verify(&cert_pem, &key, trust_pem, names, now).map_err(|e| e.to_string())
 }
 
@@ -728,13 +762,19 @@ fn local_names(names: &[SanName], tailnet: Option<&str>) -> Result<Vec<SanName>,
     Ok(local)
 }
 
-/// A private scratch directory beside the state, removed when dropped.
+/// A private (0700) scratch directory for a tool's output, removed when dropped.
 fn staging(locations: &Locations) -> Result<tempfile::TempDir, Error> {
-    kg_fs::create_dir_all(&locations.state_dir, kg_fs::DirMode::Private)?;
-    tempfile::Builder::new()
-        .prefix(".staging.")
-        .tempdir_in(&locations.state_dir)
-        .map_err(|e| Error::Fs(kg_fs::Error::Io(e)))
+    Ok(kg_fs::private_tempdir(&locations.private_dir)?)
+}
+
+/// Reads a private key without leaving copies of it in memory we do not wipe.
+pub(crate) fn read_key(path: &Path) -> Result<SecretPem, Error> {
+    let bytes = zeroize::Zeroizing::new(kg_fs::read_secret(path)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| Error::State {
+        path: path.to_owned(),
+        message: "the key is not PEM text".into(),
+    })?;
+    Ok(SecretPem::new(text.to_owned()))
 }
 
 fn read_staged(path: &Path, tool: &'static str) -> Result<String, Error> {
@@ -776,9 +816,7 @@ fn mkcert_cert(
             hint: None,
         });
     }
-    let key = kg_pki::normalize_key_pem(
-        &String::from_utf8(kg_fs::read_secret(&key_file)?).unwrap_or_default(),
-    )?;
+    let key = kg_pki::normalize_key_pem(read_key(&key_file)?.expose())?;
     let root = read_staged(&ca.caroot.join("rootCA.pem"), "mkcert")?;
     Ok(Material {
         method: "mkcert",
@@ -822,9 +860,7 @@ fn tailscale_cert(locations: &Locations, domain: &str) -> Result<Material, Error
     }
     let pem = read_staged(&cert, "tailscale cert")?;
     // tailscale writes the key as SEC1 `EC PRIVATE KEY`; we store PKCS#8 whatever the source.
-    let key = kg_pki::normalize_key_pem(
-        &String::from_utf8(kg_fs::read_secret(&key_file)?).unwrap_or_default(),
-    )?;
+    let key = kg_pki::normalize_key_pem(read_key(&key_file)?.expose())?;
     let certs = kg_pki::pem_certs(&pem)?;
     if certs.len() < 2 {
         return Err(Error::Tool {
@@ -857,10 +893,10 @@ fn tailscale_error(stderr: &str) -> Error {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    let message = line
-        .strip_prefix("500 Internal Server Error: ")
-        .unwrap_or(line)
-        .to_owned();
+    let message = tool::clean(
+        line.strip_prefix("500 Internal Server Error: ")
+            .unwrap_or(line),
+    );
     let hint = if stderr.contains("Access denied") {
         Some("tailscaled only hands certificates to root, the operator user (`sudo tailscale set --operator=$USER`), or a uid listed in TS_PERMIT_CERT_UID on tailscaled".into())
     } else if stderr.contains("does not support getting TLS certs") {

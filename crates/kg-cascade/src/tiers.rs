@@ -78,7 +78,7 @@ pub fn tailscale() -> (Tier, Option<TailscaleStatus>) {
             .map(|a| {
                 a.iter()
                     .filter_map(|d| d.as_str())
-                    .map(|d| d.trim_end_matches('.').to_owned())
+                    .filter_map(tailnet_name)
                     .collect()
             })
             .unwrap_or_default(),
@@ -179,4 +179,13 @@ pub fn mkcert() -> (Tier, Option<MkcertCa>) {
         ),
         Some(MkcertCa { caroot, exe }),
     )
+}
+
+/// A `CertDomains` entry we are willing to pass to `tailscale cert`: a plain DNS name (so it
+/// can never be read as a flag), without the trailing dot.
+fn tailnet_name(entry: &str) -> Option<String> {
+    match kg_pki::SanName::parse(entry.trim_end_matches('.')) {
+        Ok(kg_pki::SanName::Dns(name)) if !name.starts_with("*.") => Some(name),
+        _ => None,
+    }
 }

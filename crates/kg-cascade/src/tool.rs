@@ -40,13 +40,28 @@ pub(crate) fn run(
     }
 }
 
-/// The last non-empty line of a tool's stderr: where Go CLIs put the actual error.
+/// The last non-empty line of a tool's stderr: where Go CLIs put the actual error. Control
+/// characters are escaped: it ends up on the user's terminal.
 pub(crate) fn last_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_owned()
+    let text = String::from_utf8_lossy(bytes);
+    clean(
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim(),
+    )
+}
+
+/// Escapes control characters in text from another program.
+pub(crate) fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -144,7 +144,7 @@ pub fn out_json(value: &impl serde::Serialize) -> Result<(), CliError> {
 }
 
 /// Options every binary accepts before its subcommand.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Clone, Default, clap::Args)]
 pub struct GlobalArgs {
     /// Read this config file instead of the default location
     #[arg(long, global = true, value_name = "FILE")]
@@ -152,6 +152,21 @@ pub struct GlobalArgs {
     /// Override one setting for this run, e.g. `--set cert.days=30` (repeatable)
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+/// Shows the keys of `--set`, never the values (a value may be a mistyped secret).
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self
+            .set
+            .iter()
+            .map(|s| s.split_once('=').map_or("?", |(k, _)| k))
+            .collect();
+        f.debug_struct("GlobalArgs")
+            .field("config", &self.config)
+            .field("set", &keys)
+            .finish()
+    }
 }
 
 /// Loaded context: where things live and the effective configuration.
@@ -171,22 +186,24 @@ impl GlobalArgs {
         }
         let mut all: Vec<(&str, &str, String)> = Vec::new();
         for item in &self.set {
-            let (key, value) = item.split_once('=').ok_or_else(|| {
-                CliError::usage(format!("invalid --set '{item}': expected KEY=VALUE"))
-                    .with_hint("for example --set cert.days=30")
-            })?;
+            // Errors name the key only: the value may be a secret typed into the wrong place.
+            let Some((key, value)) = item.split_once('=') else {
+                return Err(CliError::usage("invalid --set: expected KEY=VALUE")
+                    .with_hint("for example --set cert.days=30"));
+            };
             let key = key.trim();
-            if kg_config::setting(key).is_none() {
-                return Err(CliError::usage(format!(
-                    "invalid --set '{item}': unknown setting '{key}'"
-                ))
-                .with_hint("run `config explain` to list every setting"));
+            let Some(setting) = kg_config::setting(key) else {
+                return Err(
+                    CliError::usage(format!("invalid --set: unknown setting '{key}'"))
+                        .with_hint("run `config explain` to list every setting"),
+                );
+            };
+            if setting.kind == kg_config::Kind::Secret {
+                let from = setting.env.map_or(String::new(), |e| format!(" ({e})"));
+                return Err(CliError::usage(format!("invalid --set: '{key}' is a secret and is never taken from the command line"))
+                    .with_hint(format!("command lines are visible to every user in `ps`; use the environment{from} or a file")));
             }
-            all.push((
-                kg_config::setting(key).map(|s| s.key).unwrap_or_default(),
-                "--set",
-                value.to_owned(),
-            ));
+            all.push((setting.key, "--set", value.to_owned()));
         }
         all.extend(flags.iter().cloned());
         let config = Config::load(&locations, &all)?;
@@ -246,4 +263,37 @@ impl ConfigCommand {
         }
         Ok(ExitStatus::Success)
     }
+}
+
+/// The current time, or the test clock `test.now` (`KEYGATE_TEST_NOW`), which exists only so
+/// tests can age certificates and tokens without waiting. It is a declared setting, so
+/// `config explain` shows when it is in effect.
+pub fn now(config: &kg_config::Config) -> Result<time::OffsetDateTime, CliError> {
+    match config.str("test.now") {
+        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| {
+                CliError::usage(format!("invalid test.now '{t}': {e}"))
+                    .with_hint("use RFC 3339, e.g. 2030-01-01T00:00:00Z")
+            }),
+        None => Ok(time::OffsetDateTime::now_utc()),
+    }
+}
+
+/// Makes text from outside (certificate fields, other tools' output) safe to print: control
+/// characters are escaped, so a certificate cannot move the cursor, recolour or hide lines.
+pub fn untrusted(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }

@@ -39,6 +39,9 @@ pub enum ConfigError {
         line: usize,
         key: String,
     },
+    /// `KEYGATE_HOME` is a relative path.
+    #[error("KEYGATE_HOME '{}' is a relative path", .0.display())]
+    RelativeHome(PathBuf),
     /// No home directory and no `KEYGATE_HOME`.
     #[error("cannot find a home directory to keep keygate's files in")]
     NoHome,
@@ -62,6 +65,9 @@ impl ConfigError {
                     }
                     None => "use a file-based setting instead".to_owned(),
                 })
+            }
+            ConfigError::RelativeHome(_) => {
+                Some("give an absolute path, e.g. KEYGATE_HOME=\"$PWD/keygate\"".to_owned())
             }
             ConfigError::NoHome => {
                 Some("set KEYGATE_HOME to a directory keygate may use".to_owned())

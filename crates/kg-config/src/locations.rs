@@ -24,8 +24,12 @@ impl Locations {
     /// Derives the locations from the process environment.
     pub fn from_env() -> Result<Locations, ConfigError> {
         let home = std::env::var_os(crate::ENV_HOME)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute());
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        if let Some(home) = home.as_ref().filter(|h| !h.is_absolute()) {
+            // Ignoring it would put keys in the user's real directories instead.
+            return Err(ConfigError::RelativeHome(home.clone()));
+        }
         let mut locations = match home {
             Some(root) => Locations::under(&root),
             None => {

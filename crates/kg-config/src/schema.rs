@@ -124,6 +124,13 @@ pub static SETTINGS: &[Setting] = &[
         doc: "the managed certificate the server presents",
     },
     Setting {
+        key: "test.now",
+        env: Some("KEYGATE_TEST_NOW"),
+        kind: Kind::Str,
+        default: None,
+        doc: "for tests only: pretend the current time is this RFC 3339 instant, to age certificates and tokens",
+    },
+    Setting {
         key: "client.profile",
         env: Some("KEYGATE_PROFILE"),
         kind: Kind::Str,

@@ -52,10 +52,12 @@ pub fn check_dir(path: &Path) -> Result<(), Error> {
 /// Creates `path` and its missing parents with `mode`, then checks each one we rely on.
 ///
 /// Missing directories are created with the final mode set on creation. An existing
-/// directory that others can write to is refused; a private one that others can merely
-/// read is tightened to 0700.
+/// directory that others can write to is refused (for a private one, the group too); a
+/// private one that others can merely read is tightened to 0700.
 pub fn create_dir_all(path: &Path, mode: DirMode) -> Result<(), Error> {
-    match fs_err::symlink_metadata(path) {
+    // Follows symlinks: a symlinked ancestor (`~/.local -> /data/...`) is common and safe,
+    // since what matters is the directory it leads to, which is checked below.
+    match fs_err::metadata(path) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
             return Err(Error::UnsafeDir {
@@ -89,8 +91,54 @@ pub fn create_dir_all(path: &Path, mode: DirMode) -> Result<(), Error> {
     // write to would hide that they may already have planted something in it.
     check_dir(path)?;
     let meta = fs_err::metadata(path)?;
+    if mode == DirMode::Private && meta.permissions().mode() & 0o020 != 0 {
+        return Err(Error::UnsafeDir {
+            path: path.to_owned(),
+            reason: "it is group-writable, and it holds private material",
+        });
+    }
     if mode == DirMode::Private && meta.permissions().mode() & 0o077 != 0 {
         fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// A private scratch directory in `parent`, created 0700 whatever the umask and removed when
+/// dropped; for tools (mkcert, tailscale) that write keys before we have verified them.
+///
+/// Its name carries our pid, so that [`stale_private_tempdirs`] can tell one left by a
+/// killed process from one in use.
+pub fn private_tempdir(parent: &Path) -> Result<tempfile::TempDir, Error> {
+    create_dir_all(parent, DirMode::Private)?;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!(".{}.", std::process::id()))
+        .suffix(SCRATCH_SUFFIX)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(|e| crate::atomic::with_path(e, "create a private directory in", parent))?;
+    fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    Ok(dir)
+}
+
+const SCRATCH_SUFFIX: &str = ".scratch";
+
+/// Scratch directories in `parent` whose creating process is gone.
+pub fn stale_private_tempdirs(parent: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let pid = name
+                .strip_prefix('.')?
+                .strip_suffix(SCRATCH_SUFFIX)?
+                .split('.')
+                .next()?
+                .parse()
+                .ok()?;
+            (!crate::atomic::process_alive(pid)).then(|| e.path())
+        })
+        .collect()
 }

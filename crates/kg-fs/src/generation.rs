@@ -129,7 +129,11 @@ pub fn publish(dir: &Path, items: &[Item<'_>], keep: usize) -> Result<Generation
         // No sync of `dir` here: both this rename and the link switch are entries of `dir`,
         // and switch_current syncs it once after both. A crash in between leaves an unused
         // generation directory and the old `current`, which is safe.
-        switch_current(dir, &name)?;
+        if let Err(e) = switch_current(dir, &name) {
+            // Never live: remove it, or each failing run would leave a generation (and a key).
+            let _ = std::fs::remove_dir_all(&final_path);
+            return Err(e);
+        }
         Ok(Generation {
             number,
             path: final_path,

@@ -23,7 +23,7 @@ pub mod generation;
 pub mod lock;
 
 pub use atomic::{AtomicFile, stale_temps, write_atomic};
-pub use dir::{DirMode, check_dir, create_dir_all};
+pub use dir::{DirMode, check_dir, create_dir_all, private_tempdir, stale_private_tempdirs};
 pub use error::Error;
 
 /// The mode a file is written with.

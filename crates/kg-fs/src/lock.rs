@@ -47,9 +47,10 @@ pub fn acquire(path: &Path, wait: Wait) -> Result<LockGuard, Error> {
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
         .open(path)
         .map_err(|e| with_path(e, "open lock file", path))?;
+    // `None`: fail now; `Some(None)`: a wait too long to represent, i.e. wait for ever.
     let deadline = match wait {
         Wait::No => None,
-        Wait::Up(d) => Some(Instant::now() + d),
+        Wait::Up(d) => Some(Instant::now().checked_add(d)),
     };
     loop {
         match file.try_lock() {
@@ -65,7 +66,7 @@ pub fn acquire(path: &Path, wait: Wait) -> Result<LockGuard, Error> {
                         path: path.to_owned(),
                     });
                 }
-                Some(d) if Instant::now() >= d => {
+                Some(Some(d)) if Instant::now() >= d => {
                     let secs = match wait {
                         Wait::Up(d) => d.as_secs(),
                         Wait::No => 0,

@@ -123,3 +123,29 @@ fn a_failed_publication_leaves_the_previous_generation_live() {
         .collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
 }
+
+/// Security review: when switching `current` failed after the new generation was renamed
+/// into place, the generation (with its key) stayed behind, one more per failing run.
+#[test]
+fn a_failed_switch_leaves_no_generation_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("id");
+    publish(&dir, 1, 3);
+    std::fs::remove_file(dir.join("current")).unwrap();
+    std::fs::create_dir(dir.join("current")).unwrap();
+    std::fs::write(dir.join("current/blocker"), b"x").unwrap();
+    for _ in 0..3 {
+        let items = [Item {
+            name: "key.pem",
+            contents: b"k",
+            mode: FileMode::Secret,
+        }];
+        assert!(generation::publish(&dir, &items, 3).is_err());
+    }
+    let numbers: Vec<u64> = generation::list(&dir)
+        .unwrap()
+        .iter()
+        .map(|g| g.number)
+        .collect();
+    assert_eq!(numbers, [1]);
+}

@@ -105,3 +105,71 @@ fn a_failed_write_leaves_no_temporary_file() {
     assert_eq!(names(tmp.path()), ["state.json"]);
     assert_eq!(std::fs::read(&target).unwrap(), b"old");
 }
+
+/// Security review: a group-writable private directory was silently tightened and used,
+/// keeping whatever group members had put in it.
+#[test]
+fn a_group_writable_private_directory_is_refused() {
+    use kg_fs::{DirMode, create_dir_all};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+    let err = create_dir_all(&dir, DirMode::Private).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("it is group-writable, and it holds private material"),
+        "{err}"
+    );
+    // Readable by others only: tightened, as before.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    create_dir_all(&dir, DirMode::Private).unwrap();
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+/// Security review: a symlinked ancestor (`~/.local -> /data/...`) was refused as "not a
+/// directory".
+#[test]
+fn a_symlinked_ancestor_is_followed() {
+    use kg_fs::{DirMode, create_dir_all};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("real"), tmp.path().join("link")).unwrap();
+    create_dir_all(&tmp.path().join("link/keygate/private"), DirMode::Private).unwrap();
+    assert!(tmp.path().join("real/keygate/private").is_dir());
+}
+
+/// Security review: the scratch directory external tools write keys into was created with
+/// the umask's mode; it must be 0700 whatever the umask, and findable when left behind.
+#[test]
+fn scratch_directories_are_private_and_found_when_stale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = tmp.path().join("private");
+    let dir = kg_fs::private_tempdir(&parent).unwrap();
+    assert_eq!(
+        std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(
+        kg_fs::stale_private_tempdirs(&parent).is_empty(),
+        "ours is in use"
+    );
+    let left = parent.join(".999999.AbC.scratch");
+    std::fs::create_dir(&left).unwrap();
+    assert_eq!(kg_fs::stale_private_tempdirs(&parent), [left]);
+}
+
+/// Security review: `--wait` with a huge value overflowed `Instant + Duration` and panicked.
+#[test]
+fn a_huge_wait_does_not_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let guard = kg_fs::lock::acquire(
+        &tmp.path().join("x.lock"),
+        kg_fs::lock::Wait::Up(std::time::Duration::MAX),
+    )
+    .unwrap();
+    drop(guard);
+}

@@ -59,7 +59,11 @@ pub fn default_constraints(host_names: &[String], extra_dns: &[String]) -> Const
             (IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10),
         ],
     };
-    for entry in host_names.iter().chain(extra_dns) {
+    let entries = host_names
+        .iter()
+        .map(|h| (h, true))
+        .chain(extra_dns.iter().map(|e| (e, false)));
+    for (entry, is_host) in entries {
         let entry = entry.trim();
         if entry.is_empty() {
             continue;
@@ -73,6 +77,11 @@ pub fn default_constraints(host_names: &[String], extra_dns: &[String]) -> Const
         let lowered = entry.to_ascii_lowercase();
         let name = lowered.strip_suffix('.').unwrap_or(&lowered);
         let name = name.strip_prefix("*.").unwrap_or(name).to_owned();
+        // A permitted subtree covers every name below it: a host called `dev` would give the
+        // CA all of `.dev`. Host names that are public suffixes are left out.
+        if is_host && crate::names::is_public_suffix(&name) {
+            continue;
+        }
         if !c.dns.contains(&name) {
             c.dns.push(name);
         }

@@ -56,7 +56,7 @@ pub use issue::{
     BACKDATE, CA_YEARS, CaMaterial, Issued, MAX_LEAF_DAYS, issue_leaf, new_local_ca, self_signed,
 };
 pub use keys::{KeyKind, KeyKindError, SecretPem, normalize_key_pem};
-pub use names::{NameError, SanName, plan_names};
+pub use names::{NameError, SanName, is_public_suffix, plan_names};
 pub use renew::{renew_at, renewal_due};
 pub use verify::{VerifyError, verify};
 

@@ -309,95 +309,12 @@ impl NameError {
     }
 }
 
-/// Multi-label public suffixes (from the Public Suffix List) on which a wildcard is refused.
-/// Single-label suffixes (`com`, `test`, `localhost`) are refused by rule, so they are not
-/// listed. Not the whole PSL: enough to catch the common mistakes, and the browsers remain
-/// the final judges.
-const PUBLIC_SUFFIXES: &[&str] = &[
-    // Country second levels.
-    "ac.uk",
-    "co.uk",
-    "gov.uk",
-    "ltd.uk",
-    "me.uk",
-    "net.uk",
-    "nhs.uk",
-    "org.uk",
-    "plc.uk",
-    "sch.uk",
-    "com.au",
-    "net.au",
-    "org.au",
-    "edu.au",
-    "gov.au",
-    "asn.au",
-    "id.au",
-    "co.nz",
-    "net.nz",
-    "org.nz",
-    "co.jp",
-    "ne.jp",
-    "or.jp",
-    "ac.jp",
-    "go.jp",
-    "co.kr",
-    "or.kr",
-    "co.in",
-    "net.in",
-    "org.in",
-    "com.br",
-    "net.br",
-    "org.br",
-    "com.cn",
-    "net.cn",
-    "org.cn",
-    "com.mx",
-    "com.tr",
-    "co.za",
-    "com.sg",
-    "com.hk",
-    "com.tw",
-    "co.il",
-    "com.ar",
-    "com.co",
-    "co.id",
-    "com.my",
-    "com.ph",
-    "com.vn",
-    "com.ua",
-    "com.pl",
-    "co.at",
-    "or.at",
-    // Shared hosting and tunnels whose subdomains belong to different people.
-    "github.io",
-    "gitlab.io",
-    "githubusercontent.com",
-    "herokuapp.com",
-    "netlify.app",
-    "vercel.app",
-    "pages.dev",
-    "workers.dev",
-    "appspot.com",
-    "blogspot.com",
-    "cloudfront.net",
-    "azurewebsites.net",
-    "web.app",
-    "firebaseapp.com",
-    "fly.dev",
-    "ngrok.io",
-    "ngrok.app",
-    "ngrok-free.app",
-    "duckdns.org",
-    "ts.net",
-    "onrender.com",
-    "run.app",
-    "deno.dev",
-    "glitch.me",
-    "repl.co",
-    "trycloudflare.com",
-    "nip.io",
-    "sslip.io",
-];
+/// Whether `name` (lower-case ASCII, no trailing dot) is itself a public suffix in
+/// Mozilla's Public Suffix List (`com`, `dev`, `co.uk`, `github.io`): a wildcard directly on
+/// one is refused by browsers, and a CA must never be constrained to one.
+pub fn is_public_suffix(name: &str) -> bool {
+    psl::suffix(name.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == name.as_bytes())
+}
 
 fn parse_one(input: &str) -> Result<SanName, NameError> {
     let err_input = || input.to_owned();
@@ -490,7 +407,7 @@ fn parse_one(input: &str) -> Result<SanName, NameError> {
     };
 
     if wildcard {
-        let suffix_is_public = !ascii.contains('.') || PUBLIC_SUFFIXES.contains(&ascii.as_str());
+        let suffix_is_public = !ascii.contains('.') || is_public_suffix(&ascii);
         if suffix_is_public {
             return Err(NameError::WildcardOnSuffix {
                 input: err_input(),
@@ -576,7 +493,12 @@ fn check_ldh(input: &str, name: &str, wildcard: bool) -> Result<(), NameError> {
         }
     }
     let last = name.rsplit('.').next().unwrap_or_default();
-    if last.bytes().all(|b| b.is_ascii_digit()) {
+    // The WHATWG URL parser (what browsers use) reads a host whose last label is a number,
+    // decimal or `0x` hex, as an IPv4 address or rejects it: such a DNS SAN never matches.
+    let hex = last
+        .strip_prefix("0x")
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if last.bytes().all(|b| b.is_ascii_digit()) || hex {
         return Err(NameError::NumericLastLabel { input: err_input() });
     }
     Ok(())
