@@ -9,9 +9,11 @@ use anyhow::{Context, Result, bail};
 
 mod issue;
 mod renew;
+mod server;
+mod tokens;
 
 /// The benchmarks that exist; later issues add theirs.
-pub(crate) const NAMES: &[&str] = &["issue", "renew"];
+pub(crate) const NAMES: &[&str] = &["issue", "renew", "tokens", "server"];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let names: Vec<&str> = match args.first().map(String::as_str) {
@@ -21,7 +23,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     for name in names {
         match name {
             "issue" => issue::run(root)?,
+            "server" => server::run(root)?,
             "renew" => renew::run(root)?,
+            "tokens" => tokens::run(root)?,
             other => bail!(
                 "unknown benchmark '{other}'; available: {}",
                 NAMES.join(", ")

@@ -94,7 +94,7 @@ pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, Cl
 /// Prints, does not run: trusting a root is a decision the user makes with their own eyes.
 pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus, CliError> {
     let (file, _) = ca_file(global, args.id.as_deref())?;
-    let f = shell_quote(&file.display().to_string());
+    let f = kg_cli::shell_quote(&file.display().to_string());
     let nss = |db: &str| format!("certutil -d \"sql:{db}\" -A -t C,, -n 'keygate local CA' -i {f}");
     let systems = [
         (
@@ -146,9 +146,4 @@ pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus,
         }
     }
     Ok(ExitStatus::Success)
-}
-
-/// Quotes `s` for a POSIX shell: the printed commands must be safe to paste whatever the path.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 
+mod serve;
+
 /// Serve HTTPS and answer /auth for nginx, Caddy, Traefik, Envoy and HAProxy
 #[derive(Debug, Parser)]
 #[command(name = "keygate", version, after_help = EXIT_CODES_HELP)]
@@ -19,6 +21,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve /auth, /health and /metrics until SIGTERM or SIGINT
+    Serve(serve::ServeArgs),
+    /// Check the config, certificate, token store and listen addresses; exit 0 or 2
+    Check(serve::CheckArgs),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -30,6 +36,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     match &cli.command {
+        Command::Serve(args) => serve::serve(&cli.global, args),
+        Command::Check(args) => serve::check(&cli.global, args),
         Command::Config(cmd) => cmd.run(&cli.global),
     }
 }

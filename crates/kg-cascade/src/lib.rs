@@ -46,3 +46,26 @@ pub mod files {
     /// What was asked for and how it was obtained (`state::Record`).
     pub const META: &str = "meta.json";
 }
+
+/// Whether this system's trust store already holds the CA certificate(s) in `ca_pem`: the
+/// bundle named by `SSL_CERT_FILE`, or the usual Debian, Fedora and macOS/BSD bundles.
+pub fn trusted_by_system(ca_pem: &str) -> bool {
+    let Ok(wanted) = kg_pki::pem_certs(ca_pem) else {
+        return false;
+    };
+    let bundles = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/cert.pem",
+            ]
+            .map(std::path::PathBuf::from),
+        );
+    bundles
+        .filter_map(|b| std::fs::read_to_string(b).ok())
+        .filter_map(|text| kg_pki::pem_certs(&text).ok())
+        .any(|system| wanted.iter().any(|w| system.contains(w)))
+}

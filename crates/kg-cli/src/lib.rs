@@ -297,3 +297,8 @@ pub fn untrusted(text: &str) -> std::borrow::Cow<'_, str> {
             .collect(),
     )
 }
+
+/// Quotes `s` for a POSIX shell, so printed commands are safe to paste whatever the path.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}

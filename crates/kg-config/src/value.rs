@@ -156,6 +156,14 @@ impl Config {
         }
     }
 
+    pub fn bool(&self, key: &str) -> bool {
+        match self.value(key) {
+            Some(Value::Bool(b)) => *b,
+            None => false,
+            other => panic!("setting {key} is not a boolean: {other:?}"),
+        }
+    }
+
     pub fn list(&self, key: &str) -> &[String] {
         match self.value(key) {
             Some(Value::List(v)) => v,

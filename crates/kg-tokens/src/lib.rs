@@ -1,7 +1,8 @@
 //! The token core of keygate: the token format, the token store and its lifecycle,
-//! verification, and age encryption helpers. No file IO and no clock: every operation that
-//! depends on time takes `now`, and the secure file layer (`kg-fs`) reads and writes the
-//! store and the pepper.
+//! verification, and age encryption helpers. No clock: every operation that depends on time
+//! takes `now`. File IO lives in one module, [`files`]: it reads the store and the pepper and
+//! writes them through the secure file layer (`kg-fs`), under the lock; everything else is
+//! pure and works on text and bytes.
 //!
 //! # Token format
 //!
@@ -44,6 +45,19 @@
 //!
 //! `tests/store.rs` pins the exact text (`GOLDEN`).
 //!
+//! # Files
+//!
+//! | file | mode | what |
+//! |---|---|---|
+//! | `STATE_DIR/tokens.json` | 0600 | the store: digests, never tokens |
+//! | `STATE_DIR/tokens.lock` | 0600 | held during every read-modify-write |
+//! | `PRIVATE_DIR/pepper` | 0600 | the HMAC key, created on first use (directory 0700) |
+//! | `PRIVATE_DIR/client/NAME.token` | 0600 | a client's token, written by `tokenctl ensure` |
+//!
+//! Changes go through [`StorePaths::begin`] (a [`StoreTxn`] that holds the lock and writes on
+//! commit); long-running readers keep a [`LoadedStore`] and call
+//! [`LoadedStore::reload_if_changed`], which costs one `stat` when nothing changed.
+//!
 //! # Example
 //!
 //! ```
@@ -78,11 +92,13 @@
 #![forbid(unsafe_code)]
 
 mod base62;
+pub mod files;
 mod pepper;
 pub mod seal;
 mod store;
 mod token;
 
+pub use files::{FileError, LoadedStore, StorePaths, StoreTxn};
 pub use pepper::{PEPPER_LEN, Pepper, PepperError};
 pub use store::{Digest, Entry, MAX_NAME_LEN, STORE_VERSION, Status, Store, StoreError, TokenInfo};
 pub use token::{

@@ -123,7 +123,7 @@ impl PepperError {
 
 pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
 
-pub(crate) fn hex_value(c: u8) -> Option<u8> {
+pub(crate) const fn hex_value(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

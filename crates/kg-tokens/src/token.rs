@@ -224,9 +224,9 @@ pub fn parse<'a>(token: &'a str, prefix: &Prefix) -> Result<ParsedToken<'a>, Rea
         .ok_or(Reason::Malformed)?
         .as_bytes();
     if rest.len() != ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN
-        || !rest[..ID_LEN].iter().copied().all(base62::is_base62)
-        || rest[ID_LEN] != b'_'
-        || !rest[ID_LEN + 1..].iter().copied().all(base62::is_base62)
+        || !(base62::all_base62(&rest[..ID_LEN])
+            & (rest[ID_LEN] == b'_')
+            & base62::all_base62(&rest[ID_LEN + 1..]))
     {
         return Err(Reason::Malformed);
     }
@@ -258,5 +258,5 @@ pub fn format_regex(prefix: &Prefix) -> String {
 
 /// Checks that `id` looks like a token id (12 base62 characters).
 pub(crate) fn is_valid_id(id: &str) -> bool {
-    id.len() == ID_LEN && id.bytes().all(base62::is_base62)
+    id.len() == ID_LEN && base62::all_base62(id.as_bytes())
 }

@@ -239,7 +239,7 @@ fn create_refusals() {
         .create(&pepper(), "svc", vec![], None, T0)
         .unwrap_err();
     assert!(matches!(err, StoreError::DuplicateName { .. }));
-    assert!(err.hint().unwrap().contains("tokenctl rotate svc"));
+    assert!(err.hint().unwrap().contains("tokenctl rotate --name svc"));
 
     // Revoked names may be reused.
     store.revoke_name("svc", T0).unwrap();
@@ -722,5 +722,94 @@ fn pepper_text_round_trip() {
     for bad in ["", "abc", &"g".repeat(64), &"a".repeat(66)] {
         let err = Pepper::from_text(bad).unwrap_err();
         assert!(bad.is_empty() || !err.to_string().contains(bad));
+    }
+}
+
+/// A scope is stored and listed in the clear, so a token pasted as a scope is refused like a
+/// token pasted as a name, and not echoed.
+#[test]
+fn scope_that_is_a_token_is_refused_and_not_echoed() {
+    let mut store = Store::default();
+    let (_, token) = create(&mut store, "svc", None);
+    let err = store
+        .create(
+            &pepper(),
+            "other",
+            scopes(&["read", token.expose_secret()]),
+            None,
+            T0,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ScopeLooksLikeToken { number: 2 }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(token.expose_secret()));
+    assert!(!format!("{err:?}").contains(token.expose_secret()));
+    assert!(store.find_active("other").is_none());
+}
+
+/// Stores over 4 MB are parsed in two halves on two threads; the result, and every error,
+/// must be exactly what one pass gives: the same entries in the same order, tokens from both
+/// halves verifying, and problems in the second half (or an id repeated across the halves)
+/// named by their entry number.
+#[test]
+fn large_stores_read_in_halves_as_in_one_pass() {
+    let mut store = Store::default();
+    let tokens: Vec<(Entry, TokenSecret)> = (0..16_000)
+        .map(|i| {
+            store
+                .create_additional(
+                    &pepper(),
+                    &format!("client-{i}"),
+                    scopes(&["read"]),
+                    None,
+                    T0,
+                )
+                .unwrap()
+        })
+        .collect();
+    let text = store.to_json();
+    assert!(
+        text.len() > 4 << 20,
+        "{} bytes: the halves path is not taken",
+        text.len()
+    );
+    let again = Store::from_json(&text).unwrap();
+    assert_eq!(again.list(), store.list());
+    assert_eq!(again.to_json(), text);
+    for (entry, token) in [&tokens[0], &tokens[7_999], &tokens[8_000], &tokens[15_999]] {
+        let info = again.verify(&pepper(), token.expose_secret(), T0).unwrap();
+        assert_eq!(info.id, entry.id);
+        assert_eq!(again.get(&entry.id).unwrap().name, entry.name);
+    }
+
+    // A bad name in entry 15,000 (second half).
+    let bad = text.replacen("\"client-14999\"", "\"client 14999\"", 1);
+    match Store::from_json(&bad).unwrap_err() {
+        StoreError::InvalidEntry { number, .. } => assert_eq!(number, 15_000),
+        other => panic!("{other:?}"),
+    }
+    // The id of entry 2 repeated in entry 12,000.
+    let (id2, id12k) = (&tokens[1].0.id, &tokens[11_999].0.id);
+    let dup = text.replacen(
+        &format!("\"id\": \"{id12k}\""),
+        &format!("\"id\": \"{id2}\""),
+        1,
+    );
+    match Store::from_json(&dup).unwrap_err() {
+        StoreError::InvalidEntry {
+            number, problem, ..
+        } => {
+            assert_eq!(number, 12_000);
+            assert!(problem.contains("entry #2"), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A syntax error late in the file keeps its line.
+    let cut = &text[..text.len() - 10];
+    match Store::from_json(cut).unwrap_err() {
+        StoreError::Json { line, .. } => assert!(line > 100_000, "line {line}"),
+        other => panic!("{other:?}"),
     }
 }

@@ -93,16 +93,42 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         &[("KEYGATE_HOME", &home), ("CAROOT", &caroot)],
     )?;
     let _ = std::fs::remove_dir_all(&scratch);
-    let pick = |n: &str| timings.iter().find(|t| t.name == n).map_or((f64::NAN, f64::NAN), |t| (t.mean_ms, t.median_ms));
-    println!("\nbench issue: whole-process time for one P-256 leaf ({})", names.join(" "));
-    println!("{:<20} {:>9} {:>9} {:>9}", "command", "mean ms", "± ms", "median");
+    let pick = |n: &str| {
+        timings
+            .iter()
+            .find(|t| t.name == n)
+            .map_or((f64::NAN, f64::NAN), |t| (t.mean_ms, t.median_ms))
+    };
+    println!(
+        "\nbench issue: whole-process time for one P-256 leaf ({})",
+        names.join(" ")
+    );
+    println!(
+        "{:<20} {:>9} {:>9} {:>9}",
+        "command", "mean ms", "± ms", "median"
+    );
     for t in &timings {
-        println!("{:<20} {:>9.2} {:>9.2} {:>9.2}", t.name, t.mean_ms, t.stddev_ms, t.median_ms);
+        println!(
+            "{:<20} {:>9.2} {:>9.2} {:>9.2}",
+            t.name, t.mean_ms, t.stddev_ms, t.median_ms
+        );
     }
     // certctl alone fsyncs what it writes (durable publication), so other disk I/O on the
     // machine lands on it only: medians are the fairer comparison, means are shown too.
-    let ((c, cm), (o, om), (m, mm)) = (pick("certctl issue"), pick("openssl req -x509"), pick("mkcert -ecdsa"));
-    println!("certctl / openssl = {:.2} by median, {:.2} by mean (target <= 1.00)", cm / om, c / o);
-    println!("certctl / mkcert  = {:.2} by median, {:.2} by mean (target <= 0.25)", cm / mm, c / m);
+    let ((c, cm), (o, om), (m, mm)) = (
+        pick("certctl issue"),
+        pick("openssl req -x509"),
+        pick("mkcert -ecdsa"),
+    );
+    println!(
+        "certctl / openssl = {:.2} by median, {:.2} by mean (target <= 1.00)",
+        cm / om,
+        c / o
+    );
+    println!(
+        "certctl / mkcert  = {:.2} by median, {:.2} by mean (target <= 0.25)",
+        cm / mm,
+        c / m
+    );
     Ok(())
 }

@@ -1,0 +1,124 @@
+//! `keygate serve` and `keygate check`: flags to settings, settings to the library.
+
+use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json};
+use kg_server::{ServeError, Settings, SettingsError};
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServerFlags {
+    /// Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<String>,
+    /// Serve this managed certificate [default: server.cert_id, "default"]
+    #[arg(long, value_name = "ID")]
+    cert_id: Option<String>,
+    /// Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]
+    #[arg(long)]
+    plain_http: bool,
+    /// Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text
+    #[arg(long)]
+    danger_plain_http_non_loopback: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    flags: ServerFlags,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    flags: ServerFlags,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> {
+    let mut flags = Vec::new();
+    if !f.listen.is_empty() {
+        flags.push(("server.listen", "--listen", f.listen.join(",")));
+    }
+    if let Some(id) = &f.cert_id {
+        flags.push(("server.cert_id", "--cert-id", id.clone()));
+    }
+    if f.plain_http {
+        flags.push(("server.plain_http", "--plain-http", "true".to_owned()));
+    }
+    let ctx = global.load(&flags)?;
+    let settings = Settings::from_config(
+        &ctx.locations,
+        &ctx.config,
+        f.danger_plain_http_non_loopback,
+    )
+    .map_err(settings_error)?;
+    if f.danger_plain_http_non_loopback
+        && settings.plain_http
+        && settings
+            .listen
+            .iter()
+            .any(|a| !a.ip().to_canonical().is_loopback())
+    {
+        kg_server::log::warn(
+            "danger_plain_http_non_loopback",
+            &[(
+                "note",
+                "serving plain HTTP beyond loopback: bearer tokens cross the network in clear text",
+            )],
+        );
+    }
+    Ok(settings)
+}
+
+fn settings_error(e: SettingsError) -> CliError {
+    let hint = e.hint();
+    let err = CliError::usage(e.to_string());
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitStatus, CliError> {
+    let settings = settings(global, &args.flags)?;
+    kg_server::serve(&settings).map_err(|e: ServeError| {
+        let status = if e.is_usage() {
+            ExitStatus::Usage
+        } else {
+            ExitStatus::Failure
+        };
+        CliError {
+            status,
+            hint: e.hint(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+pub(crate) fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<ExitStatus, CliError> {
+    let settings = settings(global, &args.flags)?;
+    let items = kg_server::check(&settings, time::OffsetDateTime::now_utc());
+    let failed = items.iter().filter(|i| !i.ok).count();
+    if args.json {
+        out_json(&serde_json::json!({ "ok": failed == 0, "checks": items }))?;
+    } else {
+        for i in &items {
+            out(format!(
+                "{}  {}: {}",
+                if i.ok { "ok  " } else { "FAIL" },
+                i.what,
+                i.detail
+            ))?;
+            if let Some(h) = &i.hint {
+                out(format!("      hint: {h}"))?;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::usage(format!(
+            "{failed} check(s) failed; keygate serve would not start"
+        )));
+    }
+    Ok(ExitStatus::Success)
+}

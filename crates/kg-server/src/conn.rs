@@ -1,0 +1,173 @@
+//! Connection deadlines: the header timeout and the keep-alive idle timeout.
+//!
+//! hyper 1 has one timer for HTTP/1: its header read timeout, which runs from the moment it
+//! waits for a request head, idle time included. We set it (with hyper-util's `TokioTimer`)
+//! as a backstop, at idle + header timeout. The two limits proper live in [`Deadline`], a
+//! wrapper around the connection's byte stream:
+//!
+//! - a new connection must deliver its first request head within the header timeout;
+//! - after a response is written the connection is idle and may stay so for the idle timeout;
+//! - the first byte of the next request starts the header timeout again, so a client sending
+//!   one byte a second is cut off when it runs out, while others are served.
+//!
+//! The timer is re-armed lazily: moving the deadline later never touches the timer wheel;
+//! when the armed sleep fires early, it is re-armed for the real deadline. On a busy
+//! keep-alive connection that is one timer operation per header timeout, not per request.
+//!
+//! HTTP/2 multiplexes requests, so there the deadline is simply the idle timeout after the
+//! last bytes read.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// A byte stream whose reads fail with `TimedOut` once its deadline passes.
+pub struct Deadline<IO> {
+    io: IO,
+    sleep: Pin<Box<Sleep>>,
+    /// The instant `sleep` is armed for.
+    armed: Instant,
+    /// The instant the connection must have made progress by.
+    deadline: Instant,
+    /// A response was written and no byte of the next request has arrived.
+    idle: bool,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    h2: bool,
+}
+
+impl<IO> Deadline<IO> {
+    /// Wraps a freshly accepted connection: its first request head is due within
+    /// `header_timeout`.
+    pub fn new(io: IO, header_timeout: Duration, idle_timeout: Duration, h2: bool) -> Self {
+        let deadline = Instant::now() + header_timeout;
+        Deadline {
+            io,
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            armed: deadline,
+            deadline,
+            idle: false,
+            header_timeout,
+            idle_timeout,
+            h2,
+        }
+    }
+
+    fn set_deadline(&mut self, at: Instant) {
+        self.deadline = at;
+        if at < self.armed {
+            self.sleep.as_mut().reset(at);
+            self.armed = at;
+        }
+    }
+
+    /// `Ready(Err)` once the deadline has passed; otherwise registers for a wake-up.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        loop {
+            ready!(self.sleep.as_mut().poll(cx));
+            if Instant::now() >= self.deadline {
+                let what = if self.idle {
+                    "keep-alive idle timeout"
+                } else {
+                    "request head timeout"
+                };
+                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, what));
+            }
+            self.sleep.as_mut().reset(self.deadline);
+            self.armed = self.deadline;
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Deadline<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    if this.h2 {
+                        this.set_deadline(Instant::now() + this.idle_timeout);
+                    } else if this.idle {
+                        this.idle = false;
+                        this.set_deadline(Instant::now() + this.header_timeout);
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.poll_deadline(cx) {
+                Poll::Ready(e) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.mark_idle();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.mark_idle();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl<IO> Deadline<IO> {
+    fn mark_idle(&mut self) {
+        if !self.h2 {
+            self.idle = true;
+            // Later than the armed instant (or equal): no timer operation.
+            let at = Instant::now() + self.idle_timeout;
+            self.set_deadline(at);
+        }
+    }
+}
+
+impl<IO> std::fmt::Debug for Deadline<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadline")
+            .field("idle", &self.idle)
+            .field("h2", &self.h2)
+            .finish_non_exhaustive()
+    }
+}

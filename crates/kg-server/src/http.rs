@@ -1,0 +1,571 @@
+//! The endpoints: `/auth`, `/health` and `/metrics`.
+//!
+//! Every handler is synchronous: verification is a hash lookup and one HMAC, so a request
+//! is answered in the poll that parsed it, with no task, no boxing and no await point.
+//! The `/auth` path allocates nothing that grows with the request, the store or the number
+//! of clients; its only allocations are hyper's header map and, on allow, the identity
+//! header values.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Body as _, Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use time::OffsetDateTime;
+
+use crate::audit::{Audit, Entry};
+use crate::limiter::{Check, Limiter, client_key};
+use crate::metrics::{Metrics, Outcome};
+use crate::net::{self, Cidr};
+use crate::scopes::ScopeRules;
+use crate::settings::Settings;
+use crate::tokens::{Tokens, Verdict};
+
+/// Longest request target (414 beyond).
+pub const MAX_TARGET: usize = 8 * 1024;
+/// Most header bytes, names, values and separators (431 beyond).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The scope that opens `/metrics` to a token.
+pub const METRICS_SCOPE: &str = "metrics";
+
+/// The response body type: empty, or a small fixed text.
+pub type Body = Full<Bytes>;
+
+const X_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+const X_TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-request-token-id");
+const X_SCOPES: HeaderName = HeaderName::from_static("x-auth-request-scopes");
+
+/// Everything a request needs, shared by all connections.
+pub struct App {
+    tokens: Tokens,
+    metrics: Arc<Metrics>,
+    audit: Audit,
+    by_client: Option<Limiter>,
+    by_id: Option<Limiter>,
+    trusted: Vec<Cidr>,
+    scopes: ScopeRules,
+    /// `Bearer realm="..."`.
+    challenge: HeaderValue,
+    /// `Bearer realm="...", error="invalid_token"`.
+    challenge_invalid: HeaderValue,
+}
+
+impl App {
+    /// Assembles the application state.
+    pub fn new(settings: &Settings, tokens: Tokens, metrics: Arc<Metrics>, audit: Audit) -> App {
+        let realm = &settings.realm;
+        App {
+            tokens,
+            metrics,
+            audit,
+            by_client: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
+            by_id: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
+            trusted: settings.trusted_proxies.clone(),
+            scopes: settings.scopes.clone(),
+            // The realm was checked to be printable ASCII without quotes or backslashes.
+            challenge: HeaderValue::from_str(&format!("Bearer realm=\"{realm}\""))
+                .expect("checked realm"),
+            challenge_invalid: HeaderValue::from_str(&format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\""
+            ))
+            .expect("checked realm"),
+        }
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The token store.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// Answers one request from `peer`.
+    pub fn handle(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+            + req.uri().authority().map_or(0, |a| a.as_str().len());
+        if target_len > MAX_TARGET {
+            return closing(StatusCode::URI_TOO_LONG);
+        }
+        let header_bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if header_bytes > MAX_HEADER_BYTES {
+            return closing(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        }
+        let path = req.uri().path();
+        if path == "/auth" || path.starts_with("/auth/") {
+            self.auth(req, peer)
+        } else if path == "/health" {
+            health(req.method())
+        } else if path == "/metrics" {
+            self.metrics_endpoint(req, peer)
+        } else {
+            empty(StatusCode::NOT_FOUND)
+        }
+    }
+
+    /// `/auth`: any method (Envoy forwards the original one), no body.
+    fn auth(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let headers = req.headers();
+        let peer_ip = peer.ip().to_canonical();
+        let trusted = net::is_trusted(peer_ip, &self.trusted);
+        let client = net::client_addr(peer_ip, headers, &self.trusted);
+        let original = if trusted { original_uri(req) } else { None };
+        let method = if trusted {
+            header_str(headers, "x-forwarded-method")
+                .or_else(|| header_str(headers, "x-original-method"))
+                .unwrap_or(req.method().as_str())
+        } else {
+            req.method().as_str()
+        };
+        let ctx = Ctx {
+            client,
+            method,
+            path: original,
+        };
+
+        if !req.body().is_end_stream() {
+            // A body means this is not a proxy's auth subrequest; never read it.
+            let mut resp = closing(StatusCode::BAD_REQUEST);
+            self.finish(&mut resp, Outcome::BadRequest, None, None, &ctx, 0);
+            return resp;
+        }
+        let ckey = client_key(client);
+        if let Some(l) = &self.by_client
+            && let Check::Throttled {
+                log, suppressed, ..
+            } = l.check(ckey)
+        {
+            return self.throttled(&ctx, None, log, suppressed);
+        }
+        let token = match bearer(headers) {
+            Bearer::None => {
+                let mut resp = empty(StatusCode::UNAUTHORIZED);
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, self.challenge.clone());
+                self.finish(&mut resp, Outcome::Missing, None, None, &ctx, 0);
+                return resp;
+            }
+            Bearer::Malformed => {
+                if let Some(l) = &self.by_client {
+                    l.fail(ckey);
+                }
+                return self.invalid(kg_tokens::Reason::Malformed, None, &ctx);
+            }
+            Bearer::Token(t) => t,
+        };
+        let id = token_id(token);
+        if let (Some(l), Some(id)) = (&self.by_id, id)
+            && let Check::Throttled {
+                log, suppressed, ..
+            } = l.check(id)
+        {
+            return self.throttled(&ctx, Some(id), log, suppressed);
+        }
+        let now = OffsetDateTime::now_utc();
+        self.tokens
+            .verify(token, now, &self.metrics, |verdict| match verdict {
+                Verdict::Valid(info) => {
+                    if let Some(need) = self.scopes.for_path(original)
+                        && !need.scopes.iter().all(|s| info.has_scope(s))
+                    {
+                        let mut resp = empty(StatusCode::FORBIDDEN);
+                        resp.headers_mut()
+                            .insert(header::WWW_AUTHENTICATE, need.challenge.clone());
+                        self.finish(
+                            &mut resp,
+                            Outcome::InsufficientScope,
+                            Some(info.id),
+                            Some(info.name),
+                            &ctx,
+                            0,
+                        );
+                        return resp;
+                    }
+                    let mut resp = empty(StatusCode::OK);
+                    let h = resp.headers_mut();
+                    if let Ok(v) = HeaderValue::from_str(info.name) {
+                        h.insert(X_USER, v);
+                    }
+                    if let Ok(v) = HeaderValue::from_str(info.id) {
+                        h.insert(X_TOKEN_ID, v);
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&info.scopes.join(" ")) {
+                        h.insert(X_SCOPES, v);
+                    }
+                    self.metrics.decision(Outcome::Allow);
+                    if self.audit.wants_allow() {
+                        self.audit.log(&entry(
+                            Outcome::Allow,
+                            200,
+                            Some(info.id),
+                            Some(info.name),
+                            &ctx,
+                            0,
+                        ));
+                    }
+                    resp
+                }
+                Verdict::Invalid(reason) => {
+                    if let Some(l) = &self.by_client {
+                        l.fail(ckey);
+                    }
+                    // A well-formed token with a wrong secret spends from its id's bucket too:
+                    // that stops guessing one id from many addresses.
+                    if reason == kg_tokens::Reason::Unknown
+                        && let (Some(l), Some(id)) = (&self.by_id, id)
+                    {
+                        l.fail(id);
+                    }
+                    let known_id = match reason {
+                        kg_tokens::Reason::Unknown
+                        | kg_tokens::Reason::Expired
+                        | kg_tokens::Reason::Revoked => id,
+                        _ => None,
+                    };
+                    self.invalid(reason, known_id, &ctx)
+                }
+            })
+    }
+
+    fn invalid(
+        &self,
+        reason: kg_tokens::Reason,
+        id: Option<&str>,
+        ctx: &Ctx<'_>,
+    ) -> Response<Body> {
+        let mut resp = empty(StatusCode::UNAUTHORIZED);
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, self.challenge_invalid.clone());
+        self.finish(&mut resp, Outcome::Invalid(reason), id, None, ctx, 0);
+        resp
+    }
+
+    /// A throttled source: the same cheap 401 as a bad token (a 429 would become a 500 in
+    /// nginx), without verifying anything.
+    fn throttled(
+        &self,
+        ctx: &Ctx<'_>,
+        id: Option<&str>,
+        log: bool,
+        suppressed: u32,
+    ) -> Response<Body> {
+        let mut resp = empty(StatusCode::UNAUTHORIZED);
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, self.challenge_invalid.clone());
+        self.metrics.decision(Outcome::Throttled);
+        if log {
+            self.audit
+                .log(&entry(Outcome::Throttled, 401, id, None, ctx, suppressed));
+        }
+        resp
+    }
+
+    /// Counts and logs a denial.
+    fn finish(
+        &self,
+        resp: &mut Response<Body>,
+        outcome: Outcome,
+        id: Option<&str>,
+        name: Option<&str>,
+        ctx: &Ctx<'_>,
+        suppressed: u32,
+    ) {
+        self.metrics.decision(outcome);
+        self.audit.log(&entry(
+            outcome,
+            resp.status().as_u16(),
+            id,
+            name,
+            ctx,
+            suppressed,
+        ));
+    }
+
+    /// `/metrics`: to loopback peers that are not relaying anyone (no forwarding headers, no
+    /// trusted proxies configured), or to a token with the `metrics` scope.
+    fn metrics_endpoint(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return method_not_allowed();
+        }
+        let headers = req.headers();
+        let peer_ip = peer.ip().to_canonical();
+        let local = net::is_loopback(peer_ip)
+            && self.trusted.is_empty()
+            && !net::has_forwarding_headers(headers);
+        if !local {
+            let client = net::client_addr(peer_ip, headers, &self.trusted);
+            let ckey = client_key(client);
+            let ctx = Ctx {
+                client,
+                method: req.method().as_str(),
+                path: Some(b"/metrics"),
+            };
+            if let Some(l) = &self.by_client
+                && let Check::Throttled { retry_after, .. } = l.check(ckey)
+            {
+                let mut resp = empty(StatusCode::TOO_MANY_REQUESTS);
+                if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
+            let Bearer::Token(token) = bearer(headers) else {
+                let mut resp = empty(StatusCode::UNAUTHORIZED);
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, self.challenge.clone());
+                return resp;
+            };
+            let now = OffsetDateTime::now_utc();
+            let denied = self.tokens.verify(token, now, &self.metrics, |v| match v {
+                Verdict::Valid(info) if info.has_scope(METRICS_SCOPE) => None,
+                Verdict::Valid(info) => {
+                    let mut resp = empty(StatusCode::FORBIDDEN);
+                    if let Ok(v) = HeaderValue::from_str(&format!(
+                        "{}, error=\"insufficient_scope\", scope=\"{METRICS_SCOPE}\"",
+                        self.challenge.to_str().unwrap_or("Bearer")
+                    )) {
+                        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                    }
+                    self.audit.log(&entry(
+                        Outcome::InsufficientScope,
+                        403,
+                        Some(info.id),
+                        Some(info.name),
+                        &ctx,
+                        0,
+                    ));
+                    Some(resp)
+                }
+                Verdict::Invalid(reason) => {
+                    if let Some(l) = &self.by_client {
+                        l.fail(ckey);
+                    }
+                    let mut resp = empty(StatusCode::UNAUTHORIZED);
+                    resp.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, self.challenge_invalid.clone());
+                    self.audit
+                        .log(&entry(Outcome::Invalid(reason), 401, None, None, &ctx, 0));
+                    Some(resp)
+                }
+            });
+            if let Some(resp) = denied {
+                return resp;
+            }
+        }
+        let mut resp = Response::new(Full::new(Bytes::from(self.metrics.render())));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        resp
+    }
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+/// What the audit log says about the request besides the decision.
+struct Ctx<'a> {
+    client: IpAddr,
+    method: &'a str,
+    path: Option<&'a [u8]>,
+}
+
+fn entry<'a>(
+    outcome: Outcome,
+    status: u16,
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    ctx: &Ctx<'a>,
+    suppressed: u32,
+) -> Entry<'a> {
+    Entry {
+        outcome,
+        status,
+        token_id: id,
+        token_name: name,
+        client: ctx.client,
+        method: ctx.method,
+        path: ctx.path,
+        suppressed,
+    }
+}
+
+/// The original request target, as a trusted proxy reports it: `X-Original-URI` (nginx),
+/// `X-Forwarded-Uri` (Traefik, Caddy), or the path after `/auth` (Envoy's `path_prefix`).
+/// When both headers are present and disagree, one was passed through from the client:
+/// the path is then unknown, and the strictest scope rule applies.
+fn original_uri(req: &Request<Incoming>) -> Option<&[u8]> {
+    let h = req.headers();
+    let a = h.get("x-original-uri").map(HeaderValue::as_bytes);
+    let b = h.get("x-forwarded-uri").map(HeaderValue::as_bytes);
+    if h.get_all("x-original-uri").iter().count() > 1
+        || h.get_all("x-forwarded-uri").iter().count() > 1
+    {
+        return None;
+    }
+    match (a, b) {
+        (Some(a), Some(b)) if a != b => None,
+        (Some(a), _) => Some(a),
+        (None, Some(b)) => Some(b),
+        (None, None) => req
+            .uri()
+            .path()
+            .strip_prefix("/auth")
+            .filter(|rest| rest.starts_with('/'))
+            .map(str::as_bytes),
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
+enum Bearer<'a> {
+    /// No bearer credentials at all (none, or another scheme).
+    None,
+    /// More than one `Authorization` header, or `Bearer` without a usable token.
+    Malformed,
+    Token(&'a str),
+}
+
+/// The bearer token of the `Authorization` header (RFC 6750 section 2.1: header only).
+fn bearer(h: &HeaderMap) -> Bearer<'_> {
+    let mut all = h.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = all.next() else {
+        return Bearer::None;
+    };
+    if all.next().is_some() {
+        return Bearer::Malformed;
+    }
+    let v = value.as_bytes();
+    if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bearer") || v[6] != b' ' {
+        return Bearer::None;
+    }
+    match std::str::from_utf8(&v[7..]).map(str::trim) {
+        Ok(t) if !t.is_empty() && !t.contains(' ') => Bearer::Token(t),
+        _ => Bearer::Malformed,
+    }
+}
+
+/// The id part of something shaped like a token (`prefix_ID_...`), without checking it.
+fn token_id(token: &str) -> Option<&str> {
+    let mut parts = token.splitn(3, '_');
+    parts.next()?;
+    let id = parts.next()?;
+    (id.len() == kg_tokens::ID_LEN && parts.next().is_some()).then_some(id)
+}
+
+fn health(method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed();
+    }
+    let mut resp = Response::new(Full::new(Bytes::from_static(b"healthy")));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn method_not_allowed() -> Response<Body> {
+    let mut resp = empty(StatusCode::METHOD_NOT_ALLOWED);
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    resp
+}
+
+/// An empty response with an explicit `Content-Length: 0` (hyper leaves it out on HEAD),
+/// so that every proxy knows the response is complete and keeps the connection.
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+/// An empty response after which the connection is closed.
+fn closing(status: StatusCode) -> Response<Body> {
+    let mut resp = empty(status);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// The hyper service of one connection.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Shared state.
+    pub app: Arc<App>,
+    /// The socket peer.
+    pub peer: SocketAddr,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        ready(Ok(self.app.handle(&req, self.peer)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_credentials_come_from_one_authorization_header() {
+        let h = |values: &[&str]| {
+            let mut m = HeaderMap::new();
+            for v in values {
+                m.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            }
+            m
+        };
+        assert!(matches!(bearer(&h(&[])), Bearer::None));
+        assert!(matches!(bearer(&h(&["Basic dXNlcjpwdw=="])), Bearer::None));
+        assert!(matches!(bearer(&h(&["Bearer"])), Bearer::None));
+        assert!(matches!(bearer(&h(&["Bearer  "])), Bearer::Malformed));
+        assert!(matches!(bearer(&h(&["Bearer a b"])), Bearer::Malformed));
+        assert!(matches!(
+            bearer(&h(&["Bearer a", "Bearer b"])),
+            Bearer::Malformed
+        ));
+        assert!(matches!(bearer(&h(&["bearer abc"])), Bearer::Token("abc")));
+        assert!(matches!(
+            bearer(&h(&["Bearer  abc "])),
+            Bearer::Token("abc")
+        ));
+    }
+
+    #[test]
+    fn token_ids_are_cut_without_parsing() {
+        assert_eq!(token_id("kg_0123456789AB_rest"), Some("0123456789AB"));
+        assert_eq!(token_id("kg_short_rest"), None);
+        assert_eq!(token_id("kg_0123456789AB"), None);
+        assert_eq!(token_id("nounderscore"), None);
+    }
+}

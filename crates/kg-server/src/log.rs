@@ -1,0 +1,148 @@
+//! The server's own log: one JSON object per line on stderr (`time`, `level`, `event`, then
+//! fields), the same shape as the audit log so that one reader handles both. Used for
+//! start-up, reloads and errors: rare events, written directly.
+//!
+//! Callers pass only names, paths, counts and error texts. Error texts from kg-tokens and
+//! kg-fs never contain token material (their documented guarantee).
+
+use std::io::Write;
+use std::time::SystemTime;
+
+/// Logs an informational event.
+pub fn info(event: &str, fields: &[(&str, &str)]) {
+    write("info", event, fields);
+}
+
+/// Logs a warning.
+pub fn warn(event: &str, fields: &[(&str, &str)]) {
+    write("warn", event, fields);
+}
+
+/// Logs an error.
+pub fn error(event: &str, fields: &[(&str, &str)]) {
+    write("error", event, fields);
+}
+
+fn write(level: &str, event: &str, fields: &[(&str, &str)]) {
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(b"{\"time\":\"");
+    push_time(&mut line, SystemTime::now());
+    line.extend_from_slice(b"\",\"level\":\"");
+    line.extend_from_slice(level.as_bytes());
+    line.extend_from_slice(b"\",\"event\":");
+    push_str(&mut line, event.as_bytes());
+    for (k, v) in fields {
+        line.push(b',');
+        push_str(&mut line, k.as_bytes());
+        line.push(b':');
+        push_str(&mut line, v.as_bytes());
+    }
+    line.extend_from_slice(b"}\n");
+    let _ = std::io::stderr().lock().write_all(&line);
+}
+
+/// Appends `t` as RFC 3339 UTC with milliseconds, e.g. `2026-11-01T12:00:00.123Z`.
+pub fn push_time(out: &mut Vec<u8>, t: SystemTime) {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    let parts: [(i64, usize, u8); 7] = [
+        (y, 4, b'-'),
+        (m, 2, b'-'),
+        (day, 2, b'T'),
+        (rem / 3600, 2, b':'),
+        (rem % 3600 / 60, 2, b':'),
+        (rem % 60, 2, b'.'),
+        (i64::from(d.subsec_millis()), 3, b'Z'),
+    ];
+    for (n, width, sep) in parts {
+        let mut buf = [b'0'; 4];
+        let mut v = n;
+        for i in (0..width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..width]);
+        out.push(sep);
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Appends `s` as a JSON string. Bytes that are not valid UTF-8 become U+FFFD.
+pub fn push_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for chunk in s.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let v = c as u32;
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[(v >> 4) as usize]);
+                    out.push(HEX[(v & 0xf) as usize]);
+                }
+                c => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{fffd}".as_bytes());
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let table: &[(u64, &str)] = &[
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_123, "2000-02-29T00:00:00.123Z"),
+            (1_793_534_400_000, "2026-11-01T12:00:00.000Z"),
+        ];
+        for (ms, want) in table {
+            let mut out = Vec::new();
+            push_time(
+                &mut out,
+                SystemTime::UNIX_EPOCH + Duration::from_millis(*ms),
+            );
+            assert_eq!(String::from_utf8(out).unwrap(), *want);
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut out = Vec::new();
+        push_str(&mut out, b"a\"q\\\n\x01\xff");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"q\\\\\\n\\u0001\u{fffd}\""
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! What the server is told to do: resolved from the configuration once, at start-up, and
+//! checked before anything binds or loads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kg_config::{Config, Locations};
+use kg_tokens::{Prefix, StorePaths};
+
+use crate::net::Cidr;
+use crate::scopes::ScopeRules;
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// The server's standard error.
+    Stderr,
+    /// A file, appended to (created 0600 if missing).
+    File(PathBuf),
+}
+
+/// Which allowed requests are written to the audit log (denials always are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAllows {
+    /// None.
+    Off,
+    /// One in [`crate::audit::SAMPLE_EVERY`].
+    Sampled,
+    /// Every one; this costs throughput.
+    All,
+}
+
+/// Everything the server needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// Serve plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// The managed certificate's id, and its directory (`PRIVATE/certs/ID`).
+    pub cert_id: String,
+    /// The directory holding the certificate's generations.
+    pub cert_dir: PathBuf,
+    /// The token store.
+    pub store: StorePaths,
+    /// The prefix of tokens when there is no store file yet.
+    pub prefix: Prefix,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Scopes required per original path.
+    pub scopes: ScopeRules,
+    /// The realm of `WWW-Authenticate`.
+    pub realm: String,
+    /// Where audit lines go.
+    pub audit: AuditTarget,
+    /// Which allows are audited.
+    pub audit_allows: AuditAllows,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// Time for a request head, from its first byte or from connecting.
+    pub header_timeout: Duration,
+    /// Idle time after which a keep-alive connection is closed.
+    pub idle_timeout: Duration,
+    /// Bound on finishing in-flight requests at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Failed attempts allowed at once per client address and per token id; 0 is no limit.
+    pub rate_limit_burst: u32,
+    /// One more failed attempt is allowed per this interval.
+    pub rate_limit_refill: Duration,
+}
+
+/// A setting that cannot work. Every variant is a configuration error (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A listen address that is not `IP:PORT`.
+    #[error("invalid listen address '{addr}': expected IP:PORT, e.g. 127.0.0.1:8443 or [::1]:8443")]
+    BadListen {
+        /// What was given.
+        addr: String,
+    },
+    /// Nothing to listen on.
+    #[error("no listen address: server.listen is empty")]
+    NoListen,
+    /// Plain HTTP on an address other hosts can reach.
+    #[error(
+        "refusing plain HTTP on {addr}: tokens would cross the network in clear text; \
+         plain HTTP is for a proxy on the same host (loopback addresses)"
+    )]
+    PlainNotLoopback {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// A trusted proxy that is not a CIDR.
+    #[error("invalid trusted proxy '{value}': expected an IP address or a CIDR such as 10.0.0.0/8")]
+    BadCidr {
+        /// What was given.
+        value: String,
+    },
+    /// A required-scopes rule that does not parse.
+    #[error("invalid server.required_scopes rule '{rule}': {problem}")]
+    BadScopeRule {
+        /// The rule.
+        rule: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A realm that cannot be written inside a quoted header parameter.
+    #[error(
+        "invalid server.realm: it must be 1 to 64 printable ASCII characters without '\"' or '\\'"
+    )]
+    BadRealm,
+    /// A timeout of zero where zero would make the server useless.
+    #[error("{key} must be more than 0")]
+    ZeroTimeout {
+        /// The setting.
+        key: &'static str,
+    },
+    /// The configured token prefix is invalid.
+    #[error("invalid token.prefix: {0}")]
+    BadPrefix(String),
+    /// An empty audit log path.
+    #[error("server.audit_log is empty: give stderr or a file path")]
+    NoAuditLog,
+}
+
+impl SettingsError {
+    /// A one-line recommendation.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SettingsError::PlainNotLoopback { .. } => Some(
+                "serve HTTPS (the default), listen on 127.0.0.1 or [::1], or pass \
+                 --danger-plain-http-non-loopback if the network is trusted"
+                    .to_owned(),
+            ),
+            SettingsError::NoListen => {
+                Some("set server.listen, e.g. --listen 127.0.0.1:8443".to_owned())
+            }
+            SettingsError::BadScopeRule { .. } => Some(
+                "write \"SCOPE\" for every path, or \"/PREFIX=SCOPE\" (several scopes joined by +)"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl Settings {
+    /// Resolves the server's settings from the configuration.
+    ///
+    /// `danger_plain_non_loopback` is the `--danger-plain-http-non-loopback` flag: it allows
+    /// plain HTTP on addresses other than loopback.
+    pub fn from_config(
+        locations: &Locations,
+        config: &Config,
+        danger_plain_non_loopback: bool,
+    ) -> Result<Settings, SettingsError> {
+        let listen = config
+            .list("server.listen")
+            .iter()
+            .map(|a| {
+                a.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| SettingsError::BadListen { addr: a.clone() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if listen.is_empty() {
+            return Err(SettingsError::NoListen);
+        }
+        let plain_http = config.bool("server.plain_http");
+        if plain_http
+            && !danger_plain_non_loopback
+            && let Some(addr) = listen.iter().find(|a| !a.ip().to_canonical().is_loopback())
+        {
+            return Err(SettingsError::PlainNotLoopback { addr: *addr });
+        }
+        let trusted_proxies = config
+            .list("server.trusted_proxies")
+            .iter()
+            .map(|v| {
+                v.parse::<Cidr>()
+                    .map_err(|()| SettingsError::BadCidr { value: v.clone() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let realm = config.str("server.realm").unwrap_or("keygate").to_owned();
+        if realm.is_empty()
+            || realm.len() > 64
+            || !realm
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(SettingsError::BadRealm);
+        }
+        let scopes = ScopeRules::parse(config.list("server.required_scopes"), &realm)?;
+        let audit = match config.str("server.audit_log").unwrap_or("stderr").trim() {
+            "" => return Err(SettingsError::NoAuditLog),
+            "stderr" | "-" => AuditTarget::Stderr,
+            path => AuditTarget::File(PathBuf::from(path)),
+        };
+        let audit_allows = match config.str("server.audit_allows") {
+            Some("off") => AuditAllows::Off,
+            Some("all") => AuditAllows::All,
+            _ => AuditAllows::Sampled,
+        };
+        let duration = |key: &'static str| -> Result<Duration, SettingsError> {
+            let d = config.duration(key).unwrap_or_default();
+            if d.is_zero() {
+                return Err(SettingsError::ZeroTimeout { key });
+            }
+            Ok(d)
+        };
+        let prefix_text = config.str("token.prefix").unwrap_or("kg");
+        let prefix =
+            Prefix::new(prefix_text).map_err(|e| SettingsError::BadPrefix(e.to_string()))?;
+        let cert_id = config.str("server.cert_id").unwrap_or("default").to_owned();
+        Ok(Settings {
+            listen,
+            plain_http,
+            cert_dir: locations.cert_dir(&cert_id),
+            cert_id,
+            store: StorePaths::new(&locations.state_dir, &locations.private_dir),
+            prefix,
+            trusted_proxies,
+            scopes,
+            realm,
+            audit,
+            audit_allows,
+            max_connections: config.u32("server.max_connections") as usize,
+            header_timeout: duration("server.header_timeout")?,
+            idle_timeout: duration("server.idle_timeout")?,
+            shutdown_timeout: duration("server.shutdown_timeout")?,
+            rate_limit_burst: config.u32("server.rate_limit_burst"),
+            rate_limit_refill: duration("server.rate_limit_refill")?,
+        })
+    }
+}

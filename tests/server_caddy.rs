@@ -1,0 +1,139 @@
+//! keygate behind Debian's Caddy with `forward_auth`, using the shipped example
+//! (`examples/caddy/Caddyfile`) with only its addresses changed (issue 6).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use e2e::{Env, have};
+
+#[path = "server_support.rs"]
+mod support;
+use support::*;
+
+fn start_caddy(env: &Env, listen: SocketAddr, keygate: SocketAddr, app: SocketAddr) -> Proc {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let example = std::fs::read_to_string(repo.join("examples/caddy/Caddyfile")).unwrap();
+    for needle in [
+        ":8080 {",
+        "forward_auth 127.0.0.1:9180",
+        "reverse_proxy 127.0.0.1:3000",
+    ] {
+        assert!(example.contains(needle), "the example lost '{needle}'");
+    }
+    let site = example
+        .replace(":8080 {", &format!("http://{listen} {{"))
+        .replace(
+            "forward_auth 127.0.0.1:9180",
+            &format!("forward_auth {keygate}"),
+        )
+        .replace(
+            "reverse_proxy 127.0.0.1:3000",
+            &format!("reverse_proxy {app}"),
+        );
+    let dir = env.root().join("caddy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let caddyfile = format!(
+        "{{\n\tadmin off\n\tstorage file_system {}\n}}\n\n{site}\n\
+         http://{app} {{\n\trespond \"app user={{header.X-Auth-Request-User}} \
+         scopes={{header.X-Auth-Request-Scopes}} authz=[{{header.Authorization}}]\" 200\n}}\n",
+        dir.join("data").display()
+    );
+    std::fs::write(dir.join("Caddyfile"), &caddyfile).unwrap();
+    let mut cmd = std::process::Command::new("caddy");
+    cmd.args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(dir.join("Caddyfile"))
+        .env("HOME", &dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"));
+    let mut p = Proc::spawn("caddy", cmd, &dir.join("caddy.log"));
+    p.wait_port(listen);
+    p.wait_port(app);
+    p
+}
+
+fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}")
+}
+
+#[test]
+fn caddy_forward_auth_gets_the_same_allow_and_deny_results() {
+    if !have("caddy") || !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    config(
+        &env,
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\nrequired_scopes = [\"read\", \"/admin=admin\"]\n",
+    );
+    let alice = token(&env, "alice", &["read"]);
+    let root = token(&env, "root", &["read", "admin"]);
+    let (kg_addr, app, front) = (local_addr(), local_addr(), local_addr());
+    let _kg = keygate(&env, kg_addr, &["--plain-http"]);
+    let _caddy = start_caddy(&env, front, kg_addr, app);
+    let site = |path: &str| format!("http://{front}{path}");
+
+    let ok = curl(&["-H", &bearer(&alice), &site("/notes")]);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(
+        ok.body.contains("user=alice scopes=read authz=[]"),
+        "{}",
+        ok.body
+    );
+    let missing = curl(&[&site("/notes")]);
+    assert_eq!(missing.status, 401);
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("Bearer realm=\"keygate\"")
+    );
+    assert!(!missing.body.contains("app user="));
+    let wrong = curl(&[
+        "-H",
+        "Authorization: Bearer kg_0123456789AB_nope",
+        &site("/notes"),
+    ]);
+    assert_eq!(wrong.status, 401);
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        Some("Bearer realm=\"keygate\", error=\"invalid_token\"")
+    );
+    // Caddy reports the original URI in X-Forwarded-Uri.
+    let denied = curl(&["-H", &bearer(&alice), &site("/admin/users")]);
+    assert_eq!(denied.status, 403);
+    assert!(
+        denied
+            .header("www-authenticate")
+            .is_some_and(|h| h.contains("insufficient_scope")),
+        "{denied:?}"
+    );
+    assert_eq!(
+        curl(&["-H", &bearer(&root), &site("/admin/users")]).status,
+        200
+    );
+
+    // Spoofing: a client's identity headers and original-URI claims change nothing.
+    let spoof = curl(&[
+        "-H",
+        &bearer(&alice),
+        "-H",
+        "X-Auth-Request-User: root",
+        "-H",
+        "X-Auth-Request-Scopes: admin",
+        &site("/notes"),
+    ]);
+    assert!(
+        spoof.body.contains("user=alice scopes=read "),
+        "{}",
+        spoof.body
+    );
+    for h in ["X-Original-URI: /notes", "X-Forwarded-Uri: /notes"] {
+        assert_eq!(
+            curl(&["-H", &bearer(&alice), "-H", h, &site("/admin/users")]).status,
+            403,
+            "{h}"
+        );
+    }
+    assert_eq!(
+        curl(&["-H", "X-Forwarded-For: 127.0.0.1", &site("/notes")]).status,
+        401
+    );
+}

@@ -1,0 +1,303 @@
+//! Helpers shared by the server scenarios (`server.rs`, `server_nginx.rs`, `server_caddy.rs`):
+//! spawning keygate, nginx and Caddy as children that are always killed, free ports, and
+//! HTTP through curl.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{Env, Run};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process that is killed when dropped, even when the test fails; its stderr (and
+/// stdout) go to `log`.
+#[derive(Debug)]
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        let out = std::fs::File::create(log).unwrap();
+        let err = out.try_clone().unwrap();
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
+        Proc {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    /// What the process wrote so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `addr` accepts connections; panics with the log if the process exits.
+    pub fn wait_port(&mut self, addr: SocketAddr) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}):\n{}", self.name, self.output());
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        panic!(
+            "{} does not listen on {addr}:\n{}",
+            self.name,
+            self.output()
+        );
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends a signal by pid (`kill -TERM`), for graceful-shutdown tests.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    /// SIGTERM first, so nginx's master takes its workers down with it (SIGKILL would
+    /// orphan them, still listening); SIGKILL if it has not exited within 5 s.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes keygate's config file for `env` (`KEYGATE_HOME/config.toml`).
+pub fn config(env: &Env, toml: &str) {
+    std::fs::write(env.root().join("config.toml"), toml).unwrap();
+}
+
+/// Starts `keygate serve` with `args` and waits for its first listen address.
+pub fn keygate(env: &Env, addr: SocketAddr, args: &[&str]) -> Proc {
+    let mut cmd = env.cmd("keygate");
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .args(args);
+    let mut p = Proc::spawn("keygate", cmd, &env.root().join("keygate.log"));
+    p.wait_port(addr);
+    p
+}
+
+/// A loopback address with a free port.
+pub fn local_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Creates a token with tokenctl (real clock) and returns it.
+pub fn token(env: &Env, name: &str, scopes: &[&str]) -> String {
+    let mut args = vec!["create", "--name", name];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let run = env.run("tokenctl", &args);
+    run.code(0);
+    let t = run.stdout.trim().to_owned();
+    assert!(t.starts_with("kg_"), "{}", run.stdout);
+    t
+}
+
+/// Publishes a certificate with certctl's local CA; returns the CA file.
+pub fn cert(env: &Env) -> PathBuf {
+    env.run("certctl", &["ensure", "--method", "local-ca"])
+        .code(0);
+    env.root().join("private/certs/default/current/ca.pem")
+}
+
+/// An HTTP response as curl saw it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Runs curl with `args` (URL included) and returns the final response.
+pub fn curl(args: &[&str]) -> Resp {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_response(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses `curl -i` output (the last response, if there were several).
+pub fn parse_response(text: &str) -> Resp {
+    let mut rest = text;
+    loop {
+        let (head, body) = rest
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no header end in {text:?}"));
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {text:?}"));
+        if status == 100 {
+            rest = body;
+            continue;
+        }
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        return Resp {
+            status,
+            headers,
+            body: body.to_owned(),
+        };
+    }
+}
+
+/// Sends raw bytes on a new connection and returns everything the server answers until it
+/// closes (or 5 s pass).
+pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The serial of the certificate a TLS server presents, as `openssl x509 -serial` prints it.
+pub fn served_serial(addr: SocketAddr, sni: Option<&str>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &addr.to_string()]);
+    if let Some(name) = sni {
+        cmd.args(["-servername", name]);
+    } else {
+        cmd.arg("-noservername");
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = x509.wait_with_output().unwrap();
+    let serial = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        serial.starts_with("serial="),
+        "no certificate served: {text}"
+    );
+    serial.trim_start_matches("serial=").to_owned()
+}
+
+/// The serial of a PEM certificate file.
+pub fn file_serial(path: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned()
+}
+
+/// The audit lines (JSON) a keygate log holds, in order.
+pub fn audit_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("decision").is_some())
+        .collect()
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Runs a command of ours and returns its outcome (for `keygate check`).
+pub fn run(env: &Env, name: &str, args: &[&str]) -> Run {
+    env.run(name, args)
+}
