@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 
 mod serve;
+mod up;
 
 /// Serve HTTPS and answer /auth for nginx, Caddy, Traefik, Envoy and HAProxy
 #[derive(Debug, Parser)]
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Get a certificate and a token, serve, and print how to call it (no config needed)
+    Up(up::UpArgs),
     /// Serve /auth, /health and /metrics until SIGTERM or SIGINT
     Serve(serve::ServeArgs),
     /// Check the config, certificate, token store and listen addresses; exit 0 or 2
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     match &cli.command {
+        Command::Up(args) => up::up(&cli.global, args),
         Command::Serve(args) => serve::serve(&cli.global, args),
         Command::Check(args) => serve::check(&cli.global, args),
         Command::Config(cmd) => cmd.run(&cli.global),

@@ -1,0 +1,204 @@
+//! `keygate up`: from nothing to a running, protected service on embedded defaults.
+//!
+//! A certificate (certctl's cascade), a token (tokenctl's `ensure`), then the verifying
+//! server, and a line that calls it. Re-running reuses both.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kg_cascade::{Action, Method, Request};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, shell_quote};
+use kg_fs::lock::Wait;
+use kg_tokens::files::StorePaths;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<String>,
+    /// Listen on every interface (0.0.0.0:8443 and [::]:8443), not only loopback
+    #[arg(long, conflicts_with = "listen")]
+    public: bool,
+}
+
+/// The token `keygate up` creates for the local user.
+const TOKEN_NAME: &str = "default";
+
+pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliError> {
+    let mut flags = Vec::new();
+    if args.public {
+        flags.push((
+            "server.listen",
+            "--public",
+            "0.0.0.0:8443,[::]:8443".to_owned(),
+        ));
+    } else if !args.listen.is_empty() {
+        flags.push(("server.listen", "--listen", args.listen.join(",")));
+    }
+    // `up` always serves HTTPS: beyond loopback there is no other safe choice, and on
+    // loopback it costs nothing.
+    flags.push(("server.plain_http", "keygate up", "false".to_owned()));
+    let ctx = global.load(&flags)?;
+    let cfg = &ctx.config;
+    let now = kg_cli::now(cfg)?;
+    let text = |key| cfg.str(key).unwrap_or_default().to_owned();
+
+    let cert = kg_cascade::provision(
+        &ctx.locations,
+        &Request {
+            id: text("server.cert_id"),
+            names: cfg.list("cert.names").to_vec(),
+            method: text("cert.method")
+                .parse::<Method>()
+                .map_err(CliError::usage)?,
+            key: text("cert.key")
+                .parse()
+                .map_err(|e: kg_pki::KeyKindError| CliError::usage(e.to_string()))?,
+            days: cfg.u32("cert.days"),
+            force: false,
+            dry_run: false,
+            wait: Wait::Up(Duration::from_secs(30)),
+            ca_extra_names: cfg.list("cert.ca_extra_names").to_vec(),
+            keep: cfg.u32("cert.keep_generations") as usize,
+            tailnet_hint: None,
+            now,
+        },
+    )
+    .map_err(|e| {
+        let status = if e.is_usage() {
+            ExitStatus::Usage
+        } else {
+            ExitStatus::Failure
+        };
+        CliError {
+            status,
+            hint: e.hint(),
+            message: e.to_string(),
+        }
+    })?;
+
+    let prefix = kg_tokens::Prefix::new(
+        cfg.str("token.prefix")
+            .unwrap_or(kg_tokens::Prefix::DEFAULT),
+    )
+    .map_err(|e| CliError::usage(format!("invalid value for 'token.prefix': {e}")))?;
+    let l = &ctx.locations;
+    let token = kg_tokens::files::ensure_client_token(
+        &StorePaths::new(&l.state_dir, &l.private_dir),
+        &l.private_dir,
+        TOKEN_NAME,
+        Vec::new(),
+        &prefix,
+        Wait::Up(Duration::from_secs(30)),
+        now,
+    )
+    .map_err(|e| {
+        let status = if e.is_locked() {
+            ExitStatus::Locked
+        } else if e.is_usage() {
+            ExitStatus::Usage
+        } else {
+            ExitStatus::Failure
+        };
+        CliError {
+            status,
+            hint: e.hint(),
+            message: e.to_string(),
+        }
+    })?;
+
+    let settings = kg_server::Settings::from_config(l, cfg, false).map_err(|e| {
+        let hint = e.hint();
+        CliError {
+            status: ExitStatus::Usage,
+            hint,
+            message: e.to_string(),
+        }
+    })?;
+    let files = cert
+        .files
+        .clone()
+        .ok_or_else(|| CliError::failure("the certificate has no published files"))?;
+    let ca_pem = std::fs::read_to_string(&files.ca).unwrap_or_default();
+    let trusted = kg_cascade::trusted_by_system(&ca_pem);
+
+    let summary = move || {
+        let urls: Vec<String> = settings_urls(&settings_listen(&ctx));
+        let reuse = |fresh: bool| if fresh { "new" } else { "reused" };
+        let cert_state = reuse(cert.action == Action::Issued);
+        let until = cert
+            .not_after
+            .map(|t| t.date().to_string())
+            .unwrap_or_default();
+        println!("keygate is up: /auth answers for tokens from tokenctl's store");
+        for u in &urls {
+            println!("  {u}/auth");
+        }
+        println!(
+            "  certificate  {} ({cert_state}, valid until {until}): {}",
+            cert.method, cert.why
+        );
+        if trusted {
+            println!("  CA           trusted by this system");
+        } else {
+            println!(
+                "  CA           {} (not trusted by this system yet: `certctl trust` prints how)",
+                files.ca.display()
+            );
+        }
+        println!(
+            "  token        {} ({}, name '{TOKEN_NAME}')",
+            token.token_file.display(),
+            reuse(token.created)
+        );
+        let first = urls.first().cloned().unwrap_or_default();
+        println!("try it (prints 200):");
+        println!(
+            "  curl --fail --silent --show-error --cacert {} -H \"Authorization: Bearer $(cat {})\" -w '%{{http_code}}\\n' {first}/auth",
+            shell_quote(&files.ca.display().to_string()),
+            shell_quote(&token.token_file.display().to_string())
+        );
+        println!("stop with Ctrl-C");
+    };
+    kg_server::serve_then(&settings, summary).map_err(|e| {
+        let status = if e.is_usage() {
+            ExitStatus::Usage
+        } else {
+            ExitStatus::Failure
+        };
+        CliError {
+            status,
+            hint: e.hint(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+fn settings_listen(ctx: &kg_cli::Context) -> Vec<SocketAddr> {
+    ctx.config
+        .list("server.listen")
+        .iter()
+        .filter_map(|a| a.trim().parse().ok())
+        .collect()
+}
+
+/// How a local client reaches each address: `localhost` for loopback and "any" addresses
+/// (the certificate covers it), the address itself otherwise.
+fn settings_urls(addrs: &[SocketAddr]) -> Vec<String> {
+    addrs
+        .iter()
+        .map(|a| {
+            let ip = a.ip();
+            if ip.is_loopback() || ip.is_unspecified() {
+                format!("https://localhost:{}", a.port())
+            } else if ip.is_ipv6() {
+                format!("https://[{ip}]:{}", a.port())
+            } else {
+                format!("https://{ip}:{}", a.port())
+            }
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}

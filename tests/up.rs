@@ -1,0 +1,142 @@
+//! `keygate up`: the newcomer's main job, end to end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use e2e::{Env, have};
+
+/// A running `keygate up`, killed when dropped (also when a test fails).
+struct Up {
+    child: Child,
+    lines: Vec<String>,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(env: &Env, port: u16) -> Up {
+    let mut child = env
+        .cmd("keygate")
+        .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("stop with");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    Up { child, lines }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sh(line: &str) -> (i32, String) {
+    let out = Command::new("sh").arg("-c").arg(line).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_printed_curl_line_works_verbatim_and_a_second_run_reuses_everything() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let port = free_port();
+    let first = start(&env, port);
+    assert!(
+        first
+            .lines
+            .iter()
+            .any(|l| l.contains(&format!("https://localhost:{port}/auth"))),
+        "{:#?}",
+        first.lines
+    );
+    assert!(
+        first
+            .lines
+            .iter()
+            .any(|l| l.contains("certificate  local-ca (new")),
+        "{:#?}",
+        first.lines
+    );
+    assert!(
+        first
+            .lines
+            .iter()
+            .any(|l| l.contains("not trusted by this system yet") && l.contains("certctl trust")),
+        "{:#?}",
+        first.lines
+    );
+    let curl = first
+        .lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("curl "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(sh(&curl), (0, "200\n".to_owned()), "{curl}");
+    // Without the token the same request is refused.
+    let anonymous = curl.replace(
+        r#"-H "Authorization: Bearer $(cat "#,
+        "-H \"X-Nothing: $(echo ",
+    );
+    assert_ne!(sh(&anonymous).0, 0);
+    let generation = std::fs::read_link(env.root().join("private/certs/default/current")).unwrap();
+    let token = std::fs::read(env.root().join("private/client/default.token")).unwrap();
+    drop(first);
+
+    let port = free_port();
+    let second = start(&env, port);
+    assert!(
+        second
+            .lines
+            .iter()
+            .any(|l| l.contains("certificate  local-ca (reused")),
+        "{:#?}",
+        second.lines
+    );
+    assert!(
+        second
+            .lines
+            .iter()
+            .any(|l| l.contains("token") && l.contains("(reused")),
+        "{:#?}",
+        second.lines
+    );
+    assert_eq!(
+        std::fs::read_link(env.root().join("private/certs/default/current")).unwrap(),
+        generation
+    );
+    assert_eq!(
+        std::fs::read(env.root().join("private/client/default.token")).unwrap(),
+        token
+    );
+    let curl = second
+        .lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("curl "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(sh(&curl), (0, "200\n".to_owned()));
+}
