@@ -73,14 +73,5 @@ pub(crate) fn cli_error(e: kg_cascade::Error) -> CliError {
     if let kg_cascade::Error::Fs(fs) = e {
         return fs.into();
     }
-    let status = if e.is_usage() {
-        ExitStatus::Usage
-    } else {
-        ExitStatus::Failure
-    };
-    CliError {
-        status,
-        hint: e.hint(),
-        message: e.to_string(),
-    }
+    CliError::classified(&e, e.hint(), e.is_usage(), false)
 }

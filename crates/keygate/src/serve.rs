@@ -71,28 +71,17 @@ fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> 
 }
 
 fn settings_error(e: SettingsError) -> CliError {
-    let hint = e.hint();
-    let err = CliError::usage(e.to_string());
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
+    CliError::classified(&e, e.hint(), true, false)
+}
+
+/// A failed start: bad configuration exits 2, anything else 1.
+pub(crate) fn serve_error(e: ServeError) -> CliError {
+    CliError::classified(&e, e.hint(), e.is_usage(), false)
 }
 
 pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitStatus, CliError> {
     let settings = settings(global, &args.flags)?;
-    kg_server::serve(&settings).map_err(|e: ServeError| {
-        let status = if e.is_usage() {
-            ExitStatus::Usage
-        } else {
-            ExitStatus::Failure
-        };
-        CliError {
-            status,
-            hint: e.hint(),
-            message: e.to_string(),
-        }
-    })?;
+    kg_server::serve(&settings).map_err(serve_error)?;
     Ok(ExitStatus::Success)
 }
 

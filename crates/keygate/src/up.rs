@@ -64,18 +64,7 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
             now,
         },
     )
-    .map_err(|e| {
-        let status = if e.is_usage() {
-            ExitStatus::Usage
-        } else {
-            ExitStatus::Failure
-        };
-        CliError {
-            status,
-            hint: e.hint(),
-            message: e.to_string(),
-        }
-    })?;
+    .map_err(|e| CliError::classified(&e, e.hint(), e.is_usage(), false))?;
 
     let prefix = kg_tokens::Prefix::new(
         cfg.str("token.prefix")
@@ -92,29 +81,10 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
         Wait::Up(Duration::from_secs(30)),
         now,
     )
-    .map_err(|e| {
-        let status = if e.is_locked() {
-            ExitStatus::Locked
-        } else if e.is_usage() {
-            ExitStatus::Usage
-        } else {
-            ExitStatus::Failure
-        };
-        CliError {
-            status,
-            hint: e.hint(),
-            message: e.to_string(),
-        }
-    })?;
+    .map_err(|e| CliError::classified(&e, e.hint(), e.is_usage(), e.is_locked()))?;
 
-    let settings = kg_server::Settings::from_config(l, cfg, false).map_err(|e| {
-        let hint = e.hint();
-        CliError {
-            status: ExitStatus::Usage,
-            hint,
-            message: e.to_string(),
-        }
-    })?;
+    let settings = kg_server::Settings::from_config(l, cfg, false)
+        .map_err(|e| CliError::classified(&e, e.hint(), true, false))?;
     let files = cert
         .files
         .clone()
@@ -160,18 +130,7 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
         );
         println!("stop with Ctrl-C");
     };
-    kg_server::serve_then(&settings, summary).map_err(|e| {
-        let status = if e.is_usage() {
-            ExitStatus::Usage
-        } else {
-            ExitStatus::Failure
-        };
-        CliError {
-            status,
-            hint: e.hint(),
-            message: e.to_string(),
-        }
-    })?;
+    kg_server::serve_then(&settings, summary).map_err(crate::serve::serve_error)?;
     Ok(ExitStatus::Success)
 }
 

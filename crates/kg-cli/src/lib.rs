@@ -67,6 +67,28 @@ impl CliError {
         self
     }
 
+    /// An error from one of our libraries, classified the same way everywhere: another run
+    /// holds the lock (75), bad input (2), or the operation failed (1).
+    pub fn classified(
+        e: &impl std::fmt::Display,
+        hint: Option<String>,
+        usage: bool,
+        locked: bool,
+    ) -> CliError {
+        let status = if locked {
+            ExitStatus::Locked
+        } else if usage {
+            ExitStatus::Usage
+        } else {
+            ExitStatus::Failure
+        };
+        CliError {
+            status,
+            message: e.to_string(),
+            hint,
+        }
+    }
+
     fn broken_pipe() -> CliError {
         CliError::new(ExitStatus::Success, "")
     }

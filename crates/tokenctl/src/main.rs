@@ -159,18 +159,7 @@ pub(crate) fn wait(secs: Option<u64>) -> Wait {
 /// Maps a store file error to what the user sees: a corrupt store or pepper exits 2, a held
 /// lock 75, anything else 1.
 pub(crate) fn file_error(e: FileError) -> CliError {
-    let status = if e.is_locked() {
-        ExitStatus::Locked
-    } else if e.is_usage() {
-        ExitStatus::Usage
-    } else {
-        ExitStatus::Failure
-    };
-    CliError {
-        status,
-        hint: e.hint(),
-        message: e.to_string(),
-    }
+    CliError::classified(&e, e.hint(), e.is_usage(), e.is_locked())
 }
 
 /// Maps a refused store operation: bad input exits 2, a state that does not allow the
@@ -187,15 +176,7 @@ pub(crate) fn store_error(e: StoreError) -> CliError {
             | StoreError::NegativeGrace
             | StoreError::TimeOutOfRange
     );
-    CliError {
-        status: if usage {
-            ExitStatus::Usage
-        } else {
-            ExitStatus::Failure
-        },
-        hint: e.hint(),
-        message: e.to_string(),
-    }
+    CliError::classified(&e, e.hint(), usage, false)
 }
 
 /// The current time (or the test clock, `kg_cli::now`), in whole seconds: the store and

@@ -165,18 +165,7 @@ pub(crate) fn ensure(global: &GlobalArgs, args: &EnsureArgs) -> Result<ExitStatu
 }
 
 fn ensure_error(e: kg_tokens::files::EnsureError) -> CliError {
-    let status = if e.is_locked() {
-        ExitStatus::Locked
-    } else if e.is_usage() {
-        ExitStatus::Usage
-    } else {
-        ExitStatus::Failure
-    };
-    CliError {
-        status,
-        hint: e.hint(),
-        message: e.to_string(),
-    }
+    CliError::classified(&e, e.hint(), e.is_usage(), e.is_locked())
 }
 
 pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatus, CliError> {
