@@ -473,3 +473,43 @@ fn create_seal_unseal_verify_pipeline() {
     let token = String::from_utf8(token).unwrap();
     verify(&env, T0, token.trim()).code(0);
 }
+
+/// Security review: `unseal -o` killed mid-stream left its temporary file, holding the
+/// chunks of plaintext that had authenticated so far. The output now has no name until the
+/// whole stream verified, so SIGKILL leaves nothing.
+#[test]
+fn a_killed_unseal_leaves_no_plaintext() {
+    let env = Env::new();
+    let (key, recipient) = our_key(&env);
+    let sealed = tokenctl_with_input(&env, &["seal", "-r", &recipient], &plaintext());
+    assert_eq!(sealed.0, 0, "{}", sealed.2);
+    let out_dir = env.root().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let target = out_dir.join("plain.txt");
+    let mut child = env
+        .cmd("tokenctl")
+        .args([
+            "unseal",
+            "-i",
+            key.to_str().unwrap(),
+            "-o",
+            target.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Feed most of the file (several authenticated chunks) and keep the pipe open.
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &sealed.1[..sealed.1.len() * 3 / 4]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert!(
+        others_in(&out_dir, &[]).is_empty(),
+        "left behind: {:?}",
+        others_in(&out_dir, &[])
+    );
+}

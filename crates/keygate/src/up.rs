@@ -16,7 +16,7 @@ pub(crate) struct UpArgs {
     /// Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]
     #[arg(long, value_name = "ADDR")]
     listen: Vec<String>,
-    /// Listen on every interface (0.0.0.0:8443 and [::]:8443), not only loopback
+    /// Listen on every interface ([::]:8443, which takes IPv4 too), not only loopback
     #[arg(long, conflicts_with = "listen")]
     public: bool,
 }
@@ -30,7 +30,9 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
         flags.push((
             "server.listen",
             "--public",
-            "0.0.0.0:8443,[::]:8443".to_owned(),
+            // One dual-stack socket: binding 0.0.0.0 beside [::] fails where bindv6only=0
+            // (the Linux default), since [::] already takes the IPv4 addresses.
+            "[::]:8443".to_owned(),
         ));
     } else if !args.listen.is_empty() {
         flags.push(("server.listen", "--listen", args.listen.join(",")));
@@ -123,10 +125,12 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
         );
         let first = urls.first().cloned().unwrap_or_default();
         println!("try it (prints 200):");
+        // The token goes to curl through its config on stdin, from the shell's builtin
+        // printf: it never appears in any process's argv (visible to every user in `ps`).
         println!(
-            "  curl --fail --silent --show-error --cacert {} -H \"Authorization: Bearer $(cat {})\" -w '%{{http_code}}\\n' {first}/auth",
-            shell_quote(&files.ca.display().to_string()),
-            shell_quote(&token.token_file.display().to_string())
+            "  printf 'header = \"Authorization: Bearer %s\"\\n' \"$(cat {})\" | curl --fail --silent --show-error --cacert {} --config - -w '%{{http_code}}\\n' {first}/auth",
+            shell_quote(&token.token_file.display().to_string()),
+            shell_quote(&files.ca.display().to_string())
         );
         println!("stop with Ctrl-C");
     };

@@ -19,6 +19,7 @@ const TEMP_SUFFIX: &str = ".kgtmp";
 pub struct AtomicFile {
     temp: tempfile::NamedTempFile<File>,
     target: PathBuf,
+    bits: u32,
 }
 
 impl AtomicFile {
@@ -83,7 +84,14 @@ impl AtomicFile {
         Ok(AtomicFile {
             temp,
             target: target.to_owned(),
+            bits,
         })
+    }
+
+    /// The permission bits the file is created with (the requested mode, never wider than
+    /// an existing file's).
+    pub(crate) fn mode_bits(&self) -> u32 {
+        self.bits
     }
 
     /// Flushes the data to disk, renames it over the target, and syncs the directory.

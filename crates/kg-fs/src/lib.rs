@@ -21,10 +21,12 @@ mod dir;
 mod error;
 pub mod generation;
 pub mod lock;
+mod unnamed;
 
 pub use atomic::{AtomicFile, stale_temps, write_atomic};
 pub use dir::{DirMode, check_dir, create_dir_all, private_tempdir, stale_private_tempdirs};
 pub use error::Error;
+pub use unnamed::UnnamedFile;
 
 /// The mode a file is written with.
 ///

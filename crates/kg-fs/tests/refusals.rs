@@ -173,3 +173,30 @@ fn a_huge_wait_does_not_panic() {
     .unwrap();
     drop(guard);
 }
+
+/// Security review: plaintext written through a named temporary file survived a killed
+/// process. An unnamed file leaves nothing unless committed.
+#[test]
+fn an_uncommitted_unnamed_file_leaves_nothing_and_a_committed_one_is_0600() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("plain.txt");
+    {
+        let mut f = kg_fs::UnnamedFile::create(&target, FileMode::Secret).unwrap();
+        std::io::Write::write_all(&mut f, b"partial plaintext").unwrap();
+        assert!(
+            names(tmp.path()).is_empty(),
+            "an unnamed file must not appear: {:?}",
+            names(tmp.path())
+        );
+    }
+    assert!(names(tmp.path()).is_empty());
+    let mut f = kg_fs::UnnamedFile::create(&target, FileMode::Secret).unwrap();
+    std::io::Write::write_all(&mut f, b"whole").unwrap();
+    f.commit().unwrap();
+    assert_eq!(names(tmp.path()), ["plain.txt"]);
+    assert_eq!(std::fs::read(&target).unwrap(), b"whole");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

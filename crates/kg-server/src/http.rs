@@ -145,13 +145,6 @@ impl App {
             return resp;
         }
         let ckey = client_key(client);
-        if let Some(l) = &self.by_client
-            && let Check::Throttled {
-                log, suppressed, ..
-            } = l.check(ckey)
-        {
-            return self.throttled(&ctx, None, log, suppressed);
-        }
         let token = match bearer(headers) {
             Bearer::None => {
                 let mut resp = empty(StatusCode::UNAUTHORIZED);
@@ -161,21 +154,11 @@ impl App {
                 return resp;
             }
             Bearer::Malformed => {
-                if let Some(l) = &self.by_client {
-                    l.fail(ckey);
-                }
-                return self.invalid(kg_tokens::Reason::Malformed, None, &ctx);
+                return self.refuse(kg_tokens::Reason::Malformed, None, None, ckey, &ctx);
             }
             Bearer::Token(t) => t,
         };
         let id = token_id(token);
-        if let (Some(l), Some(id)) = (&self.by_id, id)
-            && let Check::Throttled {
-                log, suppressed, ..
-            } = l.check(id)
-        {
-            return self.throttled(&ctx, Some(id), log, suppressed);
-        }
         let now = OffsetDateTime::now_utc();
         self.tokens
             .verify(token, now, &self.metrics, |verdict| match verdict {
@@ -221,23 +204,19 @@ impl App {
                     resp
                 }
                 Verdict::Invalid(reason) => {
-                    if let Some(l) = &self.by_client {
-                        l.fail(ckey);
-                    }
-                    // A well-formed token with a wrong secret spends from its id's bucket too:
-                    // that stops guessing one id from many addresses.
-                    if reason == kg_tokens::Reason::Unknown
-                        && let (Some(l), Some(id)) = (&self.by_id, id)
-                    {
-                        l.fail(id);
-                    }
                     let known_id = match reason {
                         kg_tokens::Reason::Unknown
                         | kg_tokens::Reason::Expired
                         | kg_tokens::Reason::Revoked => id,
                         _ => None,
                     };
-                    self.invalid(reason, known_id, &ctx)
+                    // A well-formed token with a wrong secret spends from its id's bucket too.
+                    let bucket = if reason == kg_tokens::Reason::Unknown {
+                        id
+                    } else {
+                        None
+                    };
+                    self.refuse(reason, bucket, known_id, ckey, &ctx)
                 }
             })
     }
@@ -257,6 +236,45 @@ impl App {
 
     /// A throttled source: the same cheap 401 as a bad token (a 429 would become a 500 in
     /// nginx), without verifying anything.
+    /// Answers a refused credential, after charging the failure buckets.
+    ///
+    /// The limiter is consulted only once verification has failed: a correct secret is never
+    /// refused because of it. Token ids are public (listings, logs, the identity header), so
+    /// a bucket checked before verification let anyone lock a token out by sending forged
+    /// tokens with its id (security review). A throttled source still gets the same cheap
+    /// 401; throttling only rate-limits its audit lines.
+    fn refuse(
+        &self,
+        reason: kg_tokens::Reason,
+        bucket_id: Option<&str>,
+        known_id: Option<&str>,
+        ckey: impl std::hash::Hash + Copy,
+        ctx: &Ctx<'_>,
+    ) -> Response<Body> {
+        // Check, then charge: a burst of N allows N failures before throttling begins.
+        if let Some(l) = &self.by_client {
+            let verdict = l.check(ckey);
+            l.fail(ckey);
+            if let Check::Throttled {
+                log, suppressed, ..
+            } = verdict
+            {
+                return self.throttled(ctx, known_id, log, suppressed);
+            }
+        }
+        if let (Some(l), Some(id)) = (&self.by_id, bucket_id) {
+            let verdict = l.check(id);
+            l.fail(id);
+            if let Check::Throttled {
+                log, suppressed, ..
+            } = verdict
+            {
+                return self.throttled(ctx, Some(id), log, suppressed);
+            }
+        }
+        self.invalid(reason, known_id, ctx)
+    }
+
     fn throttled(
         &self,
         ctx: &Ctx<'_>,

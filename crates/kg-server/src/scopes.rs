@@ -104,6 +104,12 @@ impl ScopeRules {
         let Some(path) = path.and_then(|p| normalize(p, &mut buf)) else {
             return self.strictest.as_ref();
         };
+        // Java servers route `/public/..;/admin` and `/admin;x` to `/admin`, and Windows
+        // servers read `\` as `/`: such a path cannot be matched safely, so it needs every
+        // scope (security review).
+        if path.iter().any(|&b| b == b';' || b == b'\\') {
+            return self.strictest.as_ref();
+        }
         self.rules
             .iter()
             .find(|r| segment_prefix(path, r.prefix.as_bytes()))
@@ -130,13 +136,17 @@ fn valid_scope(s: &str) -> bool {
             .all(|b| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e))
 }
 
-/// Whether `prefix` matches `path` on whole segments.
+/// Whether `prefix` matches `path` on whole segments, ignoring ASCII case: many upstreams
+/// route `/ADMIN` to `/admin`, and requiring a scope for a path a case-sensitive upstream
+/// would not match is only ever stricter.
 fn segment_prefix(path: &[u8], prefix: &[u8]) -> bool {
     if prefix == b"/" {
         return true;
     }
     let prefix = prefix.strip_suffix(b"/").unwrap_or(prefix);
-    path.starts_with(prefix) && matches!(path.get(prefix.len()), None | Some(b'/'))
+    path.len() >= prefix.len()
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && matches!(path.get(prefix.len()), None | Some(b'/'))
 }
 
 /// Normalizes the path of a request target into `out`: the query and fragment dropped,
@@ -279,6 +289,25 @@ mod tests {
             Some("deploy admin")
         );
         assert_eq!(scopes(Some("/public/../admin")).as_deref(), Some("admin"));
+        // Security review: case and `;` parameters must not slip past a rule.
+        assert_eq!(scopes(Some("/ADMIN/users")).as_deref(), Some("admin"));
+        assert_eq!(
+            scopes(Some("/Admin/Deploy")).as_deref(),
+            Some("deploy admin")
+        );
+        for sneaky in [
+            "/public/..;/admin/users",
+            "/admin;x/users",
+            "/admin%3bx",
+            "/admin%5cx",
+            "/public\\..\\admin",
+        ] {
+            assert_eq!(
+                scopes(Some(sneaky)).as_deref(),
+                Some("read admin deploy"),
+                "{sneaky}"
+            );
+        }
         // Unknown or unnormalizable: everything.
         assert_eq!(scopes(None).as_deref(), Some("read admin deploy"));
         assert_eq!(

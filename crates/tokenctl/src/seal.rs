@@ -144,9 +144,9 @@ pub(crate) fn unseal(global: &GlobalArgs, args: &UnsealArgs) -> Result<ExitStatu
     let input = io::stdin().lock();
     match &args.output {
         Some(path) => {
-            // A 0600 temporary file beside the target; renamed over it only on success, and
-            // removed (by drop) on any error.
-            let mut file = AtomicFile::create(path, FileMode::Secret)?;
+            // A 0600 file with no name (O_TMPFILE) until the whole stream has authenticated:
+            // an error, or even SIGKILL, leaves no partial plaintext anywhere.
+            let mut file = kg_fs::UnnamedFile::create(path, FileMode::Secret)?;
             kg_tokens::seal::unseal(input, &mut file, identities).map_err(seal_error)?;
             file.commit()?;
         }
