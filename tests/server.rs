@@ -856,3 +856,58 @@ fn the_audit_log_file_is_private_and_allows_follow_the_setting() {
     // The server's own log stays on stderr.
     assert!(kg.output().contains("\"event\":\"listening\""));
 }
+
+/// Security review: on HTTP/2, every byte read pushed the deadline back, so a client sending
+/// only PING frames held a connection (and a connection slot) for ever. Only completed
+/// requests buy time now: a pinging client is cut off at the header timeout.
+#[test]
+fn http2_pings_alone_do_not_keep_a_connection_open() {
+    if !have("openssl") {
+        return;
+    }
+    let env = Env::new();
+    cert(&env);
+    config(
+        &env,
+        "[server]\nheader_timeout = \"2s\"\nidle_timeout = \"3s\"\n",
+    );
+    let addr = local_addr();
+    let _kg = keygate(&env, addr, &[]);
+    let mut client = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-alpn",
+            "h2",
+            "-connect",
+            &addr.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let start = Instant::now();
+    // The connection preface, an empty SETTINGS frame, then a PING every 250 ms.
+    let _ =
+        stdin.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    let ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08";
+    let mut closed_after = None;
+    while start.elapsed() < Duration::from_secs(12) {
+        if let Ok(Some(_)) = client.try_wait() {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        let _ = stdin.write_all(ping);
+        let _ = stdin.flush();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = client.kill();
+    let _ = client.wait();
+    let closed_after = closed_after.expect("a client sending only PINGs was never cut off");
+    assert!(
+        closed_after < Duration::from_secs(6),
+        "cut off only after {closed_after:?}"
+    );
+}

@@ -14,8 +14,12 @@
 //! when the armed sleep fires early, it is re-armed for the real deadline. On a busy
 //! keep-alive connection that is one timer operation per header timeout, not per request.
 //!
-//! HTTP/2 multiplexes requests, so there the deadline is simply the idle timeout after the
-//! last bytes read.
+//! HTTP/2 multiplexes requests and carries frames that are not requests (PING, SETTINGS,
+//! CONTINUATION), so bytes alone must not buy time: a client pinging every few seconds, or
+//! dripping one header frame at a time, would otherwise hold a connection for ever (found by
+//! the security review). There, only a *completed* request (the service counts them, and
+//! the response is being written) starts the idle timeout; any bytes after that must
+//! complete a request within the header timeout.
 
 use std::io;
 use std::pin::Pin;
@@ -38,12 +42,21 @@ pub struct Deadline<IO> {
     header_timeout: Duration,
     idle_timeout: Duration,
     h2: bool,
+    /// Requests the service has answered on this connection, and how many we have seen.
+    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    seen: u64,
 }
 
 impl<IO> Deadline<IO> {
     /// Wraps a freshly accepted connection: its first request head is due within
     /// `header_timeout`.
-    pub fn new(io: IO, header_timeout: Duration, idle_timeout: Duration, h2: bool) -> Self {
+    pub fn new(
+        io: IO,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        h2: bool,
+        served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
         let deadline = Instant::now() + header_timeout;
         Deadline {
             io,
@@ -54,6 +67,8 @@ impl<IO> Deadline<IO> {
             header_timeout,
             idle_timeout,
             h2,
+            served,
+            seen: 0,
         }
     }
 
@@ -93,13 +108,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Deadline<IO> {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    if this.h2 {
-                        this.set_deadline(Instant::now() + this.idle_timeout);
-                    } else if this.idle {
-                        this.idle = false;
-                        this.set_deadline(Instant::now() + this.header_timeout);
-                    }
+                if buf.filled().len() > before && this.idle {
+                    this.idle = false;
+                    this.set_deadline(Instant::now() + this.header_timeout);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -154,12 +165,19 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
 
 impl<IO> Deadline<IO> {
     fn mark_idle(&mut self) {
-        if !self.h2 {
-            self.idle = true;
-            // Later than the armed instant (or equal): no timer operation.
-            let at = Instant::now() + self.idle_timeout;
-            self.set_deadline(at);
+        if self.h2 {
+            // On HTTP/2 a write may be a PING or SETTINGS acknowledgement: only a request
+            // answered since we last looked counts.
+            let served = self.served.load(std::sync::atomic::Ordering::Relaxed);
+            if served == self.seen {
+                return;
+            }
+            self.seen = served;
         }
+        self.idle = true;
+        // Later than the armed instant (or equal): no timer operation.
+        let at = Instant::now() + self.idle_timeout;
+        self.set_deadline(at);
     }
 }
 

@@ -538,6 +538,9 @@ pub struct Service {
     pub app: Arc<App>,
     /// The socket peer.
     pub peer: SocketAddr,
+    /// Requests answered on this connection; the connection's deadline reads it (HTTP/2
+    /// bytes that complete no request must not keep a connection alive).
+    pub served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Service {
@@ -546,7 +549,10 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     type Future = Ready<Result<Response<Body>, Infallible>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        ready(Ok(self.app.handle(&req, self.peer)))
+        let resp = self.app.handle(&req, self.peer);
+        self.served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ready(Ok(resp))
     }
 }
 

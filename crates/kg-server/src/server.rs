@@ -89,13 +89,21 @@ impl Serving {
     }
 
     async fn serve(&self, stream: TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+        let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let svc = Service {
             app: Arc::clone(&self.app),
             peer,
+            served: Arc::clone(&served),
         };
         match &self.tls {
             None => {
-                let io = Deadline::new(stream, self.header_timeout, self.idle_timeout, false);
+                let io = Deadline::new(
+                    stream,
+                    self.header_timeout,
+                    self.idle_timeout,
+                    false,
+                    served,
+                );
                 self.serve_h1(io, svc, shutdown).await;
             }
             Some(acceptor) => {
@@ -107,7 +115,7 @@ impl Serving {
                     _ => return,
                 };
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = Deadline::new(tls, self.header_timeout, self.idle_timeout, h2);
+                let io = Deadline::new(tls, self.header_timeout, self.idle_timeout, h2, served);
                 if h2 {
                     self.serve_h2(io, svc, shutdown).await;
                 } else {
