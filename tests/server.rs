@@ -911,3 +911,20 @@ fn http2_pings_alone_do_not_keep_a_connection_open() {
         "cut off only after {closed_after:?}"
     );
 }
+
+/// Found in the final review: `keygate check` created a missing audit log with the umask's
+/// mode (0644), and `serve` then kept appending to it. Both now open it 0600, no symlinks.
+#[test]
+fn keygate_check_creates_the_audit_log_private() {
+    let env = Env::new();
+    cert(&env);
+    let log = env.root().join("audit.jsonl");
+    config(
+        &env,
+        &format!("[server]\naudit_log = \"{}\"\n", log.display()),
+    );
+    let run = env.run("keygate", &["check"]);
+    assert!(run.code == 0 || run.code == 2, "{run:?}");
+    assert!(log.exists(), "check opens the audit log: {}", run.stdout);
+    assert_eq!(e2e::stat_mode(&log), "600");
+}

@@ -233,7 +233,7 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
     }
 }
 
-fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     OpenOptions::new()
         .append(true)
         .create(true)

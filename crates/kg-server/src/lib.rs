@@ -353,12 +353,11 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     if let AuditTarget::File(path) = &settings.audit {
         item(
             "audit log".into(),
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(path)
+            // The server's own opener: 0600 and no symlinks, also when `check` is the first
+            // to create the file (a plain create made it 0644 for `serve` to keep using).
+            audit::open_append(path)
                 .map(|_| format!("appending to '{}'", path.display()))
-                .map_err(|e| (format!("cannot open '{}': {e}", path.display()), None)),
+                .map_err(|e| (e.to_string(), None)),
         );
     }
     for addr in &settings.listen {
