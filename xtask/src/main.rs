@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own automation, with as few dependencies as possible.
 //!
 //! - `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+//! - `cargo xtask codegen`: regenerate shell completions and man pages.
 //! - `cargo xtask bench [NAME]`: whole-process benchmarks beside peers measured in the same run.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("codegen") => codegen(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <ci | bench [{}]>",
@@ -46,6 +48,23 @@ fn ci() -> Result<()> {
     run("cargo", &["build", "--workspace", "--bins", "--quiet"])?;
     run("bash", &["fixtures/tailscale/selftest.sh"])?;
     run("cargo", &["test", "--workspace", "--quiet"])?;
+    Ok(())
+}
+
+/// Regenerates shell completions (`completions/`) and man pages (`man/`) from the binaries'
+/// clap definitions, through their freshness tests in write mode.
+fn codegen() -> Result<()> {
+    let status = Command::new("cargo")
+        .args([
+            "test", "--quiet", "-p", "certctl", "-p", "tokenctl", "-p", "keygate", "--test",
+            "codegen",
+        ])
+        .env("KEYGATE_CODEGEN", "write")
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("generating completions and man pages failed");
+    }
     Ok(())
 }
 

@@ -10,6 +10,9 @@ use std::process::ExitCode;
 
 use kg_config::{Config, ConfigError, Locations};
 
+#[cfg(feature = "codegen")]
+pub mod codegen;
+
 /// Exit codes, the same for `certctl`, `tokenctl` and `keygate`. Scripts may rely on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {

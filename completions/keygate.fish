@@ -1,0 +1,79 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_keygate_global_optspecs
+    string join \n config= set= h/help V/version
+end
+
+function __fish_keygate_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_keygate_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_keygate_using_subcommand
+    set -l cmd (__fish_keygate_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c keygate -n "__fish_keygate_needs_command" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_needs_command" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_needs_command" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_needs_command" -s V -l version -d 'Print version'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "serve" -d 'Serve /auth, /health and /metrics until SIGTERM or SIGINT'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 0 or 2'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand up" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand up" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand up" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand up" -l public -d 'Listen on every interface ([::]:8443, which takes IPv4 too), not only loopback'
+complete -c keygate -n "__fish_keygate_using_subcommand up" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -l cert-id -d 'Serve this managed certificate [default: server.cert_id, "default"]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -l plain-http -d 'Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]'
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -l danger-plain-http-non-loopback -d 'Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text'
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l cert-id -d 'Serve this managed certificate [default: server.cert_id, "default"]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l plain-http -d 'Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]'
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l danger-plain-http-non-loopback -d 'Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text'
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l json -d 'Print JSON'
+complete -c keygate -n "__fish_keygate_using_subcommand check" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -f -a "paths" -d 'Print the paths keygate uses'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -l json -d 'Print JSON instead of a table'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -l json -d 'Print JSON instead of text'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "paths" -d 'Print the paths keygate uses'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "serve" -d 'Serve /auth, /health and /metrics until SIGTERM or SIGINT'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 0 or 2'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "paths" -d 'Print the paths keygate uses'

@@ -1,0 +1,53 @@
+//! `keygate`: the small verifying server: HTTPS with certctl's certificates and `/auth`
+//! for reverse proxies from tokenctl's store. Logic lives in the library crates.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
+
+mod serve;
+mod up;
+
+/// Serve HTTPS and answer /auth for nginx, Caddy, Traefik, Envoy and HAProxy
+#[derive(Debug, Parser)]
+#[command(name = "keygate", version, after_help = EXIT_CODES_HELP)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Get a certificate and a token, serve, and print how to call it (no config needed)
+    Up(up::UpArgs),
+    /// Serve /auth, /health and /metrics until SIGTERM or SIGINT
+    Serve(serve::ServeArgs),
+    /// Check the config, certificate, token store and listen addresses; exit 0 or 2
+    Check(serve::CheckArgs),
+    /// Show where settings come from, and the paths keygate uses
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// The whole program: parse, run, map to an exit code. `main.rs` only calls this.
+pub fn main() -> ExitCode {
+    kg_cli::main_with(|| run(Cli::parse()))
+}
+
+/// The command-line interface, for generating shell completions and man pages.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    match &cli.command {
+        Command::Up(args) => up::up(&cli.global, args),
+        Command::Serve(args) => serve::serve(&cli.global, args),
+        Command::Check(args) => serve::check(&cli.global, args),
+        Command::Config(cmd) => cmd.run(&cli.global),
+    }
+}
