@@ -53,9 +53,12 @@ pub mod metrics;
 pub mod net;
 pub mod scopes;
 mod server;
+pub mod session;
 pub mod settings;
+pub mod signin;
 pub mod tls;
 pub mod tokens;
+pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;

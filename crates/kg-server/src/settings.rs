@@ -10,6 +10,7 @@ use kg_tokens::{Prefix, StorePaths};
 
 use crate::net::Cidr;
 use crate::scopes::ScopeRules;
+use crate::upstream::{Upstream, UpstreamError};
 
 /// Where audit lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,21 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// One more failed attempt is allowed per this interval.
     pub rate_limit_refill: Duration,
+    /// The upstream of the reverse proxy; `None` serves only the verifying endpoints.
+    pub upstream: Option<Upstream>,
+    /// Time for the upstream to connect and answer with response headers.
+    pub upstream_timeout: Duration,
+    /// Largest request body forwarded, in bytes.
+    pub max_request_body: u64,
+    /// Largest response body relayed, in bytes.
+    pub max_response_body: u64,
+    /// Whether requests from this host pass the proxy without credentials (resolved from
+    /// `auto`: on only while every listen address is loopback and no proxy is trusted).
+    pub local_bypass: bool,
+    /// A browser session's absolute lifetime.
+    pub session_lifetime: Duration,
+    /// A browser session's idle timeout, slid by every request.
+    pub session_idle_timeout: Duration,
 }
 
 /// A setting that cannot work. Every variant is a configuration error (exit 2).
@@ -123,6 +139,14 @@ pub enum SettingsError {
     /// An empty audit log path.
     #[error("server.audit_log is empty: give stderr or a file path")]
     NoAuditLog,
+    /// An upstream that is malformed or could be reached around the proxy.
+    #[error("invalid server.upstream '{value}': {source}")]
+    BadUpstream {
+        /// What was given (credentials, if any, removed).
+        value: String,
+        /// What is wrong.
+        source: UpstreamError,
+    },
 }
 
 impl SettingsError {
@@ -141,6 +165,7 @@ impl SettingsError {
                 "write \"SCOPE\" for every path, or \"/PREFIX=SCOPE\" (several scopes joined by +)"
                     .to_owned(),
             ),
+            SettingsError::BadUpstream { source, .. } => Some(source.hint().to_owned()),
             _ => None,
         }
     }
@@ -214,6 +239,24 @@ impl Settings {
         let prefix =
             Prefix::new(prefix_text).map_err(|e| SettingsError::BadPrefix(e.to_string()))?;
         let cert_id = config.str("server.cert_id").unwrap_or("default").to_owned();
+        let upstream = match config.str("server.upstream").map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                Some(
+                    Upstream::parse(text).map_err(|source| SettingsError::BadUpstream {
+                        value: crate::upstream::redact(text),
+                        source,
+                    })?,
+                )
+            }
+        };
+        let all_loopback = listen.iter().all(|a| a.ip().to_canonical().is_loopback());
+        let local_bypass = match config.str("server.local_bypass") {
+            Some("true") => true,
+            Some("false") => false,
+            _ => all_loopback,
+        } && trusted_proxies.is_empty();
+        const MIB: u64 = 1024 * 1024;
         Ok(Settings {
             listen,
             plain_http,
@@ -232,6 +275,13 @@ impl Settings {
             shutdown_timeout: duration("server.shutdown_timeout")?,
             rate_limit_burst: config.u32("server.rate_limit_burst"),
             rate_limit_refill: duration("server.rate_limit_refill")?,
+            upstream,
+            upstream_timeout: duration("server.upstream_timeout")?,
+            max_request_body: u64::from(config.u32("server.max_request_body_mib")) * MIB,
+            max_response_body: u64::from(config.u32("server.max_response_body_mib")) * MIB,
+            local_bypass,
+            session_lifetime: duration("server.session_lifetime")?,
+            session_idle_timeout: duration("server.session_idle_timeout")?,
         })
     }
 }

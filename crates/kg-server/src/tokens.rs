@@ -101,6 +101,32 @@ impl Tokens {
         }
     }
 
+    /// Runs `f` on the standing of the token with this id at `now`, without its secret: for
+    /// a browser session, which proved possession when it began and is re-judged on every
+    /// request, so that revoking the token (or its grace period ending) ends the session.
+    pub fn check_id<R>(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        metrics: &Metrics,
+        f: impl FnOnce(Verdict<'_>) -> R,
+    ) -> R {
+        self.refresh(metrics);
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = inner.loaded.store().get(id) else {
+            return f(Verdict::Invalid(Reason::Unknown));
+        };
+        match entry.check(now) {
+            Ok(()) => f(Verdict::Valid(TokenInfo {
+                id: &entry.id,
+                name: &entry.name,
+                scopes: &entry.scopes,
+                expires: entry.expires,
+            })),
+            Err(reason) => f(Verdict::Invalid(reason)),
+        }
+    }
+
     /// The store's token prefix.
     pub fn with_prefix<R>(&self, f: impl FnOnce(&Prefix) -> R) -> R {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());

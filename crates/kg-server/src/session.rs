@@ -1,0 +1,1 @@
+//! Browser sessions (being written).
