@@ -152,13 +152,18 @@ impl Upstream {
             .host()
             .filter(|h| !h.is_empty())
             .ok_or(UpstreamError::Malformed("the URL has no host"))?;
-        let port = match uri.port_u16() {
-            Some(0) => return Err(UpstreamError::Malformed("port 0 cannot be connected to")),
-            Some(p) => p,
-            None if authority.ends_with(':') => {
-                return Err(UpstreamError::Malformed("the port is empty"));
-            }
+        // After the host (an IPv6 literal ends with ']'), an optional ":PORT".
+        let after_host = authority
+            .rsplit_once(']')
+            .map_or(authority, |(_, rest)| rest);
+        let port = match after_host.rsplit_once(':').map(|(_, p)| p) {
             None => 80,
+            Some("") => return Err(UpstreamError::Malformed("the port is empty")),
+            Some(p) => match p.parse::<u16>() {
+                Ok(0) => return Err(UpstreamError::Malformed("port 0 cannot be connected to")),
+                Ok(p) => p,
+                Err(_) => return Err(UpstreamError::Malformed("the port is not 1 to 65535")),
+            },
         };
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let target = if let Ok(ip) = bare.parse::<IpAddr>() {
