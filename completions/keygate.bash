@@ -99,7 +99,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__check)
-            opts="-h --listen --cert-id --plain-http --danger-plain-http-non-loopback --json --config --set --help"
+            opts="-h --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --json --config --set --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +110,10 @@ _keygate() {
                     return 0
                     ;;
                 --cert-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -363,7 +367,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__serve)
-            opts="-h --listen --cert-id --plain-http --danger-plain-http-non-loopback --config --set --help"
+            opts="-h --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --config --set --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -374,6 +378,10 @@ _keygate() {
                     return 0
                     ;;
                 --cert-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -393,13 +401,17 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__up)
-            opts="-h --listen --public --config --set --help"
+            opts="-h --listen --public --upstream --config --set --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

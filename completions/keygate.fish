@@ -34,12 +34,14 @@ complete -c keygate -n "__fish_keygate_needs_command" -f -a "check" -d 'Check th
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand up" -l upstream -d 'Put sign-in in front of the web app at URL (http://HOST:PORT on loopback, a private address or a .internal name, or unix:/PATH) [default: server.upstream]' -r
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l public -d 'Listen on every interface ([::]:8443, which takes IPv4 too), not only loopback'
 complete -c keygate -n "__fish_keygate_using_subcommand up" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l cert-id -d 'Serve this managed certificate [default: server.cert_id, "default"]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -l upstream -d 'Proxy authorized requests to URL (http://HOST:PORT on loopback, a private address or a .internal name, or unix:/PATH) [default: server.upstream]' -r
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l plain-http -d 'Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]'
@@ -47,6 +49,7 @@ complete -c keygate -n "__fish_keygate_using_subcommand serve" -l danger-plain-h
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l cert-id -d 'Serve this managed certificate [default: server.cert_id, "default"]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand check" -l upstream -d 'Proxy authorized requests to URL (http://HOST:PORT on loopback, a private address or a .internal name, or unix:/PATH) [default: server.upstream]' -r
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l plain-http -d 'Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]'

@@ -17,6 +17,9 @@ pub(crate) struct ServerFlags {
     /// Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text
     #[arg(long)]
     danger_plain_http_non_loopback: bool,
+    /// Proxy authorized requests to URL (http://HOST:PORT on loopback, a private address or a .internal name, or unix:/PATH) [default: server.upstream]
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +47,9 @@ fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> 
     }
     if f.plain_http {
         flags.push(("server.plain_http", "--plain-http", "true".to_owned()));
+    }
+    if let Some(u) = &f.upstream {
+        flags.push(("server.upstream", "--upstream", u.clone()));
     }
     let ctx = global.load(&flags)?;
     let settings = Settings::from_config(

@@ -19,6 +19,9 @@ pub(crate) struct UpArgs {
     /// Listen on every interface ([::]:8443, which takes IPv4 too), not only loopback
     #[arg(long, conflicts_with = "listen")]
     public: bool,
+    /// Put sign-in in front of the web app at URL (http://HOST:PORT on loopback, a private address or a .internal name, or unix:/PATH) [default: server.upstream]
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
 }
 
 /// The token `keygate up` creates for the local user.
@@ -36,6 +39,9 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
         ));
     } else if !args.listen.is_empty() {
         flags.push(("server.listen", "--listen", args.listen.join(",")));
+    }
+    if let Some(u) = &args.upstream {
+        flags.push(("server.upstream", "--upstream", u.clone()));
     }
     // `up` always serves HTTPS: beyond loopback there is no other safe choice, and on
     // loopback it costs nothing.
@@ -94,6 +100,8 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
     let ca_pem = std::fs::read_to_string(&files.ca).unwrap_or_default();
     let trusted = kg_cascade::trusted_by_system(&ca_pem);
 
+    let proxy = settings.upstream.as_ref().map(ToString::to_string);
+    let local_bypass = settings.local_bypass;
     let summary = move || {
         let urls: Vec<String> = settings_urls(&settings_listen(&ctx));
         let reuse = |fresh: bool| if fresh { "new" } else { "reused" };
@@ -102,9 +110,19 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
             .not_after
             .map(|t| t.date().to_string())
             .unwrap_or_default();
-        println!("keygate is up: /auth answers for tokens from tokenctl's store");
-        for u in &urls {
-            println!("  {u}/auth");
+        match &proxy {
+            Some(upstream) => {
+                println!("keygate is up: sign-in in front of {upstream}");
+                for u in &urls {
+                    println!("  {u}/");
+                }
+            }
+            None => {
+                println!("keygate is up: /auth answers for tokens from tokenctl's store");
+                for u in &urls {
+                    println!("  {u}/auth");
+                }
+            }
         }
         println!(
             "  certificate  {} ({cert_state}, valid until {until}): {}",
@@ -123,12 +141,27 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
             token.token_file.display(),
             reuse(token.created)
         );
+        if proxy.is_some() {
+            if local_bypass {
+                println!(
+                    "  sign-in      not needed from this host (local requests skip it); \
+                     turn that off with --set server.local_bypass=false"
+                );
+            } else {
+                println!("  sign-in      required for every request, local ones included");
+            }
+            println!(
+                "  browsers     sign in at {}/.keygate/sign-in by pasting the token",
+                urls.first().map_or("", String::as_str)
+            );
+        }
         let first = urls.first().cloned().unwrap_or_default();
+        let path = if proxy.is_some() { "/" } else { "/auth" };
         println!("try it (prints 200):");
         // The token goes to curl through its config on stdin, from the shell's builtin
         // printf: it never appears in any process's argv (visible to every user in `ps`).
         println!(
-            "  printf 'header = \"Authorization: Bearer %s\"\\n' \"$(cat {})\" | curl --fail --silent --show-error --cacert {} --config - -w '%{{http_code}}\\n' {first}/auth",
+            "  printf 'header = \"Authorization: Bearer %s\"\\n' \"$(cat {})\" | curl --fail --silent --show-error --cacert {} --config - -o /dev/null -w '%{{http_code}}\\n' {first}{path}",
             shell_quote(&token.token_file.display().to_string()),
             shell_quote(&files.ca.display().to_string())
         );

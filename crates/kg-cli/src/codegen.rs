@@ -26,12 +26,26 @@ pub fn render(cmd: &clap::Command) -> Vec<(PathBuf, Vec<u8>)> {
         clap_complete::generate(shell, &mut cmd.clone(), &name, &mut out);
         files.push((PathBuf::from(file), out));
     }
+    let mut built = cmd.clone();
+    built.build();
+    man_pages(&built, &name, &mut files);
+    files
+}
+
+/// `man/NAME.1`, and one page per subcommand (`NAME-SUB.1`, as the parent page's SEE ALSO
+/// and SUBCOMMANDS sections name them), recursively.
+fn man_pages(cmd: &clap::Command, name: &str, files: &mut Vec<(PathBuf, Vec<u8>)>) {
     let mut man = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
+    clap_mangen::Man::new(cmd.clone().name(name.to_owned()))
         .render(&mut man)
         .expect("rendering to memory cannot fail");
     files.push((PathBuf::from(format!("man/{name}.1")), man));
-    files
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        man_pages(sub, &format!("{name}-{}", sub.get_name()), files);
+    }
 }
 
 /// Compares (or, with `KEYGATE_CODEGEN=write`, rewrites) the committed files of `cmd` under

@@ -18,12 +18,16 @@
 //!   buffer has grown); the thread writes the buffer out in one `write` every 100 ms or
 //!   when it passes 64 KiB. If the writer falls 1 MiB behind, lines are dropped and
 //!   counted in `keygate_audit_dropped_total` rather than stalling requests.
+//! - SIGHUP reopens a file target ([`Audit::reopen`]), for logrotate's `postrotate`: lines
+//!   logged before the reopen go to the old file, later ones to the new one, none lost or
+//!   split.
+//!   When the reopen fails, the old file stays in use. With stderr, SIGHUP does nothing.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -64,16 +68,29 @@ pub struct Audit {
     shared: Arc<Shared>,
     allows: AuditAllows,
     allow_count: AtomicU64,
-    salt: u32,
+    /// The request id prefix: a random salt, as 8 hex digits.
+    salt_hex: [u8; 8],
     next_id: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The file to reopen on SIGHUP; `None` for stderr.
+    path: Option<PathBuf>,
 }
 
 struct Shared {
     pending: Mutex<Vec<u8>>,
     wake: Condvar,
     stop: AtomicBool,
+    /// A reopened file for the writer to switch to, and the lines logged before it that
+    /// still belong to the old file. Only the writer thread writes, so a switch can never
+    /// split or interleave lines; and no lock is held across IO, so [`Audit::reopen`] does
+    /// not wait on a slow disk.
+    reopened: Mutex<Option<Reopened>>,
     metrics: Arc<Metrics>,
+}
+
+struct Reopened {
+    file: std::fs::File,
+    old_lines: Vec<u8>,
 }
 
 impl Audit {
@@ -91,6 +108,7 @@ impl Audit {
             pending: Mutex::new(Vec::with_capacity(FLUSH_AT)),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
+            reopened: Mutex::new(None),
             metrics,
         });
         let writer = {
@@ -105,10 +123,62 @@ impl Audit {
             shared,
             allows,
             allow_count: AtomicU64::new(0),
-            salt: u32::from_le_bytes(salt),
+            salt_hex: hex8(u32::from_le_bytes(salt)),
             next_id: AtomicU64::new(1),
             writer: Mutex::new(Some(writer)),
+            path: match target {
+                AuditTarget::Stderr => None,
+                AuditTarget::File(path) => Some(path.clone()),
+            },
         })
+    }
+
+    /// Opens a file target's path again and has the writer switch to it (on SIGHUP, after
+    /// logrotate moved the file away). The new file is opened like the first: created 0600
+    /// when missing, never through a symlink. Lines logged before this call go to the old
+    /// file, lines logged after it returns to the new one. On failure the error is logged
+    /// and the old file stays in use. With stderr, nothing to do.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let file = open_append(path).inspect_err(|e| {
+            crate::log::error(
+                "audit_reopen_failed",
+                &[
+                    ("error", &e.to_string()),
+                    ("note", "still appending to the file opened before"),
+                ],
+            );
+        })?;
+        // Under the buffer's lock, so that no line can land on the wrong side of the switch.
+        let mut buf = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut slot = self
+            .shared
+            .reopened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match &mut *slot {
+            // Two reopens before the writer got to the first: the lines between them go to
+            // the old file too, in order, and the first new file is closed unused.
+            Some(r) => {
+                r.old_lines.append(&mut buf);
+                r.file = file;
+            }
+            None => {
+                *slot = Some(Reopened {
+                    file,
+                    old_lines: std::mem::take(&mut *buf),
+                });
+            }
+        }
+        drop((slot, buf));
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Whether an allow should be logged now (counts allows for sampling).
@@ -141,7 +211,7 @@ impl Audit {
         b.extend_from_slice(b"{\"time\":\"");
         push_time(b, SystemTime::now());
         b.extend_from_slice(b"\",\"request_id\":\"");
-        push_hex(b, self.salt);
+        b.extend_from_slice(&self.salt_hex);
         b.push(b'-');
         push_u64(b, id);
         b.extend_from_slice(b"\",\"decision\":\"");
@@ -157,7 +227,7 @@ impl Audit {
         b.extend_from_slice(b",\"client\":\"");
         push_ip(b, e.client);
         b.extend_from_slice(b"\",\"method\":");
-        push_str(b, e.method.as_bytes());
+        push_json(b, e.method.as_bytes());
         b.extend_from_slice(b",\"path\":");
         opt_str(b, e.path.map(strip_query));
         if e.suppressed > 0 {
@@ -172,6 +242,48 @@ impl Audit {
         if wake {
             self.shared.wake.notify_one();
         }
+    }
+
+    /// Logs a proxied request the upstream did not answer properly (proxy mode). The client
+    /// got a generic page naming `id`; this line, under the same `request_id`, says why.
+    pub fn log_upstream_error(
+        &self,
+        id: &str,
+        status: u16,
+        client: IpAddr,
+        method: &str,
+        path: &[u8],
+        detail: &str,
+    ) {
+        let mut line = Vec::with_capacity(256);
+        line.extend_from_slice(b"{\"time\":\"");
+        push_time(&mut line, SystemTime::now());
+        line.extend_from_slice(b"\",\"request_id\":");
+        push_str(&mut line, id.as_bytes());
+        line.extend_from_slice(b",\"decision\":\"error\",\"reason\":\"upstream\",\"status\":");
+        push_u64(&mut line, u64::from(status));
+        line.extend_from_slice(b",\"client\":\"");
+        push_ip(&mut line, client);
+        line.extend_from_slice(b"\",\"method\":");
+        push_str(&mut line, method.as_bytes());
+        line.extend_from_slice(b",\"path\":");
+        push_str(&mut line, strip_query(path));
+        line.extend_from_slice(b",\"detail\":");
+        push_str(&mut line, detail.as_bytes());
+        line.extend_from_slice(b"}\n");
+        let mut buf = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if buf.len() > MAX_PENDING {
+            drop(buf);
+            self.shared.metrics.audit_dropped(1);
+            return;
+        }
+        buf.extend_from_slice(&line);
+        drop(buf);
+        self.shared.wake.notify_one();
     }
 
     /// Writes out everything pending and stops the writer (at shutdown).
@@ -203,6 +315,7 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
     let mut spare: Vec<u8> = Vec::with_capacity(FLUSH_AT);
     loop {
         let stop;
+        let next;
         {
             let mut buf = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
             if buf.is_empty() && !shared.stop.load(Relaxed) {
@@ -214,14 +327,20 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
             }
             stop = shared.stop.load(Relaxed);
             std::mem::swap(&mut *buf, &mut spare);
+            // Taken with the buffer: every line in `spare` was logged after the switch.
+            next = shared
+                .reopened
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
+        if let Some(Reopened { file, old_lines }) = next {
+            write_out(shared, out.as_mut(), &old_lines);
+            // The old file is closed here, after its last lines.
+            out = Box::new(file);
         }
         if !spare.is_empty() {
-            if out.write_all(&spare).and_then(|()| out.flush()).is_err() {
-                // Nowhere to report a broken log but the metrics.
-                shared
-                    .metrics
-                    .audit_dropped(spare.iter().filter(|&&b| b == b'\n').count() as u64);
-            }
+            write_out(shared, out.as_mut(), &spare);
             spare.clear();
             if spare.capacity() > 4 * FLUSH_AT {
                 spare.shrink_to(FLUSH_AT);
@@ -230,6 +349,15 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
         if stop {
             return;
         }
+    }
+}
+
+fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8]) {
+    if !lines.is_empty() && out.write_all(lines).and_then(|()| out.flush()).is_err() {
+        // Nowhere to report a broken log but the metrics.
+        shared
+            .metrics
+            .audit_dropped(lines.iter().filter(|&&b| b == b'\n').count() as u64);
     }
 }
 
@@ -262,7 +390,7 @@ fn strip_query(p: &[u8]) -> &[u8] {
 
 fn opt_str(b: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
-        Some(s) => push_str(b, s),
+        Some(s) => push_json(b, s),
         None => b.extend_from_slice(b"null"),
     }
 }
@@ -281,10 +409,28 @@ fn push_u64(b: &mut Vec<u8>, mut n: u64) {
     b.extend_from_slice(&buf[i..]);
 }
 
-fn push_hex(b: &mut Vec<u8>, n: u32) {
+fn hex8(n: u32) -> [u8; 8] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..8).rev() {
-        b.push(HEX[((n >> (shift * 4)) & 0xf) as usize]);
+    let mut out = [0u8; 8];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = HEX[((n >> ((7 - i) * 4)) & 0xf) as usize];
+    }
+    out
+}
+
+/// [`push_str`], with a fast path for what audit fields almost always are (ids, names,
+/// methods, paths): printable ASCII with nothing to escape, copied in one piece rather than
+/// character by character. The output is the same either way.
+fn push_json(b: &mut Vec<u8>, s: &[u8]) {
+    if s.iter()
+        .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+    {
+        b.reserve(s.len() + 2);
+        b.push(b'"');
+        b.extend_from_slice(s);
+        b.push(b'"');
+    } else {
+        push_str(b, s);
     }
 }
 
@@ -309,6 +455,30 @@ fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_string_path_writes_what_the_general_one_does() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"GET",
+            b"/admin/users",
+            b"0123456789AB",
+            b"a\"q",
+            b"back\\slash",
+            b"tab\there",
+            b"\x7f",
+            b"caf\xc3\xa9",
+            b"\xff",
+            b" ~",
+        ];
+        for s in cases {
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            push_json(&mut fast, s);
+            push_str(&mut general, s);
+            assert_eq!(fast, general, "{s:?}");
+        }
+        assert_eq!(&hex8(0x0123_abcd), b"0123abcd");
+    }
 
     #[test]
     fn lines_are_json_without_the_query() {
@@ -343,5 +513,118 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    fn deny(audit: &Audit, path: &'static str) {
+        audit.log(&Entry {
+            outcome: Outcome::Invalid(kg_tokens::Reason::Unknown),
+            status: 401,
+            token_id: None,
+            token_name: None,
+            client: "198.51.100.4".parse().unwrap(),
+            method: "GET",
+            path: Some(path.as_bytes()),
+            suppressed: 0,
+        });
+    }
+
+    fn paths(file: &Path) -> Vec<String> {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["path"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reopen_sends_earlier_lines_to_the_moved_file_and_later_ones_to_a_new_private_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let rotated = dir.path().join("audit.log.1");
+        let metrics = Arc::new(Metrics::default());
+        let audit = Audit::open(
+            &AuditTarget::File(path.clone()),
+            AuditAllows::All,
+            Arc::clone(&metrics),
+        )
+        .unwrap();
+        deny(&audit, "/written");
+        while std::fs::metadata(&path).unwrap().len() == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // logrotate: rename, a line still on its way, then the signal.
+        std::fs::rename(&path, &rotated).unwrap();
+        deny(&audit, "/buffered");
+        audit.reopen().unwrap();
+        deny(&audit, "/after");
+        audit.close();
+        assert_eq!(paths(&rotated), ["/written", "/buffered"]);
+        assert_eq!(paths(&path), ["/after"]);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(metrics.render().contains("keygate_audit_dropped_total 0"));
+    }
+
+    #[test]
+    fn two_reopens_in_a_row_keep_every_line_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let audit = Audit::open(
+            &AuditTarget::File(path.clone()),
+            AuditAllows::All,
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        let moved = dir.path().join("moved");
+        deny(&audit, "/1");
+        std::fs::rename(&path, &moved).unwrap();
+        audit.reopen().unwrap();
+        deny(&audit, "/2");
+        audit.reopen().unwrap();
+        deny(&audit, "/3");
+        audit.close();
+        let mut all = paths(&moved);
+        all.extend(paths(&path));
+        assert_eq!(all, ["/1", "/2", "/3"]);
+    }
+
+    #[test]
+    fn a_failed_reopen_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let moved = dir.path().join("audit.log.1");
+        let audit = Audit::open(
+            &AuditTarget::File(path.clone()),
+            AuditAllows::All,
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        std::fs::rename(&path, &moved).unwrap();
+        // A symlink where the log was is refused, as at start-up.
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
+        let err = audit.reopen().unwrap_err();
+        assert!(err.to_string().contains("cannot open audit log"), "{err}");
+        deny(&audit, "/still-old");
+        audit.close();
+        assert_eq!(paths(&moved), ["/still-old"]);
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+
+    #[test]
+    fn reopen_with_stderr_does_nothing() {
+        let audit = Audit::open(
+            &AuditTarget::Stderr,
+            AuditAllows::Off,
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        audit.reopen().unwrap();
+        audit.close();
     }
 }

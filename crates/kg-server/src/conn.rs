@@ -1,9 +1,12 @@
 //! Connection deadlines: the header timeout and the keep-alive idle timeout.
 //!
 //! hyper 1 has one timer for HTTP/1: its header read timeout, which runs from the moment it
-//! waits for a request head, idle time included. We set it (with hyper-util's `TokioTimer`)
-//! as a backstop, at idle + header timeout. The two limits proper live in [`Deadline`], a
-//! wrapper around the connection's byte stream:
+//! waits for a request head, idle time included, and costs a boxed sleep registered in (and
+//! removed from) the timer wheel for every request. We turn it off. The two limits live in
+//! [`Deadline`], a wrapper around the connection's byte stream, whose deadline is armed by
+//! every read that returns `Pending` (the only reads hyper's timer would have watched) and is
+//! never later than hyper's would be (last write + idle, or first byte + header timeout,
+//! against read start + idle + header):
 //!
 //! - a new connection must deliver its first request head within the header timeout;
 //! - after a response is written the connection is idle and may stay so for the idle timeout;
@@ -45,6 +48,12 @@ pub struct Deadline<IO> {
     /// Requests the service has answered on this connection, and how many we have seen.
     served: std::sync::Arc<std::sync::atomic::AtomicU64>,
     seen: u64,
+    /// Requests in progress that stream (a proxied body, a WebSocket tunnel): while any is,
+    /// the deadline does not apply, since a slow upload or a quiet socket is then the
+    /// application's business, bounded by the upstream timeout and the proxy's own limits.
+    active: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes were read since the last write: the next write yields once first.
+    defer: bool,
 }
 
 impl<IO> Deadline<IO> {
@@ -56,6 +65,7 @@ impl<IO> Deadline<IO> {
         idle_timeout: Duration,
         h2: bool,
         served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        active: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     ) -> Self {
         let deadline = Instant::now() + header_timeout;
         Deadline {
@@ -69,6 +79,8 @@ impl<IO> Deadline<IO> {
             h2,
             served,
             seen: 0,
+            active,
+            defer: false,
         }
     }
 
@@ -84,7 +96,11 @@ impl<IO> Deadline<IO> {
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         loop {
             ready!(self.sleep.as_mut().poll(cx));
-            if Instant::now() >= self.deadline {
+            let now = Instant::now();
+            if now >= self.deadline && self.active.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                self.deadline = now + self.header_timeout;
+            }
+            if now >= self.deadline {
                 let what = if self.idle {
                     "keep-alive idle timeout"
                 } else {
@@ -108,6 +124,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Deadline<IO> {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.defer = true;
+                }
                 if buf.filled().len() > before && this.idle {
                     this.idle = false;
                     this.set_deadline(Instant::now() + this.header_timeout);
@@ -130,6 +149,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.defer {
+            this.defer = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let r = Pin::new(&mut this.io).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.mark_idle();
@@ -143,6 +167,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.defer {
+            this.defer = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.mark_idle();

@@ -35,9 +35,16 @@ pub const METRICS_SCOPE: &str = "metrics";
 /// The response body type: empty, or a small fixed text.
 pub type Body = Full<Bytes>;
 
-const X_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
-const X_TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-request-token-id");
-const X_SCOPES: HeaderName = HeaderName::from_static("x-auth-request-scopes");
+pub(crate) const X_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+pub(crate) const X_TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-request-token-id");
+pub(crate) const X_SCOPES: HeaderName = HeaderName::from_static("x-auth-request-scopes");
+
+// Request headers `/auth` reads, as names built at compile time: looking a header up by
+// `&str` parses and validates the name on every call.
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 /// Everything a request needs, shared by all connections.
 pub struct App {
@@ -46,10 +53,10 @@ pub struct App {
     audit: Audit,
     by_client: Option<Limiter>,
     by_id: Option<Limiter>,
-    trusted: Vec<Cidr>,
-    scopes: ScopeRules,
+    pub(crate) trusted: Vec<Cidr>,
+    pub(crate) scopes: ScopeRules,
     /// `Bearer realm="..."`.
-    challenge: HeaderValue,
+    pub(crate) challenge: HeaderValue,
     /// `Bearer realm="...", error="invalid_token"`.
     challenge_invalid: HeaderValue,
 }
@@ -93,20 +100,20 @@ impl App {
 
     /// Answers one request from `peer`.
     pub fn handle(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
-            + req.uri().authority().map_or(0, |a| a.as_str().len());
-        if target_len > MAX_TARGET {
-            return closing(StatusCode::URI_TOO_LONG);
+        if let Some(resp) = too_large(req) {
+            return resp;
         }
-        let header_bytes: usize = req
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
-        if header_bytes > MAX_HEADER_BYTES {
-            return closing(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-        }
-        let path = req.uri().path();
+        self.route(req, peer, req.uri().path())
+    }
+
+    /// Answers a request for one of the verifying endpoints, `path` being the endpoint's
+    /// path (in proxy mode they live under `/.keygate/`).
+    pub(crate) fn route(
+        &self,
+        req: &Request<Incoming>,
+        peer: SocketAddr,
+        path: &str,
+    ) -> Response<Body> {
         if path == "/auth" || path.starts_with("/auth/") {
             self.auth(req, peer)
         } else if path == "/health" {
@@ -126,8 +133,8 @@ impl App {
         let client = net::client_addr(peer_ip, headers, &self.trusted);
         let original = if trusted { original_uri(req) } else { None };
         let method = if trusted {
-            header_str(headers, "x-forwarded-method")
-                .or_else(|| header_str(headers, "x-original-method"))
+            header_str(headers, &X_FORWARDED_METHOD)
+                .or_else(|| header_str(headers, &X_ORIGINAL_METHOD))
                 .unwrap_or(req.method().as_str())
         } else {
             req.method().as_str()
@@ -187,7 +194,7 @@ impl App {
                     if let Ok(v) = HeaderValue::from_str(info.id) {
                         h.insert(X_TOKEN_ID, v);
                     }
-                    if let Ok(v) = HeaderValue::from_str(&info.scopes.join(" ")) {
+                    if let Ok(v) = scopes_value(info.scopes) {
                         h.insert(X_SCOPES, v);
                     }
                     self.metrics.decision(Outcome::Allow);
@@ -243,7 +250,7 @@ impl App {
     /// a bucket checked before verification let anyone lock a token out by sending forged
     /// tokens with its id (security review). A throttled source still gets the same cheap
     /// 401; throttling only rate-limits its audit lines.
-    fn refuse(
+    pub(crate) fn refuse(
         &self,
         reason: kg_tokens::Reason,
         bucket_id: Option<&str>,
@@ -293,8 +300,30 @@ impl App {
         resp
     }
 
+    /// Counts an allowed request, and logs it as `server.audit_allows` says.
+    pub(crate) fn allowed(
+        &self,
+        outcome: Outcome,
+        id: Option<&str>,
+        name: Option<&str>,
+        ctx: &Ctx<'_>,
+    ) {
+        self.metrics.decision(outcome);
+        if self.audit.wants_allow() {
+            self.audit.log(&entry(outcome, 200, id, name, ctx, 0));
+        }
+    }
+
+    /// Logs a browser session ended because its token no longer stands (revoked, expired,
+    /// past its rotation grace). The request then goes on without it.
+    pub(crate) fn session_ended(&self, id: &str, ctx: &Ctx<'_>) {
+        self.metrics.decision(Outcome::SessionEnded);
+        self.audit
+            .log(&entry(Outcome::SessionEnded, 0, Some(id), None, ctx, 0));
+    }
+
     /// Counts and logs a denial.
-    fn finish(
+    pub(crate) fn finish(
         &self,
         resp: &mut Response<Body>,
         outcome: Outcome,
@@ -394,6 +423,24 @@ impl App {
     }
 }
 
+/// 414 or 431 for a request beyond [`MAX_TARGET`] or [`MAX_HEADER_BYTES`].
+pub(crate) fn too_large<B>(req: &Request<B>) -> Option<Response<Body>> {
+    let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + req.uri().authority().map_or(0, |a| a.as_str().len());
+    if target_len > MAX_TARGET {
+        return Some(closing(StatusCode::URI_TOO_LONG));
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Some(closing(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+    }
+    None
+}
+
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App").finish_non_exhaustive()
@@ -401,13 +448,13 @@ impl std::fmt::Debug for App {
 }
 
 /// What the audit log says about the request besides the decision.
-struct Ctx<'a> {
-    client: IpAddr,
-    method: &'a str,
-    path: Option<&'a [u8]>,
+pub(crate) struct Ctx<'a> {
+    pub client: IpAddr,
+    pub method: &'a str,
+    pub path: Option<&'a [u8]>,
 }
 
-fn entry<'a>(
+pub(crate) fn entry<'a>(
     outcome: Outcome,
     status: u16,
     id: Option<&'a str>,
@@ -433,13 +480,9 @@ fn entry<'a>(
 /// the path is then unknown, and the strictest scope rule applies.
 fn original_uri(req: &Request<Incoming>) -> Option<&[u8]> {
     let h = req.headers();
-    let a = h.get("x-original-uri").map(HeaderValue::as_bytes);
-    let b = h.get("x-forwarded-uri").map(HeaderValue::as_bytes);
-    if h.get_all("x-original-uri").iter().count() > 1
-        || h.get_all("x-forwarded-uri").iter().count() > 1
-    {
+    let (Some(a), Some(b)) = (only(h, &X_ORIGINAL_URI), only(h, &X_FORWARDED_URI)) else {
         return None;
-    }
+    };
     match (a, b) {
         (Some(a), Some(b)) if a != b => None,
         (Some(a), _) => Some(a),
@@ -453,13 +496,40 @@ fn original_uri(req: &Request<Incoming>) -> Option<&[u8]> {
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of header `name`: `Some(None)` when absent, `None` when repeated. One lookup.
+fn only<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<Option<&'a [u8]>> {
+    let mut all = h.get_all(name).iter();
+    let first = all.next();
+    all.next()
+        .is_none()
+        .then(|| first.map(HeaderValue::as_bytes))
+}
+
+/// `X-Auth-Request-Scopes`: the scopes joined by spaces, built in one buffer of the exact
+/// size, which becomes the header value without a copy.
+fn scopes_value(scopes: &[String]) -> Result<HeaderValue, hyper::header::InvalidHeaderValue> {
+    let len = scopes
+        .iter()
+        .map(|s| s.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    let mut buf = Vec::with_capacity(len);
+    for (i, s) in scopes.iter().enumerate() {
+        if i > 0 {
+            buf.push(b' ');
+        }
+        buf.extend_from_slice(s.as_bytes());
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(buf))
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphabetic()))
 }
 
-enum Bearer<'a> {
+pub(crate) enum Bearer<'a> {
     /// No bearer credentials at all (none, or another scheme).
     None,
     /// More than one `Authorization` header, or `Bearer` without a usable token.
@@ -468,7 +538,7 @@ enum Bearer<'a> {
 }
 
 /// The bearer token of the `Authorization` header (RFC 6750 section 2.1: header only).
-fn bearer(h: &HeaderMap) -> Bearer<'_> {
+pub(crate) fn bearer(h: &HeaderMap) -> Bearer<'_> {
     let mut all = h.get_all(header::AUTHORIZATION).iter();
     let Some(value) = all.next() else {
         return Bearer::None;
@@ -487,7 +557,7 @@ fn bearer(h: &HeaderMap) -> Bearer<'_> {
 }
 
 /// The id part of something shaped like a token (`prefix_ID_...`), without checking it.
-fn token_id(token: &str) -> Option<&str> {
+pub(crate) fn token_id(token: &str) -> Option<&str> {
     let mut parts = token.splitn(3, '_');
     parts.next()?;
     let id = parts.next()?;
@@ -515,7 +585,7 @@ fn method_not_allowed() -> Response<Body> {
 
 /// An empty response with an explicit `Content-Length: 0` (hyper leaves it out on HEAD),
 /// so that every proxy knows the response is complete and keeps the connection.
-fn empty(status: StatusCode) -> Response<Body> {
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -524,7 +594,7 @@ fn empty(status: StatusCode) -> Response<Body> {
 }
 
 /// An empty response after which the connection is closed.
-fn closing(status: StatusCode) -> Response<Body> {
+pub(crate) fn closing(status: StatusCode) -> Response<Body> {
     let mut resp = empty(status);
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -20,6 +20,13 @@
 //! answer has an empty body, because nginx opens a new upstream connection after a 401 with
 //! a body (a TLS handshake each, 20 times the CPU of the 401 itself).
 //!
+//! # Reverse-proxy mode
+//!
+//! With `server.upstream` set, every other path is authorized (a bearer token, a browser
+//! session from the sign-in page, or the localhost bypass) and forwarded to the upstream;
+//! the endpoints above move under `/.keygate/`, beside `/.keygate/sign-in` and
+//! `/.keygate/sign-out`. See [`gateway`], [`signin`] and [`upstream`].
+//!
 //! # Security properties
 //!
 //! - **No localhost bypass on `/auth`.** Its callers are proxies, which connect from
@@ -46,6 +53,7 @@
 
 pub mod audit;
 mod conn;
+pub mod gateway;
 pub mod http;
 pub mod limiter;
 pub mod log;
@@ -222,7 +230,36 @@ pub fn start(
     let audit = audit::Audit::open(&settings.audit, settings.audit_allows, Arc::clone(&metrics))
         .map_err(ServeError::Audit)?;
     let app = Arc::new(http::App::new(settings, tokens, metrics, audit));
-    let serving = Arc::new(server::Serving::new(settings, Arc::clone(&app), tls));
+    // SIGHUP reopens the audit log (logrotate). Installed here, before any listener binds,
+    // so that no SIGHUP can arrive without a handler: its default action ends the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| ServeError::Setup(format!("signal handlers: {e}")))?;
+    let reopener = tokio::spawn({
+        let app = Arc::clone(&app);
+        async move {
+            while hangup.recv().await.is_some() {
+                if app.audit().reopen().is_ok() {
+                    log::info("audit_reopened", &[("signal", "SIGHUP")]);
+                }
+            }
+        }
+    });
+    let gateway = gateway::Gateway::new(settings, Arc::clone(&app)).map(Arc::new);
+    if let Some(g) = &gateway {
+        log::info(
+            "proxying",
+            &[
+                ("upstream", &g.upstream().to_string()),
+                ("local_bypass", if g.local_bypass() { "on" } else { "off" }),
+            ],
+        );
+    }
+    let serving = Arc::new(server::Serving::new(
+        settings,
+        Arc::clone(&app),
+        gateway,
+        tls,
+    ));
 
     let mut listeners = Vec::new();
     for addr in &settings.listen {
@@ -273,6 +310,7 @@ pub fn start(
     let mut stopped = stop_rx;
     let done = async move {
         let _ = stopped.wait_for(|s| *s).await;
+        reopener.abort();
         for l in loops {
             let _ = l.await;
         }
@@ -378,6 +416,28 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
         };
         item(format!("listen {addr}"), r);
     }
+    if let Some(up) = &settings.upstream {
+        let (ok_detail, hint) = match probe_upstream(&up.target) {
+            Ok(()) => (format!("{up}: reachable"), None),
+            Err(e) => (
+                format!("{up}: not reachable now ({e})"),
+                Some("keygate answers 502 until the upstream listens; start it, or fix server.upstream".to_owned()),
+            ),
+        };
+        items.push(CheckItem {
+            what: "upstream".into(),
+            ok: true,
+            detail: format!(
+                "{ok_detail}; local requests {}",
+                if settings.local_bypass {
+                    "skip sign-in (server.local_bypass)"
+                } else {
+                    "need credentials too"
+                }
+            ),
+            hint,
+        });
+    }
     if !settings.scopes.is_empty() && settings.trusted_proxies.is_empty() {
         items.push(CheckItem {
             what: "required scopes".into(),
@@ -389,6 +449,31 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
         });
     }
     items
+}
+
+/// Whether the upstream accepts a connection now (for `check`; a refusal is a warning,
+/// since the upstream may start after keygate).
+fn probe_upstream(target: &upstream::Target) -> std::io::Result<()> {
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(2);
+    match target {
+        upstream::Target::Addr(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
+        upstream::Target::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
+        upstream::Target::Name { host, port } => {
+            let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+            for a in (host.as_str(), *port).to_socket_addrs()? {
+                if let Err(e) = upstream::check_addr(a.ip()) {
+                    last = std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string());
+                    continue;
+                }
+                match std::net::TcpStream::connect_timeout(&a, timeout) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+    }
 }
 
 fn check_cert(

@@ -19,12 +19,24 @@ pub enum Outcome {
     InsufficientScope,
     /// The client address or token id used up its failed attempts.
     Throttled,
-    /// A request `/auth` cannot judge (a body).
+    /// A request `/auth` cannot judge (a body), or a sign-in form that cannot be read.
     BadRequest,
+    /// A sign-in or sign-out form without a matching CSRF value, or sent from another site.
+    Csrf,
+    /// A browser session began (a token was accepted on the sign-in page).
+    SignedIn,
+    /// A browser session was ended by signing out.
+    SignedOut,
+    /// Proxy mode: a request from this host, let through by the localhost bypass.
+    Local,
+    /// Proxy mode: a cookie-authenticated state change or upgrade from another origin.
+    CrossSite,
+    /// Proxy mode: a session whose token was revoked, expired or retired was ended.
+    SessionEnded,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 10] = [
+    const ALL: [Outcome; 16] = [
         Outcome::Allow,
         Outcome::Missing,
         Outcome::Invalid(Reason::Malformed),
@@ -35,6 +47,12 @@ impl Outcome {
         Outcome::InsufficientScope,
         Outcome::Throttled,
         Outcome::BadRequest,
+        Outcome::Csrf,
+        Outcome::SignedIn,
+        Outcome::SignedOut,
+        Outcome::Local,
+        Outcome::CrossSite,
+        Outcome::SessionEnded,
     ];
 
     fn index(self) -> usize {
@@ -49,15 +67,20 @@ impl Outcome {
             Outcome::InsufficientScope => 7,
             Outcome::Throttled => 8,
             Outcome::BadRequest => 9,
+            Outcome::Csrf => 10,
+            Outcome::SignedIn => 11,
+            Outcome::SignedOut => 12,
+            Outcome::Local => 13,
+            Outcome::CrossSite => 14,
+            Outcome::SessionEnded => 15,
         }
     }
 
     /// `allow` or `deny`.
     pub fn decision(self) -> &'static str {
-        if self == Outcome::Allow {
-            "allow"
-        } else {
-            "deny"
+        match self {
+            Outcome::Allow | Outcome::SignedIn | Outcome::SignedOut | Outcome::Local => "allow",
+            _ => "deny",
         }
     }
 
@@ -70,6 +93,12 @@ impl Outcome {
             Outcome::InsufficientScope => "insufficient_scope",
             Outcome::Throttled => "throttled",
             Outcome::BadRequest => "bad_request",
+            Outcome::Csrf => "csrf",
+            Outcome::SignedIn => "signed_in",
+            Outcome::SignedOut => "signed_out",
+            Outcome::Local => "local",
+            Outcome::CrossSite => "cross_site",
+            Outcome::SessionEnded => "session_ended",
         }
     }
 }
@@ -77,7 +106,8 @@ impl Outcome {
 /// Every counter the server keeps.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    decisions: [AtomicU64; 10],
+    decisions: [AtomicU64; 16],
+    upstream_errors: AtomicU64,
     token_reloads: [AtomicU64; 2],
     cert_reloads: [AtomicU64; 2],
     cert_not_after: AtomicI64,
@@ -125,6 +155,11 @@ impl Metrics {
         self.audit_dropped.fetch_add(n, Relaxed);
     }
 
+    /// Counts a proxied request the upstream did not answer properly.
+    pub fn upstream_error(&self) {
+        self.upstream_errors.fetch_add(1, Relaxed);
+    }
+
     /// The decisions counted so far for `o` (tests).
     pub fn decisions(&self, o: Outcome) -> u64 {
         self.decisions[o.index()].load(Relaxed)
@@ -147,6 +182,13 @@ impl Metrics {
                 self.decisions[o.index()].load(Relaxed)
             );
         }
+        let _ = writeln!(
+            s,
+            "# HELP keygate_upstream_errors_total Proxied requests answered 502, 504 or 413 for the upstream.\n\
+             # TYPE keygate_upstream_errors_total counter\n\
+             keygate_upstream_errors_total {}",
+            self.upstream_errors.load(Relaxed)
+        );
         let _ = writeln!(
             s,
             "# HELP keygate_reloads_total Reloads of the token store and the certificate.\n\

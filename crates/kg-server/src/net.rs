@@ -71,12 +71,28 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 
 /// Whether any forwarding header is present: then the request came through a proxy and the
 /// socket peer says nothing about the client, so no loopback shortcut may apply.
+///
+/// Besides `Forwarded`, `X-Forwarded-*`, `X-Real-IP` and `Via`, this counts the headers
+/// that local forwarders add: `tailscale serve` (`Tailscale-User-*`), cloudflared
+/// (`Cf-Connecting-Ip`), and the client-address headers of other CDNs and load balancers.
+/// Any of them means the socket peer is a relay, not the client.
 pub fn has_forwarding_headers(headers: &HeaderMap) -> bool {
-    headers.contains_key("forwarded")
-        || headers.contains_key("x-real-ip")
-        || headers
-            .keys()
-            .any(|k| k.as_str().starts_with("x-forwarded-"))
+    const EXACT: [&str; 9] = [
+        "forwarded",
+        "x-real-ip",
+        "via",
+        "cf-connecting-ip",
+        "true-client-ip",
+        "x-client-ip",
+        "fly-client-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+    ];
+    EXACT.iter().any(|h| headers.contains_key(*h))
+        || headers.keys().any(|k| {
+            let k = k.as_str();
+            k.starts_with("x-forwarded-") || k.starts_with("tailscale-") || k.starts_with("cf-")
+        })
 }
 
 /// Whether the socket peer is one of the trusted proxies.

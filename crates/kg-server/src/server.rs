@@ -5,11 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+
+use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::conn::Deadline;
+use crate::gateway::{ConnState, Gateway, GatewayService};
 use crate::http::{App, Service};
 use crate::log;
 use crate::settings::Settings;
@@ -17,6 +22,8 @@ use crate::settings::Settings;
 /// How connections are served: the HTTP builders, built once.
 pub(crate) struct Serving {
     pub app: Arc<App>,
+    /// The reverse proxy, in proxy mode.
+    pub gateway: Option<Arc<Gateway>>,
     pub tls: Option<TlsAcceptor>,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
@@ -25,11 +32,20 @@ pub(crate) struct Serving {
 }
 
 impl Serving {
-    pub fn new(settings: &Settings, app: Arc<App>, tls: Option<TlsAcceptor>) -> Serving {
+    pub fn new(
+        settings: &Settings,
+        app: Arc<App>,
+        gateway: Option<Arc<Gateway>>,
+        tls: Option<TlsAcceptor>,
+    ) -> Serving {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.timer(TokioTimer::new())
-            // A backstop only: `Deadline` enforces the header and idle timeouts themselves.
-            .header_read_timeout(settings.idle_timeout + settings.header_timeout)
+            // No header read timer of hyper's: `Deadline` enforces the header and idle
+            // timeouts. hyper's would be a second timer per request (a boxed sleep created,
+            // registered in the timer wheel and removed for every request head), and could
+            // never fire first: it is polled only when a read returned `Pending`, and that
+            // same read armed `Deadline`'s own deadline, which is never later (see conn.rs).
+            .header_read_timeout(None)
             // Room for an 8 KiB request line and 16 KiB of headers; `App::handle` answers
             // 414 and 431 for each limit, hyper answers 431 for anything beyond.
             .max_buf_size(crate::http::MAX_TARGET + crate::http::MAX_HEADER_BYTES + 1024)
@@ -40,6 +56,7 @@ impl Serving {
             .max_concurrent_streams(128);
         Serving {
             app,
+            gateway,
             tls,
             h1,
             h2,
@@ -81,31 +98,23 @@ impl Serving {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 this.app.metrics().connection_opened();
-                this.serve(stream, peer, shutdown).await;
+                this.serve(stream, peer, shutdown, permit).await;
                 this.app.metrics().connection_closed();
-                drop(permit);
             });
         }
     }
 
-    async fn serve(&self, stream: TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
-        let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let svc = Service {
-            app: Arc::clone(&self.app),
-            peer,
-            served: Arc::clone(&served),
-        };
+    /// Serves one connection. The permit is held until it closes, or in proxy mode until
+    /// the WebSocket tunnels it became have closed too.
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+        permit: OwnedSemaphorePermit,
+    ) {
         match &self.tls {
-            None => {
-                let io = Deadline::new(
-                    stream,
-                    self.header_timeout,
-                    self.idle_timeout,
-                    false,
-                    served,
-                );
-                self.serve_h1(io, svc, shutdown).await;
-            }
+            None => self.serve_io(stream, false, peer, shutdown, permit).await,
             Some(acceptor) => {
                 // The handshake must finish within the header timeout too.
                 let tls = match tokio::time::timeout(self.header_timeout, acceptor.accept(stream))
@@ -115,43 +124,120 @@ impl Serving {
                     _ => return,
                 };
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = Deadline::new(tls, self.header_timeout, self.idle_timeout, h2, served);
+                self.serve_io(tls, h2, peer, shutdown, permit).await;
+            }
+        }
+    }
+
+    async fn serve_io<IO>(
+        &self,
+        io: IO,
+        h2: bool,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+        permit: OwnedSemaphorePermit,
+    ) where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let served = Arc::new(AtomicU64::new(0));
+        let active = Arc::new(AtomicUsize::new(0));
+        let io = TokioIo::new(Deadline::new(
+            io,
+            self.header_timeout,
+            self.idle_timeout,
+            h2,
+            Arc::clone(&served),
+            Arc::clone(&active),
+        ));
+        match &self.gateway {
+            None => {
+                let svc = Service {
+                    app: Arc::clone(&self.app),
+                    peer,
+                    served,
+                };
                 if h2 {
-                    self.serve_h2(io, svc, shutdown).await;
+                    serve_until(self.h2.serve_connection(io, svc), shutdown).await;
                 } else {
-                    self.serve_h1(io, svc, shutdown).await;
+                    serve_until(self.h1.serve_connection(io, svc), shutdown).await;
+                }
+                drop(permit);
+            }
+            Some(gateway) => {
+                let svc = GatewayService {
+                    gateway: Arc::clone(gateway),
+                    conn: Arc::new(ConnState {
+                        peer,
+                        active,
+                        shutdown: shutdown.clone(),
+                        _permit: Some(permit),
+                    }),
+                    served,
+                };
+                if h2 {
+                    serve_until(self.h2.serve_connection(io, svc), shutdown).await;
+                } else {
+                    let conn = self.h1.serve_connection(io, svc).with_upgrades();
+                    serve_until(conn, shutdown).await;
                 }
             }
         }
     }
+}
 
-    async fn serve_h1<IO>(&self, io: IO, svc: Service, mut shutdown: watch::Receiver<bool>)
-    where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let conn = self.h1.serve_connection(TokioIo::new(io), svc);
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            _ = shutdown.changed() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-        }
+/// A connection that can be asked to finish what it is doing and close.
+trait Graceful: Future {
+    fn graceful(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for hyper::server::conn::http1::Connection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
+}
 
-    async fn serve_h2<IO>(&self, io: IO, svc: Service, mut shutdown: watch::Receiver<bool>)
-    where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let conn = self.h2.serve_connection(TokioIo::new(io), svc);
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            _ = shutdown.changed() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
+impl<I, S, B> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives a connection to its end; on shutdown, lets it finish in-flight requests first.
+async fn serve_until<C: Graceful>(conn: C, mut shutdown: watch::Receiver<bool>) {
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful();
+            let _ = conn.await;
         }
     }
 }

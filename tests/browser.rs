@@ -1,0 +1,389 @@
+//! A real browser signs in through keygate's reverse proxy: headless Chromium driven over
+//! WebDriver (chromedriver), against keygate on HTTPS with certctl's certificate.
+//!
+//! Chromium trusts exactly keygate's key (`--ignore-certificate-errors-spki-list`), not every
+//! certificate, so the `__Host-`/`Secure` cookie rules apply as they would in production.
+//! Everything stays on loopback: the background-networking flags keep Chromium from calling
+//! Google, and both chromedriver and Chromium are killed when the test ends, pass or fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::{Env, bin_dir, have};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+#[path = "server_support.rs"]
+mod support;
+use support::*;
+
+#[path = "proxy_support.rs"]
+mod upstream;
+use upstream::*;
+
+/// chromedriver and the Chromium it starts; both are killed when dropped.
+struct Browser {
+    /// Chromium's profile: fresh per test, and the mark that finds its processes.
+    profile: tempfile::TempDir,
+    driver: Proc,
+    port: u16,
+}
+
+impl Browser {
+    fn start(env: &Env) -> Browser {
+        let port = free_port();
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"));
+        let mut driver = Proc::spawn("chromedriver", cmd, &env.root().join("chromedriver.log"));
+        driver.wait_port(([127, 0, 0, 1], port).into());
+        Browser {
+            profile: tempfile::tempdir().unwrap(),
+            driver,
+            port,
+        }
+    }
+
+    /// A WebDriver session with headless Chromium; `spki` is the one key it trusts besides
+    /// the system's roots.
+    async fn session(&self, spki: Option<&str>) -> Client {
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1024,768".to_owned(),
+            format!("--user-data-dir={}", self.profile.path().display()),
+        ];
+        if let Some(spki) = spki {
+            args.push(format!("--ignore-certificate-errors-spki-list={spki}"));
+        }
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium(), "args": args },
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|e| panic!("no WebDriver session: {e}\n{}", self.driver.output()))
+    }
+}
+
+impl Drop for Browser {
+    /// Chromium first (found by its unique profile directory, killed by pid), then
+    /// chromedriver (its `Proc` is dropped after this).
+    fn drop(&mut self) {
+        let mark = self.profile.path().to_string_lossy().into_owned();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&mark) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// The Chromium binary on PATH.
+fn chromium() -> String {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("chromium"))
+        .find(|p| p.is_file())
+        .expect("chromium on PATH")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// base64(sha256(SubjectPublicKeyInfo)) of a PEM certificate, computed by openssl: the value
+/// Chromium's `--ignore-certificate-errors-spki-list` takes.
+fn spki_hash(cert: &Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "openssl x509 -pubkey -noout -in \"$1\" | openssl pkey -pubin -outform der \
+             | openssl dgst -sha256 -binary | base64",
+        )
+        .arg("sh")
+        .arg(cert)
+        .output()
+        .unwrap();
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success() && hash.len() == 44,
+        "spki hash of {}: {hash} {}",
+        cert.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hash
+}
+
+/// Where screenshots go: `target/e2e-screenshots/`, kept after the run for a human look.
+fn screenshot_dir() -> PathBuf {
+    let dir = bin_dir().parent().unwrap().join("e2e-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Saves a screenshot as `name` and checks it is a PNG of the window's size with content.
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.unwrap();
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, &png).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
+    let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    let (w, h) = (dim(16), dim(20));
+    assert!(
+        (800..=4096).contains(&w) && (400..=4096).contains(&h),
+        "{}: {w}x{h}",
+        path.display()
+    );
+    // A blank page compresses to a few hundred bytes; text and a form do not.
+    assert!(
+        png.len() > 4000,
+        "{}: only {} bytes",
+        path.display(),
+        png.len()
+    );
+    path
+}
+
+/// The path and query of the page the browser shows.
+async fn at(client: &Client) -> String {
+    let url = client.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// Waits for an element (up to 10 s); panics with the page's URL and source otherwise.
+async fn wait_for(client: &Client, id: &str) -> fantoccini::elements::Element {
+    match client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(id))
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "no #{id} at {} ({e}):\n{}",
+            at(client).await,
+            page_text(client).await
+        ),
+    }
+}
+
+/// The text the page shows (its source is mostly inline CSS: too long for a failure message).
+async fn page_text(client: &Client) -> String {
+    match client.find(Locator::Css("body")).await {
+        Ok(body) => body.text().await.unwrap_or_default(),
+        Err(_) => client.source().await.unwrap_or_default(),
+    }
+}
+
+/// Signs in on the sign-in page shown now with `token`.
+async fn submit_token(client: &Client, token: &str) {
+    let field = wait_for(client, "token").await;
+    field.clear().await.unwrap();
+    field.send_keys(token).await.unwrap();
+    client
+        .find(Locator::Css(
+            "#sign-in-form button[type=submit], #sign-in-form input[type=submit], #sign-in-form button",
+        ))
+        .await
+        .expect("a submit button in #sign-in-form")
+        .click()
+        .await
+        .unwrap();
+}
+
+#[test]
+fn chromium_signs_in_sees_the_app_signs_out_and_is_signed_out_by_revocation() {
+    if !have("chromium") || !have("chromedriver") || !have("openssl") || !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let ca = cert(&env);
+    let spki = spki_hash(&env.root().join("private/certs/default/current/cert.pem"));
+    let alice = token(&env, "alice", &["read"]);
+    let up = Upstream::tcp();
+    let browser = Browser::start(&env);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = browser.session(Some(&spki)).await;
+
+        // The browser itself works: the upstream, straight, on loopback.
+        client.goto(&format!("{}/straight", up.url)).await.unwrap();
+        wait_for(&client, "upstream").await;
+        screenshot(&client, "upstream.png").await;
+
+        let addr = local_addr();
+        let kg = keygate_proxy(
+            &env,
+            addr,
+            &up.url,
+            true,
+            &["--set", "server.local_bypass=false"],
+        );
+        let site = |p: &str| format!("https://localhost:{}{p}", addr.port());
+
+        // Chromium trusts keygate's key (and only that), so HTTPS works.
+        client.goto(&site("/.keygate/health")).await.unwrap();
+        let body = client
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body.trim(), "healthy", "{}", client.source().await.unwrap());
+
+        // A protected page sends the browser to sign in, with the page to come back to.
+        client.goto(&site("/notes?tab=1")).await.unwrap();
+        wait_for(&client, "sign-in-form").await;
+        let here = at(&client).await;
+        assert!(here.starts_with("/.keygate/sign-in"), "{here}");
+        assert_eq!(sign_in_next(&here), "/notes?tab=1");
+        let token_field = wait_for(&client, "token").await;
+        assert_eq!(
+            token_field.attr("type").await.unwrap().as_deref(),
+            Some("password")
+        );
+        assert_eq!(
+            token_field.attr("name").await.unwrap().as_deref(),
+            Some("token")
+        );
+        for hidden in ["csrf", "next"] {
+            let input = client
+                .find(Locator::Css(&format!("#sign-in-form input[name={hidden}]")))
+                .await
+                .unwrap_or_else(|_| panic!("no {hidden} field"));
+            assert_eq!(input.attr("type").await.unwrap().as_deref(), Some("hidden"));
+        }
+        let shot = screenshot(&client, "sign-in.png").await;
+        eprintln!("sign-in page screenshot: {}", shot.display());
+
+        // A wrong token: the page again, with the error.
+        submit_token(&client, "kg_0123456789AB_nope").await;
+        let error = wait_for(&client, "error").await.text().await.unwrap();
+        assert!(
+            error.contains("That token was not accepted."),
+            "the sign-in page shows #error {error:?}"
+        );
+        screenshot(&client, "sign-in-error.png").await;
+
+        // The right token: back to the page first asked for, as alice.
+        submit_token(&client, &alice).await;
+        let page = wait_for(&client, "upstream").await;
+        assert!(page.is_displayed().await.unwrap());
+        assert_eq!(at(&client).await, "/notes?tab=1");
+        let echo = client
+            .find(Locator::Id("echo"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let echo: serde_json::Value = serde_json::from_str(&echo).unwrap();
+        assert_eq!(
+            header(&echo, "x-auth-request-user"),
+            Some("alice"),
+            "{echo:#}"
+        );
+        assert_eq!(
+            header(&echo, "x-forwarded-proto"),
+            Some("https"),
+            "{echo:#}"
+        );
+        assert!(
+            !header(&echo, "cookie")
+                .unwrap_or_default()
+                .contains("keygate_session"),
+            "{echo:#}"
+        );
+
+        // The session cookie, as the browser stored it.
+        let cookies = client.get_all_cookies().await.unwrap();
+        let session = cookies
+            .iter()
+            .find(|c| c.name() == "__Host-keygate_session")
+            .unwrap_or_else(|| panic!("no __Host-keygate_session in {cookies:?}"));
+        assert_eq!(session.secure(), Some(true), "{session:?}");
+        assert_eq!(session.http_only(), Some(true), "{session:?}");
+        assert_eq!(
+            session.same_site().map(|s| s.to_string()).as_deref(),
+            Some("Lax")
+        );
+        assert_eq!(session.path(), Some("/"));
+        assert!(
+            session.domain().is_none_or(|d| !d.starts_with('.')),
+            "{session:?}"
+        );
+        let old = session.value().to_owned();
+        let replay = |value: &str| {
+            curl(&[
+                "--cacert",
+                ca.to_str().unwrap(),
+                "--resolve",
+                &format!("localhost:{}:127.0.0.1", addr.port()),
+                "-H",
+                &format!("Cookie: __Host-keygate_session={value}"),
+                "-H",
+                "Accept: text/html",
+                &site("/notes"),
+            ])
+        };
+        assert_eq!(
+            replay(&old).status,
+            200,
+            "the cookie works outside the browser too"
+        );
+
+        // Sign out from the sign-in page: back to the form, and the old cookie is dead.
+        client.goto(&site("/.keygate/sign-in")).await.unwrap();
+        wait_for(&client, "sign-out").await.click().await.unwrap();
+        wait_for(&client, "sign-in-form").await;
+        let r = replay(&old);
+        assert_eq!(r.status, 303, "the signed-out session still works: {r:?}");
+        client.goto(&site("/notes")).await.unwrap();
+        wait_for(&client, "sign-in-form").await;
+
+        // Sign in again, then revoke the token: the next navigation asks to sign in again.
+        submit_token(&client, &alice).await;
+        wait_for(&client, "upstream").await;
+        env.run("tokenctl", &["revoke", "--name", "alice"]).code(0);
+        client.goto(&site("/notes?after=revoke")).await.unwrap();
+        wait_for(&client, "sign-in-form").await;
+        assert_eq!(sign_in_next(&at(&client).await), "/notes?after=revoke");
+
+        // The token never reached the log.
+        assert!(
+            !kg.output().contains(&alice[16..]),
+            "a secret reached the log"
+        );
+        client.close().await.unwrap();
+    });
+}

@@ -1,0 +1,103 @@
+//! `keygate serve` and SIGHUP: a file audit log is reopened for logrotate (rename, then
+//! `kill -HUP`), and a SIGHUP never stops the server, whatever the audit target.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use e2e::{Env, have, stat_mode};
+
+#[path = "server_support.rs"]
+mod support;
+use support::*;
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// The audit lines of a file, once it holds `n` of them (the writer flushes every 100 ms).
+#[track_caller]
+fn wait_lines(path: &Path, n: usize) -> Vec<serde_json::Value> {
+    let read = || audit_lines(&std::fs::read_to_string(path).unwrap_or_default());
+    assert!(
+        eventually(Duration::from_secs(3), || read().len() >= n),
+        "{} holds {:?}, expected {n} line(s)",
+        path.display(),
+        read()
+    );
+    read()
+}
+
+/// Waits until the server has logged `n` reopens.
+#[track_caller]
+fn wait_reopened(kg: &Proc, n: usize) {
+    let count = || kg.output().matches("\"event\":\"audit_reopened\"").count();
+    assert!(
+        eventually(Duration::from_secs(3), || count() >= n),
+        "no audit_reopened after SIGHUP:\n{}",
+        kg.output()
+    );
+}
+
+#[test]
+fn sighup_reopens_a_rotated_audit_log_as_a_new_private_file() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let log = env.root().join("audit.log");
+    let rotated = env.root().join("audit.log.1");
+    let addr = local_addr();
+    let set = format!("server.audit_log={}", log.display());
+    let mut kg = keygate(&env, addr, &["--plain-http", "--set", &set]);
+    let auth = url(addr, "/auth");
+
+    assert_eq!(curl(&[&auth]).status, 401);
+    let first = wait_lines(&log, 1);
+    // logrotate's default: move the file away, then signal the daemon.
+    std::fs::rename(&log, &rotated).unwrap();
+    kg.signal("HUP");
+    wait_reopened(&kg, 1);
+    assert_eq!(curl(&[&auth]).status, 401);
+    let second = wait_lines(&log, 1);
+
+    assert_eq!(stat_mode(&log), "600");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second[0]["request_id"], first[0]["request_id"]);
+    assert_eq!(second[0]["decision"], "deny");
+    let old = audit_lines(&std::fs::read_to_string(&rotated).unwrap());
+    assert_eq!(
+        old, first,
+        "the rotated file keeps the first line, and only it"
+    );
+    assert!(kg.running(), "{}", kg.output());
+    assert_eq!(curl(&[&url(addr, "/health")]).status, 200);
+}
+
+#[test]
+fn sighup_with_the_audit_log_on_stderr_leaves_the_server_running() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let addr = local_addr();
+    let mut kg = keygate(&env, addr, &["--plain-http"]);
+    for n in 1..=2 {
+        kg.signal("HUP");
+        wait_reopened(&kg, n);
+    }
+    assert!(kg.running(), "{}", kg.output());
+    assert_eq!(curl(&[&url(addr, "/health")]).status, 200);
+    assert_eq!(curl(&[&url(addr, "/auth")]).status, 401);
+    assert!(eventually(Duration::from_secs(3), || {
+        audit_lines(&kg.output()).len() == 1
+    }));
+    // SIGTERM still stops it cleanly afterwards.
+    kg.signal("TERM");
+    assert_eq!(
+        kg.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        kg.output()
+    );
+}
