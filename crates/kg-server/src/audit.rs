@@ -193,10 +193,10 @@ impl Audit {
         }
     }
 
-    /// Appends one line.
-    pub fn log(&self, e: &Entry<'_>) {
-        let id = self.next_id.fetch_add(1, Relaxed);
-        let mut buf = self
+    /// The buffer of lines waiting for the writer, or `None` (the line counted as dropped)
+    /// when the writer has fallen [`MAX_PENDING`] behind.
+    fn pending(&self) -> Option<std::sync::MutexGuard<'_, Vec<u8>>> {
+        let buf = self
             .shared
             .pending
             .lock()
@@ -204,8 +204,17 @@ impl Audit {
         if buf.len() > MAX_PENDING {
             drop(buf);
             self.shared.metrics.audit_dropped(1);
-            return;
+            return None;
         }
+        Some(buf)
+    }
+
+    /// Appends one line.
+    pub fn log(&self, e: &Entry<'_>) {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let Some(mut buf) = self.pending() else {
+            return;
+        };
         let b = &mut *buf;
         let before = b.len();
         b.extend_from_slice(b"{\"time\":\"");
@@ -271,16 +280,9 @@ impl Audit {
         line.extend_from_slice(b",\"detail\":");
         push_str(&mut line, detail.as_bytes());
         line.extend_from_slice(b"}\n");
-        let mut buf = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if buf.len() > MAX_PENDING {
-            drop(buf);
-            self.shared.metrics.audit_dropped(1);
+        let Some(mut buf) = self.pending() else {
             return;
-        }
+        };
         buf.extend_from_slice(&line);
         drop(buf);
         self.shared.wake.notify_one();
