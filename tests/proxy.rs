@@ -160,7 +160,19 @@ fn loopback_requests_skip_sign_in_but_never_carry_a_client_identity() {
     let env = Env::new();
     let up = Upstream::tcp();
     let addr = local_addr();
-    let _kg = keygate_proxy(&env, addr, &up.url, false, &[]);
+    // Plain HTTP turns the bypass off unless asked for (a proxy in front that adds no
+    // forwarding header would make everyone local).
+    let kg = keygate_proxy(&env, addr, &up.url, false, &[]);
+    let r = curl(&[&format!("http://{addr}/")]);
+    assert_eq!(r.status, 401, "{r:?}");
+    drop(kg);
+    let _kg = keygate_proxy(
+        &env,
+        addr,
+        &up.url,
+        false,
+        &["--set", "server.local_bypass=true"],
+    );
     let url = |p: &str| format!("http://{addr}{p}");
 
     // keygate's own endpoints live under /.keygate/ and never reach the upstream.
@@ -494,7 +506,13 @@ fn a_unix_socket_upstream_works_like_a_tcp_one() {
     let env = Env::new();
     let up = Upstream::unix(&env.root().join("app.sock"));
     let addr = local_addr();
-    let _kg = keygate_proxy(&env, addr, &up.url, false, &[]);
+    let _kg = keygate_proxy(
+        &env,
+        addr,
+        &up.url,
+        false,
+        &["--set", "server.local_bypass=true"],
+    );
     let (_, e) = echo(&[&format!("http://{addr}/via/unix?ok=1")]);
     assert_eq!(e["uri"], "/via/unix?ok=1");
     assert_eq!(ws_echo(&format!("ws://{addr}/ws"), &[]), Ws::Echoed);
@@ -943,4 +961,178 @@ impl Drop for Killed {
             .args(["-TERM", &self.0.to_string()])
             .status();
     }
+}
+
+#[test]
+fn local_requests_from_other_sites_or_rebound_names_are_not_let_through() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = keygate_proxy(
+        &env,
+        addr,
+        &up.url,
+        false,
+        &["--set", "server.local_bypass=true"],
+    );
+    let url = |p: &str| format!("http://{addr}{p}");
+
+    // The local user's own page: same origin, passes.
+    let same = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Origin: http://{addr}"),
+        "-H",
+        "Sec-Fetch-Site: same-origin",
+        &url("/echo"),
+    ]);
+    assert_eq!(same.status, 200, "{same:?}");
+    // Another site's page making the local browser post, or another port on this host.
+    for site in ["cross-site", "same-site"] {
+        let r = curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Origin: https://evil.example",
+            "-H",
+            &format!("Sec-Fetch-Site: {site}"),
+            &url("/echo"),
+        ]);
+        assert_eq!(r.status, 403, "{site}: {r:?}");
+    }
+    // A browser without fetch metadata: its Origin decides.
+    let r = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Origin: http://localhost:3000",
+        &url("/echo"),
+    ]);
+    assert_eq!(r.status, 403, "{r:?}");
+    // Cross-site WebSocket hijacking.
+    assert_eq!(
+        ws_echo(
+            &format!("ws://{addr}/ws"),
+            &[
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "cross-site")
+            ]
+        ),
+        Ws::Refused(403)
+    );
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1, is in Host.
+    let r = curl(&["-H", "Host: evil.example", &url("/secret")]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(
+        up.seen().iter().all(|e| e["uri"] != "/secret"),
+        "{:#?}",
+        up.seen()
+    );
+}
+
+#[test]
+fn underscored_identity_headers_h2c_and_climbing_paths_never_reach_the_upstream() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let alice = token(&env, "alice", &["read"]);
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let base = format!("{}/app", up.url);
+    let _kg = keygate_proxy(
+        &env,
+        addr,
+        &base,
+        false,
+        &["--set", "server.local_bypass=false"],
+    );
+    let url = |p: &str| format!("http://{addr}{p}");
+    let auth = bearer(&alice);
+    // WSGI, Puma and uWSGI read X_Auth_Request_User as X-Auth-Request-User.
+    let (_, e) = echo(&[
+        "-H",
+        &auth,
+        "-H",
+        "X_Auth_Request_User: root",
+        "-H",
+        "Remote_User: root",
+        "-H",
+        "True-Client-IP: 10.9.9.9",
+        "-H",
+        "X-Original-URL: /admin",
+        &url("/x"),
+    ]);
+    assert_eq!(header(&e, "x-auth-request-user"), Some("alice"), "{e:#}");
+    for h in [
+        "x_auth_request_user",
+        "remote_user",
+        "true-client-ip",
+        "x-original-url",
+    ] {
+        assert!(header(&e, h).is_none(), "{h} reached the upstream: {e:#}");
+    }
+    assert_eq!(e["uri"], "/app/x");
+    // An h2c upgrade is forwarded as a plain request, never as a tunnel.
+    let (_, e) = echo(&[
+        "-H",
+        &auth,
+        "-H",
+        "Connection: Upgrade, HTTP2-Settings",
+        "-H",
+        "Upgrade: h2c",
+        "-H",
+        "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA",
+        &url("/h2c"),
+    ]);
+    assert!(header(&e, "upgrade").is_none(), "{e:#}");
+    assert!(header(&e, "http2-settings").is_none(), "{e:#}");
+    // Under a base path, dot segments could climb out of it.
+    for p in ["/../secret", "/%2e%2e/secret", "/a/%2E%2E/%2e%2e/secret"] {
+        let r = curl(&["--path-as-is", "-H", &auth, &url(p)]);
+        assert_eq!(r.status, 400, "{p}: {r:?}");
+    }
+    assert!(
+        up.seen()
+            .iter()
+            .all(|e| !e["uri"].as_str().unwrap_or("").contains("secret")),
+        "{:#?}",
+        up.seen()
+    );
+}
+
+#[test]
+fn an_open_websocket_closes_when_its_token_is_revoked() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let carol = token(&env, "carol", &[]);
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = keygate_proxy(
+        &env,
+        addr,
+        &up.url,
+        false,
+        &["--set", "server.local_bypass=false"],
+    );
+    let auth = format!("Bearer {carol}");
+    let closed = ws_closed_after(
+        &format!("ws://{addr}/ws"),
+        &[("authorization", &auth)],
+        || {
+            env.run("tokenctl", &["revoke", "--name", "carol"]).code(0);
+        },
+        Duration::from_secs(40),
+    );
+    // Tunnels are judged again every 15 s.
+    assert!(
+        closed.is_some_and(|d| d <= Duration::from_secs(20)),
+        "{closed:?}"
+    );
 }

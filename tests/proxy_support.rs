@@ -355,6 +355,48 @@ pub fn ws_echo(url: &str, headers: &[(&str, &str)]) -> Ws {
     })
 }
 
+/// Opens a WebSocket through `url` with `headers`, checks one echo, runs `meanwhile`, then
+/// waits up to `within` for the far side to close the tunnel. `Some(elapsed)` when it was
+/// closed, `None` when it stayed open (or never opened: then it panics).
+pub fn ws_closed_after(
+    url: &str,
+    headers: &[(&str, &str)],
+    meanwhile: impl FnOnce(),
+    within: Duration,
+) -> Option<Duration> {
+    let mut req = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            hyper::header::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("the WebSocket opens");
+        ws.send(Message::text("ping")).await.unwrap();
+        let back = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        assert!(matches!(back, Ok(Some(Ok(_)))), "no echo: {back:?}");
+        meanwhile();
+        let start = std::time::Instant::now();
+        loop {
+            match tokio::time::timeout_at(tokio::time::Instant::from_std(start + within), ws.next())
+                .await
+            {
+                Err(_) => return None,
+                Ok(None | Some(Err(_))) => return Some(start.elapsed()),
+                Ok(Some(Ok(Message::Close(_)))) => return Some(start.elapsed()),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    })
+}
+
 /// nginx on `listen` proxying everything to keygate at `keygate` the usual way: HTTP/1.1,
 /// the client's Host, `$proxy_add_x_forwarded_for`, and WebSocket upgrades passed on.
 pub fn nginx_in_front(env: &Env, listen: SocketAddr, keygate: SocketAddr) -> Proc {

@@ -281,7 +281,7 @@ pub static SETTINGS: &[Setting] = &[
         env: None,
         kind: Kind::Enum(&["auto", "true", "false"]),
         default: Some("auto"),
-        doc: "let requests from this host through the proxy without signing in; auto: only while every listen address is loopback",
+        doc: "let requests from this host through the proxy without signing in; auto: only over HTTPS while every listen address is loopback",
     },
     Setting {
         key: "server.session_lifetime",

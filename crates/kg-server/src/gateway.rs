@@ -71,6 +71,7 @@ use tokio::sync::watch;
 use crate::http::{self as endpoints, App, Bearer, Ctx, X_SCOPES, X_TOKEN_ID, X_USER};
 use crate::metrics::Outcome;
 use crate::net;
+use crate::session::SessionRef;
 use crate::settings::Settings;
 use crate::signin::SignIn;
 use crate::tokens::Verdict;
@@ -103,7 +104,8 @@ const IDENTITY_HEADERS: [&str; 14] = [
 const IDENTITY_PREFIXES: [&str; 3] = ["x-auth-request-", "x-webauth-", "tailscale-user-"];
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy ones proxies also drop).
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; 9] = [
+    HeaderName::from_static("http2-settings"),
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -112,6 +114,27 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+];
+
+/// Headers that name the client's address, which upstreams use for allow-lists and logs:
+/// believed only from a trusted proxy, like `X-Forwarded-For`.
+const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
+    "client-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "fly-client-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+];
+/// Headers that frameworks read as the real request target (Symfony, IIS, nginx's
+/// `auth_request` convention): a client could name a path other than the one authorized.
+const REWRITE_HEADERS: [&str; 4] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-original-method",
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -128,8 +151,9 @@ enum Who {
         id: String,
         name: String,
         scopes: String,
-        /// Via a session cookie (then cross-site unsafe requests are refused).
-        session: bool,
+        /// The session it came with, if by cookie (then cross-site unsafe requests are
+        /// refused, and a WebSocket tunnel ends with the session).
+        session: Option<SessionRef>,
     },
 }
 
@@ -265,7 +289,7 @@ impl Gateway {
         };
         let now = OffsetDateTime::now_utc();
         // A judged token: scopes for this path, then the identity.
-        let judge = |info: kg_tokens::TokenInfo<'_>, session: bool| {
+        let judge = |info: kg_tokens::TokenInfo<'_>, session: Option<SessionRef>| {
             if let Some(need) = app.scopes.for_path(Some(path))
                 && !need.scopes.iter().all(|s| info.has_scope(s))
             {
@@ -282,7 +306,7 @@ impl Gateway {
                 );
                 return Err(Box::new(resp));
             }
-            if session && cross_site(req, &self.sign_in) {
+            if session.is_some() && cross_site(req, &self.sign_in) {
                 // SameSite=Lax does not stop another port on this host (same site), so a
                 // cookie-authenticated state change or WebSocket must come from our origin.
                 let mut resp = endpoints::empty(StatusCode::FORBIDDEN);
@@ -310,7 +334,7 @@ impl Gateway {
                 return app
                     .tokens()
                     .verify(token, now, app.metrics(), |verdict| match verdict {
-                        Verdict::Valid(info) => judge(info, false),
+                        Verdict::Valid(info) => judge(info, None),
                         Verdict::Invalid(reason) => {
                             let known = matches!(
                                 reason,
@@ -349,7 +373,7 @@ impl Gateway {
                 .tokens()
                 .check_id(&session.token_id, now, app.metrics(), |verdict| {
                     match verdict {
-                        Verdict::Valid(info) => Some(judge(info, true)),
+                        Verdict::Valid(info) => Some(judge(info, Some(session.clone()))),
                         Verdict::Invalid(_) => {
                             // Revoked, expired or past its grace: the session ends with it.
                             app.session_ended(&session.token_id, &ctx);
@@ -366,7 +390,17 @@ impl Gateway {
             && net::is_loopback(peer_ip)
             && app.trusted.is_empty()
             && !net::has_forwarding_headers(headers)
+            && local_host(req)
         {
+            // A page on any site can make the local browser send requests here: without
+            // credentials to check, where it came from is all there is (a state change or a
+            // WebSocket from another origin would otherwise act as the local user; and the
+            // Host check above stops DNS rebinding from reading the answers).
+            if cross_site(req, &self.sign_in) {
+                let mut resp = endpoints::empty(StatusCode::FORBIDDEN);
+                app.finish(&mut resp, Outcome::CrossSite, None, None, &ctx, 0);
+                return Err(Box::new(resp));
+            }
             app.allowed(Outcome::Local, None, None, &ctx);
             return Ok(Who::Local);
         }
@@ -384,7 +418,7 @@ impl Gateway {
 
     /// Sends an authorized request upstream and relays the answer.
     async fn forward(
-        &self,
+        self: &Arc<Self>,
         mut req: Request<Incoming>,
         conn: Arc<ConnState>,
         who: Who,
@@ -406,6 +440,12 @@ impl Gateway {
         let mut client_xff: Option<String> = None;
         for (name, value) in &parts.headers {
             let n = name.as_str();
+            // Many servers (WSGI and CGI, Puma, uWSGI) read `X_Auth_Request_User` as
+            // `X-Auth-Request-User`: a name with an underscore could smuggle any identity
+            // header past the checks below, so none passes (nginx's default, too).
+            if n.contains('_') {
+                continue;
+            }
             if HOP_BY_HOP.contains(name)
                 || name == header::UPGRADE
                 || named_by_connection.iter().any(|c| c.eq_ignore_ascii_case(n))
@@ -425,13 +465,18 @@ impl Gateway {
                 }
                 continue;
             }
-            if n.starts_with("x-forwarded-") || n == "forwarded" || n == "x-real-ip" {
+            if n.starts_with("x-forwarded-")
+                || n == "forwarded"
+                || n == "x-real-ip"
+                || CLIENT_ADDRESS_HEADERS.contains(&n)
+                || REWRITE_HEADERS.contains(&n)
+            {
                 // Believed only from a trusted proxy.
                 if !trusted {
                     continue;
                 }
             }
-            if name == header::AUTHORIZATION && matches!(who, Who::Token { session: false, .. }) {
+            if name == header::AUTHORIZATION && matches!(who, Who::Token { session: None, .. }) {
                 // It carried keygate's token; the upstream gets the identity instead.
                 continue;
             }
@@ -485,6 +530,10 @@ impl Gateway {
         }
 
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if !self.upstream.base_path.is_empty() && climbs(parts.uri.path()) {
+            // Under a base path, `..` would reach beyond it on an upstream that normalises.
+            return endpoints::closing(StatusCode::BAD_REQUEST).map(Either::Left);
+        }
         let uri = match format!(
             "http://{}{}{}",
             self.upstream.authority, self.upstream.base_path, path_and_query
@@ -541,7 +590,15 @@ impl Gateway {
                 let detail = "the upstream switched protocols without being asked".to_owned();
                 return self.failed(StatusCode::BAD_GATEWAY, &id, &detail, &parts, peer_ip);
             };
-            return self.tunnel(resp, client_upgrade, busy, conn);
+            let ws = resp
+                .headers()
+                .get(header::UPGRADE)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+            if !ws {
+                let detail = "the upstream switched to a protocol other than WebSocket".to_owned();
+                return self.failed(StatusCode::BAD_GATEWAY, &id, &detail, &parts, peer_ip);
+            }
+            return self.tunnel(resp, client_upgrade, busy, conn, who);
         }
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
@@ -560,15 +617,21 @@ impl Gateway {
 
     /// Answers a WebSocket (or other) upgrade the upstream accepted, and joins the two
     /// upgraded connections once both sides have switched.
+    ///
+    /// A tunnel makes no requests of its own, so the credentials it was opened with are
+    /// judged again every [`TUNNEL_RECHECK`]: a revoked or retired token, or a session that
+    /// was signed out or expired, closes it.
     fn tunnel(
-        &self,
+        self: &Arc<Self>,
         mut resp: Response<Incoming>,
         client_upgrade: hyper::upgrade::OnUpgrade,
         busy: Busy,
         conn: Arc<ConnState>,
+        who: Who,
     ) -> Response<GatewayBody> {
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let mut shutdown = conn.shutdown.clone();
+        let gateway = Arc::clone(self);
         tokio::spawn(async move {
             let _busy = busy;
             let _conn = conn;
@@ -577,9 +640,35 @@ impl Gateway {
             };
             let mut client = TokioIo::new(client);
             let mut upstream = TokioIo::new(upstream);
-            tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-                _ = shutdown.wait_for(|s| *s) => {}
+            let still_valid = || match &who {
+                Who::Local => true,
+                Who::Token { id, session, .. } => {
+                    let app = &gateway.app;
+                    session
+                        .as_ref()
+                        .is_none_or(|s| gateway.sign_in.sessions().alive(s))
+                        && app.tokens().check_id(
+                            id,
+                            OffsetDateTime::now_utc(),
+                            app.metrics(),
+                            |v| matches!(v, Verdict::Valid(_)),
+                        )
+                }
+            };
+            let mut recheck = tokio::time::interval(TUNNEL_RECHECK);
+            recheck.tick().await;
+            let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+            tokio::pin!(copy);
+            loop {
+                tokio::select! {
+                    _ = &mut copy => break,
+                    _ = shutdown.wait_for(|s| *s) => break,
+                    _ = recheck.tick() => {
+                        if !still_valid() {
+                            break;
+                        }
+                    }
+                }
             }
         });
         let (mut parts, _) = resp.into_parts();
@@ -634,6 +723,9 @@ impl Gateway {
         resp
     }
 }
+
+/// How often an open WebSocket tunnel's credentials are judged again.
+const TUNNEL_RECHECK: Duration = Duration::from_secs(15);
 
 /// A connection's state shared with its requests: the peer, how many requests are
 /// streaming (the connection's deadline waits while any is), and the shutdown signal.
@@ -849,6 +941,48 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Whether the `Host` a request names is this host's loopback (`localhost`, `*.localhost`,
+/// 127.0.0.0/8, `::1`), as a browser talking to keygate directly sends. A page whose own
+/// name was rebound to 127.0.0.1 (DNS rebinding) sends its own name instead.
+fn local_host(req: &Request<Incoming>) -> bool {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let Some(host) = host else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Whether a path has a `.` or `..` segment, also percent-encoded or after a backslash.
+fn climbs(path: &str) -> bool {
+    let lower = path
+        .to_ascii_lowercase()
+        .replace("%2e", ".")
+        .replace('\\', "/");
+    lower
+        .replace("%2f", "/")
+        .split('/')
+        .any(|seg| seg == "." || seg == "..")
+}
+
 fn is_identity_header(name: &str) -> bool {
     IDENTITY_HEADERS.contains(&name) || IDENTITY_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -896,9 +1030,19 @@ fn cross_site(req: &Request<Incoming>, sign_in: &SignIn) -> bool {
     }
 }
 
-/// The protocol an HTTP/1.1 request asks to upgrade to (`Connection: upgrade`).
+/// The protocol an HTTP/1.1 request asks to upgrade to (`Connection: upgrade`): only a
+/// WebSocket handshake (`GET`, `Upgrade: websocket`). Any other upgrade, `h2c` above all,
+/// would open a tunnel to the upstream in which requests pass unchecked; its `Upgrade`
+/// header is dropped like any other hop-by-hop header.
 fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
-    if req.version() != Version::HTTP_11 {
+    if req.version() != Version::HTTP_11 || req.method() != Method::GET {
+        return None;
+    }
+    if !req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    {
         return None;
     }
     let asks = connection_tokens(req.headers())

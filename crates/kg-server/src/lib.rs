@@ -277,7 +277,10 @@ pub fn start(
         .map(|l| l.local_addr())
         .collect::<Result<_, _>>()
         .map_err(|e| ServeError::Setup(e.to_string()))?;
-    if !settings.scopes.is_empty() && settings.trusted_proxies.is_empty() {
+    if !settings.scopes.is_empty()
+        && settings.trusted_proxies.is_empty()
+        && settings.upstream.is_none()
+    {
         log::warn(
             "scopes_without_trusted_proxies",
             &[(
@@ -438,7 +441,10 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
             hint,
         });
     }
-    if !settings.scopes.is_empty() && settings.trusted_proxies.is_empty() {
+    if !settings.scopes.is_empty()
+        && settings.trusted_proxies.is_empty()
+        && settings.upstream.is_none()
+    {
         items.push(CheckItem {
             what: "required scopes".into(),
             ok: true,

@@ -184,6 +184,30 @@ impl Sessions {
         Some(SessionRef { token_id, id, csrf })
     }
 
+    /// Whether `session` is still live, counting as a use (slides the idle timeout): for a
+    /// WebSocket tunnel opened with it, checked periodically, since the tunnel makes no
+    /// requests of its own.
+    pub fn alive(&self, session: &SessionRef) -> bool {
+        let now = Instant::now();
+        let mut t = self.lock();
+        let t = &mut *t;
+        let Some(e) = t.by_id.get_mut(&*session.id) else {
+            return false;
+        };
+        if self.expired(e, now) {
+            let use_no = e.use_no;
+            t.by_use.remove(&use_no);
+            t.by_id.remove(&*session.id);
+            return false;
+        }
+        e.used = e.used.max(now);
+        t.by_use.remove(&e.use_no);
+        t.uses += 1;
+        e.use_no = t.uses;
+        t.by_use.insert(e.use_no, *session.id);
+        true
+    }
+
     /// Ends a session (sign-out, or its token is no longer valid). Ending one that already
     /// ended does nothing.
     pub fn end(&self, session: &SessionRef) {

@@ -251,10 +251,13 @@ impl Settings {
             }
         };
         let all_loopback = listen.iter().all(|a| a.ip().to_canonical().is_loopback());
+        // `auto` is off for plain HTTP too: that listener is for a proxy on this host, and a
+        // proxy that adds no forwarding header (a bare nginx `proxy_pass`, a TCP forwarder)
+        // would make every request from anywhere look local.
         let local_bypass = match config.str("server.local_bypass") {
             Some("true") => true,
             Some("false") => false,
-            _ => all_loopback,
+            _ => all_loopback && !plain_http,
         } && trusted_proxies.is_empty();
         const MIB: u64 = 1024 * 1024;
         Ok(Settings {
