@@ -26,6 +26,8 @@ use zeroize::Zeroizing;
 
 /// Most sessions held at once; a new one beyond this evicts the least recently used.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Most sessions held for one token (browsers and devices signed in with it).
+pub const MAX_PER_TOKEN: usize = 100;
 /// Random bytes in a session id.
 pub const ID_LEN: usize = 32;
 const TAG_LEN: usize = 32;
@@ -123,6 +125,20 @@ impl Sessions {
         {
             let mut t = self.lock();
             self.sweep(&mut t, now);
+            // One token's holder cannot crowd everyone else out of the table by signing in
+            // over and over: past its share, its own least recently used session goes.
+            let mine: Vec<(u64, [u8; ID_LEN])> = t
+                .by_id
+                .iter()
+                .filter(|(_, e)| e.token_id == token_id)
+                .map(|(k, e)| (e.use_no, *k))
+                .collect();
+            if mine.len() >= MAX_PER_TOKEN
+                && let Some(&(use_no, oldest)) = mine.iter().min_by_key(|(u, _)| *u)
+            {
+                t.by_use.remove(&use_no);
+                t.by_id.remove(&oldest);
+            }
             while t.by_id.len() >= self.capacity {
                 let Some((_, oldest)) = t.by_use.pop_first() else {
                     break;
@@ -333,6 +349,25 @@ impl std::fmt::Debug for NewSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_token_cannot_push_other_sessions_out() {
+        let s = Sessions::with_capacity(Duration::from_secs(3600), Duration::from_secs(600), 150);
+        let other = s.create("BBBBBBBBBBBB");
+        let first = s.create("AAAAAAAAAAAA");
+        for _ in 0..(2 * MAX_PER_TOKEN) {
+            s.create("AAAAAAAAAAAA");
+        }
+        assert!(
+            s.get(&other.cookie_value).is_some(),
+            "the other token's session survived"
+        );
+        assert!(
+            s.get(&first.cookie_value).is_none(),
+            "the flooder's oldest went"
+        );
+        assert_eq!(s.len(), MAX_PER_TOKEN + 1);
+    }
 
     const HOUR: Duration = Duration::from_secs(3600);
 
