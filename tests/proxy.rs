@@ -166,13 +166,7 @@ fn loopback_requests_skip_sign_in_but_never_carry_a_client_identity() {
     let r = curl(&[&format!("http://{addr}/")]);
     assert_eq!(r.status, 401, "{r:?}");
     drop(kg);
-    let _kg = keygate_proxy(
-        &env,
-        addr,
-        &up.url,
-        false,
-        &["--set", "server.local_bypass=true"],
-    );
+    let _kg = plain_proxy(&env, addr, &up.url, true);
     let url = |p: &str| format!("http://{addr}{p}");
 
     // keygate's own endpoints live under /.keygate/ and never reach the upstream.
@@ -253,13 +247,7 @@ fn without_the_bypass_a_token_is_needed_and_only_its_identity_reaches_the_upstre
     let alice = token(&env, "alice", &["read", "write"]);
     let up = Upstream::tcp();
     let addr = local_addr();
-    let _kg = keygate_proxy(
-        &env,
-        addr,
-        &up.url,
-        false,
-        &["--set", "server.local_bypass=false"],
-    );
+    let _kg = plain_proxy(&env, addr, &up.url, false);
     let url = |p: &str| format!("http://{addr}{p}");
 
     // No credentials: 401 for programs, a redirect to sign-in for browser navigations.
@@ -434,13 +422,7 @@ fn a_dead_upstream_gives_502_with_a_correlation_id_the_audit_log_also_has() {
         ),
     ] {
         let addr = local_addr();
-        let kg = keygate_proxy(
-            &env,
-            addr,
-            &upstream,
-            false,
-            &["--set", "server.local_bypass=false"],
-        );
+        let kg = plain_proxy(&env, addr, &upstream, false);
         let r = curl(&["-H", &auth, &format!("http://{addr}/page")]);
         assert_eq!(r.status, 502, "{what}: {r:?}");
         let id = correlation_id(&r.body).unwrap_or_else(|| panic!("{what}: no id in {r:?}"));
@@ -506,13 +488,7 @@ fn a_unix_socket_upstream_works_like_a_tcp_one() {
     let env = Env::new();
     let up = Upstream::unix(&env.root().join("app.sock"));
     let addr = local_addr();
-    let _kg = keygate_proxy(
-        &env,
-        addr,
-        &up.url,
-        false,
-        &["--set", "server.local_bypass=true"],
-    );
+    let _kg = plain_proxy(&env, addr, &up.url, true);
     let (_, e) = echo(&[&format!("http://{addr}/via/unix?ok=1")]);
     assert_eq!(e["uri"], "/via/unix?ok=1");
     assert_eq!(ws_echo(&format!("ws://{addr}/ws"), &[]), Ws::Echoed);
@@ -610,13 +586,7 @@ fn sign_in_with_curl_sets_a_session_cookie_and_sign_out_ends_it_server_side() {
     let alice = token(&env, "alice", &["read"]);
     let up = Upstream::tcp();
     let addr = local_addr();
-    let _kg = keygate_proxy(
-        &env,
-        addr,
-        &up.url,
-        false,
-        &["--set", "server.local_bypass=false"],
-    );
+    let _kg = plain_proxy(&env, addr, &up.url, false);
     let url = |p: &str| format!("http://{addr}{p}");
     let jar = env.root().join("cookies.txt");
     let jar = jar.to_str().unwrap();
@@ -971,13 +941,7 @@ fn local_requests_from_other_sites_or_rebound_names_are_not_let_through() {
     let env = Env::new();
     let up = Upstream::tcp();
     let addr = local_addr();
-    let _kg = keygate_proxy(
-        &env,
-        addr,
-        &up.url,
-        false,
-        &["--set", "server.local_bypass=true"],
-    );
+    let _kg = plain_proxy(&env, addr, &up.url, true);
     let url = |p: &str| format!("http://{addr}{p}");
 
     // The local user's own page: same origin, passes.
@@ -1044,13 +1008,7 @@ fn underscored_identity_headers_h2c_and_climbing_paths_never_reach_the_upstream(
     let up = Upstream::tcp();
     let addr = local_addr();
     let base = format!("{}/app", up.url);
-    let _kg = keygate_proxy(
-        &env,
-        addr,
-        &base,
-        false,
-        &["--set", "server.local_bypass=false"],
-    );
+    let _kg = plain_proxy(&env, addr, &base, false);
     let url = |p: &str| format!("http://{addr}{p}");
     let auth = bearer(&alice);
     // WSGI, Puma and uWSGI read X_Auth_Request_User as X-Auth-Request-User.
@@ -1114,13 +1072,7 @@ fn an_open_websocket_closes_when_its_token_is_revoked() {
     let carol = token(&env, "carol", &[]);
     let up = Upstream::tcp();
     let addr = local_addr();
-    let _kg = keygate_proxy(
-        &env,
-        addr,
-        &up.url,
-        false,
-        &["--set", "server.local_bypass=false"],
-    );
+    let _kg = plain_proxy(&env, addr, &up.url, false);
     let auth = format!("Bearer {carol}");
     let closed = ws_closed_after(
         &format!("ws://{addr}/ws"),

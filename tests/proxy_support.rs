@@ -309,9 +309,14 @@ pub enum Ws {
     Failed(String),
 }
 
-/// Opens a WebSocket to `url` (`ws://...`) with `headers`, sends a text and a binary frame and
-/// checks that both come back.
-pub fn ws_echo(url: &str, headers: &[(&str, &str)]) -> Ws {
+/// A WebSocket handshake request for `url` with `headers`, and a runtime to send it on.
+fn ws_request(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (
+    tokio_tungstenite::tungstenite::handshake::client::Request,
+    tokio::runtime::Runtime,
+) {
     let mut req = url.into_client_request().unwrap();
     for (k, v) in headers {
         req.headers_mut().insert(
@@ -323,6 +328,13 @@ pub fn ws_echo(url: &str, headers: &[(&str, &str)]) -> Ws {
         .enable_all()
         .build()
         .unwrap();
+    (req, rt)
+}
+
+/// Opens a WebSocket to `url` (`ws://...`) with `headers`, sends a text and a binary frame and
+/// checks that both come back.
+pub fn ws_echo(url: &str, headers: &[(&str, &str)]) -> Ws {
+    let (req, rt) = ws_request(url, headers);
     rt.block_on(async move {
         let connect = tokio_tungstenite::connect_async(req);
         let (mut ws, resp) = match tokio::time::timeout(Duration::from_secs(10), connect).await {
@@ -364,17 +376,7 @@ pub fn ws_closed_after(
     meanwhile: impl FnOnce(),
     within: Duration,
 ) -> Option<Duration> {
-    let mut req = url.into_client_request().unwrap();
-    for (k, v) in headers {
-        req.headers_mut().insert(
-            hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            hyper::header::HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (req, rt) = ws_request(url, headers);
     rt.block_on(async move {
         let (mut ws, _) = tokio_tungstenite::connect_async(req)
             .await
@@ -445,6 +447,12 @@ pub fn keygate_proxy(
     let mut kg = crate::support::keygate(env, addr, &args);
     assert!(kg.running(), "{}", kg.output());
     kg
+}
+
+/// keygate over plain HTTP on `addr` in front of `upstream`, the localhost bypass on or off.
+pub fn plain_proxy(env: &Env, addr: SocketAddr, upstream: &str, bypass: bool) -> Proc {
+    let setting = format!("server.local_bypass={bypass}");
+    keygate_proxy(env, addr, upstream, false, &["--set", &setting])
 }
 
 /// The value of the `<input>` named `name` in `html` (attribute order free; `&amp;`-style
