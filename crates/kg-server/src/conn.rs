@@ -52,8 +52,6 @@ pub struct Deadline<IO> {
     /// the deadline does not apply, since a slow upload or a quiet socket is then the
     /// application's business, bounded by the upstream timeout and the proxy's own limits.
     active: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// Bytes were read since the last write: the next write yields once first.
-    defer: bool,
 }
 
 impl<IO> Deadline<IO> {
@@ -80,7 +78,6 @@ impl<IO> Deadline<IO> {
             served,
             seen: 0,
             active,
-            defer: false,
         }
     }
 
@@ -124,9 +121,6 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Deadline<IO> {
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    this.defer = true;
-                }
                 if buf.filled().len() > before && this.idle {
                     this.idle = false;
                     this.set_deadline(Instant::now() + this.header_timeout);
@@ -149,11 +143,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.defer {
-            this.defer = false;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
         let r = Pin::new(&mut this.io).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.mark_idle();
@@ -167,11 +156,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.defer {
-            this.defer = false;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
         let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             this.mark_idle();

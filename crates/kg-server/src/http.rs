@@ -260,8 +260,7 @@ impl App {
     ) -> Response<Body> {
         // Check, then charge: a burst of N allows N failures before throttling begins.
         if let Some(l) = &self.by_client {
-            let verdict = l.check(ckey);
-            l.fail(ckey);
+            let verdict = l.check_and_fail(ckey);
             if let Check::Throttled {
                 log, suppressed, ..
             } = verdict
@@ -270,8 +269,7 @@ impl App {
             }
         }
         if let (Some(l), Some(id)) = (&self.by_id, bucket_id) {
-            let verdict = l.check(id);
-            l.fail(id);
+            let verdict = l.check_and_fail(id);
             if let Check::Throttled {
                 log, suppressed, ..
             } = verdict

@@ -82,7 +82,11 @@ impl Limiter {
         let now = self.now_ms();
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        let Some(slot) = find(&mut shard, h) else {
+        self.check_slot(&mut shard, h, now)
+    }
+
+    fn check_slot(&self, shard: &mut [Slot], h: u64, now: u32) -> Check {
+        let Some(slot) = find(shard, h) else {
             return Check::Allowed;
         };
         self.refill(slot, now);
@@ -106,12 +110,27 @@ impl Limiter {
         }
     }
 
+    /// [`Limiter::check`] then [`Limiter::fail`] for a refused attempt by `key`: its state
+    /// when it arrived, then the attempt charged, with one hash and one lock instead of two.
+    pub fn check_and_fail(&self, key: impl Hash) -> Check {
+        let now = self.now_ms();
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        let verdict = self.check_slot(&mut shard, h, now);
+        self.fail_slot(&mut shard, h, now);
+        verdict
+    }
+
     /// Records a failed attempt by `key`.
     pub fn fail(&self, key: impl Hash) {
         let now = self.now_ms();
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        let set = set_of(&mut shard, h);
+        self.fail_slot(&mut shard, h, now);
+    }
+
+    fn fail_slot(&self, shard: &mut [Slot], h: u64, now: u32) {
+        let set = set_of(shard, h);
         let slot = match set.iter().position(|s| s.key == h) {
             Some(i) => &mut set[i],
             None => {
@@ -214,6 +233,21 @@ mod tests {
         assert!(matches!(l.check("a"), Check::Throttled { log: false, .. }));
         assert_eq!(l.check("b"), Check::Allowed);
         assert!(Limiter::new(0, Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn check_and_fail_is_check_then_fail() {
+        let (a, b) = (
+            Limiter::new(2, Duration::from_secs(60)).unwrap(),
+            Limiter::new(2, Duration::from_secs(60)).unwrap(),
+        );
+        for _ in 0..5 {
+            let one = a.check_and_fail("k");
+            let two = b.check("k");
+            b.fail("k");
+            assert_eq!(one, two);
+        }
+        assert!(matches!(a.check("k"), Check::Throttled { .. }));
     }
 
     #[test]
