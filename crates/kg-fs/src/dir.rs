@@ -67,8 +67,7 @@ pub fn create_dir_all(path: &Path, mode: DirMode) -> Result<(), Error> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                // Parents we create are private too: they exist only to hold this one.
-                create_dir_all(parent, DirMode::Private)?;
+                ensure_parent(parent)?;
             }
             match std::fs::DirBuilder::new().mode(mode.bits()).create(path) {
                 Ok(()) => {
@@ -101,6 +100,27 @@ pub fn create_dir_all(path: &Path, mode: DirMode) -> Result<(), Error> {
         fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// Makes sure the parent of a directory about to be created exists and is safe to create in.
+///
+/// A missing parent is created private (it exists only to hold ours). An existing one is
+/// the user's: it is checked (no other user may own it, nobody may write to it without the
+/// sticky bit) but never changed. Tightening it, as an earlier version did, turned a
+/// `KEYGATE_HOME=~/projects/x` into a 0700 `~/projects`, and refused `/tmp` (sticky and
+/// world-writable, which is safe for a directory we create inside it with mode 0700).
+fn ensure_parent(parent: &Path) -> Result<(), Error> {
+    match fs_err::metadata(parent) {
+        Ok(meta) if meta.is_dir() => check_dir(parent),
+        Ok(_) => Err(Error::UnsafeDir {
+            path: parent.to_owned(),
+            reason: "it is not a directory",
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_dir_all(parent, DirMode::Private)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A private scratch directory in `parent`, created 0700 whatever the umask and removed when

@@ -200,3 +200,35 @@ fn an_uncommitted_unnamed_file_leaves_nothing_and_a_committed_one_is_0600() {
         0o600
     );
 }
+
+/// An existing parent of a directory keygate creates is the user's: it is checked, never
+/// changed. An earlier version made `KEYGATE_HOME=~/projects/kg` turn `~/projects` 0700, and
+/// refused a home under `/tmp` (sticky and world-writable).
+#[test]
+fn existing_parents_are_left_as_they_are() {
+    use kg_fs::{DirMode, create_dir_all};
+    let tmp = tempfile::tempdir().unwrap();
+    let projects = tmp.path().join("projects");
+    std::fs::create_dir(&projects).unwrap();
+    std::fs::set_permissions(&projects, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = projects.join("kg/private");
+    create_dir_all(&private, DirMode::Private).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&projects), 0o755);
+    // What keygate created itself is private.
+    assert_eq!(mode(&projects.join("kg")), 0o700);
+    assert_eq!(mode(&private), 0o700);
+
+    // A sticky, world-writable parent (like /tmp) is fine to create a private directory in.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    create_dir_all(&shared.join("home"), DirMode::Private).unwrap();
+    assert_eq!(mode(&shared), 0o1777);
+    // Without the sticky bit, anyone could swap the directory: refused.
+    let open = tmp.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = create_dir_all(&open.join("home"), DirMode::Private).unwrap_err();
+    assert!(err.to_string().contains("without the sticky bit"), "{err}");
+}
