@@ -1088,3 +1088,64 @@ fn an_open_websocket_closes_when_its_token_is_revoked() {
         "{closed:?}"
     );
 }
+
+/// Signs in through the form with `token` (cookies in `jar`); the session cookie is then in
+/// the jar.
+fn sign_in_form(addr: std::net::SocketAddr, jar: &str, token: &str) {
+    let url = |p: &str| format!("http://{addr}{p}");
+    let page = curl(&["-c", jar, "-b", jar, &url("/.keygate/sign-in")]);
+    let csrf = input_value(&page.body, "csrf").expect("a csrf field");
+    let r = curl(&[
+        "-c",
+        jar,
+        "-b",
+        jar,
+        "-H",
+        &format!("Origin: http://{addr}"),
+        "--data-urlencode",
+        &format!("token={token}"),
+        "--data-urlencode",
+        &format!("csrf={csrf}"),
+        &url("/.keygate/sign-in"),
+    ]);
+    assert_eq!(r.status, 303, "{r:?}");
+}
+
+#[test]
+fn a_session_ends_when_its_rotated_token_leaves_its_grace_period() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let dave = token(&env, "dave", &[]);
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = plain_proxy(&env, addr, &up.url, false);
+    let jar = env.root().join("cookies.txt");
+    let jar = jar.to_str().unwrap();
+    sign_in_form(addr, jar, &dave);
+    let page = || {
+        curl(&[
+            "-b",
+            jar,
+            "-H",
+            "Accept: text/html",
+            &format!("http://{addr}/app"),
+        ])
+    };
+    assert_eq!(page().status, 200);
+    env.run("tokenctl", &["rotate", "--name", "dave", "--grace", "2s"])
+        .code(0);
+    // Within the grace period the session stands; after it, the next request ends it.
+    assert_eq!(page().status, 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = page();
+    assert_eq!(after.status, 303, "{after:?}");
+    assert!(
+        after
+            .headers
+            .iter()
+            .any(|(k, v)| k == "location" && v.starts_with("/.keygate/sign-in")),
+        "{after:?}"
+    );
+}
