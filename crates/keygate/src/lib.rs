@@ -10,7 +10,7 @@ use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 mod serve;
 mod up;
 
-/// Serve HTTPS and answer /auth for nginx, Caddy, Traefik, Envoy and HAProxy
+/// Serve HTTPS and answer /auth for nginx, Caddy, Traefik, Envoy and HAProxy, or protect a web app
 #[derive(Debug, Parser)]
 #[command(name = "keygate", version, after_help = EXIT_CODES_HELP)]
 struct Cli {
@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Get a certificate and a token, serve, and print how to call it (no config needed)
     Up(up::UpArgs),
-    /// Serve /auth, /health and /metrics until SIGTERM or SIGINT
+    /// Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT
     Serve(serve::ServeArgs),
     /// Check the config, certificate, token store and listen addresses; exit 0 or 2
     Check(serve::CheckArgs),
