@@ -781,6 +781,16 @@ struct Form {
     next: Option<String>,
 }
 
+impl Drop for Form {
+    fn drop(&mut self) {
+        // `token` wipes itself; the others are wiped here, as the type's doc promises.
+        use zeroize::Zeroize;
+        for field in [&mut self.csrf, &mut self.next].into_iter().flatten() {
+            field.zeroize();
+        }
+    }
+}
+
 impl Form {
     /// Parses `application/x-www-form-urlencoded`; the first of repeated fields counts.
     ///
@@ -1276,8 +1286,9 @@ mod tests {
         let v = s.mint_csrf();
         let other = s.mint_csrf();
         let form = |csrf: Option<&str>| Form {
+            token: None,
             csrf: csrf.map(str::to_owned),
-            ..Form::default()
+            next: None,
         };
         let cookie = format!("a=1; __Host-keygate_csrf={v}; b=2");
         let h = headers(&[("cookie", &cookie)]);
