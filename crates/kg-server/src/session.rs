@@ -179,23 +179,7 @@ impl Sessions {
     /// [`Sessions::get`] at `now`.
     pub fn get_at(&self, cookie_value: &str, now: Instant) -> Option<SessionRef> {
         let id = self.open(cookie_value)?;
-        let token_id = {
-            let mut t = self.lock();
-            let t = &mut *t;
-            let e = t.by_id.get_mut(&*id)?;
-            if self.expired(e, now) {
-                let use_no = e.use_no;
-                t.by_use.remove(&use_no);
-                t.by_id.remove(&*id);
-                return None;
-            }
-            e.used = e.used.max(now);
-            t.by_use.remove(&e.use_no);
-            t.uses += 1;
-            e.use_no = t.uses;
-            t.by_use.insert(e.use_no, *id);
-            e.token_id.clone()
-        };
+        let token_id = self.touch(&id, now)?;
         let csrf = self.csrf_of(&id);
         Some(SessionRef { token_id, id, csrf })
     }
@@ -204,24 +188,27 @@ impl Sessions {
     /// WebSocket tunnel opened with it, checked periodically, since the tunnel makes no
     /// requests of its own.
     pub fn alive(&self, session: &SessionRef) -> bool {
-        let now = Instant::now();
+        self.touch(&session.id, Instant::now()).is_some()
+    }
+
+    /// The token id of the live session `id`, after recording a use at `now`; a session past
+    /// its lifetime or idle timeout is removed and gives `None`.
+    fn touch(&self, id: &Id, now: Instant) -> Option<String> {
         let mut t = self.lock();
         let t = &mut *t;
-        let Some(e) = t.by_id.get_mut(&*session.id) else {
-            return false;
-        };
+        let e = t.by_id.get_mut(id)?;
         if self.expired(e, now) {
             let use_no = e.use_no;
             t.by_use.remove(&use_no);
-            t.by_id.remove(&*session.id);
-            return false;
+            t.by_id.remove(id);
+            return None;
         }
         e.used = e.used.max(now);
         t.by_use.remove(&e.use_no);
         t.uses += 1;
         e.use_no = t.uses;
-        t.by_use.insert(e.use_no, *session.id);
-        true
+        t.by_use.insert(e.use_no, *id);
+        Some(e.token_id.clone())
     }
 
     /// Ends a session (sign-out, or its token is no longer valid). Ending one that already
