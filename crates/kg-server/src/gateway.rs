@@ -116,18 +116,6 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Headers that name the client's address, which upstreams use for allow-lists and logs:
-/// believed only from a trusted proxy, like `X-Forwarded-For`.
-const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
-    "client-ip",
-    "true-client-ip",
-    "x-client-ip",
-    "cf-connecting-ip",
-    "fly-client-ip",
-    "fastly-client-ip",
-    "x-cluster-client-ip",
-    "x-originating-ip",
-];
 /// Headers that frameworks read as the real request target (Symfony, IIS, nginx's
 /// `auth_request` convention): a client could name a path other than the one authorized.
 const REWRITE_HEADERS: [&str; 4] = [
@@ -468,7 +456,7 @@ impl Gateway {
             if n.starts_with("x-forwarded-")
                 || n == "forwarded"
                 || n == "x-real-ip"
-                || CLIENT_ADDRESS_HEADERS.contains(&n)
+                || net::CLIENT_ADDRESS_HEADERS.contains(&n)
                 || REWRITE_HEADERS.contains(&n)
             {
                 // Believed only from a trusted proxy.

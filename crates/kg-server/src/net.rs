@@ -77,23 +77,29 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 /// (`Cf-Connecting-Ip`), and the client-address headers of other CDNs and load balancers.
 /// Any of them means the socket peer is a relay, not the client.
 pub fn has_forwarding_headers(headers: &HeaderMap) -> bool {
-    const EXACT: [&str; 9] = [
-        "forwarded",
-        "x-real-ip",
-        "via",
-        "cf-connecting-ip",
-        "true-client-ip",
-        "x-client-ip",
-        "fly-client-ip",
-        "fastly-client-ip",
-        "x-cluster-client-ip",
-    ];
-    EXACT.iter().any(|h| headers.contains_key(*h))
+    ["forwarded", "x-real-ip", "via"]
+        .iter()
+        .chain(&CLIENT_ADDRESS_HEADERS)
+        .any(|h| headers.contains_key(*h))
         || headers.keys().any(|k| {
             let k = k.as_str();
             k.starts_with("x-forwarded-") || k.starts_with("tailscale-") || k.starts_with("cf-")
         })
 }
+
+/// Headers in which relays (CDNs, load balancers, tunnels) name the client's address,
+/// besides `X-Forwarded-For` and `X-Real-IP`. Their presence means the peer is a relay; their
+/// values are believed only from a trusted proxy.
+pub const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
+    "client-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "fly-client-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+];
 
 /// Whether the socket peer is one of the trusted proxies.
 pub fn is_trusted(peer: IpAddr, trusted: &[Cidr]) -> bool {
