@@ -3,8 +3,9 @@
 //! Every handler is synchronous: verification is a hash lookup and one HMAC, so a request
 //! is answered in the poll that parsed it, with no task, no boxing and no await point.
 //! The `/auth` path allocates nothing that grows with the request, the store or the number
-//! of clients; its only allocations are hyper's header map and, on allow, the identity
-//! header values.
+//! of clients. Its decision ([`App::auth_reply`]) reads the request through [`Headers`] and
+//! answers with a [`Reply`], so that hyper and the HTTP/1 fast lane (`fast.rs`, which
+//! answers nginx's subrequests without building a hyper request) judge alike.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -125,19 +126,41 @@ impl App {
         }
     }
 
-    /// `/auth`: any method (Envoy forwards the original one), no body.
+    /// `/auth` through hyper.
     fn auth(&self, req: &Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let headers = req.headers();
+        let input = AuthRequest {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            has_body: !req.body().is_end_stream(),
+            headers: req.headers(),
+        };
+        self.auth_reply(&input, peer, |reply| reply.response())
+    }
+
+    /// `/auth`: any method (Envoy forwards the original one), no body. Counts and logs the
+    /// decision, then hands it to `respond` (the identity it carries borrows the store,
+    /// which stays read-locked meanwhile).
+    pub(crate) fn auth_reply<H: Headers + ?Sized, R>(
+        &self,
+        req: &AuthRequest<'_, H>,
+        peer: SocketAddr,
+        respond: impl FnOnce(Reply<'_>) -> R,
+    ) -> R {
+        let headers = req.headers;
         let peer_ip = peer.ip().to_canonical();
         let trusted = net::is_trusted(peer_ip, &self.trusted);
         let client = net::client_addr(peer_ip, headers, &self.trusted);
-        let original = if trusted { original_uri(req) } else { None };
+        let original = if trusted {
+            original_uri(headers, req.path)
+        } else {
+            None
+        };
         let method = if trusted {
             header_str(headers, &X_FORWARDED_METHOD)
                 .or_else(|| header_str(headers, &X_ORIGINAL_METHOD))
-                .unwrap_or(req.method().as_str())
+                .unwrap_or(req.method)
         } else {
-            req.method().as_str()
+            req.method
         };
         let ctx = Ctx {
             client,
@@ -145,23 +168,39 @@ impl App {
             path: original,
         };
 
-        if !req.body().is_end_stream() {
+        if req.has_body {
             // A body means this is not a proxy's auth subrequest; never read it.
-            let mut resp = closing(StatusCode::BAD_REQUEST);
-            self.finish(&mut resp, Outcome::BadRequest, None, None, &ctx, 0);
-            return resp;
+            self.note(
+                StatusCode::BAD_REQUEST,
+                Outcome::BadRequest,
+                None,
+                None,
+                &ctx,
+                0,
+            );
+            return respond(Reply {
+                status: StatusCode::BAD_REQUEST,
+                challenge: None,
+                identity: None,
+                close: true,
+            });
         }
         let ckey = client_key(client);
         let token = match bearer(headers) {
             Bearer::None => {
-                let mut resp = empty(StatusCode::UNAUTHORIZED);
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, self.challenge.clone());
-                self.finish(&mut resp, Outcome::Missing, None, None, &ctx, 0);
-                return resp;
+                self.note(
+                    StatusCode::UNAUTHORIZED,
+                    Outcome::Missing,
+                    None,
+                    None,
+                    &ctx,
+                    0,
+                );
+                return respond(Reply::unauthorized(&self.challenge));
             }
             Bearer::Malformed => {
-                return self.refuse(kg_tokens::Reason::Malformed, None, None, ckey, &ctx);
+                self.charge_refusal(kg_tokens::Reason::Malformed, None, None, ckey, &ctx);
+                return respond(Reply::unauthorized(&self.challenge_invalid));
             }
             Bearer::Token(t) => t,
         };
@@ -173,29 +212,20 @@ impl App {
                     if let Some(need) = self.scopes.for_path(original)
                         && !need.scopes.iter().all(|s| info.has_scope(s))
                     {
-                        let mut resp = empty(StatusCode::FORBIDDEN);
-                        resp.headers_mut()
-                            .insert(header::WWW_AUTHENTICATE, need.challenge.clone());
-                        self.finish(
-                            &mut resp,
+                        self.note(
+                            StatusCode::FORBIDDEN,
                             Outcome::InsufficientScope,
                             Some(info.id),
                             Some(info.name),
                             &ctx,
                             0,
                         );
-                        return resp;
-                    }
-                    let mut resp = empty(StatusCode::OK);
-                    let h = resp.headers_mut();
-                    if let Ok(v) = HeaderValue::from_str(info.name) {
-                        h.insert(X_USER, v);
-                    }
-                    if let Ok(v) = HeaderValue::from_str(info.id) {
-                        h.insert(X_TOKEN_ID, v);
-                    }
-                    if let Ok(v) = scopes_value(info.scopes) {
-                        h.insert(X_SCOPES, v);
+                        return respond(Reply {
+                            status: StatusCode::FORBIDDEN,
+                            challenge: Some(&need.challenge),
+                            identity: None,
+                            close: false,
+                        });
                     }
                     self.metrics.decision(Outcome::Allow);
                     if self.audit.wants_allow() {
@@ -208,7 +238,16 @@ impl App {
                             0,
                         ));
                     }
-                    resp
+                    respond(Reply {
+                        status: StatusCode::OK,
+                        challenge: None,
+                        identity: Some(Identity {
+                            name: info.name,
+                            id: info.id,
+                            scopes: info.scopes,
+                        }),
+                        close: false,
+                    })
                 }
                 Verdict::Invalid(reason) => {
                     let known_id = match reason {
@@ -223,33 +262,14 @@ impl App {
                     } else {
                         None
                     };
-                    self.refuse(reason, bucket, known_id, ckey, &ctx)
+                    self.charge_refusal(reason, bucket, known_id, ckey, &ctx);
+                    respond(Reply::unauthorized(&self.challenge_invalid))
                 }
             })
     }
 
-    fn invalid(
-        &self,
-        reason: kg_tokens::Reason,
-        id: Option<&str>,
-        ctx: &Ctx<'_>,
-    ) -> Response<Body> {
-        let mut resp = empty(StatusCode::UNAUTHORIZED);
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, self.challenge_invalid.clone());
-        self.finish(&mut resp, Outcome::Invalid(reason), id, None, ctx, 0);
-        resp
-    }
-
-    /// A throttled source: the same cheap 401 as a bad token (a 429 would become a 500 in
-    /// nginx), without verifying anything.
-    /// Answers a refused credential, after charging the failure buckets.
-    ///
-    /// The limiter is consulted only once verification has failed: a correct secret is never
-    /// refused because of it. Token ids are public (listings, logs, the identity header), so
-    /// a bucket checked before verification let anyone lock a token out by sending forged
-    /// tokens with its id (security review). A throttled source still gets the same cheap
-    /// 401; throttling only rate-limits its audit lines.
+    /// Answers a refused credential (401 with `error="invalid_token"`), after charging the
+    /// failure buckets (see [`App::charge_refusal`]).
     pub(crate) fn refuse(
         &self,
         reason: kg_tokens::Reason,
@@ -258,44 +278,57 @@ impl App {
         ckey: impl std::hash::Hash + Copy,
         ctx: &Ctx<'_>,
     ) -> Response<Body> {
-        // Check, then charge: a burst of N allows N failures before throttling begins.
-        if let Some(l) = &self.by_client {
-            let verdict = l.check_and_fail(ckey);
-            if let Check::Throttled {
-                log, suppressed, ..
-            } = verdict
-            {
-                return self.throttled(ctx, known_id, log, suppressed);
-            }
-        }
-        if let (Some(l), Some(id)) = (&self.by_id, bucket_id) {
-            let verdict = l.check_and_fail(id);
-            if let Check::Throttled {
-                log, suppressed, ..
-            } = verdict
-            {
-                return self.throttled(ctx, Some(id), log, suppressed);
-            }
-        }
-        self.invalid(reason, known_id, ctx)
+        self.charge_refusal(reason, bucket_id, known_id, ckey, ctx);
+        Reply::unauthorized(&self.challenge_invalid).response()
     }
 
-    fn throttled(
+    /// Counts and logs a refused credential, after charging the failure buckets. The answer
+    /// is the same 401 whether or not the source is throttled (a 429 would become a 500 in
+    /// nginx); throttling only rate-limits the audit lines.
+    ///
+    /// The limiter is consulted only once verification has failed: a correct secret is never
+    /// refused because of it. Token ids are public (listings, logs, the identity header), so
+    /// a bucket checked before verification let anyone lock a token out by sending forged
+    /// tokens with its id (security review).
+    fn charge_refusal(
         &self,
+        reason: kg_tokens::Reason,
+        bucket_id: Option<&str>,
+        known_id: Option<&str>,
+        ckey: impl std::hash::Hash + Copy,
         ctx: &Ctx<'_>,
-        id: Option<&str>,
-        log: bool,
-        suppressed: u32,
-    ) -> Response<Body> {
-        let mut resp = empty(StatusCode::UNAUTHORIZED);
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, self.challenge_invalid.clone());
+    ) {
+        // Check, then charge: a burst of N allows N failures before throttling begins.
+        if let Some(l) = &self.by_client
+            && let Check::Throttled {
+                log, suppressed, ..
+            } = l.check_and_fail(ckey)
+        {
+            return self.throttled(ctx, known_id, log, suppressed);
+        }
+        if let (Some(l), Some(id)) = (&self.by_id, bucket_id)
+            && let Check::Throttled {
+                log, suppressed, ..
+            } = l.check_and_fail(id)
+        {
+            return self.throttled(ctx, Some(id), log, suppressed);
+        }
+        self.note(
+            StatusCode::UNAUTHORIZED,
+            Outcome::Invalid(reason),
+            known_id,
+            None,
+            ctx,
+            0,
+        );
+    }
+
+    fn throttled(&self, ctx: &Ctx<'_>, id: Option<&str>, log: bool, suppressed: u32) {
         self.metrics.decision(Outcome::Throttled);
         if log {
             self.audit
                 .log(&entry(Outcome::Throttled, 401, id, None, ctx, suppressed));
         }
-        resp
     }
 
     /// Counts an allowed request, and logs it as `server.audit_allows` says.
@@ -330,15 +363,22 @@ impl App {
         ctx: &Ctx<'_>,
         suppressed: u32,
     ) {
+        self.note(resp.status(), outcome, id, name, ctx, suppressed);
+    }
+
+    /// Counts and logs a denial answered with `status`.
+    fn note(
+        &self,
+        status: StatusCode,
+        outcome: Outcome,
+        id: Option<&str>,
+        name: Option<&str>,
+        ctx: &Ctx<'_>,
+        suppressed: u32,
+    ) {
         self.metrics.decision(outcome);
-        self.audit.log(&entry(
-            outcome,
-            resp.status().as_u16(),
-            id,
-            name,
-            ctx,
-            suppressed,
-        ));
+        self.audit
+            .log(&entry(outcome, status.as_u16(), id, name, ctx, suppressed));
     }
 
     /// `/metrics`: to loopback peers that are not relaying anyone (no forwarding headers, no
@@ -473,11 +513,10 @@ pub(crate) fn entry<'a>(
 }
 
 /// The original request target, as a trusted proxy reports it: `X-Original-URI` (nginx),
-/// `X-Forwarded-Uri` (Traefik, Caddy), or the path after `/auth` (Envoy's `path_prefix`).
-/// When both headers are present and disagree, one was passed through from the client:
-/// the path is then unknown, and the strictest scope rule applies.
-fn original_uri(req: &Request<Incoming>) -> Option<&[u8]> {
-    let h = req.headers();
+/// `X-Forwarded-Uri` (Traefik, Caddy), or the part of `path` after `/auth` (Envoy's
+/// `path_prefix`). When both headers are present and disagree, one was passed through from
+/// the client: the path is then unknown, and the strictest scope rule applies.
+fn original_uri<'a, H: Headers + ?Sized>(h: &'a H, path: &'a str) -> Option<&'a [u8]> {
     let (Some(a), Some(b)) = (only(h, &X_ORIGINAL_URI), only(h, &X_FORWARDED_URI)) else {
         return None;
     };
@@ -485,9 +524,7 @@ fn original_uri(req: &Request<Incoming>) -> Option<&[u8]> {
         (Some(a), Some(b)) if a != b => None,
         (Some(a), _) => Some(a),
         (None, Some(b)) => Some(b),
-        (None, None) => req
-            .uri()
-            .path()
+        (None, None) => path
             .strip_prefix("/auth")
             .filter(|rest| rest.starts_with('/'))
             .map(str::as_bytes),
@@ -495,12 +532,10 @@ fn original_uri(req: &Request<Incoming>) -> Option<&[u8]> {
 }
 
 /// The value of header `name`: `Some(None)` when absent, `None` when repeated. One lookup.
-fn only<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<Option<&'a [u8]>> {
-    let mut all = h.get_all(name).iter();
+fn only<'a, H: Headers + ?Sized>(h: &'a H, name: &HeaderName) -> Option<Option<&'a [u8]>> {
+    let mut all = h.values(name);
     let first = all.next();
-    all.next()
-        .is_none()
-        .then(|| first.map(HeaderValue::as_bytes))
+    all.next().is_none().then_some(first)
 }
 
 /// `X-Auth-Request-Scopes`: the scopes joined by spaces, built in one buffer of the exact
@@ -521,10 +556,11 @@ fn scopes_value(scopes: &[String]) -> Result<HeaderValue, hyper::header::Invalid
     HeaderValue::from_maybe_shared(Bytes::from(buf))
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphabetic()))
+fn header_str<'a, H: Headers + ?Sized>(h: &'a H, name: &HeaderName) -> Option<&'a str> {
+    h.values(name)
+        .next()
+        .filter(|v| !v.is_empty() && v.len() <= 32 && v.iter().all(u8::is_ascii_alphabetic))
+        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 pub(crate) enum Bearer<'a> {
@@ -536,21 +572,117 @@ pub(crate) enum Bearer<'a> {
 }
 
 /// The bearer token of the `Authorization` header (RFC 6750 section 2.1: header only).
-pub(crate) fn bearer(h: &HeaderMap) -> Bearer<'_> {
-    let mut all = h.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = all.next() else {
+pub(crate) fn bearer<H: Headers + ?Sized>(h: &H) -> Bearer<'_> {
+    let mut all = h.values(&header::AUTHORIZATION);
+    let Some(v) = all.next() else {
         return Bearer::None;
     };
     if all.next().is_some() {
         return Bearer::Malformed;
     }
-    let v = value.as_bytes();
     if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bearer") || v[6] != b' ' {
         return Bearer::None;
     }
     match std::str::from_utf8(&v[7..]).map(str::trim) {
         Ok(t) if !t.is_empty() && !t.contains(' ') => Bearer::Token(t),
         _ => Bearer::Malformed,
+    }
+}
+
+/// Read access to a request's header lines, so that one piece of code judges requests
+/// whether hyper parsed them (a [`HeaderMap`]) or the fast lane did (httparse's lines).
+pub trait Headers {
+    /// Every value of the header `name` (a lowercase name), in the order received.
+    fn values<'a>(&'a self, name: &HeaderName) -> impl DoubleEndedIterator<Item = &'a [u8]>;
+}
+
+impl Headers for HeaderMap {
+    fn values<'a>(&'a self, name: &HeaderName) -> impl DoubleEndedIterator<Item = &'a [u8]> {
+        self.get_all(name).iter().map(HeaderValue::as_bytes)
+    }
+}
+
+impl Headers for [httparse::Header<'_>] {
+    fn values<'a>(&'a self, name: &HeaderName) -> impl DoubleEndedIterator<Item = &'a [u8]> {
+        self.iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name.as_str()))
+            .map(|h| h.value)
+    }
+}
+
+/// A header value as text when it is visible ASCII (tabs allowed): the rule of
+/// [`HeaderValue::to_str`], for header values that did not come through hyper.
+pub(crate) fn visible(v: &[u8]) -> Option<&str> {
+    v.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
+        .then(|| std::str::from_utf8(v).ok())
+        .flatten()
+}
+
+/// What `/auth` needs from a request, whichever code parsed it.
+pub(crate) struct AuthRequest<'a, H: ?Sized> {
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// Whether a body follows the head.
+    pub has_body: bool,
+    pub headers: &'a H,
+}
+
+/// `/auth`'s answer, before it becomes a hyper response or the fast lane's bytes. Every
+/// answer has an empty body and `Content-Length: 0`.
+pub(crate) struct Reply<'a> {
+    pub status: StatusCode,
+    /// `WWW-Authenticate`.
+    pub challenge: Option<&'a HeaderValue>,
+    /// The identity headers, on allow.
+    pub identity: Option<Identity<'a>>,
+    /// `Connection: close`, and the connection is closed.
+    pub close: bool,
+}
+
+/// The accepted token's identity, for `X-Auth-Request-User`, `-Token-Id` and `-Scopes`.
+/// A value that is not a valid header value (never the case for what tokenctl writes) is
+/// left out.
+pub(crate) struct Identity<'a> {
+    pub name: &'a str,
+    pub id: &'a str,
+    pub scopes: &'a [String],
+}
+
+impl Reply<'_> {
+    fn unauthorized(challenge: &HeaderValue) -> Reply<'_> {
+        Reply {
+            status: StatusCode::UNAUTHORIZED,
+            challenge: Some(challenge),
+            identity: None,
+            close: false,
+        }
+    }
+
+    /// As a hyper response.
+    pub(crate) fn response(&self) -> Response<Body> {
+        let mut resp = if self.close {
+            closing(self.status)
+        } else {
+            empty(self.status)
+        };
+        let h = resp.headers_mut();
+        if let Some(c) = self.challenge {
+            h.insert(header::WWW_AUTHENTICATE, c.clone());
+        }
+        if let Some(i) = &self.identity {
+            if let Ok(v) = HeaderValue::from_str(i.name) {
+                h.insert(X_USER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(i.id) {
+                h.insert(X_TOKEN_ID, v);
+            }
+            if let Ok(v) = scopes_value(i.scopes) {
+                h.insert(X_SCOPES, v);
+            }
+        }
+        resp
     }
 }
 

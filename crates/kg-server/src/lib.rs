@@ -53,6 +53,7 @@
 
 pub mod audit;
 mod conn;
+mod fast;
 pub mod gateway;
 pub mod http;
 pub mod limiter;

@@ -9,7 +9,12 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use hyper::HeaderMap;
-use hyper::header::HeaderValue;
+use hyper::header::HeaderName;
+
+use crate::http::{Headers, visible};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// An IP network, e.g. `10.0.0.0/8`; a bare address is a /32 or /128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +117,7 @@ pub fn is_trusted(peer: IpAddr, trusted: &[Cidr]) -> bool {
 /// right to left, skipping trusted proxies, and the first other address is the client (if
 /// every hop is trusted, the leftmost one). Without `X-Forwarded-For`, `X-Real-IP` is used.
 /// An entry that is not an address ends the walk at the last address that was believed.
-pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+pub fn client_addr<H: Headers + ?Sized>(peer: IpAddr, headers: &H, trusted: &[Cidr]) -> IpAddr {
     let peer = peer.to_canonical();
     if trusted.is_empty() || !is_trusted(peer, trusted) {
         return peer;
@@ -121,9 +126,9 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAdd
     let mut saw_xff = false;
     // Later header lines are closer to us: walk the lines backwards, and each line's
     // comma-separated entries backwards too.
-    for value in headers.get_all("x-forwarded-for").iter().rev() {
+    for value in headers.values(&X_FORWARDED_FOR).rev() {
         saw_xff = true;
-        let Ok(text) = value.to_str() else {
+        let Some(text) = visible(value) else {
             return believed;
         };
         for entry in text.rsplit(',') {
@@ -138,8 +143,9 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAdd
     }
     if !saw_xff
         && let Some(ip) = headers
-            .get("x-real-ip")
-            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .values(&X_REAL_IP)
+            .next()
+            .and_then(visible)
             .and_then(parse_forwarded_ip)
     {
         return ip;
@@ -168,6 +174,7 @@ fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::conn::Deadline;
+use crate::fast;
 use crate::gateway::{ConnState, Gateway, GatewayService};
 use crate::http::{App, Service};
 use crate::log;
@@ -47,8 +48,9 @@ impl Serving {
             // same read armed `Deadline`'s own deadline, which is never later (see conn.rs).
             .header_read_timeout(None)
             // Room for an 8 KiB request line and 16 KiB of headers; `App::handle` answers
-            // 414 and 431 for each limit, hyper answers 431 for anything beyond.
-            .max_buf_size(crate::http::MAX_TARGET + crate::http::MAX_HEADER_BYTES + 1024)
+            // 414 and 431 for each limit, hyper answers 431 for anything beyond. (The first
+            // head of a connection is read by the fast lane, which tells the two apart.)
+            .max_buf_size(fast::MAX_HEAD)
             .keep_alive(true);
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
@@ -141,14 +143,14 @@ impl Serving {
     {
         let served = Arc::new(AtomicU64::new(0));
         let active = Arc::new(AtomicUsize::new(0));
-        let io = TokioIo::new(Deadline::new(
+        let io = Deadline::new(
             io,
             self.header_timeout,
             self.idle_timeout,
             h2,
             Arc::clone(&served),
             Arc::clone(&active),
-        ));
+        );
         match &self.gateway {
             None => {
                 let svc = Service {
@@ -157,13 +159,20 @@ impl Serving {
                     served,
                 };
                 if h2 {
-                    serve_until(self.h2.serve_connection(io, svc), shutdown).await;
+                    serve_until(self.h2.serve_connection(TokioIo::new(io), svc), shutdown).await;
                 } else {
-                    serve_until(self.h1.serve_connection(io, svc), shutdown).await;
+                    // HTTP/1 starts in the fast lane; hyper takes over at the first request
+                    // the lane leaves to it.
+                    let mut shutdown = shutdown;
+                    if let Some(rest) = fast::serve(&self.app, io, peer, &mut shutdown).await {
+                        let conn = self.h1.serve_connection(TokioIo::new(rest), svc);
+                        serve_until(conn, shutdown).await;
+                    }
                 }
                 drop(permit);
             }
             Some(gateway) => {
+                let io = TokioIo::new(io);
                 let svc = GatewayService {
                     gateway: Arc::clone(gateway),
                     conn: Arc::new(ConnState {
