@@ -1,20 +1,64 @@
 //! The token store as the server sees it: verified against on every request, re-read on the
 //! first request after it changed.
 //!
-//! Noticing a change costs one `fstat` per request on a descriptor kept open on the store
-//! file as loaded. Every writer replaces the file by a rename, which leaves the old inode
-//! with no links (`st_nlink == 0`); a hand edit in place changes its size or times. Either
-//! way the next request calls [`LoadedStore::reload_if_changed`], whose own `stat` of the
-//! path decides. `fstat` on a descriptor walks no path, so it is the cheapest check that
-//! still sees a change on the very next request, which `tokenctl revoke` relies on. It is
-//! the plain `fstat` system call (rustix), not `File::metadata`, which is `statx` with an
-//! empty path: that one copies and checks the path string first (some 20% dearer here).
+//! # Noticing a change: an inotify watch read through the reactor
+//!
+//! Loaded inside a tokio runtime (as `serve` loads it), [`Tokens`] puts an inotify watch on
+//! the store's directory and registers it with the runtime's reactor. The directory, not the
+//! file: every writer replaces the file by a rename, which a watch on the old inode would
+//! miss. A request then reads only the readiness tokio keeps for the watch, one atomic load
+//! and no system call. When it is set, the request takes the write lock, reads every queued
+//! event and clears the readiness (unless the reactor set it again meanwhile), checks that
+//! the directory at the path is still the one watched, then calls
+//! [`LoadedStore::reload_if_changed`], whose own `stat` decides: the event may be about
+//! another file in the directory. An event after that read sets the readiness again.
+//!
+//! Why the next request still sees the change: `rename` queues the event, and so puts the
+//! watch on keygate's epoll ready list, before it returns, so before `tokenctl revoke` exits.
+//! A request sent after that reaches its socket later; epoll hands out ready descriptors in
+//! the order they became ready, tokio marks every event of a batch before the woken tasks
+//! run, and it reads a socket after an event for it (a short read clears the readiness). So
+//! the watch is marked by the time such a request is read. What tokio reads on readiness it
+//! had before the change (bytes pipelined behind an earlier request, a socket already on the
+//! ready list, the first request of a connection accepted from a backlog still being
+//! drained, since tokio takes an accepted socket as readable) may be judged on the old store
+//! until the reactor's next turn. Tokio turns it at least every 61 task polls, well under a
+//! millisecond at full load and less than a `tokenctl` process takes to exit and a client
+//! to send anything after it.
+//!
+//! The readiness is updated by the runtime the watch was registered with only: a `Tokens`
+//! loaded inside a runtime is to be used from that runtime's tasks (the server's are).
+//!
+//! # The fallback: one `fstat` per request
+//!
+//! Without a runtime at load (`check`, tests), without inotify (the limits
+//! `fs.inotify.max_user_instances` and `max_user_watches`, logged once), without the store's
+//! directory at load, or once the watch stops being reliable (its directory removed, moved
+//! or unmounted, logged once; for good), a request costs one `fstat` on a descriptor kept
+//! open on the store file as loaded. A rename leaves the old inode with no links
+//! (`st_nlink == 0`); a hand edit in place changes its size or times. Either way the next
+//! request calls [`LoadedStore::reload_if_changed`]. `fstat` on a descriptor walks no path,
+//! so it is the cheapest check that still sees a change on the very next request. It is the
+//! plain `fstat` system call (rustix), not `File::metadata`, which is `statx` with an empty
+//! path: that one copies and checks the path string first (some 20% dearer here). With no
+//! store file, a request costs one `stat` of its path.
+//!
+//! Neither way notices the store's directory being swapped through an ancestor (a renamed
+//! parent, a retargeted symlink, a mount) until what it looks at changes too.
 
 use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use kg_tokens::{FileError, LoadedStore, Prefix, Reason, StorePaths, TokenInfo};
+use rustix::fs::inotify;
 use time::OffsetDateTime;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use crate::log;
 use crate::metrics::Metrics;
@@ -27,18 +71,167 @@ pub struct Tokens {
 struct Inner {
     loaded: LoadedStore,
     /// Open on the store file as it was when `loaded` last matched it; `None` when there was
-    /// no file.
+    /// no file. Kept up to date under a watch too, for the day the watch stops.
     probe: Option<Probe>,
+    /// The watch on the store's directory, when there is one.
+    watch: Option<Watch>,
 }
 
 impl Inner {
-    /// Whether the store file changed since `loaded` was read.
+    /// Whether the store file changed since `loaded` was read: under a watch, whether it may
+    /// have (an event is queued), for [`Tokens::reload`] to find out.
     fn stale(&self) -> bool {
+        if let Some(w) = &self.watch {
+            return w.ready();
+        }
         match &self.probe {
             Some(p) => p.stale(),
             // No file when last looked: one stat of the path tells whether one appeared.
             None => self.loaded.paths().store.symlink_metadata().is_ok(),
         }
+    }
+}
+
+/// An inotify instance watching the store's directory, registered with tokio's reactor,
+/// which marks it readable when an event is queued.
+struct Watch {
+    fd: AsyncFd<OwnedFd>,
+    /// The directory's path, and its identity (device, inode) when the watch was placed.
+    dir: PathBuf,
+    id: (u64, u64),
+}
+
+/// Every change that can touch the store file, and the watch's own end.
+const WATCH_MASK: inotify::WatchFlags = inotify::WatchFlags::CREATE
+    .union(inotify::WatchFlags::DELETE)
+    .union(inotify::WatchFlags::MODIFY)
+    .union(inotify::WatchFlags::CLOSE_WRITE)
+    .union(inotify::WatchFlags::MOVED_FROM)
+    .union(inotify::WatchFlags::MOVED_TO)
+    .union(inotify::WatchFlags::ATTRIB)
+    .union(inotify::WatchFlags::DELETE_SELF)
+    .union(inotify::WatchFlags::MOVE_SELF)
+    .union(inotify::WatchFlags::ONLYDIR);
+
+impl Watch {
+    /// Watches the directory of `paths.store`. `Ok(None)` where a watch does not apply: no
+    /// runtime to read it, a store path that is a symlink (the file it names may live in
+    /// another directory), or no directory yet.
+    fn start(paths: &StorePaths) -> io::Result<Option<Watch>> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Ok(None);
+        }
+        let store = &paths.store;
+        if store
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Ok(None);
+        }
+        let dir = match store.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let id = match dir_id(dir) {
+            Ok(id) => id,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        match inotify::add_watch(&fd, dir, WATCH_MASK) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        // The same directory before and after, so the one watched: else it was being swapped.
+        if dir_id(dir).ok() != Some(id) {
+            return Ok(None);
+        }
+        // Deprecated because it takes any `AsRawFd`, whose descriptor could be closed or
+        // swapped under the registration. An `OwnedFd` moved in cannot be: it is what the
+        // `unsafe` replacement asks its caller to promise (and this crate forbids `unsafe`).
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(fd, Interest::READABLE)?;
+        Ok(Some(Watch {
+            fd,
+            dir: dir.to_owned(),
+            id,
+        }))
+    }
+
+    /// Whether an event is queued, as of the reactor's last turn. No system call: `try_io`
+    /// reads the readiness and, with a closure that does nothing, leaves it as it is.
+    /// (Unlike `poll_read_ready`, which would also spend the task's cooperative budget,
+    /// answering "not ready" once that is used up, and lock the waker slot when not ready.)
+    fn ready(&self) -> bool {
+        self.fd.try_io(Interest::READABLE, |_| Ok(())).is_ok()
+    }
+
+    /// Reads every queued event; clears the readiness unless the reactor marked it again
+    /// meanwhile (`try_io` clears it on `WouldBlock` for the turn it read it from). `Err`
+    /// says why the watch can no longer be trusted.
+    ///
+    /// Then checks that the directory at the path is still the one watched: a directory
+    /// removed while something keeps it open (an audit log written there, say) sends its
+    /// `IN_DELETE_SELF` only once that is closed, and the store may meanwhile be re-created
+    /// in a new directory at the same path.
+    fn drain(&self) -> Result<(), &'static str> {
+        let mut result = Ok(());
+        let _: io::Result<()> = self.fd.try_io(Interest::READABLE, |fd| {
+            let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+            let mut events = inotify::Reader::new(fd, &mut buf);
+            loop {
+                match events.next() {
+                    Ok(event) => {
+                        if let Some(why) = gone(event.events()) {
+                            result = Err(why);
+                        }
+                    }
+                    Err(rustix::io::Errno::WOULDBLOCK) => {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    Err(e) => {
+                        result = Err("the watch could not be read");
+                        return Err(e.into());
+                    }
+                }
+            }
+        });
+        result?;
+        if dir_id(&self.dir).ok() != Some(self.id) {
+            return Err("the store's directory was replaced or removed");
+        }
+        Ok(())
+    }
+}
+
+/// What identifies a directory: its device and inode.
+fn dir_id(dir: &Path) -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(dir)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Why an event with these flags ends the watch, if it does. A queue overflow does not:
+/// events only ever lead to a `stat` that decides, and the overflow is an event too.
+fn gone(flags: inotify::ReadFlags) -> Option<&'static str> {
+    use inotify::ReadFlags as F;
+    if flags.contains(F::UNMOUNT) {
+        Some("the store's file system was unmounted")
+    } else if flags.contains(F::DELETE_SELF) {
+        Some("the store's directory was removed")
+    } else if flags.contains(F::MOVE_SELF) {
+        Some("the store's directory was moved")
+    } else if flags.contains(F::IGNORED) {
+        Some("the watch was removed")
+    } else {
+        None
     }
 }
 
@@ -89,13 +282,39 @@ pub enum Verdict<'a> {
 
 impl Tokens {
     /// Loads the store; an error here refuses start-up.
+    ///
+    /// Inside a tokio runtime this also starts the watch (see the module doc); the runtime
+    /// must have IO enabled, as every runtime here has.
     pub fn load(paths: &StorePaths, prefix: &Prefix) -> Result<Tokens, FileError> {
+        // The watch first, then the probe, then the read: a change after either is seen.
+        let watch = Watch::start(paths).unwrap_or_else(|e| {
+            let error = e.to_string();
+            let mut fields = vec![
+                ("error", error.as_str()),
+                ("checking", "the store file on every request"),
+            ];
+            let limit = [rustix::io::Errno::MFILE, rustix::io::Errno::NOSPC]
+                .map(|n| Some(n.raw_os_error()))
+                .contains(&e.raw_os_error());
+            if limit {
+                fields.push((
+                    "hint",
+                    "raise the sysctl fs.inotify.max_user_instances or fs.inotify.max_user_watches",
+                ));
+            }
+            log::info("tokens_watch_unavailable", &fields);
+            None
+        });
         let probe = Probe::open(paths);
         let mut loaded = paths.load(prefix)?;
         // The probe was opened first: if the file was replaced in between, this sees it.
         loaded.reload_if_changed()?;
         Ok(Tokens {
-            inner: RwLock::new(Inner { loaded, probe }),
+            inner: RwLock::new(Inner {
+                loaded,
+                probe,
+                watch,
+            }),
         })
     }
 
@@ -145,7 +364,7 @@ impl Tokens {
         f(inner.loaded.store().prefix())
     }
 
-    /// The store, read-locked, after picking up any change to it: the probe and the
+    /// The store, read-locked, after picking up any change to it: the check and the
     /// verification that follows share one read lock when nothing changed (the usual case).
     fn fresh(&self, metrics: &Metrics) -> RwLockReadGuard<'_, Inner> {
         {
@@ -174,7 +393,21 @@ impl Tokens {
         if !inner.stale() {
             return;
         }
-        // Open the probe before reading, so that a change after the read is seen next time.
+        // Take in the events before reading: one queued after this marks the watch again.
+        if let Some(w) = &inner.watch
+            && let Err(why) = w.drain()
+        {
+            log::info(
+                "tokens_watch_stopped",
+                &[
+                    ("reason", why),
+                    ("checking", "the store file on every request"),
+                ],
+            );
+            inner.watch = None;
+        }
+        // Open the probe before reading, so that a change after the read is seen next time
+        // (also under the watch: the probe takes over from the state it was left in).
         let probe = Probe::open(inner.loaded.paths());
         match inner.loaded.reload_if_changed() {
             Ok(changed) => {
@@ -212,10 +445,307 @@ impl Tokens {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Whether changes are noticed through the watch (else through the probe).
+    #[cfg(test)]
+    fn watching(&self) -> bool {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.watch.is_some()
+    }
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use kg_fs::lock::Wait;
+
+    use super::*;
+
+    /// A store under a temporary root (`state/`, `private/`), changed through the same calls
+    /// as `tokenctl` makes, each a write to a temporary file and a rename.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        paths: StorePaths,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_owned();
+            let paths = StorePaths::new(&root.join("state"), &root.join("private"));
+            Fixture {
+                _dir: dir,
+                root,
+                paths,
+            }
+        }
+
+        /// Issues a token named `name`; returns its id and its text.
+        fn issue(&self, name: &str) -> (String, String) {
+            let mut txn = self.paths.begin(Wait::No, &Prefix::default()).unwrap();
+            let (store, pepper) = txn.parts();
+            let (entry, token) = store
+                .create(pepper, name, vec![], None, OffsetDateTime::now_utc())
+                .unwrap();
+            assert!(txn.commit().unwrap());
+            (entry.id, token.expose_secret().to_owned())
+        }
+
+        fn revoke(&self, id: &str) {
+            let mut txn = self.paths.begin(Wait::No, &Prefix::default()).unwrap();
+            assert!(
+                txn.parts()
+                    .0
+                    .revoke_id(id, OffsetDateTime::now_utc())
+                    .unwrap()
+            );
+            assert!(txn.commit().unwrap());
+        }
+
+        /// Replaces the store with `text`, as a bad hand edit saved by an editor would.
+        fn write_store(&self, text: &str) {
+            let tmp = self.root.join("state/tokens.json.edit");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .and_then(|mut f| io::Write::write_all(&mut f, text.as_bytes()))
+                .unwrap();
+            std::fs::rename(&tmp, &self.paths.store).unwrap();
+        }
+
+        fn load(&self) -> Tokens {
+            Tokens::load(&self.paths, &Prefix::default()).unwrap()
+        }
+    }
+
+    fn check(tokens: &Tokens, token: &str, metrics: &Metrics) -> Result<(), Reason> {
+        tokens.verify(token, OffsetDateTime::now_utc(), metrics, |v| match v {
+            Verdict::Valid(_) => Ok(()),
+            Verdict::Invalid(reason) => Err(reason),
+        })
+    }
+
+    fn verdict(tokens: &Tokens, token: &str) -> Result<(), Reason> {
+        check(tokens, token, &Metrics::default())
+    }
+
+    /// Lets the reactor take in what the kernel queued, as it does between two requests.
+    async fn turn() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    fn private_dir(path: &Path) {
+        std::fs::DirBuilder::new().mode(0o700).create(path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn under_the_watch_a_revocation_is_seen_once_the_reactor_has_turned() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        let tokens = f.load();
+        assert!(tokens.watching());
+        assert_eq!(verdict(&tokens, &token), Ok(()));
+        f.revoke(&id);
+        // No system call per request: before the reactor has turned, a verification is
+        // judged on the store as it was, like a request received before the change.
+        assert_eq!(verdict(&tokens, &token), Ok(()));
+        turn().await;
+        assert_eq!(verdict(&tokens, &token), Err(Reason::Revoked));
+        // Read, not just noticed: the next check finds nothing new.
+        assert!(!tokens.inner.read().unwrap().stale());
+        // check_id goes the same way.
+        let (bob, _) = f.issue("bob");
+        f.revoke(&bob);
+        turn().await;
+        let standing = tokens.check_id(&bob, OffsetDateTime::now_utc(), &Metrics::default(), |v| {
+            matches!(v, Verdict::Invalid(Reason::Revoked))
+        });
+        assert!(standing);
+        assert!(tokens.watching());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_the_watch_workers_verifying_at_once_see_a_revocation() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        let tokens = Arc::new(f.load());
+        assert!(tokens.watching());
+        let on_workers = |tokens: &Arc<Tokens>| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (tokens, token) = (Arc::clone(tokens), token.clone());
+                    tokio::spawn(async move { verdict(&tokens, &token) })
+                })
+                .collect();
+            async move {
+                let mut all = Vec::new();
+                for h in handles {
+                    all.push(h.await.unwrap());
+                }
+                all
+            }
+        };
+        assert!(on_workers(&tokens).await.iter().all(Result::is_ok));
+        f.revoke(&id);
+        turn().await;
+        let after = on_workers(&tokens).await;
+        assert!(
+            after.iter().all(|v| *v == Err(Reason::Revoked)),
+            "{after:?}"
+        );
+        assert!(tokens.watching());
+    }
+
+    #[tokio::test]
+    async fn under_the_watch_a_store_created_after_start_is_read() {
+        let f = Fixture::new();
+        private_dir(&f.root.join("state"));
+        let tokens = f.load();
+        assert!(tokens.watching());
+        assert!(tokens.is_empty());
+        let (_, token) = f.issue("alice");
+        turn().await;
+        assert_eq!(verdict(&tokens, &token), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_state_directory_reached_through_a_symlink_is_watched() {
+        let f = Fixture::new();
+        private_dir(&f.root.join("real-state"));
+        std::os::unix::fs::symlink("real-state", f.root.join("state")).unwrap();
+        let (id, token) = f.issue("alice");
+        let tokens = f.load();
+        assert!(tokens.watching());
+        f.revoke(&id);
+        turn().await;
+        assert_eq!(verdict(&tokens, &token), Err(Reason::Revoked));
+    }
+
+    #[tokio::test]
+    async fn a_symlinked_store_path_gets_no_watch() {
+        // kg-tokens refuses to read a store through a symlink, so `load` fails on one before
+        // the watch matters; the watch keeps out of it anyway, as its file may live elsewhere.
+        let f = Fixture::new();
+        private_dir(&f.root.join("state"));
+        std::os::unix::fs::symlink("elsewhere.json", &f.paths.store).unwrap();
+        assert!(Watch::start(&f.paths).unwrap().is_none());
+        assert!(Tokens::load(&f.paths, &Prefix::default()).is_err());
+    }
+
+    #[test]
+    fn without_a_runtime_the_probe_sees_a_change_on_the_next_verification() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        let tokens = f.load();
+        assert!(!tokens.watching());
+        assert_eq!(verdict(&tokens, &token), Ok(()));
+        f.revoke(&id);
+        assert_eq!(verdict(&tokens, &token), Err(Reason::Revoked));
+    }
+
+    #[tokio::test]
+    async fn without_a_state_directory_at_start_the_probe_sees_the_store_appear() {
+        let f = Fixture::new();
+        let tokens = f.load();
+        assert!(!tokens.watching());
+        let (id, token) = f.issue("alice");
+        // No await: the probe looks on every verification.
+        assert_eq!(verdict(&tokens, &token), Ok(()));
+        f.revoke(&id);
+        assert_eq!(verdict(&tokens, &token), Err(Reason::Revoked));
+    }
+
+    #[tokio::test]
+    async fn a_moved_state_directory_ends_the_watch_and_the_probe_follows_the_path() {
+        let f = Fixture::new();
+        let (_, alice) = f.issue("alice");
+        let tokens = f.load();
+        assert!(tokens.watching());
+        std::fs::rename(f.root.join("state"), f.root.join("state.old")).unwrap();
+        turn().await;
+        // No store at the path any more: an empty one, as at start-up.
+        assert_eq!(verdict(&tokens, &alice), Err(Reason::Unknown));
+        assert!(!tokens.watching());
+        // A new store at the path is seen at once, and so are its changes, with no await.
+        let (id, carol) = f.issue("carol");
+        assert_eq!(verdict(&tokens, &carol), Ok(()));
+        f.revoke(&id);
+        assert_eq!(verdict(&tokens, &carol), Err(Reason::Revoked));
+    }
+
+    #[tokio::test]
+    async fn a_state_directory_removed_and_made_again_ends_the_watch() {
+        let f = Fixture::new();
+        let (_, alice) = f.issue("alice");
+        let tokens = f.load();
+        assert!(tokens.watching());
+        // The probe keeps the old directory in use, so its IN_DELETE_SELF waits until the
+        // probe is closed: the check that the directory is still the one watched tells.
+        std::fs::remove_dir_all(f.root.join("state")).unwrap();
+        let (id, bob) = f.issue("bob");
+        turn().await;
+        assert_eq!(verdict(&tokens, &alice), Err(Reason::Unknown));
+        assert_eq!(verdict(&tokens, &bob), Ok(()));
+        assert!(!tokens.watching());
+        f.revoke(&id);
+        assert_eq!(verdict(&tokens, &bob), Err(Reason::Revoked));
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_store_keeps_the_last_good_until_the_next_good_one() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        let tokens = f.load();
+        assert!(tokens.watching());
+        let metrics = Metrics::default();
+        let failed = |m: &Metrics| {
+            m.render()
+                .contains("keygate_reloads_total{what=\"tokens\",result=\"error\"} 1\n")
+        };
+        let text = std::fs::read_to_string(&f.paths.store).unwrap();
+        f.write_store("{ this is not json");
+        turn().await;
+        assert_eq!(check(&tokens, &token, &metrics), Ok(()));
+        assert!(failed(&metrics));
+        // Tried (and logged) once per change, not once per request.
+        assert_eq!(check(&tokens, &token, &metrics), Ok(()));
+        assert!(failed(&metrics));
+        // The good text again, then a revocation: both read.
+        f.write_store(&text);
+        f.revoke(&id);
+        turn().await;
+        assert_eq!(check(&tokens, &token, &metrics), Err(Reason::Revoked));
+        assert!(tokens.watching());
+    }
+
+    #[tokio::test]
+    async fn a_change_to_another_file_in_the_directory_reads_nothing() {
+        let f = Fixture::new();
+        let (_, token) = f.issue("alice");
+        let tokens = f.load();
+        let metrics = Metrics::default();
+        std::fs::write(f.root.join("state/audit.log"), "x").unwrap();
+        turn().await;
+        assert!(tokens.inner.read().unwrap().stale());
+        assert_eq!(check(&tokens, &token, &metrics), Ok(()));
+        assert!(!tokens.inner.read().unwrap().stale());
+        assert!(
+            metrics
+                .render()
+                .contains("keygate_reloads_total{what=\"tokens\",result=\"ok\"} 0\n")
+        );
     }
 }
