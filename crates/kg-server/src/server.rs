@@ -39,19 +39,7 @@ impl Serving {
         gateway: Option<Arc<Gateway>>,
         tls: Option<TlsAcceptor>,
     ) -> Serving {
-        let mut h1 = hyper::server::conn::http1::Builder::new();
-        h1.timer(TokioTimer::new())
-            // No header read timer of hyper's: `Deadline` enforces the header and idle
-            // timeouts. hyper's would be a second timer per request (a boxed sleep created,
-            // registered in the timer wheel and removed for every request head), and could
-            // never fire first: it is polled only when a read returned `Pending`, and that
-            // same read armed `Deadline`'s own deadline, which is never later (see conn.rs).
-            .header_read_timeout(None)
-            // Room for an 8 KiB request line and 16 KiB of headers; `App::handle` answers
-            // 414 and 431 for each limit, hyper answers 431 for anything beyond. (The first
-            // head of a connection is read by the fast lane, which tells the two apart.)
-            .max_buf_size(fast::MAX_HEAD)
-            .keep_alive(true);
+        let h1 = h1_builder();
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_header_list_size(crate::http::MAX_HEADER_BYTES as u32)
@@ -192,6 +180,25 @@ impl Serving {
             }
         }
     }
+}
+
+/// The HTTP/1 connection settings (the fast lane's tests build hyper the same way).
+pub(crate) fn h1_builder() -> hyper::server::conn::http1::Builder {
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        // No header read timer of hyper's: `Deadline` enforces the header and idle
+        // timeouts. hyper's would be a second timer per request (a boxed sleep created,
+        // registered in the timer wheel and removed for every request head), and could
+        // never fire first: it is polled only when a read returned `Pending`, and that
+        // same read armed `Deadline`'s own deadline, which is never later (see conn.rs).
+        .header_read_timeout(None)
+        // Room for an 8 KiB request line and 16 KiB of headers; `App::handle` answers
+        // 414 and 431 for each limit, hyper answers 431 for anything beyond. (While a
+        // connection is in the fast lane, the lane reads the heads and tells the two apart
+        // however long they get.)
+        .max_buf_size(fast::MAX_HEAD)
+        .keep_alive(true);
+    h1
 }
 
 /// A connection that can be asked to finish what it is doing and close.
