@@ -556,6 +556,59 @@ fn slow_clients_are_cut_off_at_the_timeout_while_others_are_served() {
 }
 
 #[test]
+fn a_client_that_never_reads_its_answers_is_cut_off_at_the_idle_timeout() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    config(
+        &env,
+        "[server]\nheader_timeout = \"2s\"\nidle_timeout = \"3s\"\n",
+    );
+    let addr = local_addr();
+    let _kg = keygate(&env, addr, &["--plain-http"]);
+    let open = || {
+        let m = curl(&[&url(addr, "/metrics")]);
+        let line = m
+            .body
+            .lines()
+            .find(|l| l.starts_with("keygate_connections_open "));
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+            .expect("keygate_connections_open")
+    };
+
+    // Pipelined requests, and never a read: the answers fill the socket buffers until
+    // keygate's writes wait, and it stops reading too.
+    let mut greedy = TcpStream::connect(addr).unwrap();
+    let request = b"GET /auth HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0usize;
+        while sent < 64 << 20 && greedy.write_all(&request).is_ok() {
+            sent += request.len();
+        }
+        greedy
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    // The metrics request's own connection is the other one.
+    assert_eq!(
+        open(),
+        2,
+        "the greedy connection is open while answers pile up"
+    );
+    let since = Instant::now();
+    while open() > 1 {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "a connection whose peer reads nothing was never closed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let closed = since.elapsed();
+    assert!(closed >= Duration::from_secs(1), "closed after {closed:?}");
+    drop(writer.join().unwrap());
+}
+
+#[test]
 fn oversized_requests_get_414_and_431_and_bodies_on_auth_get_400() {
     let env = Env::new();
     let alice = token(&env, "alice", &[]);

@@ -17,6 +17,11 @@
 //! when the armed sleep fires early, it is re-armed for the real deadline. On a busy
 //! keep-alive connection that is one timer operation per header timeout, not per request.
 //!
+//! Writes have a limit too: a peer that takes no byte of what it is sent for the idle
+//! timeout is cut off. Without it, a client that pipelines requests and never reads the
+//! answers held its connection, and a slot under `max_connections`, for ever (security
+//! review); a slow reader that takes some bytes now and then is not affected.
+//!
 //! HTTP/2 multiplexes requests and carries frames that are not requests (PING, SETTINGS,
 //! CONTINUATION), so bytes alone must not buy time: a client pinging every few seconds, or
 //! dripping one header frame at a time, would otherwise hold a connection for ever (found by
@@ -52,6 +57,10 @@ pub struct Deadline<IO> {
     /// the deadline does not apply, since a slow upload or a quiet socket is then the
     /// application's business, bounded by the upstream timeout and the proxy's own limits.
     active: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Armed when a write waits for the peer to take bytes (made on the first such wait).
+    stall: Option<Pin<Box<Sleep>>>,
+    /// A write is waiting and the peer has taken nothing since `stall` was armed.
+    stalled: bool,
 }
 
 impl<IO> Deadline<IO> {
@@ -78,6 +87,8 @@ impl<IO> Deadline<IO> {
             served,
             seen: 0,
             active,
+            stall: None,
+            stalled: false,
         }
     }
 
@@ -144,10 +155,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.io).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.mark_idle();
-        }
-        r
+        this.after_write(cx, r)
     }
 
     fn poll_write_vectored(
@@ -157,10 +165,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.mark_idle();
-        }
-        r
+        this.after_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -168,11 +173,59 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Deadline<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Pending => this.poll_stall(cx).map(Err),
+            r => {
+                this.stalled = false;
+                r
+            }
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl<IO> Deadline<IO> {
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Pending => self.poll_stall(cx).map(Err),
+            Poll::Ready(Ok(n)) => {
+                self.stalled = false;
+                if n > 0 {
+                    self.mark_idle();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// After a write returned `Pending`: `Ready(Err)` once the peer has taken no byte for
+    /// the idle timeout; otherwise registers for a wake-up.
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let at = Instant::now() + self.idle_timeout;
+        let sleep = match &mut self.stall {
+            Some(sleep) => {
+                if !self.stalled {
+                    sleep.as_mut().reset(at);
+                }
+                sleep
+            }
+            None => self.stall.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        self.stalled = true;
+        ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer took no bytes within the idle timeout",
+        ))
     }
 }
 
