@@ -7,7 +7,12 @@
 //!
 //! Per case: requests/s and p50/p99 latency (wrk), the server's peak RSS (`VmHWM`) and its
 //! CPU time per request: user+sys from `/proc/PID/stat` (all threads, and every nginx
-//! process), before and after, divided by the requests wrk counted.
+//! process), before and after, divided by the requests wrk counted. The cases run in
+//! rounds (`KEYGATE_BENCH_ROUNDS`, 3 by default), keygate and nginx alternating; the table
+//! gives medians, the CPU column its range too, and the ratios to nginx follow it. The
+//! last column is the CPU time the hypervisor took from the machine during the case
+//! (`steal` in `/proc/stat`): on a VM it comes in bursts of milliseconds, which no server
+//! can hide from a p99.
 //!
 //! keygate runs with the rate limiter off, so every wrong token is verified (the worst
 //! case); with it on, a flooding client gets the cheaper throttled 401 after its burst.
@@ -27,6 +32,14 @@ const CONNECTIONS: &str = "32";
 const DURATION: &str = "5s";
 
 pub(crate) fn run(root: &Path) -> Result<()> {
+    let rounds: usize = match std::env::var("KEYGATE_BENCH_ROUNDS") {
+        Ok(n) => n
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .context("KEYGATE_BENCH_ROUNDS must be a positive whole number")?,
+        Err(_) => 3,
+    };
     for t in ["wrk", "nginx", "taskset", "openssl"] {
         tool(t)?;
     }
@@ -181,132 +194,200 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 
     let good = format!("Authorization: Bearer {token}");
     let bad = format!("Authorization: Bearer {wrong}");
-    let mut rows = Vec::new();
-    let mut measure = |name: &str,
-                       url: String,
-                       header: Option<&str>,
-                       servers: &mut [&mut Server],
-                       want: u16|
-     -> Result<()> {
-        let r = wrk(&url, header, servers, want)?;
-        eprintln!(
-            "  {name}: {:.0} req/s, p50 {}, p99 {}, {:.1} us CPU/req",
-            r.rps, r.p50, r.p99, r.cpu_us
-        );
-        rows.push((name.to_owned(), r));
-        Ok(())
-    };
     let kg = |p: u16, s: &str| format!("{s}://127.0.0.1:{p}/auth");
-    measure(
-        "keygate HTTP, valid token",
-        kg(kg_http, "http"),
-        Some(&good),
-        &mut [&mut keygate],
-        200,
-    )?;
-    measure(
-        "nginx map HTTP, valid token",
-        kg(nx_http, "http"),
-        Some(&good),
-        &mut [&mut nginx],
-        200,
-    )?;
-    measure(
-        "keygate HTTP, wrong token",
-        kg(kg_http, "http"),
-        Some(&bad),
-        &mut [&mut keygate],
-        401,
-    )?;
-    measure(
-        "nginx map HTTP, wrong token",
-        kg(nx_http, "http"),
-        Some(&bad),
-        &mut [&mut nginx],
-        401,
-    )?;
-    measure(
-        "keygate HTTPS, valid token",
-        kg(kg_https, "https"),
-        Some(&good),
-        &mut [&mut keygate_tls],
-        200,
-    )?;
-    measure(
-        "nginx map HTTPS, valid token",
-        kg(nx_https, "https"),
-        Some(&good),
-        &mut [&mut nginx],
-        200,
-    )?;
-    measure(
-        "keygate HTTPS, wrong token",
-        kg(kg_https, "https"),
-        Some(&bad),
-        &mut [&mut keygate_tls],
-        401,
-    )?;
-    measure(
-        "nginx map HTTPS, wrong token",
-        kg(nx_https, "https"),
-        Some(&bad),
-        &mut [&mut nginx],
-        401,
-    )?;
     let site = |path: &str| format!("http://127.0.0.1:{front}{path}");
-    measure(
-        "nginx auth_request + keygate, valid token",
-        site("/app"),
-        Some(&good),
-        &mut [&mut nginx, &mut keygate],
-        200,
-    )?;
-    measure(
-        "nginx auth_request + keygate, wrong token",
-        site("/app"),
-        Some(&bad),
-        &mut [&mut nginx, &mut keygate],
-        401,
-    )?;
-    measure(
-        "nginx, same path without auth",
-        site("/noauth"),
-        None,
-        &mut [&mut nginx],
-        200,
-    )?;
+    // Which processes a case runs on: keygate, nginx, keygate (TLS), or nginx + keygate.
+    let cases: Vec<(&str, String, Option<&str>, usize, u16)> = vec![
+        (
+            "keygate HTTP, valid token",
+            kg(kg_http, "http"),
+            Some(&good),
+            0,
+            200,
+        ),
+        (
+            "nginx map HTTP, valid token",
+            kg(nx_http, "http"),
+            Some(&good),
+            1,
+            200,
+        ),
+        (
+            "keygate HTTP, wrong token",
+            kg(kg_http, "http"),
+            Some(&bad),
+            0,
+            401,
+        ),
+        (
+            "nginx map HTTP, wrong token",
+            kg(nx_http, "http"),
+            Some(&bad),
+            1,
+            401,
+        ),
+        (
+            "keygate HTTPS, valid token",
+            kg(kg_https, "https"),
+            Some(&good),
+            2,
+            200,
+        ),
+        (
+            "nginx map HTTPS, valid token",
+            kg(nx_https, "https"),
+            Some(&good),
+            1,
+            200,
+        ),
+        (
+            "keygate HTTPS, wrong token",
+            kg(kg_https, "https"),
+            Some(&bad),
+            2,
+            401,
+        ),
+        (
+            "nginx map HTTPS, wrong token",
+            kg(nx_https, "https"),
+            Some(&bad),
+            1,
+            401,
+        ),
+        (
+            "nginx auth_request + keygate, valid token",
+            site("/app"),
+            Some(&good),
+            3,
+            200,
+        ),
+        (
+            "nginx auth_request + keygate, wrong token",
+            site("/app"),
+            Some(&bad),
+            3,
+            401,
+        ),
+        (
+            "nginx, same path without auth",
+            site("/noauth"),
+            None,
+            1,
+            200,
+        ),
+    ];
+    // Every case once per round, keygate and nginx alternating, so that a disturbance of
+    // the machine lands on both; the table gives each case's median.
+    let mut runs: Vec<Vec<Figures>> = cases.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        for (i, (name, url, header, on, want)) in cases.iter().enumerate() {
+            let servers: &mut [&mut Server] = match on {
+                0 => &mut [&mut keygate],
+                1 => &mut [&mut nginx],
+                2 => &mut [&mut keygate_tls],
+                _ => &mut [&mut nginx, &mut keygate],
+            };
+            let r = wrk(url, *header, servers, *want)?;
+            eprintln!(
+                "  {name}: {:.0} req/s, p50 {:.0} us, p99 {:.0} us, {:.1} us CPU/req, steal {:.1}%",
+                r.rps,
+                r.p50_us,
+                r.p99_us,
+                r.cpu_us,
+                r.steal * 100.0
+            );
+            runs[i].push(r);
+        }
+    }
 
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| case | requests/s | p50 | p99 | server RSS (peak) | server CPU per request |\n|---|---:|---:|---:|---:|---:|"
+        "| case | requests/s | p50 | p99 | server RSS (peak) | server CPU per request (range) | steal |\n\
+         |---|---:|---:|---:|---:|---:|---:|"
     );
-    for (name, r) in &rows {
+    let mut cpu = Vec::new();
+    for ((name, ..), r) in cases.iter().zip(&runs) {
+        let m = |f: fn(&Figures) -> f64| median(r.iter().map(f).collect());
+        let (lo, hi) = r
+            .iter()
+            .map(|f| f.cpu_us)
+            .fold((f64::MAX, 0f64), |(lo, hi), c| (lo.min(c), hi.max(c)));
+        let rss = r.iter().map(|f| f.rss_kib).max().unwrap_or(0);
         let _ = writeln!(
             table,
-            "| {name} | {:.0} | {} | {} | {:.1} MiB | {:.1} us |",
-            r.rps,
-            r.p50,
-            r.p99,
-            r.rss_kib as f64 / 1024.0,
-            r.cpu_us
+            "| {name} | {:.0} | {:.0} us | {:.2} ms | {:.1} MiB | {:.1} us ({lo:.1}-{hi:.1}) | {:.1}% |",
+            m(|f| f.rps),
+            m(|f| f.p50_us),
+            m(|f| f.p99_us) / 1000.0,
+            rss as f64 / 1024.0,
+            m(|f| f.cpu_us),
+            m(|f| f.steal) * 100.0,
         );
+        cpu.push(m(|f| f.cpu_us));
     }
     println!("\n{table}");
     println!(
-        "wrk -t1 -c{CONNECTIONS} -d{DURATION} --latency on CPU 1; servers on CPU 0; {}",
+        "keygate / nginx, CPU per request (medians): HTTP valid {:.2}, HTTP wrong {:.2}, \
+         HTTPS valid {:.2}, HTTPS wrong {:.2}; behind auth_request, wrong / valid {:.2}",
+        cpu[0] / cpu[1],
+        cpu[2] / cpu[3],
+        cpu[4] / cpu[5],
+        cpu[6] / cpu[7],
+        cpu[9] / cpu[8],
+    );
+    println!(
+        "wrk -t1 -c{CONNECTIONS} -d{DURATION} --latency on CPU 1; servers on CPU 0; \
+         median of {rounds} rounds; {}",
         cpu_model()
     );
     Ok(())
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A wrk latency such as `192.00us`, `3.07ms` or `1.20s`, in microseconds.
+fn micros(text: &str) -> f64 {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        (text, 1.0)
+    };
+    number.trim().parse::<f64>().map_or(f64::NAN, |n| n * scale)
+}
+
 /// One wrk run's figures.
 struct Figures {
     rps: f64,
-    p50: String,
-    p99: String,
+    p50_us: f64,
+    p99_us: f64,
     rss_kib: u64,
     cpu_us: f64,
+    /// The share of the machine's CPU time the hypervisor took meanwhile.
+    steal: f64,
+}
+
+/// The CPU time stolen by the hypervisor so far, all CPUs (`/proc/stat`, in clock ticks).
+fn steal_ticks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|t| {
+            let cpu = t.lines().find(|l| l.starts_with("cpu "))?;
+            cpu.split_whitespace().nth(8)?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 fn wrk(url: &str, header: Option<&str>, servers: &mut [&mut Server], want: u16) -> Result<Figures> {
@@ -321,6 +402,8 @@ fn wrk(url: &str, header: Option<&str>, servers: &mut [&mut Server], want: u16) 
         bail!("{url} answered {got}, expected {want}");
     }
     let before: u64 = servers.iter_mut().map(|s| s.cpu_ticks()).sum();
+    let steal_before = steal_ticks();
+    let started = Instant::now();
     let mut cmd = Command::new("taskset");
     cmd.args([
         "-c",
@@ -338,6 +421,9 @@ fn wrk(url: &str, header: Option<&str>, servers: &mut [&mut Server], want: u16) 
     }
     let out = cmd.arg(url).output().context("cannot run wrk")?;
     let after: u64 = servers.iter_mut().map(|s| s.cpu_ticks()).sum();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let steal = steal_ticks().saturating_sub(steal_before) as f64
+        / (started.elapsed().as_secs_f64() * cpus * clock_ticks());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
@@ -367,10 +453,11 @@ fn wrk(url: &str, header: Option<&str>, servers: &mut [&mut Server], want: u16) 
     let cpu_us = (after - before) as f64 * 1e6 / ticks_per_sec / requests;
     Ok(Figures {
         rps,
-        p50: pct("50%"),
-        p99: pct("99%"),
+        p50_us: micros(&pct("50%")),
+        p99_us: micros(&pct("99%")),
         rss_kib: servers.iter_mut().map(|s| s.rss_peak_kib()).sum(),
         cpu_us,
+        steal,
     })
 }
 
