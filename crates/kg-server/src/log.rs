@@ -42,29 +42,50 @@ fn write(level: &str, event: &str, fields: &[(&str, &str)]) {
 }
 
 /// Appends `t` as RFC 3339 UTC with milliseconds, e.g. `2026-11-01T12:00:00.123Z`.
+///
+/// The part up to the second is kept per thread and reused within the same second: an
+/// audit line per denial at a hundred thousand denials a second would otherwise redo the
+/// calendar arithmetic for every line.
 pub fn push_time(out: &mut Vec<u8>, t: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(i64, [u8; 20])> = const {
+            std::cell::Cell::new((i64::MIN, [0; 20]))
+        };
+    }
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    let parts: [(i64, usize, u8); 7] = [
-        (y, 4, b'-'),
-        (m, 2, b'-'),
-        (day, 2, b'T'),
-        (rem / 3600, 2, b':'),
-        (rem % 3600 / 60, 2, b':'),
-        (rem % 60, 2, b'.'),
-        (i64::from(d.subsec_millis()), 3, b'Z'),
-    ];
-    for (n, width, sep) in parts {
-        let mut buf = [b'0'; 4];
-        let mut v = n;
-        for i in (0..width).rev() {
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
+    let (cached, mut prefix) = SECOND.get();
+    if cached != secs {
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, day) = civil_from_days(days);
+        let parts: [(i64, usize, u8); 6] = [
+            (y, 4, b'-'),
+            (m, 2, b'-'),
+            (day, 2, b'T'),
+            (rem / 3600, 2, b':'),
+            (rem % 3600 / 60, 2, b':'),
+            (rem % 60, 2, b'.'),
+        ];
+        let mut at = 0;
+        for (n, width, sep) in parts {
+            push_digits(&mut prefix[at..at + width], n);
+            prefix[at + width] = sep;
+            at += width + 1;
         }
-        out.extend_from_slice(&buf[..width]);
-        out.push(sep);
+        SECOND.set((secs, prefix));
+    }
+    out.extend_from_slice(&prefix);
+    let mut millis = [0u8; 4];
+    push_digits(&mut millis[..3], i64::from(d.subsec_millis()));
+    millis[3] = b'Z';
+    out.extend_from_slice(&millis);
+}
+
+/// Writes `n` as exactly `into.len()` decimal digits (zero-padded, the top cut off).
+fn push_digits(into: &mut [u8], mut n: i64) {
+    for b in into.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -118,6 +139,21 @@ pub fn push_str(out: &mut Vec<u8>, s: &[u8]) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_cached_second_is_reused_only_within_its_second() {
+        let at = |ms: u64| {
+            let mut out = Vec::new();
+            push_time(&mut out, SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+            String::from_utf8(out).unwrap()
+        };
+        let base = 1_793_534_400_000;
+        assert_eq!(at(base + 5), "2026-11-01T12:00:00.005Z");
+        assert_eq!(at(base + 999), "2026-11-01T12:00:00.999Z");
+        assert_eq!(at(base + 1_000), "2026-11-01T12:00:01.000Z");
+        assert_eq!(at(base + 86_400_042), "2026-11-02T12:00:00.042Z");
+        assert_eq!(at(base + 7), "2026-11-01T12:00:00.007Z");
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {
