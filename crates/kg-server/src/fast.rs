@@ -382,7 +382,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
     use std::sync::Arc;
 
     use hyper_util::rt::TokioIo;
@@ -390,11 +389,8 @@ mod tests {
     use time::OffsetDateTime;
     use tokio::io::AsyncReadExt;
 
-    use crate::audit::Audit;
     use crate::http::Service;
-    use crate::metrics::Metrics;
-    use crate::settings::{AuditAllows, AuditTarget, Settings};
-    use crate::tokens::Tokens;
+    use crate::testing::{loaded, settings};
 
     const PEER: &str = "127.0.0.1:40000";
 
@@ -404,15 +400,6 @@ mod tests {
         bob: String,
         revoked: String,
         _dir: tempfile::TempDir,
-    }
-
-    fn settings(dir: &Path, flags: &[(&str, &str)]) -> Settings {
-        let flags: Vec<(&str, &str, String)> = flags
-            .iter()
-            .map(|(k, v)| (*k, "--test", (*v).to_owned()))
-            .collect();
-        let config = kg_config::Config::resolve(None, |_| None, &flags).unwrap();
-        Settings::from_config(&kg_config::Locations::under(dir), &config, false).unwrap()
     }
 
     fn fixture() -> Fixture {
@@ -438,14 +425,7 @@ mod tests {
         let (carol, revoked) = store.create(pepper, "carol", vec![], None, now).unwrap();
         store.revoke_id(&carol.id, now).unwrap();
         txn.commit().unwrap();
-        let tokens = Tokens::load(&settings.store, &settings.prefix).unwrap();
-        let metrics = Arc::new(Metrics::default());
-        let audit = Audit::open(
-            &AuditTarget::File(dir.path().join("audit.log")),
-            AuditAllows::All,
-            Arc::clone(&metrics),
-        )
-        .unwrap();
+        let (tokens, metrics, audit) = loaded(&settings, dir.path());
         Fixture {
             app: Arc::new(App::new(&settings, tokens, metrics, audit)),
             alice: alice.expose_secret().to_owned(),

@@ -67,6 +67,8 @@ pub mod settings;
 pub mod signin;
 pub mod tls;
 pub mod tokens;
+#[cfg(test)]
+mod testing;
 pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener as StdListener};

@@ -1079,7 +1079,6 @@ mod tests {
     use super::*;
     use std::convert::Infallible;
     use std::net::SocketAddr;
-    use std::path::Path;
     use std::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Poll};
@@ -1088,18 +1087,9 @@ mod tests {
     use hyper_util::rt::TokioIo;
     use kg_fs::lock::Wait;
 
-    use crate::settings::{AuditAllows, AuditTarget};
+    use crate::testing::{loaded, settings};
 
     const HOUR: Duration = Duration::from_secs(3600);
-
-    fn settings(dir: &Path, flags: &[(&str, &str)]) -> Settings {
-        let flags: Vec<(&str, &str, String)> = flags
-            .iter()
-            .map(|(k, v)| (*k, "--test", (*v).to_owned()))
-            .collect();
-        let config = kg_config::Config::resolve(None, |_| None, &flags).unwrap();
-        Settings::from_config(&kg_config::Locations::under(dir), &config, false).unwrap()
-    }
 
     fn sign_in(secure: bool) -> SignIn {
         SignIn::build(secure, "keygate", Sessions::new(12 * HOUR, HOUR), None)
@@ -1501,14 +1491,7 @@ mod tests {
             let (bob, revoked) = store.create(pepper, "bob", vec![], None, now).unwrap();
             store.revoke_id(&bob.id, now).unwrap();
             txn.commit().unwrap();
-            let tokens = Tokens::load(&settings.store, &settings.prefix).unwrap();
-            let metrics = Arc::new(Metrics::default());
-            let audit = Audit::open(
-                &AuditTarget::File(dir.path().join("audit.log")),
-                AuditAllows::All,
-                Arc::clone(&metrics),
-            )
-            .unwrap();
+            let (tokens, metrics, audit) = loaded(&settings, dir.path());
             let state = Arc::new(State {
                 signin: SignIn::new(&settings),
                 tokens,
