@@ -35,7 +35,7 @@ use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
-use crate::http::{App, AuthRequest, MAX_HEADER_BYTES, MAX_TARGET, Reply};
+use crate::http::{App, AuthRequest, MAX_HEADER_BYTES, MAX_TARGET, Reply, over_limits};
 
 /// The most bytes of a request head, as hyper's buffer is configured (server.rs).
 pub(crate) const MAX_HEAD: usize = MAX_TARGET + MAX_HEADER_BYTES + 1024;
@@ -154,18 +154,14 @@ fn step(app: &App, bytes: &[u8], peer: SocketAddr, out: &mut Vec<u8>, date: &mut
     let Some(close) = plain_form(method, target, headers) else {
         return Step::HandOver;
     };
-    // The limits of `http::too_large`, in its order; on an origin-form target, which is
-    // all it measures.
-    if target.len() > MAX_TARGET {
-        write_closing(out, StatusCode::URI_TOO_LONG, date);
-        return Step::Answered { len, close: true };
-    }
+    // The limits of `http::too_large`; on an origin-form target, its length is all that
+    // measures.
     let header_bytes: usize = headers
         .iter()
         .map(|h| h.name.len() + h.value.len() + 4)
         .sum();
-    if header_bytes > MAX_HEADER_BYTES {
-        write_closing(out, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, date);
+    if let Some(status) = over_limits(target.len(), header_bytes) {
+        write_closing(out, status, date);
         return Step::Answered { len, close: true };
     }
     let path = target.split_once('?').map_or(target, |(path, _)| path);

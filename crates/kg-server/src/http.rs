@@ -465,18 +465,25 @@ impl App {
 pub(crate) fn too_large<B>(req: &Request<B>) -> Option<Response<Body>> {
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
         + req.uri().authority().map_or(0, |a| a.as_str().len());
-    if target_len > MAX_TARGET {
-        return Some(closing(StatusCode::URI_TOO_LONG));
-    }
     let header_bytes: usize = req
         .headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    if header_bytes > MAX_HEADER_BYTES {
-        return Some(closing(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+    over_limits(target_len, header_bytes).map(closing)
+}
+
+/// The limits on a request head, for hyper's path and the fast lane alike: 414 for a target
+/// over [`MAX_TARGET`], else 431 for header lines (names, values, separators) over
+/// [`MAX_HEADER_BYTES`].
+pub(crate) fn over_limits(target_len: usize, header_bytes: usize) -> Option<StatusCode> {
+    if target_len > MAX_TARGET {
+        Some(StatusCode::URI_TOO_LONG)
+    } else if header_bytes > MAX_HEADER_BYTES {
+        Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    } else {
+        None
     }
-    None
 }
 
 impl std::fmt::Debug for App {
