@@ -65,10 +65,10 @@ mod server;
 pub mod session;
 pub mod settings;
 pub mod signin;
-pub mod tls;
-pub mod tokens;
 #[cfg(test)]
 mod testing;
+pub mod tls;
+pub mod tokens;
 pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
