@@ -91,8 +91,9 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
     )
     .map_err(|e| CliError::classified(&e, e.hint(), e.is_usage(), e.is_locked()))?;
 
-    let settings = kg_server::Settings::from_config(l, cfg, false)
-        .map_err(|e| CliError::classified(&e, e.hint(), true, false))?;
+    let settings =
+        kg_server::Settings::from_config(l, cfg, false, kg_server::Clock::new(kg_cli::clock(cfg)?))
+            .map_err(|e| CliError::classified(&e, e.hint(), true, false))?;
     let files = cert
         .files
         .clone()

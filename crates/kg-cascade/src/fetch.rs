@@ -3,17 +3,15 @@
 //! Inspection must show a broken or untrusted chain rather than refuse to connect, so the
 //! certificate is *not* verified here (that is the point of the command); the handshake
 //! signatures still are, so what we print is what a server holding that key presented.
-//! The only TLS client in certctl, and the only place it names a crypto provider.
+//! The only TLS client in certctl; its configuration (and the crypto provider) comes from
+//! kg-tls.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::Error;
 
@@ -30,16 +28,7 @@ pub fn presented_chain(target: &str) -> Result<String, Error> {
             ))
         })
         .ok_or_else(|| usage(format!("invalid address '{target}': expected HOST:PORT")))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AcceptAnyChain {
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| failure(target, e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+    let config = kg_tls::client::danger_inspecting().map_err(|e| failure(target, e.to_string()))?;
     let name = ServerName::try_from(host.to_owned())
         .map_err(|_| usage(format!("invalid host '{host}'")))?;
     let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
@@ -92,45 +81,4 @@ fn to_pem(der: &CertificateDer<'_>) -> String {
         &pem::Pem::new("CERTIFICATE", der.to_vec()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     )
-}
-
-/// Accepts any certificate chain, but still checks the handshake signatures.
-#[derive(Debug)]
-struct AcceptAnyChain {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAnyChain {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }

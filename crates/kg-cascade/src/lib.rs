@@ -27,25 +27,9 @@ pub use provision::{
     provision, provision_locked,
 };
 
-/// File names inside each published generation.
-pub mod files {
-    /// The leaf certificate alone.
-    pub const CERT: &str = "cert.pem";
-    /// The issuer certificates, without the leaf.
-    pub const CHAIN: &str = "chain.pem";
-    /// Leaf then issuers: what servers present (nginx `ssl_certificate`).
-    pub const FULLCHAIN: &str = "fullchain.pem";
-    /// The private key, PKCS#8, 0600.
-    pub const KEY: &str = "key.pem";
-    /// The trust anchor clients need (`curl --cacert`).
-    pub const CA: &str = "ca.pem";
-    /// The tailnet certificate (leaf then issuers), when tailscale provided one.
-    pub const TAILNET_FULLCHAIN: &str = "tailnet-fullchain.pem";
-    /// The tailnet certificate's key, PKCS#8, 0600.
-    pub const TAILNET_KEY: &str = "tailnet-key.pem";
-    /// What was asked for and how it was obtained (`state::Record`).
-    pub const META: &str = "meta.json";
-}
+/// File names inside each published generation (the contract with the server, kept in
+/// kg-tls, which reads them).
+pub use kg_tls::layout as files;
 
 /// Whether this system's trust store already holds the CA certificate(s) in `ca_pem`: the
 /// bundle named by `SSL_CERT_FILE`, or the usual Debian, Fedora and macOS/BSD bundles.

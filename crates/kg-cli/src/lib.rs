@@ -294,14 +294,25 @@ impl ConfigCommand {
 /// tests can age certificates and tokens without waiting. It is a declared setting, so
 /// `config explain` shows when it is in effect.
 pub fn now(config: &kg_config::Config) -> Result<time::OffsetDateTime, CliError> {
-    match config.str("test.now") {
-        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| {
-                CliError::usage(format!("invalid test.now '{t}': {e}"))
-                    .with_hint("use RFC 3339, e.g. 2030-01-01T00:00:00Z")
-            }),
-        None => Ok(time::OffsetDateTime::now_utc()),
-    }
+    clock(config).map(|c| c())
+}
+
+/// The clock of a long-running command (the server): the current time whenever it is read,
+/// or `test.now` throughout. The only place that reads the system's wall clock.
+pub fn clock(
+    config: &kg_config::Config,
+) -> Result<impl Fn() -> time::OffsetDateTime + Send + Sync + Clone + 'static, CliError> {
+    let fixed = match config.str("test.now") {
+        Some(t) => Some(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| {
+                    CliError::usage(format!("invalid test.now '{t}': {e}"))
+                        .with_hint("use RFC 3339, e.g. 2030-01-01T00:00:00Z")
+                })?,
+        ),
+        None => None,
+    };
+    Ok(move || fixed.unwrap_or_else(time::OffsetDateTime::now_utc))
 }
 
 /// Makes text from outside (certificate fields, other tools' output) safe to print: control

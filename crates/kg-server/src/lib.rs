@@ -25,7 +25,14 @@
 //! With `server.upstream` set, every other path is authorized (a bearer token, a browser
 //! session from the sign-in page, or the localhost bypass) and forwarded to the upstream;
 //! the endpoints above move under `/.keygate/`, beside `/.keygate/sign-in` and
-//! `/.keygate/sign-out`. See [`gateway`], [`signin`] and [`upstream`].
+//! `/.keygate/sign-out`. See kg-gateway and kg-login.
+//!
+//! # The rooms
+//!
+//! This crate is the composition root: it reads the configuration ([`Settings`]), gives
+//! each room its own plain settings, routes every path (`router.rs`), and starts, serves and
+//! checks. The rooms are kg-http (hosting, no credential), kg-verifier (the one credential
+//! decision), kg-login (browser sign-in), kg-gateway (the reverse proxy) and kg-tls.
 //!
 //! # Security properties
 //!
@@ -45,40 +52,34 @@
 //! - **Failed attempts are rate limited** per client address and per token id; a throttled
 //!   source gets the same cheap 401, without verification work.
 //! - **Never logged**: tokens, secrets, `Authorization` headers, query strings. The audit log
-//!   ([`audit`]) names the token by id and name.
+//!   (`kg_http::audit`) names the token by id and name.
 //! - **Live reload, last good version kept**: a new certificate generation serves from the
 //!   next handshake, a changed token store from the next request; a reload that fails is
 //!   logged and the previous version stays in use. The first load failing refuses start-up.
 #![forbid(unsafe_code)]
 
-pub mod audit;
-mod conn;
-mod fast;
-pub mod gateway;
-pub mod http;
-pub mod limiter;
-pub mod log;
-pub mod metrics;
-pub mod net;
-pub mod scopes;
-mod server;
-pub mod session;
-pub mod settings;
-pub mod signin;
-#[cfg(test)]
-mod testing;
-pub mod tls;
-pub mod tokens;
-pub mod upstream;
+mod check;
+mod router;
+mod settings;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 
-use kg_pki::Problem;
-use time::OffsetDateTime;
+use kg_http::audit::Audit;
+use kg_http::log;
+use kg_http::metrics::{Metrics, Reload};
+use kg_http::serve::{Serving, Site};
+use kg_tls::server::{CertError, CertSet, Observer};
+use kg_verifier::{Tokens, Verifier};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
 
-pub use settings::{AuditAllows, AuditTarget, Settings, SettingsError};
+pub use check::{CheckItem, check};
+pub use kg_http::audit::{AuditAllows, AuditTarget};
+pub use kg_http::log::warn;
+pub use kg_verifier::Clock;
+pub use settings::{Settings, SettingsError};
 
 /// Why the server could not start. Each names what failed; [`ServeError::hint`] says what
 /// to do.
@@ -91,7 +92,7 @@ pub enum ServeError {
         /// The certificate id.
         id: String,
         /// What failed.
-        source: tls::CertError,
+        source: CertError,
     },
     /// The token store could not be loaded.
     #[error("{0}")]
@@ -118,15 +119,7 @@ impl ServeError {
         match self {
             ServeError::Cert { source, .. } => source.hint(),
             ServeError::Tokens(e) => e.hint(),
-            ServeError::Bind { source, .. } => match source.kind() {
-                std::io::ErrorKind::AddrInUse => {
-                    Some("another process listens there; is keygate already running?".into())
-                }
-                std::io::ErrorKind::PermissionDenied => {
-                    Some("ports below 1024 need privileges; use a higher port".into())
-                }
-                _ => None,
-            },
+            ServeError::Bind { source, .. } => bind_hint(source, false),
             _ => None,
         }
     }
@@ -183,7 +176,7 @@ pub fn serve_then(settings: &Settings, ready: impl FnOnce()) -> Result<(), Serve
     rt.block_on(async {
         let (running, done) = start(settings)?;
         ready();
-        let why = server::signal()
+        let why = kg_http::serve::signal()
             .await
             .map_err(|e| ServeError::Setup(format!("signal handlers: {e}")))?;
         log::info("shutting_down", &[("signal", why)]);
@@ -198,77 +191,59 @@ pub fn serve_then(settings: &Settings, ready: impl FnOnce()) -> Result<(), Serve
 pub fn start(
     settings: &Settings,
 ) -> Result<(Running, impl Future<Output = ()> + Send + 'static), ServeError> {
-    let metrics = Arc::new(metrics::Metrics::default());
-    let tokens =
-        tokens::Tokens::load(&settings.store, &settings.prefix).map_err(ServeError::Tokens)?;
+    let metrics = Arc::new(kg_verifier::metrics());
+    let tokens = Tokens::load(&settings.store, &settings.prefix).map_err(ServeError::Tokens)?;
     let tls = if settings.plain_http {
         None
     } else {
-        let provider = tls::provider();
-        let first =
-            tls::load(&settings.cert_dir, &provider).map_err(|source| ServeError::Cert {
+        let provider = kg_tls::provider();
+        let first = kg_tls::server::load(&settings.cert_dir, &provider).map_err(|source| {
+            ServeError::Cert {
                 id: settings.cert_id.clone(),
                 source,
-            })?;
-        let generation = first.generation.to_string();
-        let serial = first.record.serial.clone();
-        let resolver = Arc::new(tls::Resolver::new(
-            &settings.cert_dir,
-            first,
-            Arc::clone(&provider),
-            Arc::clone(&metrics),
-        ));
-        let config = tls::server_config(resolver, provider)
-            .map_err(|e| ServeError::Setup(format!("TLS: {e}")))?;
+            }
+        })?;
         log::info(
             "cert_loaded",
             &[
                 ("id", &settings.cert_id),
-                ("generation", &generation),
-                ("serial", &serial),
+                ("generation", &first.generation.to_string()),
+                ("serial", &first.record.serial),
             ],
         );
+        let resolver = Arc::new(kg_tls::server::Resolver::new(
+            &settings.cert_dir,
+            first,
+            Arc::clone(&provider),
+            Arc::new(CertEvents(Arc::clone(&metrics))),
+        ));
+        let config = kg_tls::server::server_config(resolver, provider)
+            .map_err(|e| ServeError::Setup(format!("TLS: {e}")))?;
         Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     };
-    let audit = audit::Audit::open(&settings.audit, settings.audit_allows, Arc::clone(&metrics))
+    let audit = Audit::open(&settings.audit, settings.audit_allows, Arc::clone(&metrics))
         .map_err(ServeError::Audit)?;
-    let app = Arc::new(http::App::new(settings, tokens, metrics, audit));
+    let verifier = Arc::new(Verifier::new(&settings.verifier(), tokens, metrics, audit));
     // SIGHUP reopens the audit log (logrotate). Installed here, before any listener binds,
     // so that no SIGHUP can arrive without a handler: its default action ends the process.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| ServeError::Setup(format!("signal handlers: {e}")))?;
     let reopener = tokio::spawn({
-        let app = Arc::clone(&app);
+        let verifier = Arc::clone(&verifier);
         async move {
             while hangup.recv().await.is_some() {
-                if app.audit().reopen().is_ok() {
+                if verifier.audit().reopen().is_ok() {
                     log::info("audit_reopened", &[("signal", "SIGHUP")]);
                 }
             }
         }
     });
-    let gateway = gateway::Gateway::new(settings, Arc::clone(&app)).map(Arc::new);
-    if let Some(g) = &gateway {
-        log::info(
-            "proxying",
-            &[
-                ("upstream", &g.upstream().to_string()),
-                ("local_bypass", if g.local_bypass() { "on" } else { "off" }),
-            ],
-        );
-    }
-    let serving = Arc::new(server::Serving::new(
-        settings,
-        Arc::clone(&app),
-        gateway,
-        tls,
-    ));
 
     let mut listeners = Vec::new();
     for addr in &settings.listen {
         let l = StdListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .and_then(tokio::net::TcpListener::from_std)
+            .and_then(TcpListener::from_std)
             .map_err(|source| ServeError::Bind {
                 addr: *addr,
                 source,
@@ -280,10 +255,7 @@ pub fn start(
         .map(|l| l.local_addr())
         .collect::<Result<_, _>>()
         .map_err(|e| ServeError::Setup(e.to_string()))?;
-    if !settings.scopes.is_empty()
-        && settings.trusted_proxies.is_empty()
-        && settings.upstream.is_none()
-    {
+    if settings.scopes_need_every_scope() {
         log::warn(
             "scopes_without_trusted_proxies",
             &[(
@@ -295,22 +267,43 @@ pub fn start(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(settings.max_connections));
-    let mut loops = Vec::new();
-    for (l, addr) in listeners.into_iter().zip(&addrs) {
-        let scheme = if settings.plain_http { "http" } else { "https" };
-        log::info(
-            "listening",
-            &[
-                ("url", &format!("{scheme}://{addr}")),
-                ("pid", &std::process::id().to_string()),
-            ],
-        );
-        loops.push(tokio::spawn(Arc::clone(&serving).accept_loop(
-            l,
-            Arc::clone(&permits),
-            stop_rx.clone(),
-        )));
-    }
+    let loops = match settings.gateway() {
+        None => accept_loops(
+            settings,
+            router::Verifying {
+                verifier: Arc::clone(&verifier),
+            },
+            tls,
+            listeners,
+            &addrs,
+            &permits,
+            &stop_rx,
+        ),
+        Some(g) => {
+            let sign_in = Arc::new(kg_login::SignIn::new(
+                &settings.login(),
+                Arc::clone(&verifier),
+            ));
+            let gateway = Arc::new(kg_gateway::Gateway::new(
+                &g,
+                Arc::clone(&verifier),
+                Arc::clone(&sign_in),
+            ));
+            log::info(
+                "proxying",
+                &[
+                    ("upstream", &g.upstream.to_string()),
+                    ("local_bypass", if g.local_bypass { "on" } else { "off" }),
+                ],
+            );
+            let site = router::Proxying {
+                verifier: Arc::clone(&verifier),
+                sign_in,
+                gateway,
+            };
+            accept_loops(settings, site, tls, listeners, &addrs, &permits, &stop_rx)
+        }
+    };
     let max = settings.max_connections as u32;
     let grace = settings.shutdown_timeout;
     let mut stopped = stop_rx;
@@ -331,7 +324,7 @@ pub fn start(
                 )],
             );
         }
-        app.audit().close();
+        verifier.audit().close();
         log::info("stopped", &[]);
     };
     Ok((
@@ -343,216 +336,85 @@ pub fn start(
     ))
 }
 
-/// One line of `keygate check`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CheckItem {
-    /// What was checked, e.g. `certificate 'default'`.
-    pub what: String,
-    /// Whether it is fit to serve.
-    pub ok: bool,
-    /// What was found.
-    pub detail: String,
-    /// What to do, when not ok (or worth a warning).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-}
-
-/// Checks what `serve` would load, without serving: the certificate (loads, key matches,
-/// valid now), the token store, the audit log and the listen addresses.
-pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
-    let mut items = Vec::new();
-    let mut item = |what: String, r: Result<String, (String, Option<String>)>| {
-        items.push(match r {
-            Ok(detail) => CheckItem {
-                what,
-                ok: true,
-                detail,
-                hint: None,
-            },
-            Err((detail, hint)) => CheckItem {
-                what,
-                ok: false,
-                detail,
-                hint,
-            },
-        })
-    };
-    if settings.plain_http {
-        item(
-            "tls".into(),
-            Ok("off: plain HTTP on loopback (server.plain_http)".into()),
-        );
-    } else {
-        let what = format!("certificate '{}'", settings.cert_id);
-        item(what, check_cert(settings, now));
-    }
-    item(
-        "token store".into(),
-        match tokens::Tokens::load(&settings.store, &settings.prefix) {
-            Ok(t) => Ok(format!(
-                "{} token(s) in '{}'",
-                t.len(),
-                settings.store.store.display()
-            )),
-            Err(e) => Err((e.to_string(), e.hint())),
-        },
-    );
-    if let AuditTarget::File(path) = &settings.audit {
-        item(
-            "audit log".into(),
-            // The server's own opener: 0600 and no symlinks, also when `check` is the first
-            // to create the file (a plain create made it 0644 for `serve` to keep using).
-            audit::open_append(path)
-                .map(|_| format!("appending to '{}'", path.display()))
-                .map_err(|e| (e.to_string(), None)),
-        );
-    }
-    for addr in &settings.listen {
-        let r = match StdListener::bind(addr) {
-            Ok(_) => Ok("free".to_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                Ok("in use (fine if keygate already runs there)".to_owned())
-            }
-            Err(e) => {
-                let hint = (e.kind() == std::io::ErrorKind::PermissionDenied)
-                    .then(|| "ports below 1024 need privileges; use a higher port".to_owned())
-                    .or_else(|| Some("listen on an address this host has".to_owned()));
-                Err((format!("cannot bind: {e}"), hint))
-            }
-        };
-        item(format!("listen {addr}"), r);
-    }
-    if let Some(up) = &settings.upstream {
-        let (ok_detail, hint) = match probe_upstream(&up.target) {
-            Ok(()) => (format!("{up}: reachable"), None),
-            Err(e) => (
-                format!("{up}: not reachable now ({e})"),
-                Some("keygate answers 502 until the upstream listens; start it, or fix server.upstream".to_owned()),
-            ),
-        };
-        items.push(CheckItem {
-            what: "upstream".into(),
-            ok: true,
-            detail: format!(
-                "{ok_detail}; local requests {}",
-                if settings.local_bypass {
-                    "skip sign-in (server.local_bypass)"
-                } else {
-                    "need credentials too"
-                }
-            ),
-            hint,
-        });
-    }
-    if !settings.scopes.is_empty()
-        && settings.trusted_proxies.is_empty()
-        && settings.upstream.is_none()
-    {
-        items.push(CheckItem {
-            what: "required scopes".into(),
-            ok: true,
-            detail: "no trusted proxy: the original path is never believed, so every request \
-                     needs every scope"
-                .into(),
-            hint: Some("set server.trusted_proxies to your proxy's address".into()),
-        });
-    }
-    items
-}
-
-/// Whether the upstream accepts a connection now (for `check`; a refusal is a warning,
-/// since the upstream may start after keygate).
-fn probe_upstream(target: &upstream::Target) -> std::io::Result<()> {
-    use std::net::ToSocketAddrs;
-    let timeout = std::time::Duration::from_secs(2);
-    match target {
-        upstream::Target::Addr(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
-        upstream::Target::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
-        upstream::Target::Name { host, port } => {
-            let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-            for a in (host.as_str(), *port).to_socket_addrs()? {
-                if let Err(e) = upstream::check_addr(a.ip()) {
-                    last = std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string());
-                    continue;
-                }
-                match std::net::TcpStream::connect_timeout(&a, timeout) {
-                    Ok(_) => return Ok(()),
-                    Err(e) => last = e,
-                }
-            }
-            Err(last)
-        }
-    }
-}
-
-fn check_cert(
+/// Serves `site` on every listener.
+fn accept_loops<S: Site>(
     settings: &Settings,
-    now: OffsetDateTime,
-) -> Result<String, (String, Option<String>)> {
-    let provider = tls::provider();
-    let set = tls::load(&settings.cert_dir, &provider).map_err(|e| (e.to_string(), e.hint()))?;
-    let dir = kg_fs::generation::current(&settings.cert_dir)
-        .ok()
-        .flatten()
-        .map(|g| g.path)
-        .ok_or_else(|| {
-            (
-                "the certificate changed while being checked".to_owned(),
-                None,
-            )
-        })?;
-    let mut pairs = vec![(kg_cascade::files::FULLCHAIN, kg_cascade::files::KEY)];
-    if set.tailnet.is_some() {
-        pairs.push((
-            kg_cascade::files::TAILNET_FULLCHAIN,
-            kg_cascade::files::TAILNET_KEY,
-        ));
-    }
-    let mut details = Vec::new();
-    for (cert, key) in pairs {
-        let cert_path = dir.join(cert);
-        let key_path = dir.join(key);
-        let pem = std::fs::read_to_string(&cert_path)
-            .map_err(|e| (format!("cannot read '{}': {e}", cert_path.display()), None))?;
-        let key_pem = kg_fs::read_secret(&key_path).map_err(|e| (e.to_string(), e.hint()))?;
-        let key_pem = kg_pki::SecretPem::new(String::from_utf8(key_pem).unwrap_or_default());
-        let report = kg_pki::inspect(&pem, Some(&key_pem), None, now)
-            .map_err(|e| (format!("'{}': {e}", cert_path.display()), None))?;
-        let fatal: Vec<String> = report
-            .problems
-            .iter()
-            .filter(|p| {
-                matches!(
-                    p,
-                    Problem::Expired
-                        | Problem::NotYetValid
-                        | Problem::KeyMismatch
-                        | Problem::KeyUnreadable
-                )
-            })
-            .map(ToString::to_string)
-            .collect();
-        if !fatal.is_empty() {
-            return Err((
-                format!("'{}': {}", cert_path.display(), fatal.join("; ")),
-                Some("run `certctl issue` to publish a new certificate".into()),
-            ));
+    site: S,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    listeners: Vec<TcpListener>,
+    addrs: &[SocketAddr],
+    permits: &Arc<Semaphore>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let serving = Arc::new(Serving::new(
+        Arc::new(site),
+        tls,
+        settings.header_timeout,
+        settings.idle_timeout,
+    ));
+    let scheme = if settings.plain_http { "http" } else { "https" };
+    listeners
+        .into_iter()
+        .zip(addrs)
+        .map(|(l, addr)| {
+            log::info(
+                "listening",
+                &[
+                    ("url", &format!("{scheme}://{addr}")),
+                    ("pid", &std::process::id().to_string()),
+                ],
+            );
+            tokio::spawn(Arc::clone(&serving).accept_loop(l, Arc::clone(permits), stop.clone()))
+        })
+        .collect()
+}
+
+/// What the TLS resolver reports: logged, and counted in the metrics.
+struct CertEvents(Arc<Metrics>);
+
+impl Observer for CertEvents {
+    fn serving(&self, set: &CertSet, reloaded: bool) {
+        self.0.cert_not_after(
+            set.record.not_after.unix_timestamp(),
+            set.record
+                .tailnet_not_after
+                .map_or(0, |t| t.unix_timestamp()),
+        );
+        if reloaded {
+            log::info(
+                "cert_reloaded",
+                &[
+                    ("generation", &set.generation.to_string()),
+                    ("serial", &set.record.serial),
+                ],
+            );
+            self.0.reload(Reload::Cert, true);
         }
-        details.push(format!(
-            "{} serial {} valid until {} ({} days left)",
-            cert.trim_end_matches(".pem"),
-            report.leaf.serial,
-            report
-                .leaf
-                .not_after
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            report.days_left
-        ));
     }
-    Ok(format!(
-        "generation {}: {}",
-        set.generation,
-        details.join("; ")
-    ))
+
+    fn reload_failed(&self, error: &CertError, kept: u64) {
+        self.0.reload(Reload::Cert, false);
+        log::error(
+            "cert_reload_failed",
+            &[
+                ("error", &error.to_string()),
+                ("keeping_generation", &kept.to_string()),
+            ],
+        );
+    }
+}
+
+/// What to do about a listen address that cannot be bound (`for_check`: also when the
+/// address is not this host's).
+pub(crate) fn bind_hint(e: &std::io::Error, for_check: bool) -> Option<String> {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            Some("another process listens there; is keygate already running?".into())
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            Some("ports below 1024 need privileges; use a higher port".into())
+        }
+        _ if for_check => Some("listen on an address this host has".into()),
+        _ => None,
+    }
 }

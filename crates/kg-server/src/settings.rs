@@ -6,31 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kg_config::{Config, Locations};
+use kg_gateway::upstream::{Upstream, UpstreamError};
+use kg_http::audit::{AuditAllows, AuditTarget};
+use kg_http::net::Cidr;
 use kg_tokens::{Prefix, StorePaths};
-
-use crate::net::Cidr;
-use crate::scopes::ScopeRules;
-use crate::upstream::{Upstream, UpstreamError};
-
-/// Where audit lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuditTarget {
-    /// The server's standard error.
-    Stderr,
-    /// A file, appended to (created 0600 if missing).
-    File(PathBuf),
-}
-
-/// Which allowed requests are written to the audit log (denials always are).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuditAllows {
-    /// None.
-    Off,
-    /// One in [`crate::audit::SAMPLE_EVERY`].
-    Sampled,
-    /// Every one; this costs throughput.
-    All,
-}
+use kg_verifier::{Clock, ScopeRules};
 
 /// Everything the server needs, validated.
 #[derive(Debug, Clone)]
@@ -84,6 +64,9 @@ pub struct Settings {
     pub session_lifetime: Duration,
     /// A browser session's idle timeout, slid by every request.
     pub session_idle_timeout: Duration,
+    /// The clock expiry is judged by: the binary's one clock, so that the test clock
+    /// reaches the server too.
+    pub clock: Clock,
 }
 
 /// A setting that cannot work. Every variant is a configuration error (exit 2).
@@ -115,13 +98,8 @@ pub enum SettingsError {
         value: String,
     },
     /// A required-scopes rule that does not parse.
-    #[error("invalid server.required_scopes rule '{rule}': {problem}")]
-    BadScopeRule {
-        /// The rule.
-        rule: String,
-        /// What is wrong.
-        problem: String,
-    },
+    #[error(transparent)]
+    BadScopeRule(#[from] kg_verifier::BadRule),
     /// A realm that cannot be written inside a quoted header parameter.
     #[error(
         "invalid server.realm: it must be 1 to 64 printable ASCII characters without '\"' or '\\'"
@@ -161,7 +139,7 @@ impl SettingsError {
             SettingsError::NoListen => {
                 Some("set server.listen, e.g. --listen 127.0.0.1:8443".to_owned())
             }
-            SettingsError::BadScopeRule { .. } => Some(
+            SettingsError::BadScopeRule(_) => Some(
                 "write \"SCOPE\" for every path, or \"/PREFIX=SCOPE\" (several scopes joined by +)"
                     .to_owned(),
             ),
@@ -175,11 +153,12 @@ impl Settings {
     /// Resolves the server's settings from the configuration.
     ///
     /// `danger_plain_non_loopback` is the `--danger-plain-http-non-loopback` flag: it allows
-    /// plain HTTP on addresses other than loopback.
+    /// plain HTTP on addresses other than loopback. `clock` is the binary's clock.
     pub fn from_config(
         locations: &Locations,
         config: &Config,
         danger_plain_non_loopback: bool,
+        clock: Clock,
     ) -> Result<Settings, SettingsError> {
         let listen = config
             .list("server.listen")
@@ -244,7 +223,7 @@ impl Settings {
             Some(text) => {
                 Some(
                     Upstream::parse(text).map_err(|source| SettingsError::BadUpstream {
-                        value: crate::upstream::redact(text),
+                        value: kg_gateway::upstream::redact(text),
                         source,
                     })?,
                 )
@@ -285,6 +264,48 @@ impl Settings {
             local_bypass,
             session_lifetime: duration("server.session_lifetime")?,
             session_idle_timeout: duration("server.session_idle_timeout")?,
+            clock,
         })
+    }
+
+    /// The verifier's part.
+    pub fn verifier(&self) -> kg_verifier::Settings {
+        kg_verifier::Settings {
+            trusted_proxies: self.trusted_proxies.clone(),
+            scopes: self.scopes.clone(),
+            realm: self.realm.clone(),
+            rate_limit_burst: self.rate_limit_burst,
+            rate_limit_refill: self.rate_limit_refill,
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Sign-in's part.
+    pub fn login(&self) -> kg_login::Settings {
+        kg_login::Settings {
+            secure: !self.plain_http,
+            realm: self.realm.clone(),
+            session_lifetime: self.session_lifetime,
+            session_idle_timeout: self.session_idle_timeout,
+        }
+    }
+
+    /// The gateway's part, in proxy mode.
+    pub fn gateway(&self) -> Option<kg_gateway::Settings> {
+        Some(kg_gateway::Settings {
+            upstream: self.upstream.clone()?,
+            upstream_timeout: self.upstream_timeout,
+            max_request_body: self.max_request_body,
+            max_response_body: self.max_response_body,
+            local_bypass: self.local_bypass,
+            https: !self.plain_http,
+        })
+    }
+
+    /// Whether `server.required_scopes` can only ever ask for every scope: they match the
+    /// original path, which is believed only from trusted proxies, and none is configured
+    /// (in proxy mode the path is the request's own, so they work as written).
+    pub fn scopes_need_every_scope(&self) -> bool {
+        !self.scopes.is_empty() && self.trusted_proxies.is_empty() && self.upstream.is_none()
     }
 }

@@ -1,7 +1,5 @@
-//! TLS: the certificates certctl publishes, served with live reload and chosen by SNI.
-//!
-//! This is the only module that names a rustls `CryptoProvider`: rustls' default, aws-lc-rs
-//! (ARCHITECTURE.md, "One crypto decision"). TLS 1.3 and 1.2, ALPN `h2` and `http/1.1`.
+//! The server side: the certificates certctl publishes, served with live reload and chosen
+//! by SNI. TLS 1.3 and 1.2, ALPN `h2` and `http/1.1`.
 //!
 //! The resolver keeps the loaded certificates in an `ArcSwap`. On every handshake it does
 //! one `stat` of `current` (which follows the link to the generation directory): a new
@@ -19,16 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use kg_cascade::files;
-use kg_cascade::state::Record;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::log;
-use crate::metrics::Metrics;
+use crate::layout as files;
+use crate::record::Record;
 
 /// Why a certificate generation could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -105,11 +101,6 @@ pub struct CertSet {
     pub tailnet: Option<(String, Arc<CertifiedKey>)>,
     /// What certctl recorded.
     pub record: Record,
-}
-
-/// The provider every TLS object of the server uses.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Reads the current generation of `dir`.
@@ -198,7 +189,16 @@ pub struct Resolver {
     current: ArcSwap<CertSet>,
     /// Held while reloading; remembers the identity of a generation that failed to load.
     reloading: Mutex<Option<(u64, u64, i64, i64)>>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn Observer>,
+}
+
+/// What the host is told about the resolver's work: it logs and counts, this crate knows
+/// neither logs nor metrics.
+pub trait Observer: Send + Sync {
+    /// `set` is now served (the first one, or a newly published generation).
+    fn serving(&self, set: &CertSet, reloaded: bool);
+    /// A newly published generation could not be loaded; `kept` is still served.
+    fn reload_failed(&self, error: &CertError, kept: u64);
 }
 
 impl Resolver {
@@ -207,22 +207,17 @@ impl Resolver {
         dir: &Path,
         first: CertSet,
         provider: Arc<CryptoProvider>,
-        metrics: Arc<Metrics>,
+        observer: Arc<dyn Observer>,
     ) -> Resolver {
-        record_expiry(&metrics, &first);
+        observer.serving(&first, false);
         Resolver {
             dir: dir.to_owned(),
             link: dir.join(kg_fs::generation::CURRENT),
             provider,
             current: ArcSwap::from_pointee(first),
             reloading: Mutex::new(None),
-            metrics,
+            observer,
         }
-    }
-
-    /// The set in use.
-    pub fn current(&self) -> Arc<CertSet> {
-        self.current.load_full()
     }
 
     /// Loads a newly published generation, if there is one.
@@ -243,43 +238,17 @@ impl Resolver {
         }
         match load(&self.dir, &self.provider) {
             Ok(set) => {
-                log::info(
-                    "cert_reloaded",
-                    &[
-                        ("generation", &set.generation.to_string()),
-                        ("serial", &set.record.serial),
-                    ],
-                );
-                record_expiry(&self.metrics, &set);
-                self.metrics.reload("cert", true);
+                self.observer.serving(&set, true);
                 self.current.store(Arc::new(set));
                 *failed = None;
             }
             Err(e) => {
-                self.metrics.reload("cert", false);
-                log::error(
-                    "cert_reload_failed",
-                    &[
-                        ("error", &e.to_string()),
-                        (
-                            "keeping_generation",
-                            &self.current.load().generation.to_string(),
-                        ),
-                    ],
-                );
+                self.observer
+                    .reload_failed(&e, self.current.load().generation);
                 *failed = Some(seen);
             }
         }
     }
-}
-
-fn record_expiry(metrics: &Metrics, set: &CertSet) {
-    metrics.cert_not_after(
-        set.record.not_after.unix_timestamp(),
-        set.record
-            .tailnet_not_after
-            .map_or(0, |t| t.unix_timestamp()),
-    );
 }
 
 impl std::fmt::Debug for Resolver {

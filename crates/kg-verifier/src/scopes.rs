@@ -11,7 +11,15 @@
 
 use hyper::header::HeaderValue;
 
-use crate::settings::SettingsError;
+/// A required-scopes rule that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid server.required_scopes rule '{rule}': {problem}")]
+pub struct BadRule {
+    /// The rule.
+    pub rule: String,
+    /// What is wrong.
+    pub problem: String,
+}
 
 /// Longest path that is normalized; a longer one is treated as unknown (strictest rule).
 const MAX_PATH: usize = 8192;
@@ -38,11 +46,11 @@ pub struct ScopeRules {
 
 impl ScopeRules {
     /// Parses `server.required_scopes`.
-    pub fn parse(rules: &[String], realm: &str) -> Result<ScopeRules, SettingsError> {
+    pub fn parse(rules: &[String], realm: &str) -> Result<ScopeRules, BadRule> {
         let mut out: Vec<Requirement> = Vec::new();
         let mut all: Vec<String> = Vec::new();
         for rule in rules {
-            let bad = |problem: &str| SettingsError::BadScopeRule {
+            let bad = |problem: &str| BadRule {
                 rule: rule.clone(),
                 problem: problem.to_owned(),
             };
@@ -114,6 +122,18 @@ impl ScopeRules {
             .iter()
             .find(|r| segment_prefix(path, r.prefix.as_bytes()))
     }
+}
+
+impl Requirement {
+    /// Whether `info` has every scope this requires.
+    pub fn is_met_by(&self, info: &kg_tokens::TokenInfo<'_>) -> bool {
+        self.scopes.iter().all(|s| info.has_scope(s))
+    }
+}
+
+/// A requirement of one scope, for every path (what `/metrics` asks of a token).
+pub(crate) fn single(scope: &str, realm: &str) -> Requirement {
+    requirement("/", vec![scope.to_owned()], realm)
 }
 
 fn requirement(prefix: &str, scopes: Vec<String>, realm: &str) -> Requirement {

@@ -1,57 +1,152 @@
 //! Listening, accepting, serving connections, and shutting down.
+//!
+//! A [`Site`] says what answers: a hyper service per connection and, optionally, a fast
+//! lane that HTTP/1 connections start in. This module owns the rest: the connection cap,
+//! TLS handshakes within the header timeout, [`Deadline`], HTTP/1 and HTTP/2, and graceful
+//! shutdown.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-use tokio::net::{TcpListener, TcpStream};
-
 use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::Deadline;
-use crate::fast;
-use crate::gateway::{ConnState, Gateway, GatewayService};
-use crate::http::{App, Service};
+use crate::deadline::Deadline;
+use crate::fast_lane::{self, Answer};
 use crate::log;
-use crate::settings::Settings;
+use crate::metrics::Metrics;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a server answers with.
+pub trait Site: Send + Sync + Sized + 'static {
+    /// The response body.
+    type Body: hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+    /// The service of one connection.
+    type Service: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<Self::Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Send
+        + 'static;
+    /// The fast lane's answerer ([`NoLane`] for none).
+    type Lane: Answer + Send + 'static;
+
+    /// The service for a connection.
+    fn service(self: &Arc<Self>, conn: Arc<Conn>) -> Self::Service;
+    /// The lane HTTP/1 connections start in, if any.
+    fn lane(&self) -> Option<&Self::Lane>;
+    /// Where connections are counted.
+    fn metrics(&self) -> &Metrics;
+}
+
+/// A lane that takes nothing.
+#[derive(Debug)]
+pub struct NoLane;
+
+impl Answer for NoLane {
+    fn takes(&self, _: &str) -> bool {
+        false
+    }
+
+    fn answer(
+        &self,
+        _: &fast_lane::LaneRequest<'_>,
+        _: &mut Vec<u8>,
+        _: &mut fast_lane::Date,
+    ) -> bool {
+        true
+    }
+}
+
+/// A connection's state shared with its requests: the peer, how many requests are
+/// answered and streaming (the connection's deadline reads both), and the shutdown signal.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket peer.
+    pub peer: SocketAddr,
+    /// Requests answered on this connection; the deadline reads it (HTTP/2 bytes that
+    /// complete no request must not keep a connection alive).
+    served: Arc<AtomicU64>,
+    /// Requests whose bodies are still streaming; the deadline waits while any is.
+    active: Arc<AtomicUsize>,
+    /// Changes when the server stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Held for as long as the connection or anything it became (a tunnel) is open.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Conn {
+    /// Counts a request answered.
+    pub fn answered(&self) {
+        self.served.fetch_add(1, Relaxed);
+    }
+
+    /// Marks a request as streaming until the guard drops.
+    pub fn busy(&self) -> Busy {
+        self.active.fetch_add(1, Relaxed);
+        Busy(Arc::clone(&self.active))
+    }
+}
+
+/// One request in progress on a connection.
+#[derive(Debug)]
+pub struct Busy(Arc<AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
 
 /// How connections are served: the HTTP builders, built once.
-pub(crate) struct Serving {
-    pub app: Arc<App>,
-    /// The reverse proxy, in proxy mode.
-    pub gateway: Option<Arc<Gateway>>,
-    pub tls: Option<TlsAcceptor>,
+pub struct Serving<S> {
+    site: Arc<S>,
+    tls: Option<TlsAcceptor>,
     h1: hyper::server::conn::http1::Builder,
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     header_timeout: Duration,
     idle_timeout: Duration,
 }
 
-impl Serving {
+impl<S> std::fmt::Debug for Serving<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serving")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Site> Serving<S> {
+    /// Serves `site`, over TLS when `tls` is given, with the header timeout (from a request
+    /// head's first byte, or from connecting) and the keep-alive idle timeout.
     pub fn new(
-        settings: &Settings,
-        app: Arc<App>,
-        gateway: Option<Arc<Gateway>>,
+        site: Arc<S>,
         tls: Option<TlsAcceptor>,
-    ) -> Serving {
+        header_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Serving<S> {
         let h1 = h1_builder();
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
-            .max_header_list_size(crate::http::MAX_HEADER_BYTES as u32)
+            .max_header_list_size(crate::MAX_HEADER_BYTES as u32)
             .max_concurrent_streams(128);
         Serving {
-            app,
-            gateway,
+            site,
             tls,
             h1,
             h2,
-            header_timeout: settings.header_timeout,
-            idle_timeout: settings.idle_timeout,
+            header_timeout,
+            idle_timeout,
         }
     }
 
@@ -87,15 +182,15 @@ impl Serving {
             let this = Arc::clone(&self);
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                this.app.metrics().connection_opened();
+                this.site.metrics().connection_opened();
                 this.serve(stream, peer, shutdown, permit).await;
-                this.app.metrics().connection_closed();
+                this.site.metrics().connection_closed();
             });
         }
     }
 
-    /// Serves one connection. The permit is held until it closes, or in proxy mode until
-    /// the WebSocket tunnels it became have closed too.
+    /// Serves one connection. The permit is held until it closes, or until what it became
+    /// (a WebSocket tunnel) has closed too.
     async fn serve(
         &self,
         stream: TcpStream,
@@ -139,64 +234,51 @@ impl Serving {
             Arc::clone(&served),
             Arc::clone(&active),
         );
-        match &self.gateway {
-            None => {
-                let svc = Service {
-                    app: Arc::clone(&self.app),
-                    peer,
-                    served,
-                };
-                if h2 {
-                    serve_until(self.h2.serve_connection(TokioIo::new(io), svc), shutdown).await;
-                } else {
-                    // HTTP/1 starts in the fast lane; hyper takes over at the first request
-                    // the lane leaves to it.
-                    let mut shutdown = shutdown;
-                    if let Some(rest) = fast::serve(&self.app, io, peer, &mut shutdown).await {
-                        let conn = self.h1.serve_connection(TokioIo::new(rest), svc);
-                        serve_until(conn, shutdown).await;
-                    }
+        let conn = Arc::new(Conn {
+            peer,
+            served,
+            active,
+            shutdown: shutdown.clone(),
+            _permit: permit,
+        });
+        let svc = self.site.service(conn);
+        if h2 {
+            serve_until(self.h2.serve_connection(TokioIo::new(io), svc), shutdown).await;
+            return;
+        }
+        match self.site.lane() {
+            // HTTP/1 starts in the fast lane; hyper takes over at the first request the
+            // lane leaves to it.
+            Some(lane) => {
+                let mut shutdown = shutdown;
+                if let Some(rest) = fast_lane::serve(lane, io, peer, &mut shutdown).await {
+                    let conn = self.h1.serve_connection(TokioIo::new(rest), svc);
+                    serve_until(conn.with_upgrades(), shutdown).await;
                 }
-                drop(permit);
             }
-            Some(gateway) => {
-                let io = TokioIo::new(io);
-                let svc = GatewayService {
-                    gateway: Arc::clone(gateway),
-                    conn: Arc::new(ConnState {
-                        peer,
-                        active,
-                        shutdown: shutdown.clone(),
-                        _permit: Some(permit),
-                    }),
-                    served,
-                };
-                if h2 {
-                    serve_until(self.h2.serve_connection(io, svc), shutdown).await;
-                } else {
-                    let conn = self.h1.serve_connection(io, svc).with_upgrades();
-                    serve_until(conn, shutdown).await;
-                }
+            None => {
+                let conn = self.h1.serve_connection(TokioIo::new(io), svc);
+                serve_until(conn.with_upgrades(), shutdown).await;
             }
         }
     }
 }
 
 /// The HTTP/1 connection settings (the fast lane's tests build hyper the same way).
-pub(crate) fn h1_builder() -> hyper::server::conn::http1::Builder {
+pub fn h1_builder() -> hyper::server::conn::http1::Builder {
     let mut h1 = hyper::server::conn::http1::Builder::new();
     h1.timer(TokioTimer::new())
         // No header read timer of hyper's: `Deadline` enforces the header and idle
         // timeouts. hyper's would be a second timer per request (a boxed sleep created,
         // registered in the timer wheel and removed for every request head), and could
         // never fire first: it is polled only when a read returned `Pending`, and that
-        // same read armed `Deadline`'s own deadline, which is never later (see conn.rs).
+        // same read armed `Deadline`'s own deadline, which is never later (see deadline.rs).
         .header_read_timeout(None)
-        // Room for an 8 KiB request line and 16 KiB of headers; `App::handle` answers
+        // Room for an 8 KiB request line and 16 KiB of headers; [`crate::too_large`] answers
         // 414 and 431 for each limit, hyper answers 431 for anything beyond. (While a
         // connection is in the fast lane, the lane reads the heads and tells the two apart
         // however long they get.)
-        .max_buf_size(fast::MAX_HEAD)
+        .max_buf_size(fast_lane::MAX_HEAD)
         .keep_alive(true);
     h1
 }
@@ -258,8 +340,8 @@ async fn serve_until<C: Graceful>(conn: C, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub(crate) async fn signal() -> std::io::Result<&'static str> {
+/// Waits for SIGTERM or SIGINT, and says which came.
+pub async fn signal() -> std::io::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use zeroize::Zeroizing;
+
+use crate::key::ProcessKey;
 
 /// Most sessions held at once; a new one beyond this evicts the least recently used.
 pub const MAX_SESSIONS: usize = 10_000;
@@ -38,12 +39,11 @@ pub const COOKIE_VALUE_LEN: usize = (ID_LEN + TAG_LEN) * 4 / 3 + 1;
 const COOKIE_LABEL: &[u8] = b"keygate session cookie v1\0";
 const CSRF_LABEL: &[u8] = b"keygate session csrf v1\0";
 
-type HmacSha256 = Hmac<Sha256>;
 type Id = [u8; ID_LEN];
 
 /// The live sessions of this process.
 pub struct Sessions {
-    key: Zeroizing<[u8; 32]>,
+    key: ProcessKey,
     lifetime: Duration,
     idle_timeout: Duration,
     capacity: usize,
@@ -54,7 +54,7 @@ pub struct Sessions {
 #[derive(Clone)]
 pub struct SessionRef {
     /// The id of the token the session was begun with; the caller re-judges it on every
-    /// request ([`crate::tokens::Tokens::check_id`]).
+    /// request ([`kg_verifier::Credential::Session`]).
     pub token_id: String,
     id: Zeroizing<Id>,
     csrf: String,
@@ -94,12 +94,8 @@ impl Sessions {
 
     /// [`Sessions::new`] with another bound (at least 1).
     pub fn with_capacity(lifetime: Duration, idle_timeout: Duration, capacity: usize) -> Sessions {
-        let mut key = Zeroizing::new([0u8; 32]);
-        // Without randomness the process cannot keep any secret; the other users of
-        // getrandom in this crate would fail the same way.
-        getrandom::fill(&mut key[..]).expect("the operating system's random number generator");
         Sessions {
-            key,
+            key: ProcessKey::new(),
             lifetime,
             idle_timeout,
             capacity: capacity.max(1),
@@ -282,15 +278,16 @@ impl Sessions {
     }
 
     fn tag(&self, label: &[u8], id: &Id) -> [u8; TAG_LEN] {
-        let mut mac = self.mac(label);
-        mac.update(id);
-        mac.finalize().into_bytes().into()
+        self.key.tag(label, id)
     }
 
-    fn mac(&self, label: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key[..]).expect("HMAC takes any key");
-        mac.update(label);
-        mac
+    fn mac(&self, label: &[u8]) -> crate::key::HmacSha256 {
+        self.key.mac(label)
+    }
+
+    /// The process key, for the other signed values of sign-in (under labels of their own).
+    pub(crate) fn key(&self) -> &ProcessKey {
+        &self.key
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {

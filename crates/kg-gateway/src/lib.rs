@@ -5,9 +5,13 @@
 //!
 //! In this order, on every request (nothing is cached between requests):
 //!
+//! Every credential is judged by the verifier (`kg_verifier::Verifier::judge`), exactly as
+//! on `/auth`; this crate decides only what the verifier cannot know (the bypass, where a
+//! cookie-authenticated request came from, what the upstream sees).
+//!
 //! 1. **A bearer token** (`Authorization: Bearer ...`), exactly as on `/auth`: a bad one is a
 //!    401 even from this host, since credentials that are presented are always judged.
-//! 2. **A browser session** ([`crate::signin`]), whose token is judged again by id: revoked,
+//! 2. **A browser session** (kg-login), whose token is judged again by id: revoked,
 //!    expired or past its rotation grace, the session ends here and then.
 //! 3. **The localhost bypass**: the socket peer is loopback, no header says it relays for
 //!    someone else ([`net::has_forwarding_headers`]), no proxy is trusted, and
@@ -47,13 +51,12 @@
 //! safe methods (GET, HEAD, OPTIONS, TRACE) may be retried, and only when the pooled
 //! connection failed before a byte was written.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::io;
+pub mod connect;
+pub mod upstream;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -62,20 +65,16 @@ use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use time::OffsetDateTime;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use kg_http::error_chain;
+use kg_http::net::{self, X_FORWARDED_FOR};
+use kg_http::response::{closing, empty};
+use kg_http::serve::{Busy, Conn};
+use kg_login::{SessionRef, SignIn};
+use kg_verifier::{Ask, Credential, Ctx, Decision, Need, Outcome, Throttle, Verifier};
 
-use crate::http::{self as endpoints, App, Bearer, Ctx, X_SCOPES, X_TOKEN_ID, X_USER};
-use crate::metrics::Outcome;
-use crate::net;
-use crate::session::SessionRef;
-use crate::settings::Settings;
-use crate::signin::SignIn;
-use crate::tokens::Verdict;
-use crate::upstream::{self, Target, Upstream};
+use crate::connect::Connector;
+use crate::upstream::Upstream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -125,7 +124,6 @@ const REWRITE_HEADERS: [&str; 4] = [
     "x-original-method",
 ];
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -137,32 +135,46 @@ enum Who {
     /// A verified bearer token, or a session whose token is still good.
     Token {
         id: String,
-        name: String,
-        scopes: String,
+        /// The identity headers for the upstream.
+        identity: Vec<(HeaderName, HeaderValue)>,
         /// The session it came with, if by cookie (then cross-site unsafe requests are
         /// refused, and a WebSocket tunnel ends with the session).
         session: Option<SessionRef>,
     },
 }
 
+/// What the gateway is told.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The upstream.
+    pub upstream: Upstream,
+    /// Time for the upstream to connect and answer with response headers.
+    pub upstream_timeout: Duration,
+    /// Largest request body forwarded, in bytes.
+    pub max_request_body: u64,
+    /// Largest response body relayed, in bytes.
+    pub max_response_body: u64,
+    /// Whether requests from this host pass without credentials.
+    pub local_bypass: bool,
+    /// Whether clients connect over HTTPS (for `X-Forwarded-Proto`).
+    pub https: bool,
+}
+
 /// The reverse proxy.
 pub struct Gateway {
-    app: Arc<App>,
+    verifier: Arc<Verifier>,
     upstream: Upstream,
     /// For safe methods: a request that failed on a reused connection before a byte was
     /// written is sent again on another.
     safe: Client<Connector, Limited<Incoming>>,
     /// For everything else: never sent twice.
-    unsafe_: Client<Connector, Limited<Incoming>>,
+    once: Client<Connector, Limited<Incoming>>,
     timeout: Duration,
     max_request_body: u64,
     max_response_body: u64,
     local_bypass: bool,
     scheme: &'static str,
-    sign_in: SignIn,
-    /// Correlation ids: a random per-process prefix and a counter.
-    id_prefix: u32,
-    next_id: AtomicU64,
+    sign_in: Arc<SignIn>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -175,12 +187,11 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// The gateway for `settings.upstream`, or `None` when there is none.
-    pub fn new(settings: &Settings, app: Arc<App>) -> Option<Gateway> {
-        let upstream = settings.upstream.clone()?;
-        let connector = Connector {
-            target: Arc::new(upstream.target.clone()),
-        };
+    /// The gateway to `settings.upstream`, judging with `verifier` and sending browsers to
+    /// `sign_in`.
+    pub fn new(settings: &Settings, verifier: Arc<Verifier>, sign_in: Arc<SignIn>) -> Gateway {
+        let upstream = settings.upstream.clone();
+        let connector = Connector::new(upstream.target.clone());
         let client = |retry: bool| {
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
@@ -189,22 +200,18 @@ impl Gateway {
                 .set_host(false)
                 .build(connector.clone())
         };
-        let mut prefix = [0u8; 4];
-        let _ = getrandom::fill(&mut prefix);
-        Some(Gateway {
-            app,
+        Gateway {
+            verifier,
             safe: client(true),
-            unsafe_: client(false),
+            once: client(false),
             upstream,
             timeout: settings.upstream_timeout,
             max_request_body: settings.max_request_body,
             max_response_body: settings.max_response_body,
             local_bypass: settings.local_bypass,
-            scheme: if settings.plain_http { "http" } else { "https" },
-            sign_in: SignIn::new(settings),
-            id_prefix: u32::from_le_bytes(prefix),
-            next_id: AtomicU64::new(1),
-        })
+            scheme: if settings.https { "https" } else { "http" },
+            sign_in,
+        }
     }
 
     /// The upstream, for start-up messages.
@@ -217,41 +224,12 @@ impl Gateway {
         self.local_bypass
     }
 
-    fn correlation_id(&self) -> String {
-        format!(
-            "{:08x}-{}",
-            self.id_prefix,
-            self.next_id.fetch_add(1, Relaxed)
-        )
-    }
-
-    /// Answers one request.
-    async fn handle(
+    /// Authorizes a request for the upstream and forwards it, or answers it.
+    pub async fn serve(
         self: Arc<Self>,
         req: Request<Incoming>,
-        conn: Arc<ConnState>,
+        conn: Arc<Conn>,
     ) -> Response<GatewayBody> {
-        if let Some(resp) = endpoints::too_large(&req) {
-            return resp.map(Either::Left);
-        }
-        let path = req.uri().path();
-        if let Some(own) = path.strip_prefix("/.keygate") {
-            if own == "/sign-in" || own == "/sign-out" {
-                let client = net::client_addr(conn.peer.ip(), req.headers(), &self.app.trusted);
-                let app = &self.app;
-                return self
-                    .sign_in
-                    .handle(req, client, app.tokens(), app.metrics(), app.audit())
-                    .await
-                    .map(Either::Left);
-            }
-            if matches!(own, "/health" | "/metrics") || own == "/auth" || own.starts_with("/auth/")
-            {
-                let own = own.to_owned();
-                return self.app.route(&req, conn.peer, &own).map(Either::Left);
-            }
-            return endpoints::empty(StatusCode::NOT_FOUND).map(Either::Left);
-        }
         let who = match self.authorize(&req, conn.peer) {
             Ok(who) => who,
             Err(resp) => return resp.map(Either::Left),
@@ -264,119 +242,79 @@ impl Gateway {
         &self,
         req: &Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<Who, Box<Response<endpoints::Body>>> {
-        let app = &*self.app;
+    ) -> Result<Who, Box<Response<kg_http::Body>>> {
+        let v = &*self.verifier;
         let headers = req.headers();
         let peer_ip = peer.ip().to_canonical();
-        let client = net::client_addr(peer_ip, headers, &app.trusted);
         let path = req.uri().path().as_bytes();
         let ctx = Ctx {
-            client,
+            client: v.client(peer_ip, headers),
             method: req.method().as_str(),
             path: Some(path),
         };
-        let now = OffsetDateTime::now_utc();
-        // A judged token: scopes for this path, then the identity.
-        let judge = |info: kg_tokens::TokenInfo<'_>, session: Option<SessionRef>| {
-            if let Some(need) = app.scopes.for_path(Some(path))
-                && !need.scopes.iter().all(|s| info.has_scope(s))
-            {
-                let mut resp = endpoints::empty(StatusCode::FORBIDDEN);
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, need.challenge.clone());
-                app.finish(
-                    &mut resp,
-                    Outcome::InsufficientScope,
-                    Some(info.id),
-                    Some(info.name),
-                    &ctx,
-                    0,
-                );
-                return Err(Box::new(resp));
+        fn ask<'a>(credential: Credential<'a>, ctx: Ctx<'a>) -> Ask<'a> {
+            Ask {
+                credential,
+                need: Need::Path(ctx.path),
+                ctx,
+                throttle: Throttle::AfterFailure,
+                allow_as: Outcome::Allow,
             }
-            if session.is_some() && cross_site(req, &self.sign_in) {
-                // SameSite=Lax does not stop another port on this host (same site), so a
-                // cookie-authenticated state change or WebSocket must come from our origin.
-                let mut resp = endpoints::empty(StatusCode::FORBIDDEN);
-                app.finish(
-                    &mut resp,
-                    Outcome::CrossSite,
-                    Some(info.id),
-                    Some(info.name),
-                    &ctx,
-                    0,
-                );
-                return Err(Box::new(resp));
-            }
-            app.allowed(Outcome::Allow, Some(info.id), Some(info.name), &ctx);
-            Ok(Who::Token {
-                id: info.id.to_owned(),
-                name: info.name.to_owned(),
-                scopes: info.scopes.join(" "),
-                session,
-            })
-        };
-        match endpoints::bearer(headers) {
-            Bearer::Token(token) => {
-                let id = endpoints::token_id(token);
-                return app
-                    .tokens()
-                    .verify(token, now, app.metrics(), |verdict| match verdict {
-                        Verdict::Valid(info) => judge(info, None),
-                        Verdict::Invalid(reason) => {
-                            let known = matches!(
-                                reason,
-                                kg_tokens::Reason::Unknown
-                                    | kg_tokens::Reason::Expired
-                                    | kg_tokens::Reason::Revoked
-                            )
-                            .then_some(id)
-                            .flatten();
-                            let bucket = (reason == kg_tokens::Reason::Unknown)
-                                .then_some(id)
-                                .flatten();
-                            Err(Box::new(app.refuse(
-                                reason,
-                                bucket,
-                                known,
-                                crate::limiter::client_key(client),
-                                &ctx,
-                            )))
-                        }
-                    });
-            }
-            Bearer::Malformed => {
-                return Err(Box::new(app.refuse(
-                    kg_tokens::Reason::Malformed,
-                    None,
-                    None,
-                    crate::limiter::client_key(client),
-                    &ctx,
-                )));
-            }
-            Bearer::None => {}
         }
+        // A judged credential: the identity, or the answer.
+        let answer = |decision: Decision<'_>, session: Option<&SessionRef>| {
+            let (status, challenge) = match decision {
+                Decision::Allow(identity) => {
+                    let who = Who::Token {
+                        id: identity.id.to_owned(),
+                        identity: identity
+                            .headers()
+                            .into_iter()
+                            .filter_map(|(n, v)| Some((n, v?)))
+                            .collect(),
+                        session: session.cloned(),
+                    };
+                    return (Some(Ok(who)), 200);
+                }
+                Decision::SessionEnded => return (None, 0),
+                Decision::InsufficientScope(c) => (StatusCode::FORBIDDEN, Some(c)),
+                Decision::CrossSite => (StatusCode::FORBIDDEN, None),
+                Decision::Missing => (StatusCode::UNAUTHORIZED, Some(v.challenge())),
+                Decision::Invalid | Decision::Throttled { .. } => {
+                    (StatusCode::UNAUTHORIZED, Some(v.challenge_invalid()))
+                }
+            };
+            let mut resp = empty(status);
+            if let Some(c) = challenge {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, c.clone());
+            }
+            (Some(Err(Box::new(resp))), status.as_u16())
+        };
+        // 1. Credentials that are presented are always judged.
+        let bearer = Credential::from_headers(headers);
+        if bearer != Credential::None {
+            // A bearer token is allowed or refused, never a session that ended.
+            return v
+                .judge(&ask(bearer, ctx), |d| answer(d, None))
+                .unwrap_or_else(|| Err(Box::new(empty(StatusCode::UNAUTHORIZED))));
+        }
+        // 2. A browser session, judged by its token's id.
         if let Some(session) = self.sign_in.session(headers) {
-            let judged = app
-                .tokens()
-                .check_id(&session.token_id, now, app.metrics(), |verdict| {
-                    match verdict {
-                        Verdict::Valid(info) => Some(judge(info, Some(session.clone()))),
-                        Verdict::Invalid(_) => {
-                            // Revoked, expired or past its grace: the session ends with it.
-                            app.session_ended(&session.token_id, &ctx);
-                            None
-                        }
-                    }
-                });
-            match judged {
+            let credential = Credential::Session {
+                token_id: &session.token_id,
+                foreign: cross_site(req, &self.sign_in),
+            };
+            match v.judge(&ask(credential, ctx), |d| answer(d, Some(&session))) {
                 Some(result) => return result,
+                // Revoked, expired or past its grace: the session ends with it.
                 None => self.sign_in.end_session(&session),
             }
         }
+        // 3. The localhost bypass.
         if self.local_bypass
             && net::is_loopback(peer_ip)
-            && app.trusted.is_empty()
+            && v.trusted().is_empty()
             && !net::has_forwarding_headers(headers)
             && local_host(req)
         {
@@ -385,43 +323,45 @@ impl Gateway {
             // WebSocket from another origin would otherwise act as the local user; and the
             // Host check above stops DNS rebinding from reading the answers).
             if cross_site(req, &self.sign_in) {
-                let mut resp = endpoints::empty(StatusCode::FORBIDDEN);
-                app.finish(&mut resp, Outcome::CrossSite, None, None, &ctx, 0);
-                return Err(Box::new(resp));
+                v.record(Outcome::CrossSite, 403, None, &ctx);
+                return Err(Box::new(empty(StatusCode::FORBIDDEN)));
             }
-            app.allowed(Outcome::Local, None, None, &ctx);
+            v.record(Outcome::Local, 200, None, &ctx);
             return Ok(Who::Local);
         }
-        let mut resp = if is_navigation(req) {
-            self.sign_in.redirect(req.uri())
-        } else {
-            let mut resp = endpoints::empty(StatusCode::UNAUTHORIZED);
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, app.challenge.clone());
-            resp
-        };
-        app.finish(&mut resp, Outcome::Missing, None, None, &ctx, 0);
-        Err(Box::new(resp))
+        // 4. Nobody: a browser goes to the sign-in page.
+        v.judge(&ask(Credential::None, ctx), |_| {
+            let resp = if is_navigation(req) {
+                self.sign_in.redirect(req.uri())
+            } else {
+                let mut resp = empty(StatusCode::UNAUTHORIZED);
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, v.challenge().clone());
+                resp
+            };
+            let status = resp.status().as_u16();
+            (Err(Box::new(resp)), status)
+        })
     }
 
     /// Sends an authorized request upstream and relays the answer.
     async fn forward(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
-        conn: Arc<ConnState>,
+        conn: Arc<Conn>,
         who: Who,
     ) -> Response<GatewayBody> {
-        let id = self.correlation_id();
+        let id = self.verifier.audit().ids().next();
         if let Some(len) = content_length(req.headers())
             && len > self.max_request_body
         {
-            return endpoints::closing(StatusCode::PAYLOAD_TOO_LARGE).map(Either::Left);
+            return closing(StatusCode::PAYLOAD_TOO_LARGE).map(Either::Left);
         }
         let upgrade = upgrade_protocol(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let peer_ip = conn.peer.ip().to_canonical();
-        let trusted = net::is_trusted(peer_ip, &self.app.trusted);
+        let trusted = net::is_trusted(peer_ip, self.verifier.trusted());
 
         let mut headers = HeaderMap::with_capacity(parts.headers.len() + 8);
         let named_by_connection = connection_tokens(&parts.headers);
@@ -499,17 +439,9 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(&id) {
             headers.insert(X_REQUEST_ID, v);
         }
-        if let Who::Token {
-            id: token_id,
-            name,
-            scopes,
-            ..
-        } = &who
-        {
-            for (h, v) in [(X_USER, name), (X_TOKEN_ID, token_id), (X_SCOPES, scopes)] {
-                if let Ok(v) = HeaderValue::from_str(v) {
-                    headers.insert(h, v);
-                }
+        if let Who::Token { identity, .. } = &who {
+            for (h, v) in identity {
+                headers.insert(h.clone(), v.clone());
             }
         }
         if let Some(proto) = &upgrade {
@@ -520,7 +452,7 @@ impl Gateway {
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         if !self.upstream.base_path.is_empty() && climbs(parts.uri.path()) {
             // Under a base path, `..` would reach beyond it on an upstream that normalises.
-            return endpoints::closing(StatusCode::BAD_REQUEST).map(Either::Left);
+            return closing(StatusCode::BAD_REQUEST).map(Either::Left);
         }
         let uri = match format!(
             "http://{}{}{}",
@@ -529,7 +461,7 @@ impl Gateway {
         .parse::<Uri>()
         {
             Ok(u) => u,
-            Err(_) => return endpoints::empty(StatusCode::BAD_REQUEST).map(Either::Left),
+            Err(_) => return empty(StatusCode::BAD_REQUEST).map(Either::Left),
         };
         let mut up = Request::new(Limited::new(
             body,
@@ -544,7 +476,7 @@ impl Gateway {
         let client = if is_safe(&parts.method) {
             &self.safe
         } else {
-            &self.unsafe_
+            &self.once
         };
         let sent = tokio::time::timeout(self.timeout, client.request(up)).await;
         let resp = match sent {
@@ -614,7 +546,7 @@ impl Gateway {
         mut resp: Response<Incoming>,
         client_upgrade: hyper::upgrade::OnUpgrade,
         busy: Busy,
-        conn: Arc<ConnState>,
+        conn: Arc<Conn>,
         who: Who,
     ) -> Response<GatewayBody> {
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
@@ -631,16 +563,10 @@ impl Gateway {
             let still_valid = || match &who {
                 Who::Local => true,
                 Who::Token { id, session, .. } => {
-                    let app = &gateway.app;
                     session
                         .as_ref()
                         .is_none_or(|s| gateway.sign_in.sessions().alive(s))
-                        && app.tokens().check_id(
-                            id,
-                            OffsetDateTime::now_utc(),
-                            app.metrics(),
-                            |v| matches!(v, Verdict::Valid(_)),
-                        )
+                        && gateway.verifier.still_valid(id)
                 }
             };
             let mut recheck = tokio::time::interval(TUNNEL_RECHECK);
@@ -681,7 +607,7 @@ impl Gateway {
         parts: &hyper::http::request::Parts,
         client: std::net::IpAddr,
     ) -> Response<GatewayBody> {
-        self.app.audit().log_upstream_error(
+        self.verifier.audit().log_upstream_error(
             id,
             status.as_u16(),
             client,
@@ -689,7 +615,7 @@ impl Gateway {
             parts.uri.path().as_bytes(),
             detail,
         );
-        self.app.metrics().upstream_error();
+        self.verifier.metrics().upstream_error();
         let page = format!(
             "<!doctype html><meta charset=utf-8><title>{code} {reason}</title>\
              <h1>{code} {reason}</h1><p>The application behind this gateway did not answer \
@@ -714,34 +640,6 @@ impl Gateway {
 
 /// How often an open WebSocket tunnel's credentials are judged again.
 const TUNNEL_RECHECK: Duration = Duration::from_secs(15);
-
-/// A connection's state shared with its requests: the peer, how many requests are
-/// streaming (the connection's deadline waits while any is), and the shutdown signal.
-#[derive(Debug)]
-pub(crate) struct ConnState {
-    pub peer: SocketAddr,
-    pub active: Arc<AtomicUsize>,
-    pub shutdown: watch::Receiver<bool>,
-    /// Held for as long as the connection or any tunnel it became is open.
-    pub _permit: Option<tokio::sync::OwnedSemaphorePermit>,
-}
-
-impl ConnState {
-    fn busy(&self) -> Busy {
-        self.active.fetch_add(1, Relaxed);
-        Busy(Arc::clone(&self.active))
-    }
-}
-
-/// One request in progress on a connection.
-#[derive(Debug)]
-pub struct Busy(Arc<AtomicUsize>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-}
 
 /// The upstream's response body, cut off past `server.max_response_body_mib`; the
 /// connection counts as busy until it is done.
@@ -784,148 +682,6 @@ impl hyper::body::Body for Relay {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// The hyper service of one connection in proxy mode.
-#[derive(Debug, Clone)]
-pub(crate) struct GatewayService {
-    pub gateway: Arc<Gateway>,
-    pub conn: Arc<ConnState>,
-    pub served: Arc<AtomicU64>,
-}
-
-impl hyper::service::Service<Request<Incoming>> for GatewayService {
-    type Response = Response<GatewayBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let gateway = Arc::clone(&self.gateway);
-        let conn = Arc::clone(&self.conn);
-        let served = Arc::clone(&self.served);
-        Box::pin(async move {
-            let resp = gateway.handle(req, conn).await;
-            served.fetch_add(1, Relaxed);
-            Ok(resp)
-        })
-    }
-}
-
-/// Connects to the upstream: TCP to an address, TCP to a name whose every resolved address
-/// is checked again (a `.internal` name must not lead to a public address), or a unix socket.
-#[derive(Debug, Clone)]
-pub struct Connector {
-    target: Arc<Target>,
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<Stream>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<TokioIo<Stream>>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Uri) -> Self::Future {
-        let target = Arc::clone(&self.target);
-        Box::pin(async move {
-            let stream = match &*target {
-                Target::Addr(addr) => Stream::Tcp(tokio::net::TcpStream::connect(addr).await?),
-                Target::Unix(path) => Stream::Unix(tokio::net::UnixStream::connect(path).await?),
-                Target::Name { host, port } => {
-                    let mut last = None;
-                    let mut found = None;
-                    for addr in tokio::net::lookup_host((host.as_str(), *port)).await? {
-                        if let Err(e) = upstream::check_addr(addr.ip()) {
-                            last = Some(io::Error::new(
-                                io::ErrorKind::PermissionDenied,
-                                format!("{host} resolved to {}: {e}", addr.ip()),
-                            ));
-                            continue;
-                        }
-                        match tokio::net::TcpStream::connect(addr).await {
-                            Ok(s) => {
-                                found = Some(s);
-                                break;
-                            }
-                            Err(e) => last = Some(e),
-                        }
-                    }
-                    match found {
-                        Some(s) => Stream::Tcp(s),
-                        None => {
-                            return Err(last.unwrap_or_else(|| {
-                                io::Error::new(
-                                    io::ErrorKind::NotFound,
-                                    format!("{host} has no address"),
-                                )
-                            }));
-                        }
-                    }
-                }
-            };
-            if let Stream::Tcp(s) = &stream {
-                let _ = s.set_nodelay(true);
-            }
-            Ok(TokioIo::new(stream))
-        })
-    }
-}
-
-/// A connection to the upstream.
-#[derive(Debug)]
-pub enum Stream {
-    /// TCP.
-    Tcp(tokio::net::TcpStream),
-    /// A unix socket.
-    Unix(tokio::net::UnixStream),
-}
-
-impl Connection for Stream {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, data),
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, data),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-        }
     }
 }
 
@@ -1067,18 +823,6 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// An error and its causes, for the audit log.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out.chars().filter(|c| !c.is_control()).take(300).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1118,11 +862,5 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
-    }
-
-    #[test]
-    fn error_chains_are_one_printable_line() {
-        let e = io::Error::other("a\nb");
-        assert_eq!(error_chain(&e), "ab");
     }
 }

@@ -60,8 +60,8 @@ use time::OffsetDateTime;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use crate::log;
-use crate::metrics::Metrics;
+use kg_http::log;
+use kg_http::metrics::{Metrics, Reload};
 
 /// The store, and how to notice that it changed.
 pub struct Tokens {
@@ -358,12 +358,6 @@ impl Tokens {
         }
     }
 
-    /// The store's token prefix.
-    pub fn with_prefix<R>(&self, f: impl FnOnce(&Prefix) -> R) -> R {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        f(inner.loaded.store().prefix())
-    }
-
     /// The store, read-locked, after picking up any change to it: the check and the
     /// verification that follows share one read lock when nothing changed (the usual case).
     fn fresh(&self, metrics: &Metrics) -> RwLockReadGuard<'_, Inner> {
@@ -375,15 +369,6 @@ impl Tokens {
         }
         self.reload(metrics);
         self.inner.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Re-reads the store if it changed. On error the last good store stays in use and the
-    /// error is logged (once per change of the file).
-    pub fn refresh(&self, metrics: &Metrics) {
-        let stale = self.inner.read().unwrap_or_else(|e| e.into_inner()).stale();
-        if stale {
-            self.reload(metrics);
-        }
     }
 
     /// Re-reads the store under the write lock, if it is still stale then.
@@ -412,7 +397,7 @@ impl Tokens {
         match inner.loaded.reload_if_changed() {
             Ok(changed) => {
                 if changed {
-                    metrics.reload("tokens", true);
+                    metrics.reload(Reload::Tokens, true);
                     log::info(
                         "tokens_reloaded",
                         &[("active", &inner.loaded.store().list().len().to_string())],
@@ -421,7 +406,7 @@ impl Tokens {
                 inner.probe = probe;
             }
             Err(e) => {
-                metrics.reload("tokens", false);
+                metrics.reload(Reload::Tokens, false);
                 log::error(
                     "tokens_reload_failed",
                     &[

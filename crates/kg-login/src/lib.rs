@@ -1,4 +1,7 @@
-//! The sign-in page of the reverse proxy: a browser trades a token for a session cookie.
+//! Browser sign-in for the reverse proxy: a browser trades a token for a session cookie.
+//!
+//! The pages, CSRF, cookies and sessions live here; whether the token is good is the
+//! verifier's decision ([`kg_verifier::Verifier::judge`]), and so is every audit line.
 //!
 //! | path | methods | answer |
 //! |---|---|---|
@@ -10,43 +13,48 @@
 //!
 //! - **The token is seen once**: read from the form into a buffer wiped on drop, verified,
 //!   and never logged, echoed into a page or kept. The session cookie holds a random id and
-//!   its HMAC ([`crate::session`]), not the token.
+//!   its HMAC ([`sessions`]), not the token.
 //! - **Cookies**: `__Host-` names, `Secure` and `Path=/` on HTTPS (no other site or path
 //!   can set or shadow them), `HttpOnly`, `SameSite=Lax`, never a `Domain`. Both are
 //!   removed from requests before they are forwarded ([`SignIn::strip_cookies`]).
+//!   Sessions ([`sessions`]) and the CSRF cookie are signed under one process key
+//!   ([`key`]), each use under its own label.
 //! - **CSRF**: a form is accepted only with the double-submit value of the CSRF cookie (an
 //!   HMAC-signed random value) or, for sign-out, the session's own CSRF value; compared in
 //!   constant time. A request with an `Origin` other than this server's, or with
 //!   `Sec-Fetch-Site: cross-site`, is refused before anything else.
 //! - **No open redirect**: `next` is a path on this server or becomes `/` ([`safe_next`]).
-//! - **Guessing is rate limited** per client address with the `/auth` limits; a throttled
-//!   client gets 429 without any verification. Unknown, expired and revoked tokens get
-//!   the same message; the audit log has the real reason.
+//! - **Guessing is rate limited** per client address, in the same bucket as `/auth` and the
+//!   proxy's bearer tokens; a throttled client gets 429 without any verification. Unknown,
+//!   expired and revoked tokens get the same message; the audit log has the real reason.
 //! - **The page runs no script and loads nothing**: its Content-Security-Policy allows only
 //!   its own inline style, by hash; it cannot be framed.
 
+#![forbid(unsafe_code)]
+
+pub mod key;
+pub mod sessions;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
+use kg_http::response::{empty as status_only, method_not_allowed};
+use kg_verifier::{Ask, Credential, Ctx, Decision, Need, Outcome, Throttle, Verifier};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::audit::{Audit, Entry};
-use crate::limiter::{Check, Limiter, client_key};
-use crate::metrics::{Metrics, Outcome};
-use crate::session::{SessionRef, Sessions};
-use crate::settings::Settings;
-use crate::tokens::{Tokens, Verdict};
+pub use sessions::{SessionRef, Sessions};
 
 /// Every path keygate keeps for itself in proxy mode starts with this.
 pub const PREFIX: &str = "/.keygate/";
@@ -64,7 +72,20 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_NEXT: usize = 2048;
 
 /// The response body type.
-pub type Body = Full<Bytes>;
+pub type Body = kg_http::Body;
+
+/// What sign-in is told.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// HTTPS: `__Host-` cookie names and `Secure`.
+    pub secure: bool,
+    /// The realm, named on the pages.
+    pub realm: String,
+    /// A browser session's absolute lifetime.
+    pub session_lifetime: Duration,
+    /// A browser session's idle timeout, slid by every request.
+    pub session_idle_timeout: Duration,
+}
 
 const SESSION_COOKIE_SECURE: &str = "__Host-keygate_session";
 const CSRF_COOKIE_SECURE: &str = "__Host-keygate_csrf";
@@ -91,36 +112,28 @@ const MSG_SIGN_OUT_CSRF: &str = "Sign-out could not be confirmed. Please try aga
 const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// The sign-in and sign-out endpoints, and the browser sessions they manage.
 pub struct SignIn {
     sessions: Sessions,
     /// HTTPS: `__Host-` cookie names and `Secure`.
     secure: bool,
     realm: String,
-    limiter: Option<Limiter>,
-    /// Signs CSRF cookie values.
-    key: Zeroizing<[u8; 32]>,
+    verifier: Arc<Verifier>,
     csp: HeaderValue,
-    challenge: HeaderValue,
 }
 
 impl SignIn {
-    /// The endpoints for `settings`: HTTPS (`!plain_http`) decides cookie names and flags;
-    /// the session limits, the realm and the rate limits come from there too.
-    pub fn new(settings: &Settings) -> SignIn {
+    /// The endpoints for `settings`, judging tokens with `verifier`.
+    pub fn new(settings: &Settings, verifier: Arc<Verifier>) -> SignIn {
         SignIn::build(
-            !settings.plain_http,
+            settings.secure,
             &settings.realm,
             Sessions::new(settings.session_lifetime, settings.session_idle_timeout),
-            Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
+            verifier,
         )
     }
 
-    fn build(secure: bool, realm: &str, sessions: Sessions, limiter: Option<Limiter>) -> SignIn {
-        let mut key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut key[..]).expect("the operating system's random number generator");
+    fn build(secure: bool, realm: &str, sessions: Sessions, verifier: Arc<Verifier>) -> SignIn {
         let style_hash = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
         let csp = format!(
             "default-src 'none'; style-src 'sha256-{style_hash}'; form-action 'self'; \
@@ -130,12 +143,8 @@ impl SignIn {
             sessions,
             secure,
             realm: realm.to_owned(),
-            limiter,
-            key,
+            verifier,
             csp: HeaderValue::from_str(&csp).expect("base64 is a valid header value"),
-            // The realm was checked to be printable ASCII without quotes or backslashes.
-            challenge: HeaderValue::from_str(&format!("Bearer realm=\"{realm}\""))
-                .unwrap_or(HeaderValue::from_static("Bearer")),
         }
     }
 
@@ -222,14 +231,7 @@ impl SignIn {
     /// `Allow` for other methods there, 404 for any other path. A POST body is read here:
     /// at most [`MAX_FORM_BYTES`] (413 beyond), `application/x-www-form-urlencoded` only
     /// (415 otherwise), within [`BODY_TIMEOUT`] (408).
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        client: IpAddr,
-        tokens: &Tokens,
-        metrics: &Metrics,
-        audit: &Audit,
-    ) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
         let page = if path == SIGN_IN {
@@ -247,7 +249,7 @@ impl SignIn {
             path: page.path(),
         };
         match (page, &parts.method) {
-            (Page::SignIn, &Method::GET | &Method::HEAD) => self.show(&r, tokens, metrics),
+            (Page::SignIn, &Method::GET | &Method::HEAD) => self.show(&r),
             (_, &Method::POST) => {
                 let form = match read_form(&parts.headers, body).await {
                     Ok(bytes) => Form::parse(&bytes),
@@ -255,13 +257,13 @@ impl SignIn {
                         let mut resp = status_only(status);
                         resp.headers_mut()
                             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                        self.record(audit, metrics, &r, Outcome::BadRequest, status, None);
+                        self.record(&r, Outcome::BadRequest, status, None);
                         return resp;
                     }
                 };
                 match page {
-                    Page::SignIn => self.sign_in(&r, &form, tokens, metrics, audit),
-                    Page::SignOut => self.sign_out(&r, &form, metrics, audit),
+                    Page::SignIn => self.sign_in(&r, &form),
+                    Page::SignOut => self.sign_out(&r, &form),
                 }
             }
             (Page::SignIn, _) => method_not_allowed("GET, HEAD, POST"),
@@ -307,7 +309,7 @@ impl SignIn {
 
     /// GET on the sign-in page: the form, or "signed in" when the session is live and its
     /// token still valid.
-    fn show(&self, r: &Req<'_>, tokens: &Tokens, metrics: &Metrics) -> Response<Body> {
+    fn show(&self, r: &Req<'_>) -> Response<Body> {
         let next = r
             .uri
             .query()
@@ -319,12 +321,7 @@ impl SignIn {
             .unwrap_or_default();
         let next = safe_next(&next);
         if let Some(s) = self.session(r.headers) {
-            let now = OffsetDateTime::now_utc();
-            let name = tokens.check_id(&s.token_id, now, metrics, |v| match v {
-                Verdict::Valid(info) => Some(info.name.to_owned()),
-                Verdict::Invalid(_) => None,
-            });
-            match name {
+            match self.verifier.holder(&s.token_id) {
                 Some(name) => {
                     let html = self.signed_in_page(&name, s.csrf(), next, None);
                     return self.html(StatusCode::OK, html);
@@ -336,129 +333,62 @@ impl SignIn {
     }
 
     /// POST on the sign-in page.
-    fn sign_in(
-        &self,
-        r: &Req<'_>,
-        form: &Form,
-        tokens: &Tokens,
-        metrics: &Metrics,
-        audit: &Audit,
-    ) -> Response<Body> {
+    fn sign_in(&self, r: &Req<'_>, form: &Form) -> Response<Body> {
         let next = safe_next(form.next.as_deref().unwrap_or("/"));
         // 1. The form must come from our own page.
         if self.cross_site(r.headers, r.uri) || !self.csrf_pair_matches(r.headers, form) {
-            self.record(
-                audit,
-                metrics,
-                r,
-                Outcome::Csrf,
-                StatusCode::FORBIDDEN,
-                None,
-            );
+            self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
             return self.form_response(StatusCode::FORBIDDEN, r.headers, next, Some(MSG_CSRF));
         }
-        // 2. A client that used up its failed attempts is not heard.
-        let ckey = client_key(r.client);
-        if let Some(l) = &self.limiter
-            && let Check::Throttled {
-                retry_after,
-                log,
-                suppressed,
-            } = l.check(ckey)
-        {
-            metrics.decision(Outcome::Throttled);
-            if log {
-                audit.log(&Entry {
-                    suppressed,
-                    ..r.entry(Outcome::Throttled, StatusCode::TOO_MANY_REQUESTS, None)
-                });
-            }
-            let secs = retry_after.as_secs().max(1);
-            let msg = format!("Too many failed attempts. Try again in {secs} seconds.");
-            let mut resp =
-                self.form_response(StatusCode::TOO_MANY_REQUESTS, r.headers, next, Some(&msg));
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return resp;
-        }
-        // 3. The token.
-        let token = match form.token.as_deref().map(|t| std::str::from_utf8(t)) {
-            None => None,
-            Some(Ok(t)) => Some(t.trim()).filter(|t| !t.is_empty()),
-            // Not text, so not a token: a failed attempt like any other.
-            Some(Err(_)) => Some(""),
+        // 2. The token, from a client that has attempts left.
+        let ask = Ask {
+            credential: Credential::from_form(form.token.as_deref().map(Vec::as_slice)),
+            need: Need::Nothing,
+            ctx: r.ctx(),
+            throttle: Throttle::First,
+            allow_as: Outcome::SignedIn,
         };
-        let Some(token) = token else {
-            self.record(
-                audit,
-                metrics,
-                r,
-                Outcome::Missing,
-                StatusCode::UNAUTHORIZED,
-                None,
-            );
-            return self.refused(r.headers, next, MSG_MISSING);
-        };
-        let now = OffsetDateTime::now_utc();
-        let verdict = tokens.verify(token, now, metrics, |v| match v {
-            Verdict::Valid(info) => Ok((info.id.to_owned(), info.name.to_owned())),
-            Verdict::Invalid(reason) => Err(reason),
-        });
-        match verdict {
-            Ok((id, name)) => {
-                // A browser signing in again leaves no orphan behind.
-                if let Some(old) = self.session(r.headers) {
-                    self.sessions.end(&old);
+        self.verifier.judge(&ask, |decision| {
+            let resp = match decision {
+                Decision::Allow(who) => {
+                    // A browser signing in again leaves no orphan behind.
+                    if let Some(old) = self.session(r.headers) {
+                        self.sessions.end(&old);
+                    }
+                    let new = self.sessions.create(who.id);
+                    let mut resp = self.see_other(next);
+                    set_cookie(&mut resp, &self.session_cookie(&new.cookie_value));
+                    set_cookie(&mut resp, &self.clear_csrf_cookie());
+                    resp
                 }
-                let new = self.sessions.create(&id);
-                let mut resp = self.see_other(next);
-                set_cookie(&mut resp, &self.session_cookie(&new.cookie_value));
-                set_cookie(&mut resp, &self.clear_csrf_cookie());
-                metrics.decision(Outcome::SignedIn);
-                audit.log(&Entry {
-                    token_name: Some(&name),
-                    ..r.entry(Outcome::SignedIn, StatusCode::SEE_OTHER, Some(&id))
-                });
-                resp
-            }
-            Err(reason) => {
-                if let Some(l) = &self.limiter {
-                    l.fail(ckey);
+                Decision::Throttled { retry_after } => {
+                    let secs = retry_after.as_secs().max(1);
+                    let msg = format!("Too many failed attempts. Try again in {secs} seconds.");
+                    let mut resp = self.form_response(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        r.headers,
+                        next,
+                        Some(&msg),
+                    );
+                    resp.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    resp
                 }
-                let id = tokens.with_prefix(|p| {
-                    kg_tokens::parse(token, p)
-                        .ok()
-                        .filter(|_| {
-                            matches!(
-                                reason,
-                                kg_tokens::Reason::Unknown
-                                    | kg_tokens::Reason::Expired
-                                    | kg_tokens::Reason::Revoked
-                            )
-                        })
-                        .map(|t| t.id().to_owned())
-                });
-                self.record(
-                    audit,
-                    metrics,
-                    r,
-                    Outcome::Invalid(reason),
-                    StatusCode::UNAUTHORIZED,
-                    id.as_deref(),
-                );
-                self.refused(r.headers, next, MSG_REFUSED)
-            }
-        }
+                Decision::Missing => self.refused(r.headers, next, MSG_MISSING),
+                // Unknown, expired, revoked and malformed tokens get the same message; the
+                // audit log has the real reason.
+                Decision::Invalid
+                | Decision::InsufficientScope(_)
+                | Decision::CrossSite
+                | Decision::SessionEnded => self.refused(r.headers, next, MSG_REFUSED),
+            };
+            let status = resp.status().as_u16();
+            (resp, status)
+        })
     }
 
     /// POST on the sign-out path.
-    fn sign_out(
-        &self,
-        r: &Req<'_>,
-        form: &Form,
-        metrics: &Metrics,
-        audit: &Audit,
-    ) -> Response<Body> {
+    fn sign_out(&self, r: &Req<'_>, form: &Form) -> Response<Body> {
         let session = self.session(r.headers);
         let cross_site = self.cross_site(r.headers, r.uri);
         if let Some(s) = &session {
@@ -466,32 +396,18 @@ impl SignIn {
             let own: bool = field.as_bytes().ct_eq(s.csrf().as_bytes()).into();
             if cross_site || !(own || self.csrf_pair_matches(r.headers, form)) {
                 let id = Some(s.token_id.as_str());
-                self.record(audit, metrics, r, Outcome::Csrf, StatusCode::FORBIDDEN, id);
+                self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, id);
                 let html = self.signed_in_page("", s.csrf(), "/", Some(MSG_SIGN_OUT_CSRF));
                 return self.html(StatusCode::FORBIDDEN, html);
             }
             self.sessions.end(s);
         } else if cross_site {
             // Nothing to end, but another site may not clear our cookie either.
-            self.record(
-                audit,
-                metrics,
-                r,
-                Outcome::Csrf,
-                StatusCode::FORBIDDEN,
-                None,
-            );
+            self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
             return self.form_response(StatusCode::FORBIDDEN, r.headers, "/", Some(MSG_CSRF));
         }
         let id = session.as_ref().map(|s| s.token_id.as_str());
-        self.record(
-            audit,
-            metrics,
-            r,
-            Outcome::SignedOut,
-            StatusCode::SEE_OTHER,
-            id,
-        );
+        self.record(r, Outcome::SignedOut, StatusCode::SEE_OTHER, id);
         let mut resp = self.see_other(SIGN_IN);
         set_cookie(&mut resp, &self.clear_session_cookie());
         resp
@@ -501,7 +417,7 @@ impl SignIn {
     fn refused(&self, headers: &HeaderMap, next: &str, message: &str) -> Response<Body> {
         let mut resp = self.form_response(StatusCode::UNAUTHORIZED, headers, next, Some(message));
         resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, self.challenge.clone());
+            .insert(header::WWW_AUTHENTICATE, self.verifier.challenge().clone());
         resp
     }
 
@@ -543,7 +459,7 @@ impl SignIn {
     /// or an `Origin` other than this server's (the `Host` with this listener's scheme).
     /// On plain HTTP an `https` origin is accepted too: that listener is meant for a TLS
     /// proxy on the same host.
-    pub(crate) fn cross_site(&self, headers: &HeaderMap, uri: &Uri) -> bool {
+    pub fn cross_site(&self, headers: &HeaderMap, uri: &Uri) -> bool {
         if headers
             .get(SEC_FETCH_SITE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
@@ -606,10 +522,7 @@ impl SignIn {
     }
 
     fn csrf_tag(&self, nonce: &[u8]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.key[..]).expect("HMAC takes any key");
-        mac.update(CSRF_LABEL);
-        mac.update(nonce);
-        mac.finalize().into_bytes().into()
+        self.sessions.key().tag(CSRF_LABEL, nonce)
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: u64, same_site: &str) -> String {
@@ -617,18 +530,10 @@ impl SignIn {
         format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}")
     }
 
-    /// Counts and audits one decision.
-    fn record(
-        &self,
-        audit: &Audit,
-        metrics: &Metrics,
-        r: &Req<'_>,
-        outcome: Outcome,
-        status: StatusCode,
-        token_id: Option<&str>,
-    ) {
-        metrics.decision(outcome);
-        audit.log(&r.entry(outcome, status, token_id));
+    /// Has the verifier count and audit one outcome of these pages.
+    fn record(&self, r: &Req<'_>, outcome: Outcome, status: StatusCode, token_id: Option<&str>) {
+        self.verifier
+            .record(outcome, status.as_u16(), token_id, &r.ctx());
     }
 
     fn see_other(&self, location: &str) -> Response<Body> {
@@ -863,16 +768,11 @@ struct Req<'a> {
 }
 
 impl<'a> Req<'a> {
-    fn entry(&self, outcome: Outcome, status: StatusCode, token_id: Option<&'a str>) -> Entry<'a> {
-        Entry {
-            outcome,
-            status: status.as_u16(),
-            token_id,
-            token_name: None,
+    fn ctx(&self) -> Ctx<'a> {
+        Ctx {
             client: self.client,
             method: self.method.as_str(),
             path: Some(self.path.as_bytes()),
-            suppressed: 0,
         }
     }
 }
@@ -982,21 +882,6 @@ fn protect(h: &mut HeaderMap) {
     );
 }
 
-fn status_only(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    resp
-}
-
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut resp = status_only(StatusCode::METHOD_NOT_ALLOWED);
-    resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    resp
-}
-
 fn push_error(b: &mut String, error: Option<&str>) {
     if let Some(e) = error {
         let _ = writeln!(b, "<p id=\"error\" role=\"alert\">{}</p>", escape(e));
@@ -1087,12 +972,22 @@ mod tests {
     use hyper_util::rt::TokioIo;
     use kg_fs::lock::Wait;
 
-    use crate::testing::{loaded, settings};
+    use kg_verifier::testing::{loaded, verifier};
+    use time::OffsetDateTime;
+
+    use crate::testing::settings;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn sign_in(secure: bool) -> SignIn {
-        SignIn::build(secure, "keygate", Sessions::new(12 * HOUR, HOUR), None)
+        let dir = tempfile::tempdir().unwrap();
+        let base = kg_verifier::testing::settings(dir.path(), &[]);
+        SignIn::build(
+            secure,
+            "keygate",
+            Sessions::new(12 * HOUR, HOUR),
+            verifier(&base, dir.path()),
+        )
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -1146,10 +1041,14 @@ mod tests {
     #[test]
     fn settings_decide_the_scheme_and_the_lifetime() {
         let dir = tempfile::tempdir().unwrap();
-        let https = SignIn::new(&settings(dir.path(), &[("server.session_lifetime", "2h")]));
+        let new = |flags: &[(&str, &str)]| {
+            let s = settings(dir.path(), flags);
+            SignIn::new(&s.login, verifier(&s.base, dir.path()))
+        };
+        let https = new(&[("server.session_lifetime", "2h")]);
         assert_eq!(https.session_cookie_name(), "__Host-keygate_session");
         assert!(https.session_cookie("v").contains("Max-Age=7200;"));
-        let plain = SignIn::new(&settings(dir.path(), &[("server.plain_http", "true")]));
+        let plain = new(&[("server.plain_http", "true")]);
         assert_eq!(plain.session_cookie_name(), "keygate_session");
         assert_eq!(plain.csrf_cookie_name(), "keygate_csrf");
     }
@@ -1223,7 +1122,14 @@ mod tests {
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
-        let s = SignIn::build(false, "<b>&\"realm'", Sessions::new(HOUR, HOUR), None);
+        let dir = tempfile::tempdir().unwrap();
+        let base = kg_verifier::testing::settings(dir.path(), &[]);
+        let s = SignIn::build(
+            false,
+            "<b>&\"realm'",
+            Sessions::new(HOUR, HOUR),
+            verifier(&base, dir.path()),
+        );
         let page = s.sign_in_page("c\"><script>", "/x\"><script>", Some("<i>oops</i>"));
         assert!(!page.contains("<script>") && !page.contains("<b>") && !page.contains("<i>"));
         assert!(page.contains("Sign in to &lt;b&gt;&amp;&quot;realm&#39;"));
@@ -1415,9 +1321,7 @@ mod tests {
 
     struct State {
         signin: SignIn,
-        tokens: Tokens,
-        metrics: Arc<Metrics>,
-        audit: Audit,
+        verifier: Arc<Verifier>,
     }
 
     struct Harness {
@@ -1483,7 +1387,8 @@ mod tests {
     impl Harness {
         fn new(flags: &[(&str, &str)]) -> Harness {
             let dir = tempfile::tempdir().unwrap();
-            let settings = settings(dir.path(), flags);
+            let setup = settings(dir.path(), flags);
+            let settings = &setup.base;
             let now = OffsetDateTime::now_utc();
             let mut txn = settings.store.begin(Wait::No, &settings.prefix).unwrap();
             let (store, pepper) = txn.parts();
@@ -1491,12 +1396,11 @@ mod tests {
             let (bob, revoked) = store.create(pepper, "bob", vec![], None, now).unwrap();
             store.revoke_id(&bob.id, now).unwrap();
             txn.commit().unwrap();
-            let (tokens, metrics, audit) = loaded(&settings, dir.path());
+            let (tokens, metrics, audit) = loaded(settings, dir.path());
+            let verifier = Arc::new(Verifier::new(&settings.verifier, tokens, metrics, audit));
             let state = Arc::new(State {
-                signin: SignIn::new(&settings),
-                tokens,
-                metrics,
-                audit,
+                signin: SignIn::new(&setup.login, Arc::clone(&verifier)),
+                verifier,
             });
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -1514,10 +1418,7 @@ mod tests {
                         let svc = hyper::service::service_fn(move |req| {
                             let s = Arc::clone(&s);
                             async move {
-                                let resp = s
-                                    .signin
-                                    .handle(req, peer.ip(), &s.tokens, &s.metrics, &s.audit)
-                                    .await;
+                                let resp = s.signin.handle(req, peer.ip()).await;
                                 Ok::<_, Infallible>(resp)
                             }
                         });
@@ -1601,7 +1502,7 @@ mod tests {
 
         /// Every audit line so far (closes the log).
         fn audit(&self) -> (String, Vec<serde_json::Value>) {
-            self.state.audit.close();
+            self.state.verifier.audit().close();
             let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap();
             let lines = text
                 .lines()
@@ -1746,7 +1647,13 @@ mod tests {
         assert_eq!(lines[0]["status"], 303);
         assert_eq!(lines[2]["path"], SIGN_OUT);
         assert_eq!(lines[2]["token_id"], alice_id.as_str());
-        assert_eq!(t.state.metrics.decisions(Outcome::SignedIn), 1);
+        assert_eq!(
+            t.state
+                .verifier
+                .metrics()
+                .decisions(Outcome::SignedIn.index()),
+            1
+        );
     }
 
     #[test]
@@ -1754,17 +1661,12 @@ mod tests {
         let t = Harness::new(&[]);
         let (_, session) = t.sign_in(&t.token, "/");
         let session = session.unwrap();
-        let mut txn = t
-            .state
-            .tokens
-            .with_prefix(|p| {
-                kg_tokens::StorePaths::new(
-                    &t.dir.path().join("state"),
-                    &t.dir.path().join("private"),
-                )
-                .begin(Wait::No, p)
-            })
-            .unwrap();
+        let mut txn = kg_tokens::StorePaths::new(
+            &t.dir.path().join("state"),
+            &t.dir.path().join("private"),
+        )
+        .begin(Wait::No, &kg_tokens::Prefix::default())
+        .unwrap();
         let (store, _) = txn.parts();
         assert_eq!(
             store

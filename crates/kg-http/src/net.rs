@@ -11,9 +11,10 @@ use std::str::FromStr;
 use hyper::HeaderMap;
 use hyper::header::HeaderName;
 
-use crate::http::{Headers, visible};
+use crate::headers::{Headers, visible};
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-For`, read here and written by the gateway.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// An IP network, e.g. `10.0.0.0/8`; a bare address is a /32 or /128.

@@ -1,5 +1,6 @@
-//! The audit log: one JSON object per `/auth` decision (and per refused `/metrics` request),
-//! written by a background thread.
+//! The audit sink: one JSON object per decision the rooms record (`/auth`, `/metrics`, the
+//! proxy, sign-in) and per upstream failure, written by a background thread. What a line
+//! says is the rooms' business; this module only keeps the promises below.
 //!
 //! ```text
 //! {"time":"2026-11-01T12:00:00.123Z","request_id":"5f3a9c01-17","decision":"deny",
@@ -33,9 +34,29 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use crate::ids::{RequestIds, push_u64};
 use crate::log::{push_str, push_time};
-use crate::metrics::{Metrics, Outcome};
-use crate::settings::{AuditAllows, AuditTarget};
+use crate::metrics::Metrics;
+
+/// Where audit lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// The server's standard error.
+    Stderr,
+    /// A file, appended to (created 0600 if missing).
+    File(PathBuf),
+}
+
+/// Which allowed requests are written to the audit log (denials always are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAllows {
+    /// None.
+    Off,
+    /// One in [`SAMPLE_EVERY`].
+    Sampled,
+    /// Every one; this costs throughput.
+    All,
+}
 
 /// With `audit_allows = "sampled"`, one allow in this many is logged.
 pub const SAMPLE_EVERY: u64 = 100;
@@ -45,8 +66,10 @@ const MAX_PENDING: usize = 1024 * 1024;
 /// One decision, as logged.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
-    /// What was decided and why.
-    pub outcome: Outcome,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// Why, as a stable lower-case code.
+    pub reason: &'static str,
     /// The HTTP status sent.
     pub status: u16,
     /// The token's id, when known.
@@ -68,9 +91,7 @@ pub struct Audit {
     shared: Arc<Shared>,
     allows: AuditAllows,
     allow_count: AtomicU64,
-    /// The request id prefix: a random salt, as 8 hex digits.
-    salt_hex: [u8; 8],
-    next_id: AtomicU64,
+    ids: RequestIds,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The file to reopen on SIGHUP; `None` for stderr.
     path: Option<PathBuf>,
@@ -117,14 +138,11 @@ impl Audit {
                 .name("keygate-audit".into())
                 .spawn(move || write_loop(&shared, out))?
         };
-        let mut salt = [0u8; 4];
-        let _ = getrandom::fill(&mut salt);
         Ok(Audit {
             shared,
             allows,
             allow_count: AtomicU64::new(0),
-            salt_hex: hex8(u32::from_le_bytes(salt)),
-            next_id: AtomicU64::new(1),
+            ids: RequestIds::default(),
             writer: Mutex::new(Some(writer)),
             path: match target {
                 AuditTarget::Stderr => None,
@@ -209,10 +227,16 @@ impl Audit {
         Some(buf)
     }
 
+    /// The source of request ids, shared with whoever needs one before logging under it.
+    pub fn ids(&self) -> &RequestIds {
+        &self.ids
+    }
+
     /// Appends one line.
     pub fn log(&self, e: &Entry<'_>) {
-        let id = self.next_id.fetch_add(1, Relaxed);
         let Some(mut buf) = self.pending() else {
+            // The id is spent all the same, so ids stay in step with requests.
+            self.ids.push_next(&mut Vec::new());
             return;
         };
         let b = &mut *buf;
@@ -220,13 +244,11 @@ impl Audit {
         b.extend_from_slice(b"{\"time\":\"");
         push_time(b, SystemTime::now());
         b.extend_from_slice(b"\",\"request_id\":\"");
-        b.extend_from_slice(&self.salt_hex);
-        b.push(b'-');
-        push_u64(b, id);
+        self.ids.push_next(b);
         b.extend_from_slice(b"\",\"decision\":\"");
-        b.extend_from_slice(e.outcome.decision().as_bytes());
+        b.extend_from_slice(e.decision.as_bytes());
         b.extend_from_slice(b"\",\"reason\":\"");
-        b.extend_from_slice(e.outcome.reason().as_bytes());
+        b.extend_from_slice(e.reason.as_bytes());
         b.extend_from_slice(b"\",\"status\":");
         push_u64(b, u64::from(e.status));
         b.extend_from_slice(b",\"token_id\":");
@@ -363,7 +385,9 @@ fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8]) {
     }
 }
 
-pub(crate) fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+/// Opens the audit log for appending: created 0600 when missing, never through a symlink
+/// (the server's opener, also used by `keygate check`).
+pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     OpenOptions::new()
         .append(true)
         .create(true)
@@ -395,29 +419,6 @@ fn opt_str(b: &mut Vec<u8>, s: Option<&[u8]>) {
         Some(s) => push_json(b, s),
         None => b.extend_from_slice(b"null"),
     }
-}
-
-fn push_u64(b: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    b.extend_from_slice(&buf[i..]);
-}
-
-fn hex8(n: u32) -> [u8; 8] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 8];
-    for (i, d) in out.iter_mut().enumerate() {
-        *d = HEX[((n >> ((7 - i) * 4)) & 0xf) as usize];
-    }
-    out
 }
 
 /// [`push_str`], with a fast path for what audit fields almost always are (ids, names,
@@ -479,7 +480,6 @@ mod tests {
             push_str(&mut general, s);
             assert_eq!(fast, general, "{s:?}");
         }
-        assert_eq!(&hex8(0x0123_abcd), b"0123abcd");
     }
 
     #[test]
@@ -490,7 +490,8 @@ mod tests {
         let audit =
             Audit::open(&AuditTarget::File(path.clone()), AuditAllows::All, metrics).unwrap();
         audit.log(&Entry {
-            outcome: Outcome::Invalid(kg_tokens::Reason::Unknown),
+            decision: "deny",
+            reason: "unknown",
             status: 401,
             token_id: Some("0123456789AB"),
             token_name: None,
@@ -519,7 +520,8 @@ mod tests {
 
     fn deny(audit: &Audit, path: &'static str) {
         audit.log(&Entry {
-            outcome: Outcome::Invalid(kg_tokens::Reason::Unknown),
+            decision: "deny",
+            reason: "unknown",
             status: 401,
             token_id: None,
             token_name: None,

@@ -1,0 +1,49 @@
+//! The process key: 32 random bytes drawn at start-up, under which sign-in signs its CSRF
+//! cookies and sessions sign their cookies and derive their CSRF values, each use under a
+//! label of its own. A restart draws a new key, which ends every session and form.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// HMAC-SHA-256.
+pub type HmacSha256 = Hmac<Sha256>;
+
+/// The process key.
+pub struct ProcessKey(Zeroizing<[u8; 32]>);
+
+impl ProcessKey {
+    /// A fresh random key.
+    pub fn new() -> ProcessKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        // Without randomness the process cannot keep any secret.
+        getrandom::fill(&mut key[..]).expect("the operating system's random number generator");
+        ProcessKey(key)
+    }
+
+    /// An HMAC under the key, `label` (which names the use) already fed in.
+    pub fn mac(&self, label: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0[..]).expect("HMAC takes any key");
+        mac.update(label);
+        mac
+    }
+
+    /// The HMAC of `data` under `label`.
+    pub fn tag(&self, label: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac(label);
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl Default for ProcessKey {
+    fn default() -> Self {
+        ProcessKey::new()
+    }
+}
+
+impl std::fmt::Debug for ProcessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProcessKey(..)")
+    }
+}

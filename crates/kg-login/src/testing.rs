@@ -1,0 +1,34 @@
+//! Helpers for unit tests, here and in the gateway (feature `testing`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use kg_verifier::testing::{duration, flag};
+
+use crate::Settings;
+
+/// What a test sets up: the verifier's part and sign-in's.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The verifier's settings and the token store.
+    pub base: kg_verifier::testing::Setup,
+    /// Sign-in's settings.
+    pub login: Settings,
+}
+
+/// The settings under `dir`, with `flags` as `--set KEY=VALUE` would give them: the
+/// defaults of `SETTINGS` otherwise (HTTPS, 12 hours, 1 hour idle).
+pub fn settings(dir: &Path, flags: &[(&str, &str)]) -> Setup {
+    let base = kg_verifier::testing::settings(dir, flags);
+    Setup {
+        login: Settings {
+            secure: flag(flags, "server.plain_http") != Some("true"),
+            realm: base.verifier.realm.clone(),
+            session_lifetime: flag(flags, "server.session_lifetime")
+                .map_or(Duration::from_secs(12 * 3600), duration),
+            session_idle_timeout: flag(flags, "server.session_idle_timeout")
+                .map_or(Duration::from_secs(3600), duration),
+        },
+        base,
+    }
+}

@@ -1,0 +1,203 @@
+//! `keygate check`: what `serve` would load, checked without serving.
+
+use std::net::TcpListener as StdListener;
+use std::time::Duration;
+
+use kg_http::audit::AuditTarget;
+use kg_pki::Problem;
+use kg_tls::layout as files;
+use kg_verifier::Tokens;
+use time::OffsetDateTime;
+
+use crate::Settings;
+
+/// A failed check: what was found, and what to do.
+struct Failed {
+    detail: String,
+    hint: Option<String>,
+}
+
+impl Failed {
+    fn new(detail: impl Into<String>, hint: Option<String>) -> Failed {
+        Failed {
+            detail: detail.into(),
+            hint,
+        }
+    }
+}
+
+/// One line of `keygate check`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckItem {
+    /// What was checked, e.g. `certificate 'default'`.
+    pub what: String,
+    /// Whether it is fit to serve.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do, when not ok (or worth a warning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Checks what `serve` would load, without serving: the certificate (loads, key matches,
+/// valid now), the token store, the audit log and the listen addresses.
+pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
+    let mut items = Vec::new();
+    let mut item = |what: String, r: Result<String, Failed>| {
+        items.push(match r {
+            Ok(detail) => CheckItem {
+                what,
+                ok: true,
+                detail,
+                hint: None,
+            },
+            Err(Failed { detail, hint }) => CheckItem {
+                what,
+                ok: false,
+                detail,
+                hint,
+            },
+        })
+    };
+    if settings.plain_http {
+        item(
+            "tls".into(),
+            Ok("off: plain HTTP on loopback (server.plain_http)".into()),
+        );
+    } else {
+        let what = format!("certificate '{}'", settings.cert_id);
+        item(what, check_cert(settings, now));
+    }
+    item(
+        "token store".into(),
+        match Tokens::load(&settings.store, &settings.prefix) {
+            Ok(t) => Ok(format!(
+                "{} token(s) in '{}'",
+                t.len(),
+                settings.store.store.display()
+            )),
+            Err(e) => Err(Failed::new(e.to_string(), e.hint())),
+        },
+    );
+    if let AuditTarget::File(path) = &settings.audit {
+        item(
+            "audit log".into(),
+            // The server's own opener: 0600 and no symlinks, also when `check` is the first
+            // to create the file (a plain create made it 0644 for `serve` to keep using).
+            kg_http::audit::open_append(path)
+                .map(|_| format!("appending to '{}'", path.display()))
+                .map_err(|e| Failed::new(e.to_string(), None)),
+        );
+    }
+    for addr in &settings.listen {
+        let r = match StdListener::bind(addr) {
+            Ok(_) => Ok("free".to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                Ok("in use (fine if keygate already runs there)".to_owned())
+            }
+            Err(e) => Err(Failed::new(
+                format!("cannot bind: {e}"),
+                crate::bind_hint(&e, true),
+            )),
+        };
+        item(format!("listen {addr}"), r);
+    }
+    if let Some(up) = &settings.upstream {
+        let (ok_detail, hint) = match kg_gateway::connect::probe(&up.target, Duration::from_secs(2)) {
+            Ok(()) => (format!("{up}: reachable"), None),
+            Err(e) => (
+                format!("{up}: not reachable now ({e})"),
+                Some("keygate answers 502 until the upstream listens; start it, or fix server.upstream".to_owned()),
+            ),
+        };
+        items.push(CheckItem {
+            what: "upstream".into(),
+            ok: true,
+            detail: format!(
+                "{ok_detail}; local requests {}",
+                if settings.local_bypass {
+                    "skip sign-in (server.local_bypass)"
+                } else {
+                    "need credentials too"
+                }
+            ),
+            hint,
+        });
+    }
+    if settings.scopes_need_every_scope() {
+        items.push(CheckItem {
+            what: "required scopes".into(),
+            ok: true,
+            detail: "no trusted proxy: the original path is never believed, so every request \
+                     needs every scope"
+                .into(),
+            hint: Some("set server.trusted_proxies to your proxy's address".into()),
+        });
+    }
+    items
+}
+
+fn check_cert(settings: &Settings, now: OffsetDateTime) -> Result<String, Failed> {
+    let provider = kg_tls::provider();
+    let set = kg_tls::server::load(&settings.cert_dir, &provider)
+        .map_err(|e| Failed::new(e.to_string(), e.hint()))?;
+    let dir = kg_fs::generation::current(&settings.cert_dir)
+        .ok()
+        .flatten()
+        .map(|g| g.path)
+        .ok_or_else(|| Failed::new("the certificate changed while being checked", None))?;
+    let mut pairs = vec![(files::FULLCHAIN, files::KEY)];
+    if set.tailnet.is_some() {
+        pairs.push((files::TAILNET_FULLCHAIN, files::TAILNET_KEY));
+    }
+    let mut details = Vec::new();
+    for (cert, key) in pairs {
+        let cert_path = dir.join(cert);
+        let key_path = dir.join(key);
+        let pem = std::fs::read_to_string(&cert_path).map_err(|e| {
+            Failed::new(format!("cannot read '{}': {e}", cert_path.display()), None)
+        })?;
+        let key_pem =
+            kg_fs::read_secret(&key_path).map_err(|e| Failed::new(e.to_string(), e.hint()))?;
+        let key_pem = kg_pki::SecretPem::new(String::from_utf8(key_pem).unwrap_or_default());
+        let report = kg_pki::inspect(&pem, Some(&key_pem), None, now)
+            .map_err(|e| Failed::new(format!("'{}': {e}", cert_path.display()), None))?;
+        let fatal: Vec<String> = report
+            .problems
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p,
+                    Problem::Expired
+                        | Problem::NotYetValid
+                        | Problem::KeyMismatch
+                        | Problem::KeyUnreadable
+                )
+            })
+            .map(ToString::to_string)
+            .collect();
+        if !fatal.is_empty() {
+            return Err(Failed::new(
+                format!("'{}': {}", cert_path.display(), fatal.join("; ")),
+                Some("run `certctl issue` to publish a new certificate".into()),
+            ));
+        }
+        details.push(format!(
+            "{} serial {} valid until {} ({} days left)",
+            cert.trim_end_matches(".pem"),
+            report.leaf.serial,
+            report
+                .leaf
+                .not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            report.days_left
+        ));
+    }
+    Ok(format!(
+        "generation {}: {}",
+        set.generation,
+        details.join("; ")
+    ))
+}

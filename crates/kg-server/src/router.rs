@@ -1,0 +1,151 @@
+//! The router: the one place that knows every path, and the hyper services of connections.
+//!
+//! - Verifying mode (no `server.upstream`): `/auth`, `/auth/...`, `/health` and `/metrics`
+//!   go to the verifier; HTTP/1 connections start in its fast lane; anything else is 404.
+//! - Proxy mode: the verifier's endpoints move under [`kg_login::PREFIX`] (`/.keygate/`),
+//!   beside sign-in's pages; everything else goes to the gateway.
+//!
+//! Every request is held to the head limits first.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use kg_gateway::{Gateway, GatewayBody};
+use kg_http::metrics::Metrics;
+use kg_http::response::empty;
+use kg_http::serve::{Conn, NoLane, Site};
+use kg_login::SignIn;
+use kg_verifier::Verifier;
+
+/// Verifying mode.
+#[derive(Debug)]
+pub(crate) struct Verifying {
+    pub verifier: Arc<Verifier>,
+}
+
+/// The service of one connection in verifying mode: synchronous, no task, no box.
+#[derive(Debug)]
+pub(crate) struct VerifyingService {
+    verifier: Arc<Verifier>,
+    conn: Arc<Conn>,
+}
+
+impl Site for Verifying {
+    type Body = kg_http::Body;
+    type Service = VerifyingService;
+    type Lane = Verifier;
+
+    fn service(self: &Arc<Self>, conn: Arc<Conn>) -> VerifyingService {
+        VerifyingService {
+            verifier: Arc::clone(&self.verifier),
+            conn,
+        }
+    }
+
+    fn lane(&self) -> Option<&Verifier> {
+        Some(&self.verifier)
+    }
+
+    fn metrics(&self) -> &Metrics {
+        self.verifier.metrics()
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for VerifyingService {
+    type Response = Response<kg_http::Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let resp = kg_http::too_large(&req)
+            .unwrap_or_else(|| self.verifier.handle(&req, self.conn.peer, req.uri().path()));
+        self.conn.answered();
+        ready(Ok(resp))
+    }
+}
+
+/// Proxy mode.
+#[derive(Debug)]
+pub(crate) struct Proxying {
+    pub verifier: Arc<Verifier>,
+    pub sign_in: Arc<SignIn>,
+    pub gateway: Arc<Gateway>,
+}
+
+/// The service of one connection in proxy mode.
+#[derive(Debug)]
+pub(crate) struct ProxyingService {
+    site: Arc<Proxying>,
+    conn: Arc<Conn>,
+}
+
+impl Site for Proxying {
+    type Body = GatewayBody;
+    type Service = ProxyingService;
+    type Lane = NoLane;
+
+    fn service(self: &Arc<Self>, conn: Arc<Conn>) -> ProxyingService {
+        ProxyingService {
+            site: Arc::clone(self),
+            conn,
+        }
+    }
+
+    fn lane(&self) -> Option<&NoLane> {
+        None
+    }
+
+    fn metrics(&self) -> &Metrics {
+        self.verifier.metrics()
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for ProxyingService {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let site = Arc::clone(&self.site);
+        let conn = Arc::clone(&self.conn);
+        Box::pin(async move {
+            let resp = site.route(req, &conn).await;
+            conn.answered();
+            Ok(resp)
+        })
+    }
+}
+
+impl Proxying {
+    async fn route(&self, req: Request<Incoming>, conn: &Arc<Conn>) -> Response<GatewayBody> {
+        if let Some(resp) = kg_http::too_large(&req) {
+            return resp.map(Either::Left);
+        }
+        let path = req.uri().path();
+        if let Some(own) = path.strip_prefix(OWN) {
+            if path == kg_login::SIGN_IN || path == kg_login::SIGN_OUT {
+                let client = self.verifier.client(conn.peer.ip(), req.headers());
+                return self.sign_in.handle(req, client).await.map(Either::Left);
+            }
+            if matches!(own, "/health" | "/metrics") || own == "/auth" || own.starts_with("/auth/")
+            {
+                let own = own.to_owned();
+                return self
+                    .verifier
+                    .handle(&req, conn.peer, &own)
+                    .map(Either::Left);
+            }
+            return empty(StatusCode::NOT_FOUND).map(Either::Left);
+        }
+        Arc::clone(&self.gateway).serve(req, Arc::clone(conn)).await
+    }
+}
+
+/// Where keygate's own paths live in proxy mode: `/.keygate`, sign-in's prefix without its
+/// slash, so `/.keygate` itself is ours too.
+const OWN: &str = kg_login::PREFIX.split_at(kg_login::PREFIX.len() - 1).0;

@@ -1,0 +1,115 @@
+//! The credential a request presents.
+
+use hyper::header;
+use kg_http::Headers;
+
+/// A credential, as presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// No credentials at all (no `Authorization` header, or another scheme).
+    None,
+    /// More than one `Authorization` header, or `Bearer` without a usable token.
+    Malformed,
+    /// A bearer token.
+    Bearer(&'a str),
+    /// A browser session, standing for the token with this id (which proved possession when
+    /// the session began, and is judged again on every request).
+    Session {
+        /// The token's id.
+        token_id: &'a str,
+        /// Whether the request comes from another origin for a state change or an upgrade
+        /// (the gateway's judgement of fetch metadata and `Origin`): refused.
+        foreign: bool,
+    },
+}
+
+impl<'a> Credential<'a> {
+    /// The bearer token of the `Authorization` header (RFC 6750 section 2.1: header only).
+    pub fn from_headers<H: Headers + ?Sized>(h: &'a H) -> Credential<'a> {
+        let mut all = h.values(&header::AUTHORIZATION);
+        let Some(v) = all.next() else {
+            return Credential::None;
+        };
+        if all.next().is_some() {
+            return Credential::Malformed;
+        }
+        if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bearer") || v[6] != b' ' {
+            return Credential::None;
+        }
+        Credential::from_text(&v[7..])
+    }
+
+    /// A token typed or pasted by a person (the sign-in form): surrounding white space is
+    /// not part of it; nothing at all is no credential.
+    pub fn from_form(v: Option<&'a [u8]>) -> Credential<'a> {
+        match v {
+            None => Credential::None,
+            Some(v) if v.trim_ascii().is_empty() => Credential::None,
+            Some(v) => Credential::from_text(v),
+        }
+    }
+
+    fn from_text(v: &'a [u8]) -> Credential<'a> {
+        match std::str::from_utf8(v).map(str::trim) {
+            Ok(t) if !t.is_empty() && !t.contains(' ') => Credential::Bearer(t),
+            _ => Credential::Malformed,
+        }
+    }
+}
+
+/// The id part of something shaped like a token (`prefix_ID_...`), without checking it.
+pub fn token_id(token: &str) -> Option<&str> {
+    let mut parts = token.splitn(3, '_');
+    parts.next()?;
+    let id = parts.next()?;
+    (id.len() == kg_tokens::ID_LEN && parts.next().is_some()).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn bearer_credentials_come_from_one_authorization_header() {
+        let h = |values: &[&str]| {
+            let mut m = HeaderMap::new();
+            for v in values {
+                m.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            }
+            m
+        };
+        let judge = |values: &[&str]| {
+            let m = h(values);
+            format!("{:?}", Credential::from_headers(&m))
+        };
+        assert_eq!(judge(&[]), "None");
+        assert_eq!(judge(&["Basic dXNlcjpwdw=="]), "None");
+        assert_eq!(judge(&["Bearer"]), "None");
+        assert_eq!(judge(&["Bearer  "]), "Malformed");
+        assert_eq!(judge(&["Bearer a b"]), "Malformed");
+        assert_eq!(judge(&["Bearer a", "Bearer b"]), "Malformed");
+        assert_eq!(judge(&["bearer abc"]), "Bearer(\"abc\")");
+        assert_eq!(judge(&["Bearer  abc "]), "Bearer(\"abc\")");
+    }
+
+    #[test]
+    fn a_form_field_is_a_token_without_its_white_space() {
+        assert_eq!(Credential::from_form(None), Credential::None);
+        assert_eq!(Credential::from_form(Some(b" \n")), Credential::None);
+        assert_eq!(
+            Credential::from_form(Some(b" kg_x \n")),
+            Credential::Bearer("kg_x")
+        );
+        assert_eq!(Credential::from_form(Some(b"\xff")), Credential::Malformed);
+        assert_eq!(Credential::from_form(Some(b"a b")), Credential::Malformed);
+    }
+
+    #[test]
+    fn token_ids_are_cut_without_parsing() {
+        assert_eq!(token_id("kg_0123456789AB_rest"), Some("0123456789AB"));
+        assert_eq!(token_id("kg_short_rest"), None);
+        assert_eq!(token_id("kg_0123456789AB"), None);
+        assert_eq!(token_id("nounderscore"), None);
+    }
+}

@@ -1,0 +1,509 @@
+//! The verifier: the one place that decides whether a credential is good.
+//!
+//! Every room asks [`Verifier::judge`]: `/auth` and `/metrics` here, the reverse proxy
+//! (kg-gateway) for bearer tokens and browser sessions, and the sign-in form (kg-login).
+//! A judgement parses the bearer credential, verifies it against the live token store,
+//! charges the failure rate limits, checks the scopes the request needs, counts the outcome
+//! and writes the audit line, in that order and in this crate only. Outcomes that other
+//! rooms decide without a credential (the localhost bypass, a CSRF refusal, a sign-out) are
+//! recorded through [`Verifier::record`], so that every audit line and decision counter has
+//! one author.
+//!
+//! Every handler is synchronous: verification is a hash lookup and one HMAC, so a request
+//! is answered in the poll that parsed it, with no task, no boxing and no await point.
+//! The `/auth` path allocates nothing that grows with the request, the store or the number
+//! of clients. `/auth` reads the request through [`Headers`] and answers with a [`Reply`],
+//! so that hyper and the HTTP/1 fast lane ([`lane`]) judge alike.
+#![forbid(unsafe_code)]
+
+mod bearer;
+mod endpoints;
+pub mod lane;
+pub mod live_store;
+mod outcome;
+pub mod scopes;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::HeaderValue;
+use kg_http::audit::{Audit, Entry};
+use kg_http::limiter::{Check, Limiter, client_key};
+use kg_http::metrics::Metrics;
+use kg_http::net::Cidr;
+use time::OffsetDateTime;
+
+pub use bearer::{Credential, token_id};
+pub use endpoints::{AuthRequest, Identity, METRICS_SCOPE, Reply};
+pub use live_store::{Tokens, Verdict};
+pub use outcome::Outcome;
+pub use scopes::{BadRule, Requirement, ScopeRules};
+
+use kg_http::Headers;
+
+/// The wall clock the verifier judges expiry by: the binary's one clock (`kg_cli::clock`),
+/// so that the test clock reaches the server too.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> OffsetDateTime + Send + Sync>);
+
+impl Clock {
+    /// A clock reading `now`.
+    pub fn new(now: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    /// A clock stopped at `t`.
+    pub fn fixed(t: OffsetDateTime) -> Clock {
+        Clock::new(move || t)
+    }
+
+    /// Now.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Clock").field(&self.now()).finish()
+    }
+}
+
+/// What the verifier is told.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Scopes required per original path.
+    pub scopes: ScopeRules,
+    /// The realm of `WWW-Authenticate` (printable ASCII without quotes or backslashes).
+    pub realm: String,
+    /// Failed attempts allowed at once per client address and per token id; 0 is no limit.
+    pub rate_limit_burst: u32,
+    /// One more failed attempt is allowed per this interval.
+    pub rate_limit_refill: Duration,
+    /// The clock expiry is judged by.
+    pub clock: Clock,
+}
+
+/// What the audit log says about the request besides the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The client address (behind trusted proxies, the one they name).
+    pub client: IpAddr,
+    /// The method (the original one, when a trusted proxy said).
+    pub method: &'a str,
+    /// The path judged, when known.
+    pub path: Option<&'a [u8]>,
+}
+
+/// What a credential must be good for.
+#[derive(Debug, Clone, Copy)]
+pub enum Need<'a> {
+    /// Any valid token.
+    Nothing,
+    /// The scopes `server.required_scopes` name for this path (`None`: the path is not
+    /// known, so every scope of every rule).
+    Path(Option<&'a [u8]>),
+    /// One requirement.
+    Scope(&'a Requirement),
+}
+
+/// When the failure rate limit is consulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// Only once verification has failed: a correct secret is never refused because of
+    /// it, and a throttled source gets the same 401 (a 429 would become a 500 in nginx).
+    /// For proxies' subrequests and the reverse proxy.
+    AfterFailure,
+    /// Before verifying, so a client out of attempts is told to wait ([`Decision::Throttled`])
+    /// without any verification work: for people at a form and for `/metrics`.
+    First,
+}
+
+/// One question for [`Verifier::judge`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The credential presented.
+    pub credential: Credential<'a>,
+    /// What it must be good for.
+    pub need: Need<'a>,
+    /// For the audit line.
+    pub ctx: Ctx<'a>,
+    /// When the rate limit applies.
+    pub throttle: Throttle,
+    /// How a good credential is recorded: [`Outcome::Allow`], or [`Outcome::SignedIn`] for
+    /// a sign-in.
+    pub allow_as: Outcome,
+}
+
+/// What was decided, for the caller to answer.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// Good for what was needed.
+    Allow(Identity<'a>),
+    /// No credentials at all.
+    Missing,
+    /// A bad credential (refused, perhaps throttled after failing): 401 with
+    /// `error="invalid_token"`.
+    Invalid,
+    /// Not heard: the client used up its failed attempts ([`Throttle::First`] only).
+    Throttled {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// A good token without a scope the request needs: 403 with this challenge.
+    InsufficientScope(&'a HeaderValue),
+    /// A browser session's credential used from another origin for a state change or an
+    /// upgrade: 403.
+    CrossSite,
+    /// A session whose token no longer stands (revoked, expired, past its rotation grace):
+    /// the session must end, and the request goes on without it.
+    SessionEnded,
+}
+
+/// Everything a request needs to be judged, shared by all connections.
+pub struct Verifier {
+    tokens: Tokens,
+    metrics: Arc<Metrics>,
+    audit: Audit,
+    by_client: Option<Limiter>,
+    by_id: Option<Limiter>,
+    trusted: Vec<Cidr>,
+    scopes: ScopeRules,
+    clock: Clock,
+    /// `Bearer realm="..."`.
+    challenge: HeaderValue,
+    /// `Bearer realm="...", error="invalid_token"`.
+    challenge_invalid: HeaderValue,
+    /// What `/metrics` requires of a token.
+    metrics_scope: Requirement,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").finish_non_exhaustive()
+    }
+}
+
+/// Metrics whose decision counters carry the verifier's outcomes.
+pub fn metrics() -> Metrics {
+    Metrics::new(Outcome::labels())
+}
+
+/// What a refusal is recorded as, worked out while the store is read-locked and written
+/// once the caller has answered.
+enum Note<'a> {
+    /// Count and log `outcome`.
+    Log {
+        outcome: Outcome,
+        id: Option<&'a str>,
+        name: Option<&'a str>,
+    },
+    /// Throttled: counted, logged at most once a second per source.
+    Throttled {
+        id: Option<&'a str>,
+        log: bool,
+        suppressed: u32,
+    },
+}
+
+impl Verifier {
+    /// Assembles the verifier. `metrics` should come from [`metrics`].
+    pub fn new(
+        settings: &Settings,
+        tokens: Tokens,
+        metrics: Arc<Metrics>,
+        audit: Audit,
+    ) -> Verifier {
+        let realm = &settings.realm;
+        Verifier {
+            tokens,
+            metrics,
+            audit,
+            by_client: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
+            by_id: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
+            trusted: settings.trusted_proxies.clone(),
+            scopes: settings.scopes.clone(),
+            clock: settings.clock.clone(),
+            // The realm was checked to be printable ASCII without quotes or backslashes.
+            challenge: HeaderValue::from_str(&format!("Bearer realm=\"{realm}\""))
+                .unwrap_or(HeaderValue::from_static("Bearer")),
+            challenge_invalid: HeaderValue::from_str(&format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\""
+            ))
+            .unwrap_or(HeaderValue::from_static("Bearer error=\"invalid_token\"")),
+            metrics_scope: scopes::single(METRICS_SCOPE, realm),
+        }
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The token store.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// The proxies whose forwarding headers are believed.
+    pub fn trusted(&self) -> &[Cidr] {
+        &self.trusted
+    }
+
+    /// The challenge for a request without credentials: `Bearer realm="..."`.
+    pub fn challenge(&self) -> &HeaderValue {
+        &self.challenge
+    }
+
+    /// The challenge for a bad credential: `Bearer realm="...", error="invalid_token"`.
+    pub fn challenge_invalid(&self) -> &HeaderValue {
+        &self.challenge_invalid
+    }
+
+    /// The client address of a request from `peer` with `headers`.
+    pub fn client<H: Headers + ?Sized>(&self, peer: IpAddr, headers: &H) -> IpAddr {
+        kg_http::net::client_addr(peer.to_canonical(), headers, &self.trusted)
+    }
+
+    /// Judges `ask`, hands the decision to `respond` (an identity borrows the store, which
+    /// stays read-locked meanwhile), then counts the outcome and writes its audit line with
+    /// the status `respond` answered with.
+    pub fn judge<R>(&self, ask: &Ask<'_>, respond: impl FnOnce(Decision<'_>) -> (R, u16)) -> R {
+        let ctx = &ask.ctx;
+        let ckey = client_key(ctx.client);
+        if ask.throttle == Throttle::First
+            && let Some(l) = &self.by_client
+            && let Check::Throttled {
+                retry_after,
+                log,
+                suppressed,
+            } = l.check(ckey)
+        {
+            let (r, status) = respond(Decision::Throttled { retry_after });
+            self.note(
+                Note::Throttled {
+                    id: None,
+                    log,
+                    suppressed,
+                },
+                status,
+                ctx,
+            );
+            return r;
+        }
+        let token =
+            match ask.credential {
+                Credential::None => {
+                    let (r, status) = respond(Decision::Missing);
+                    self.note(Note::log(Outcome::Missing, None, None), status, ctx);
+                    return r;
+                }
+                Credential::Malformed => {
+                    let note = self.charge(kg_tokens::Reason::Malformed, None, ckey, ask.throttle);
+                    let (r, status) = respond(Decision::Invalid);
+                    self.note(note, status, ctx);
+                    return r;
+                }
+                Credential::Session { token_id, foreign } => {
+                    let now = self.clock.now();
+                    return self
+                        .tokens
+                        .check_id(token_id, now, &self.metrics, |verdict| match verdict {
+                            Verdict::Valid(info) => self.admit(ask, info, foreign, respond),
+                            Verdict::Invalid(_) => {
+                                let (r, status) = respond(Decision::SessionEnded);
+                                self.note(
+                                    Note::log(Outcome::SessionEnded, Some(token_id), None),
+                                    status,
+                                    ctx,
+                                );
+                                r
+                            }
+                        });
+                }
+                Credential::Bearer(token) => token,
+            };
+        let now = self.clock.now();
+        self.tokens
+            .verify(token, now, &self.metrics, |verdict| match verdict {
+                Verdict::Valid(info) => self.admit(ask, info, false, respond),
+                Verdict::Invalid(reason) => {
+                    let note = self.charge(reason, token_id(token), ckey, ask.throttle);
+                    let (r, status) = respond(Decision::Invalid);
+                    self.note(note, status, ctx);
+                    r
+                }
+            })
+    }
+
+    /// A token that verified: the scopes it needs, then (for a session) where it came from.
+    fn admit<R>(
+        &self,
+        ask: &Ask<'_>,
+        info: kg_tokens::TokenInfo<'_>,
+        foreign: bool,
+        respond: impl FnOnce(Decision<'_>) -> (R, u16),
+    ) -> R {
+        let need = match ask.need {
+            Need::Nothing => None,
+            Need::Path(path) => self.scopes.for_path(path),
+            Need::Scope(r) => Some(r),
+        };
+        let (id, name) = (Some(info.id), Some(info.name));
+        let (decision, outcome) = match need {
+            Some(need) if !need.is_met_by(&info) => (
+                Decision::InsufficientScope(&need.challenge),
+                Outcome::InsufficientScope,
+            ),
+            // SameSite=Lax does not stop another port on this host (same site), so a
+            // cookie-authenticated state change or WebSocket must come from our origin.
+            _ if foreign => (Decision::CrossSite, Outcome::CrossSite),
+            _ => (
+                Decision::Allow(Identity {
+                    name: info.name,
+                    id: info.id,
+                    scopes: info.scopes,
+                }),
+                ask.allow_as,
+            ),
+        };
+        let (r, status) = respond(decision);
+        self.note(Note::log(outcome, id, name), status, &ask.ctx);
+        r
+    }
+
+    /// Charges the failure buckets for a refused credential and says how to record it. The
+    /// limiter is consulted only once verification has failed (under
+    /// [`Throttle::AfterFailure`]): token ids are public (listings, logs, the identity
+    /// header), so a bucket checked before verification let anyone lock a token out by
+    /// sending forged tokens with its id.
+    fn charge<'a>(
+        &self,
+        reason: kg_tokens::Reason,
+        id: Option<&'a str>,
+        ckey: u128,
+        throttle: Throttle,
+    ) -> Note<'a> {
+        // Only these reasons name a token that exists (or did); the id of anything else is
+        // whatever the sender made up, and is not logged.
+        let known_id = match reason {
+            kg_tokens::Reason::Unknown
+            | kg_tokens::Reason::Expired
+            | kg_tokens::Reason::Revoked => id,
+            _ => None,
+        };
+        // A well-formed token with a wrong secret spends from its id's bucket too.
+        let bucket_id = if reason == kg_tokens::Reason::Unknown {
+            id
+        } else {
+            None
+        };
+        if let Some(l) = &self.by_client {
+            match throttle {
+                // Checked before verifying already: only charge.
+                Throttle::First => l.fail(ckey),
+                // Check, then charge: a burst of N allows N failures before throttling.
+                Throttle::AfterFailure => {
+                    if let Check::Throttled {
+                        log, suppressed, ..
+                    } = l.check_and_fail(ckey)
+                    {
+                        return Note::Throttled {
+                            id: known_id,
+                            log,
+                            suppressed,
+                        };
+                    }
+                }
+            }
+        }
+        if let (Some(l), Some(id)) = (&self.by_id, bucket_id)
+            && let Check::Throttled {
+                log, suppressed, ..
+            } = l.check_and_fail(id)
+        {
+            return Note::Throttled {
+                id: Some(id),
+                log,
+                suppressed,
+            };
+        }
+        Note::log(Outcome::Invalid(reason), known_id, None)
+    }
+
+    /// Counts an outcome another room decided without a credential (the localhost bypass,
+    /// a CSRF refusal, a sign-out, an unreadable form) and writes its audit line: always
+    /// for a denial, as `server.audit_allows` says for a request let through.
+    pub fn record(&self, outcome: Outcome, status: u16, token_id: Option<&str>, ctx: &Ctx<'_>) {
+        self.note(Note::log(outcome, token_id, None), status, ctx);
+    }
+
+    fn note(&self, note: Note<'_>, status: u16, ctx: &Ctx<'_>) {
+        let (outcome, id, name, suppressed) = match note {
+            Note::Log { outcome, id, name } => (outcome, id, name, 0),
+            Note::Throttled {
+                id,
+                log,
+                suppressed,
+            } => {
+                self.metrics.decision(Outcome::Throttled.index());
+                if !log {
+                    return;
+                }
+                (Outcome::Throttled, id, None, suppressed)
+            }
+        };
+        if outcome != Outcome::Throttled {
+            self.metrics.decision(outcome.index());
+        }
+        if outcome.sampled() && !self.audit.wants_allow() {
+            return;
+        }
+        self.audit.log(&Entry {
+            decision: outcome.decision(),
+            reason: outcome.reason(),
+            status,
+            token_id: id,
+            token_name: name,
+            client: ctx.client,
+            method: ctx.method,
+            path: ctx.path,
+            suppressed,
+        });
+    }
+
+    /// The name of the token with id `token_id` while it still stands: for a page that
+    /// shows who a session belongs to. Nothing is recorded.
+    pub fn holder(&self, token_id: &str) -> Option<String> {
+        self.tokens
+            .check_id(token_id, self.clock.now(), &self.metrics, |v| match v {
+                Verdict::Valid(info) => Some(info.name.to_owned()),
+                Verdict::Invalid(_) => None,
+            })
+    }
+
+    /// Whether the token with id `token_id` still stands: for a WebSocket tunnel, which
+    /// makes no requests of its own and is judged again now and then. Nothing is recorded.
+    pub fn still_valid(&self, token_id: &str) -> bool {
+        self.tokens
+            .check_id(token_id, self.clock.now(), &self.metrics, |v| {
+                matches!(v, Verdict::Valid(_))
+            })
+    }
+}
+
+impl Note<'_> {
+    fn log<'a>(outcome: Outcome, id: Option<&'a str>, name: Option<&'a str>) -> Note<'a> {
+        Note::Log { outcome, id, name }
+    }
+}

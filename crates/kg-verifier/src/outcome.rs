@@ -1,0 +1,133 @@
+//! The decision vocabulary: every outcome a room records.
+
+use kg_tokens::Reason;
+
+/// What was decided and why: the `result` and `reason` labels of
+/// `keygate_auth_decisions_total` and the `decision` and `reason` of audit lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A valid token with every required scope.
+    Allow,
+    /// No bearer credentials.
+    Missing,
+    /// A bad token, with the store's reason.
+    Invalid(Reason),
+    /// A valid token without a required scope.
+    InsufficientScope,
+    /// The client address or token id used up its failed attempts.
+    Throttled,
+    /// A request `/auth` cannot judge (a body), or a sign-in form that cannot be read.
+    BadRequest,
+    /// A sign-in or sign-out form without a matching CSRF value, or sent from another site.
+    Csrf,
+    /// A browser session began (a token was accepted on the sign-in page).
+    SignedIn,
+    /// A browser session was ended by signing out.
+    SignedOut,
+    /// Proxy mode: a request from this host, let through by the localhost bypass.
+    Local,
+    /// Proxy mode: a cookie-authenticated state change or upgrade from another origin.
+    CrossSite,
+    /// Proxy mode: a session whose token was revoked, expired or retired was ended.
+    SessionEnded,
+}
+
+impl Outcome {
+    /// Every outcome, in the order of the metrics' counters.
+    pub const ALL: [Outcome; 16] = [
+        Outcome::Allow,
+        Outcome::Missing,
+        Outcome::Invalid(Reason::Malformed),
+        Outcome::Invalid(Reason::BadChecksum),
+        Outcome::Invalid(Reason::Unknown),
+        Outcome::Invalid(Reason::Expired),
+        Outcome::Invalid(Reason::Revoked),
+        Outcome::InsufficientScope,
+        Outcome::Throttled,
+        Outcome::BadRequest,
+        Outcome::Csrf,
+        Outcome::SignedIn,
+        Outcome::SignedOut,
+        Outcome::Local,
+        Outcome::CrossSite,
+        Outcome::SessionEnded,
+    ];
+
+    /// The position in [`Outcome::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Outcome::Allow => 0,
+            Outcome::Missing => 1,
+            Outcome::Invalid(Reason::Malformed) => 2,
+            Outcome::Invalid(Reason::BadChecksum) => 3,
+            Outcome::Invalid(Reason::Unknown) => 4,
+            Outcome::Invalid(Reason::Expired) => 5,
+            Outcome::Invalid(Reason::Revoked) => 6,
+            Outcome::InsufficientScope => 7,
+            Outcome::Throttled => 8,
+            Outcome::BadRequest => 9,
+            Outcome::Csrf => 10,
+            Outcome::SignedIn => 11,
+            Outcome::SignedOut => 12,
+            Outcome::Local => 13,
+            Outcome::CrossSite => 14,
+            Outcome::SessionEnded => 15,
+        }
+    }
+
+    /// The label pairs, `(result, reason)`, for [`kg_http::metrics::Metrics::new`].
+    pub fn labels() -> Vec<(&'static str, &'static str)> {
+        Outcome::ALL
+            .iter()
+            .map(|o| (o.decision(), o.reason()))
+            .collect()
+    }
+
+    /// Whether the audit log samples this outcome as `server.audit_allows` says (requests
+    /// let through), rather than logging every one.
+    pub fn sampled(self) -> bool {
+        matches!(self, Outcome::Allow | Outcome::Local)
+    }
+
+    /// `allow` or `deny`.
+    pub fn decision(self) -> &'static str {
+        match self {
+            Outcome::Allow | Outcome::SignedIn | Outcome::SignedOut | Outcome::Local => "allow",
+            _ => "deny",
+        }
+    }
+
+    /// A stable lower-case code for logs and labels.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Outcome::Allow => "ok",
+            Outcome::Missing => "missing_credentials",
+            Outcome::Invalid(r) => r.as_str(),
+            Outcome::InsufficientScope => "insufficient_scope",
+            Outcome::Throttled => "throttled",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Csrf => "csrf",
+            Outcome::SignedIn => "signed_in",
+            Outcome::SignedOut => "signed_out",
+            Outcome::Local => "local",
+            Outcome::CrossSite => "cross_site",
+            Outcome::SessionEnded => "session_ended",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_own_counter_in_the_order_of_all() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i, "{o:?}");
+        }
+        let labels = Outcome::labels();
+        for (i, a) in labels.iter().enumerate() {
+            assert!(!labels[..i].contains(a), "{a:?} twice");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Helpers for unit tests, here and in the rooms above (feature `testing`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kg_http::audit::{Audit, AuditAllows, AuditTarget};
+use kg_http::metrics::Metrics;
+use kg_tokens::{Prefix, StorePaths};
+
+use crate::{Clock, ScopeRules, Settings, Tokens, Verifier};
+
+/// What a test sets up: the verifier's settings and the token store under a directory.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The verifier's settings.
+    pub verifier: Settings,
+    /// The token store (`DIR/state`, `DIR/private`, as `Locations::under` lays it out).
+    pub store: StorePaths,
+    /// The token prefix.
+    pub prefix: Prefix,
+}
+
+/// The verifier's settings under `dir`, with `flags` as `--set KEY=VALUE` would give them
+/// (the verifier's keys; others are left to the caller): the defaults of `SETTINGS`
+/// otherwise, and the real clock.
+pub fn settings(dir: &Path, flags: &[(&str, &str)]) -> Setup {
+    let get = |key: &str| flag(flags, key);
+    let list = |key: &str| -> Vec<String> {
+        get(key)
+            .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let realm = get("server.realm").unwrap_or("keygate").to_owned();
+    Setup {
+        verifier: Settings {
+            trusted_proxies: list("server.trusted_proxies")
+                .iter()
+                .map(|c| c.parse().expect("a CIDR"))
+                .collect(),
+            scopes: ScopeRules::parse(&list("server.required_scopes"), &realm)
+                .expect("valid rules"),
+            realm,
+            rate_limit_burst: get("server.rate_limit_burst").map_or(30, |v| v.parse().unwrap()),
+            rate_limit_refill: get("server.rate_limit_refill")
+                .map_or(Duration::from_secs(1), duration),
+            clock: Clock::new(time::OffsetDateTime::now_utc),
+        },
+        store: StorePaths::new(&dir.join("state"), &dir.join("private")),
+        prefix: Prefix::new("kg").expect("the default prefix"),
+    }
+}
+
+/// The token store `setup` names, loaded; fresh metrics; an audit log of every decision
+/// in `dir/audit.log`.
+pub fn loaded(setup: &Setup, dir: &Path) -> (Tokens, Arc<Metrics>, Audit) {
+    let tokens = Tokens::load(&setup.store, &setup.prefix).unwrap();
+    let metrics = Arc::new(crate::metrics());
+    let audit = Audit::open(
+        &AuditTarget::File(dir.join("audit.log")),
+        AuditAllows::All,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    (tokens, metrics, audit)
+}
+
+/// A verifier over what `setup` names, auditing to `dir/audit.log`.
+pub fn verifier(setup: &Setup, dir: &Path) -> Arc<Verifier> {
+    let (tokens, metrics, audit) = loaded(setup, dir);
+    Arc::new(Verifier::new(&setup.verifier, tokens, metrics, audit))
+}
+
+/// `30s`, `5m`, `2h`, `1d`: the durations tests write.
+pub fn duration(text: &str) -> Duration {
+    let (n, unit) = text.split_at(text.len() - 1);
+    let n: u64 = n.parse().expect("a number and a unit");
+    Duration::from_secs(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => panic!("unknown unit in {text}"),
+    })
+}
+
+/// The value the last of `flags` gives `key`.
+pub fn flag<'a>(flags: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
+    flags.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
