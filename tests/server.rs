@@ -1021,3 +1021,63 @@ fn keygate_check_creates_the_audit_log_private() {
     assert!(log.exists(), "check opens the audit log: {}", run.stdout);
     assert_eq!(e2e::stat_mode(&log), "600");
 }
+
+/// The test clock reaches the server as it reaches certctl (issue 12: `keygate check` said
+/// "ok, 89 days left" under `KEYGATE_TEST_NOW` while `certctl status` said expired).
+#[test]
+fn keygate_check_judges_the_certificate_by_the_test_clock() {
+    let mut env = Env::new();
+    cert(&env);
+    let listen = local_addr().to_string();
+    env.run("keygate", &["check", "--listen", &listen]).code(0);
+    env.set("KEYGATE_TEST_NOW", "2099-01-01T00:00:00Z");
+    let status = env.run("certctl", &["status"]);
+    assert_ne!(status.code, 0, "{status:?}");
+    let check = env.run("keygate", &["check", "--listen", &listen]);
+    assert_ne!(check.code, 0, "{check:?}");
+    assert!(
+        check.stdout.contains("FAIL") && check.stdout.contains("expired"),
+        "{}",
+        check.stdout
+    );
+}
+
+/// And the server judges token expiry by it: a token valid for an hour is refused by a
+/// server whose clock says it is a year later.
+#[test]
+fn keygate_serve_judges_token_expiry_by_the_test_clock() {
+    if !have("curl") {
+        return;
+    }
+    let mut env = Env::new();
+    let out = env
+        .cmd("tokenctl")
+        .args(["create", "--name", "soon", "--expires", "1h"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let addr = local_addr();
+    let auth = url(addr, "/auth");
+    {
+        let _now = keygate(&env, addr, &["--plain-http"]);
+        assert_eq!(curl(&["-H", &bearer(&token), &auth]).status, 200);
+    }
+    env.set("KEYGATE_TEST_NOW", "2099-01-01T00:00:00Z");
+    let later = keygate(&env, addr, &["--plain-http"]);
+    assert_eq!(curl(&["-H", &bearer(&token), &auth]).status, 401);
+    let expired = || {
+        audit_lines(&later.output())
+            .iter()
+            .any(|l| l["reason"] == "expired")
+    };
+    assert!(
+        eventually(Duration::from_secs(5), expired),
+        "{}",
+        later.output()
+    );
+}

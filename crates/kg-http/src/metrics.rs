@@ -50,11 +50,6 @@ impl Metrics {
         }
     }
 
-    /// The decisions counted so far under `labels[index]`.
-    pub fn decisions(&self, index: usize) -> u64 {
-        self.decisions.get(index).map_or(0, |c| c.load(Relaxed))
-    }
-
     /// Counts a reload of `what`.
     pub fn reload(&self, what: Reload, ok: bool) {
         let slot = match what {
