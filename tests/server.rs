@@ -1050,17 +1050,8 @@ fn keygate_serve_judges_token_expiry_by_the_test_clock() {
         return;
     }
     let mut env = Env::new();
-    let out = env
-        .cmd("tokenctl")
-        .args(["create", "--name", "soon", "--expires", "1h"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let created = env.run("tokenctl", &["create", "--name", "soon", "--expires", "1h"]);
+    let token = created.code(0).stdout.trim().to_owned();
     let addr = local_addr();
     let auth = url(addr, "/auth");
     {
