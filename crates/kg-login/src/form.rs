@@ -1,0 +1,131 @@
+//! The sign-in form: its body read within bounds, and parsed into buffers wiped on drop.
+
+use http_body_util::BodyExt as _;
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use zeroize::Zeroizing;
+
+use crate::{BODY_TIMEOUT, MAX_FORM_BYTES};
+
+pub(crate) const FORM_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// A sign-in form's fields. The token is kept in a buffer wiped on drop; every other
+/// value read is wiped too, in case a token was pasted into the wrong field.
+#[derive(Default)]
+pub(crate) struct Form {
+    pub(crate) token: Option<Zeroizing<Vec<u8>>>,
+    pub(crate) csrf: Option<String>,
+    pub(crate) next: Option<String>,
+}
+
+impl Drop for Form {
+    fn drop(&mut self) {
+        // `token` wipes itself; the others are wiped here, as the type's doc promises.
+        use zeroize::Zeroize;
+        for field in [&mut self.csrf, &mut self.next].into_iter().flatten() {
+            field.zeroize();
+        }
+    }
+}
+
+impl Form {
+    /// Parses `application/x-www-form-urlencoded`; the first of repeated fields counts.
+    ///
+    /// Hand-written rather than `form_urlencoded::parse`: that one decodes `+` and `%` into
+    /// intermediate buffers that would be freed without being wiped.
+    pub(crate) fn parse(body: &[u8]) -> Form {
+        let mut form = Form::default();
+        for pair in body.split(|&b| b == b'&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            let mut n = Zeroizing::new(Vec::with_capacity(name.len()));
+            percent_decode_into(name, &mut n);
+            let mut v = Zeroizing::new(Vec::with_capacity(value.len()));
+            percent_decode_into(value, &mut v);
+            match n.as_slice() {
+                b"token" if form.token.is_none() => form.token = Some(v),
+                b"csrf" if form.csrf.is_none() => {
+                    form.csrf = Some(String::from_utf8_lossy(&v).into_owned());
+                }
+                b"next" if form.next.is_none() => {
+                    form.next = Some(String::from_utf8_lossy(&v).into_owned());
+                }
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+/// Decodes `+` and `%XX` into `out`, which has room for all of `input` (so it never
+/// reallocates and leaves a copy behind); a `%` without two hex digits stays as it is.
+pub(crate) fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut i = 0;
+    while i < input.len() {
+        let c = input[i];
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match (
+                    input.get(i + 1).copied().and_then(hex),
+                    input.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(c),
+                }
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+}
+
+/// Reads a form body: the right type, at most [`MAX_FORM_BYTES`], within
+/// [`BODY_TIMEOUT`], into a buffer wiped on drop that never reallocates.
+pub(crate) async fn read_form(
+    headers: &HeaderMap,
+    mut body: Incoming,
+) -> Result<Zeroizing<Vec<u8>>, StatusCode> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(FORM_TYPE));
+    if !is_form {
+        return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_FORM_BYTES as u64) {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_FORM_BYTES));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| StatusCode::BAD_REQUEST)?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > MAX_FORM_BYTES {
+                    return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| StatusCode::REQUEST_TIMEOUT)??;
+    Ok(buf)
+}
