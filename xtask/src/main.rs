@@ -4,6 +4,8 @@
 //! - `cargo xtask codegen`: regenerate shell completions and man pages.
 //! - `cargo xtask bench [NAME]`: whole-process benchmarks beside peers measured in the same run.
 #![forbid(unsafe_code)]
+// Printing what runs and what it measured is this tool's job; it is never piped to `head`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

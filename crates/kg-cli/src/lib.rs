@@ -161,6 +161,13 @@ pub fn out(line: impl std::fmt::Display) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Writes a line to stderr: a note beside the output (what was created, why nothing is
+/// listed), never the output itself. A closed stderr is ignored: nobody is left to tell, and
+/// the command's work and its stdout matter more than the note.
+pub fn note(line: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
 /// Writes a value as pretty JSON to stdout.
 pub fn out_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
