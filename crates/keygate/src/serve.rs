@@ -1,6 +1,6 @@
 //! `keygate serve` and `keygate check`: flags to settings, settings to the library.
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, out, out_json};
 use kg_server::{ServeError, Settings, SettingsError};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -37,7 +37,8 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
-fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> {
+/// The server's settings from the flags, and the loaded context they came from.
+fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<(Settings, Context), CliError> {
     let mut flags = Vec::new();
     if !f.listen.is_empty() {
         flags.push(("server.listen", "--listen", f.listen.join(",")));
@@ -73,7 +74,7 @@ fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> 
             )],
         );
     }
-    Ok(settings)
+    Ok((settings, ctx))
 }
 
 fn settings_error(e: SettingsError) -> CliError {
@@ -86,14 +87,15 @@ pub(crate) fn serve_error(e: ServeError) -> CliError {
 }
 
 pub(crate) fn serve(global: &GlobalArgs, args: &ServeArgs) -> Result<ExitStatus, CliError> {
-    let settings = settings(global, &args.flags)?;
+    let (settings, _) = settings(global, &args.flags)?;
     kg_server::serve(&settings).map_err(serve_error)?;
     Ok(ExitStatus::Success)
 }
 
 pub(crate) fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<ExitStatus, CliError> {
-    let settings = settings(global, &args.flags)?;
-    let items = kg_server::check(&settings, time::OffsetDateTime::now_utc());
+    let (settings, ctx) = settings(global, &args.flags)?;
+    // The one clock, so the test clock (`test.now`) ages what check sees.
+    let items = kg_server::check(&settings, kg_cli::now(&ctx.config)?);
     let failed = items.iter().filter(|i| !i.ok).count();
     if args.json {
         out_json(&serde_json::json!({ "ok": failed == 0, "checks": items }))?;
@@ -110,8 +112,10 @@ pub(crate) fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<ExitStatus,
             }
         }
     }
+    // The checks ran and found a problem: 1, as for `certctl status`. Settings that do not
+    // parse never get here; they are usage errors (2).
     if failed > 0 {
-        return Err(CliError::usage(format!(
+        return Err(CliError::failure(format!(
             "{failed} check(s) failed; keygate serve would not start"
         )));
     }
