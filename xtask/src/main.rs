@@ -24,7 +24,7 @@ fn main() -> Result<()> {
         Some("codegen") => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [{}]>",
+                "usage: cargo xtask <ci | codegen | bench [{}]>",
                 bench::NAMES.join(" | ")
             );
             std::process::exit(2);
