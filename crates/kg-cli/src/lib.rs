@@ -209,13 +209,20 @@ pub struct Context {
 }
 
 impl GlobalArgs {
-    /// Resolves locations and loads the config with these flags plus command-specific ones
-    /// given as `(key, flag name, value)`.
-    pub fn load(&self, flags: &[(&str, &str, String)]) -> Result<Context, CliError> {
+    /// Where keygate's files are, from the environment and `--config`, without reading the
+    /// config file.
+    pub fn locations(&self) -> Result<Locations, CliError> {
         let mut locations = Locations::from_env()?;
         if let Some(file) = &self.config {
             locations.config_file = file.clone();
         }
+        Ok(locations)
+    }
+
+    /// Resolves locations and loads the config with these flags plus command-specific ones
+    /// given as `(key, flag name, value)`.
+    pub fn load(&self, flags: &[(&str, &str, String)]) -> Result<Context, CliError> {
+        let locations = self.locations()?;
         let mut all: Vec<(&str, &str, String)> = Vec::new();
         for item in &self.set {
             // Errors name the key only: the value may be a secret typed into the wrong place.
