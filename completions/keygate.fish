@@ -30,7 +30,7 @@ complete -c keygate -n "__fish_keygate_needs_command" -s h -l help -d 'Print hel
 complete -c keygate -n "__fish_keygate_needs_command" -s V -l version -d 'Print version'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
-complete -c keygate -n "__fish_keygate_needs_command" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 0 or 2'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
@@ -75,7 +75,7 @@ complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 0 or 2'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'

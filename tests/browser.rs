@@ -5,6 +5,7 @@
 //! certificate, so the `__Host-`/`Secure` cookie rules apply as they would in production.
 //! Everything stays on loopback: the background-networking flags keep Chromium from calling
 //! Google, and both chromedriver and Chromium are killed when the test ends, pass or fail.
+#![allow(clippy::print_stderr)] // Test code: progress and skip notes go to the test output.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,7 @@
 //!
 //! Every [`Env`] gets its own `KEYGATE_HOME` and a scrubbed environment, so scenarios never
 //! touch the user's files and never depend on the developer's shell.
+#![allow(clippy::print_stderr)] // Test code: progress and skip notes go to the test output.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -423,6 +423,24 @@ fn doctor_fix_repairs_modes_and_stale_files() {
     env.run("certctl", &["doctor"]).code(0);
 }
 
+/// The job finds the files this shell does by the rule every command uses: a relative
+/// KEYGATE_HOME (which cron would resolve from another directory) is refused, as everywhere
+/// else. schedule used to read the variable itself and wrote it into the job as it was.
+#[test]
+fn schedule_refuses_a_relative_keygate_home() {
+    let mut env = Env::new();
+    env.set("KEYGATE_HOME", "relative/home");
+    let run = env.run("certctl", &["schedule", "--cron"]);
+    run.code(2);
+    assert!(
+        run.stderr
+            .contains("KEYGATE_HOME 'relative/home' is a relative path"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+}
+
 #[test]
 fn schedule_prints_units_systemd_accepts_and_a_valid_crontab_line() {
     let env = Env::new();

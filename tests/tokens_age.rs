@@ -2,6 +2,7 @@
 //! 1.1.1) in both directions: X25519 and passphrase, binary and armored. A truncated or
 //! tampered input leaves no output file. Go age reads passphrases only from a terminal, so
 //! those runs go through `script`, as do our own prompts.
+#![allow(clippy::print_stderr)] // Test code: progress and skip notes go to the test output.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

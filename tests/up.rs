@@ -18,25 +18,34 @@ impl Drop for Up {
     }
 }
 
-fn start(env: &Env, port: u16) -> Up {
-    let mut child = env
+/// Starts `keygate up` with its stdout piped to us, unread.
+fn spawn(env: &Env, port: u16) -> Up {
+    let child = env
         .cmd("keygate")
         .args(["up", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = Vec::new();
+    Up {
+        child,
+        lines: Vec::new(),
+    }
+}
+
+/// Starts `keygate up` and reads its summary.
+fn start(env: &Env, port: u16) -> Up {
+    let mut up = spawn(env, port);
+    let stdout = up.child.stdout.take().unwrap();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         let done = line.starts_with("stop with");
-        lines.push(line);
+        up.lines.push(line);
         if done {
             break;
         }
     }
-    Up { child, lines }
+    up
 }
 
 fn free_port() -> u16 {
@@ -136,4 +145,42 @@ fn the_printed_curl_line_works_verbatim_and_a_second_run_reuses_everything() {
         .trim()
         .to_owned();
     assert_eq!(sh(&curl), (0, "200\n".to_owned()));
+}
+
+/// `keygate up | head -3`: a closed stdout ends the summary, not the server. The summary used
+/// `println!`, which panics on a closed pipe: `up` exited 101 and took the server it had just
+/// started with it.
+#[test]
+fn a_closed_stdout_ends_the_summary_not_the_server() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let port = free_port();
+    let mut up = spawn(&env, port);
+    // The only read end is gone before the first line is written.
+    drop(up.child.stdout.take());
+    let health = || {
+        sh(&format!(
+            "curl --silent --insecure -o /dev/null -w '%{{http_code}}' https://127.0.0.1:{port}/health"
+        ))
+        .1
+    };
+    let since = std::time::Instant::now();
+    while health() != "200" {
+        if let Some(status) = up.child.try_wait().unwrap() {
+            panic!("keygate up exited ({status}) with its stdout closed");
+        }
+        assert!(since.elapsed().as_secs() < 30, "keygate up never answered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The summary follows the first listener within microseconds; give it ample time.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(health(), "200");
+    // Still serving, and SIGTERM stops it cleanly (a process that already died keeps its
+    // own exit code, which the assertion shows).
+    let _ = Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status();
+    assert_eq!(up.child.wait().unwrap().code(), Some(0));
 }

@@ -1,9 +1,12 @@
 //! `cargo xtask`: the project's own automation, with as few dependencies as possible.
 //!
 //! - `cargo xtask ci`: everything CI checks, in the order that fails fastest.
+//! - `cargo xtask tidy`: source checks that keep ARCHITECTURE.md true (first step of `ci`).
 //! - `cargo xtask codegen`: regenerate shell completions and man pages.
 //! - `cargo xtask bench [NAME]`: whole-process benchmarks beside peers measured in the same run.
 #![forbid(unsafe_code)]
+// Printing what runs and what it measured is this tool's job; it is never piped to `head`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,18 +14,20 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod tidy;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = project_root();
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
-        Some("ci") => ci(),
+        Some("ci") => ci(&root),
+        Some("tidy") => tidy::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("codegen") => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [{}]>",
+                "usage: cargo xtask <ci | tidy | codegen | bench [{}]>",
                 bench::NAMES.join(" | ")
             );
             std::process::exit(2);
@@ -30,7 +35,9 @@ fn main() -> Result<()> {
     }
 }
 
-fn ci() -> Result<()> {
+fn ci(root: &Path) -> Result<()> {
+    eprintln!("$ cargo xtask tidy");
+    tidy::run(root)?;
     run("cargo", &["fmt", "--all", "--check"])?;
     run(
         "cargo",

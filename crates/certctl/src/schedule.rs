@@ -16,15 +16,16 @@ pub(crate) struct Args {
     system: bool,
 }
 
-pub(crate) fn run(_global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliError> {
+pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliError> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::failure(format!("cannot find certctl's own path: {e}")))?;
     let exe = exe.display();
-    // The job must find the same files this shell does.
-    let home = match (args.system, std::env::var("KEYGATE_HOME")) {
-        (true, _) => Some("/var/lib/keygate".to_owned()),
-        (false, Ok(h)) if !h.is_empty() => Some(h),
-        _ => None,
+    // The job must find the same files this shell does, by the rule every command uses (a
+    // relative KEYGATE_HOME is refused: cron would resolve it elsewhere).
+    let home = if args.system {
+        Some("/var/lib/keygate".to_owned())
+    } else {
+        global.locations()?.home.map(|h| h.display().to_string())
     };
     if args.cron {
         let env = home

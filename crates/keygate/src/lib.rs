@@ -26,7 +26,7 @@ enum Command {
     Up(up::UpArgs),
     /// Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT
     Serve(serve::ServeArgs),
-    /// Check the config, certificate, token store and listen addresses; exit 0 or 2
+    /// Check the config, certificate, token store and listen addresses; exit 1 if a check fails
     Check(serve::CheckArgs),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]

@@ -37,6 +37,7 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
+/// The server's settings from the flags.
 fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> {
     let mut flags = Vec::new();
     if !f.listen.is_empty() {
@@ -112,8 +113,10 @@ pub(crate) fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<ExitStatus,
             }
         }
     }
+    // The checks ran and found a problem: 1, as for `certctl status`. Settings that do not
+    // parse never get here; they are usage errors (2).
     if failed > 0 {
-        return Err(CliError::usage(format!(
+        return Err(CliError::failure(format!(
             "{failed} check(s) failed; keygate serve would not start"
         )));
     }

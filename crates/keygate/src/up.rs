@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kg_cascade::{Action, Method, Request};
-use kg_cli::{CliError, ExitStatus, GlobalArgs, shell_quote};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, out, shell_quote};
 use kg_fs::lock::Wait;
 use kg_tokens::files::StorePaths;
 
@@ -103,7 +103,7 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
 
     let proxy = settings.upstream.as_ref().map(ToString::to_string);
     let local_bypass = settings.local_bypass;
-    let summary = move || {
+    let summary = move || -> Result<(), CliError> {
         let urls: Vec<String> = settings_urls(&settings_listen(&ctx));
         let reuse = |fresh: bool| if fresh { "new" } else { "reused" };
         let cert_state = reuse(cert.action == Action::Issued);
@@ -113,62 +113,68 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
             .unwrap_or_default();
         match &proxy {
             Some(upstream) => {
-                println!("keygate is up: sign-in in front of {upstream}");
+                out(format!("keygate is up: sign-in in front of {upstream}"))?;
                 for u in &urls {
-                    println!("  {u}/");
+                    out(format!("  {u}/"))?;
                 }
             }
             None => {
-                println!("keygate is up: /auth answers for tokens from tokenctl's store");
+                out("keygate is up: /auth answers for tokens from tokenctl's store")?;
                 for u in &urls {
-                    println!("  {u}/auth");
+                    out(format!("  {u}/auth"))?;
                 }
             }
         }
-        println!(
+        out(format!(
             "  certificate  {} ({cert_state}, valid until {until}): {}",
             cert.method, cert.why
-        );
+        ))?;
         if trusted {
-            println!("  CA           trusted by this system");
+            out("  CA           trusted by this system")?;
         } else {
-            println!(
+            out(format!(
                 "  CA           {} (not trusted by this system yet: `certctl trust` prints how)",
                 files.ca.display()
-            );
+            ))?;
         }
-        println!(
+        out(format!(
             "  token        {} ({}, name '{TOKEN_NAME}')",
             token.token_file.display(),
             reuse(token.created)
-        );
+        ))?;
         if proxy.is_some() {
             if local_bypass {
-                println!(
+                out(
                     "  sign-in      not needed from this host (local requests skip it); \
-                     turn that off with --set server.local_bypass=false"
-                );
+                     turn that off with --set server.local_bypass=false",
+                )?;
             } else {
-                println!("  sign-in      required for every request, local ones included");
+                out("  sign-in      required for every request, local ones included")?;
             }
-            println!(
+            out(format!(
                 "  browsers     sign in at {}/.keygate/sign-in by pasting the token",
                 urls.first().map_or("", String::as_str)
-            );
+            ))?;
         }
         let first = urls.first().cloned().unwrap_or_default();
         let path = if proxy.is_some() { "/" } else { "/auth" };
-        println!("try it (prints 200):");
+        out("try it (prints 200):")?;
         // The token goes to curl through its config on stdin, from the shell's builtin
         // printf: it never appears in any process's argv (visible to every user in `ps`).
-        println!(
+        out(format!(
             "  printf 'header = \"Authorization: Bearer %s\"\\n' \"$(cat {})\" | curl --fail --silent --show-error --cacert {} --config - -o /dev/null -w '%{{http_code}}\\n' {first}{path}",
             shell_quote(&token.token_file.display().to_string()),
             shell_quote(&files.ca.display().to_string())
-        );
-        println!("stop with Ctrl-C");
+        ))?;
+        out("stop with Ctrl-C")?;
+        Ok(())
     };
-    kg_server::serve_then(&settings, summary).map_err(crate::serve::serve_error)?;
+    // The summary is a courtesy: a closed stdout (`keygate up | head -3`) ends it, never the
+    // server it describes.
+    kg_server::serve_then(&settings, move || {
+        let _ = summary();
+    })
+    .map_err(crate::serve::serve_error)?;
     Ok(ExitStatus::Success)
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use kg_fs::FileMode;
 use kg_fs::generation::{self, Item};
-use kg_pki::CaMaterial;
+use kg_pki::{CaMaterial, SecretPem};
 use time::OffsetDateTime;
 
 use crate::Error;
@@ -26,7 +26,7 @@ pub fn load_local_ca(dir: &Path) -> Result<Option<LocalCa>, Error> {
     };
     let cert_file = g.file(CA_CERT);
     let cert_pem = fs_read(&cert_file)?;
-    let key = crate::provision::read_key(&g.file(CA_KEY))?;
+    let key = read_key(&g.file(CA_KEY))?;
     Ok(Some(LocalCa {
         material: CaMaterial { cert_pem, key },
         cert_file,
@@ -66,6 +66,16 @@ pub(crate) fn load_or_create(
         material,
         cert_file: g.file(CA_CERT),
     })
+}
+
+/// Reads a private key without leaving copies of it in memory we do not wipe.
+pub(crate) fn read_key(path: &Path) -> Result<SecretPem, Error> {
+    let bytes = zeroize::Zeroizing::new(kg_fs::read_secret(path)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| Error::State {
+        path: path.to_owned(),
+        message: "the key is not PEM text".into(),
+    })?;
+    Ok(SecretPem::new(text.to_owned()))
 }
 
 pub(crate) fn fs_read(path: &Path) -> Result<String, Error> {

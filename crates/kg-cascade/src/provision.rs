@@ -767,16 +767,6 @@ fn staging(locations: &Locations) -> Result<tempfile::TempDir, Error> {
     Ok(kg_fs::private_tempdir(&locations.private_dir)?)
 }
 
-/// Reads a private key without leaving copies of it in memory we do not wipe.
-pub(crate) fn read_key(path: &Path) -> Result<SecretPem, Error> {
-    let bytes = zeroize::Zeroizing::new(kg_fs::read_secret(path)?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| Error::State {
-        path: path.to_owned(),
-        message: "the key is not PEM text".into(),
-    })?;
-    Ok(SecretPem::new(text.to_owned()))
-}
-
 fn read_staged(path: &Path, tool: &'static str) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| Error::Tool {
         tool,
@@ -816,7 +806,7 @@ fn mkcert_cert(
             hint: None,
         });
     }
-    let key = kg_pki::normalize_key_pem(read_key(&key_file)?.expose())?;
+    let key = kg_pki::normalize_key_pem(local_ca::read_key(&key_file)?.expose())?;
     let root = read_staged(&ca.caroot.join("rootCA.pem"), "mkcert")?;
     Ok(Material {
         method: "mkcert",
@@ -860,7 +850,7 @@ fn tailscale_cert(locations: &Locations, domain: &str) -> Result<Material, Error
     }
     let pem = read_staged(&cert, "tailscale cert")?;
     // tailscale writes the key as SEC1 `EC PRIVATE KEY`; we store PKCS#8 whatever the source.
-    let key = kg_pki::normalize_key_pem(read_key(&key_file)?.expose())?;
+    let key = kg_pki::normalize_key_pem(local_ca::read_key(&key_file)?.expose())?;
     let certs = kg_pki::pem_certs(&pem)?;
     if certs.len() < 2 {
         return Err(Error::Tool {

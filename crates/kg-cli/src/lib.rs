@@ -161,6 +161,13 @@ pub fn out(line: impl std::fmt::Display) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Writes a line to stderr: a note beside the output (what was created, why nothing is
+/// listed), never the output itself. A closed stderr is ignored: nobody is left to tell, and
+/// the command's work and its stdout matter more than the note.
+pub fn note(line: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
 /// Writes a value as pretty JSON to stdout.
 pub fn out_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
@@ -202,13 +209,20 @@ pub struct Context {
 }
 
 impl GlobalArgs {
-    /// Resolves locations and loads the config with these flags plus command-specific ones
-    /// given as `(key, flag name, value)`.
-    pub fn load(&self, flags: &[(&str, &str, String)]) -> Result<Context, CliError> {
+    /// Where keygate's files are, from the environment and `--config`, without reading the
+    /// config file.
+    pub fn locations(&self) -> Result<Locations, CliError> {
         let mut locations = Locations::from_env()?;
         if let Some(file) = &self.config {
             locations.config_file = file.clone();
         }
+        Ok(locations)
+    }
+
+    /// Resolves locations and loads the config with these flags plus command-specific ones
+    /// given as `(key, flag name, value)`.
+    pub fn load(&self, flags: &[(&str, &str, String)]) -> Result<Context, CliError> {
+        let locations = self.locations()?;
         let mut all: Vec<(&str, &str, String)> = Vec::new();
         for item in &self.set {
             // Errors name the key only: the value may be a secret typed into the wrong place.

@@ -18,6 +18,9 @@ pub struct Locations {
     pub config_file: PathBuf,
     pub state_dir: PathBuf,
     pub private_dir: PathBuf,
+    /// The one directory everything is under (`KEYGATE_HOME`), or `None` for the XDG layout:
+    /// what a job run elsewhere (cron, systemd) must be given to find the same files.
+    pub home: Option<PathBuf>,
 }
 
 impl Locations {
@@ -42,6 +45,7 @@ impl Locations {
                     config_file: xdg.config_dir().join("keygate/config.toml"),
                     state_dir: state.join("keygate"),
                     private_dir: xdg.data_dir().join("keygate"),
+                    home: None,
                 }
             }
         };
@@ -57,6 +61,7 @@ impl Locations {
             config_file: root.join("config.toml"),
             state_dir: root.join("state"),
             private_dir: root.join("private"),
+            home: Some(root.to_owned()),
         }
     }
 

@@ -2,6 +2,7 @@
 //!
 //! The test binary re-executes itself as the writer (`KG_FS_CRASH_CHILD` set), so the child
 //! runs exactly the library code, in a separate process that the parent can kill.
+#![allow(clippy::print_stderr)] // Test code: progress and skip notes go to the test output.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,4 +1,5 @@
 //! What the secure file layer refuses, and that a refusal writes nothing.
+#![allow(clippy::print_stderr)] // Test code: progress and skip notes go to the test output.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

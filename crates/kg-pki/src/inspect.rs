@@ -14,7 +14,6 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::time::ASN1Time;
 
-use crate::issue::whole_seconds;
 use crate::keys::SecretKey;
 use crate::{MAX_LEAF_DAYS, PkiError, SanName, SecretPem};
 
@@ -267,6 +266,13 @@ pub(crate) fn key_matches(cert: &X509Certificate<'_>, key: &SecretKey) -> bool {
 pub(crate) fn time_of(t: &ASN1Time) -> OffsetDateTime {
     // An ASN1Time always came from a valid date, so its timestamp converts back.
     OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Certificates carry whole seconds; dropping the fraction here keeps what we compute
+/// (825-day limits, facts) equal to what is encoded.
+pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t - time::Duration::nanoseconds(i64::from(t.nanosecond()))
 }
 
 /// The facts of one parsed certificate.

@@ -9,7 +9,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::inspect::{key_matches, parse_cert, time_of};
+use crate::inspect::{key_matches, parse_cert, time_of, whole_seconds};
 use crate::keys::SecretKey;
 use crate::{Constraints, KeyKind, PkiError, SanName, SecretPem, pem_certs};
 
@@ -286,11 +286,4 @@ fn random_serial(len: usize) -> Result<SerialNumber, PkiError> {
     })?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
-}
-
-/// Certificates carry whole seconds; dropping the fraction here keeps what we compute
-/// (825-day limits, facts) equal to what is encoded.
-pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t - Duration::nanoseconds(i64::from(t.nanosecond()))
 }

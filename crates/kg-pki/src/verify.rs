@@ -9,8 +9,7 @@ use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
 use webpki::{EndEntityCert, KeyUsage};
 
-use crate::inspect::{cert_facts, key_matches, parse_cert};
-use crate::issue::whole_seconds;
+use crate::inspect::{cert_facts, key_matches, parse_cert, whole_seconds};
 use crate::keys::SecretKey;
 use crate::{CertFacts, MAX_LEAF_DAYS, PkiError, SanName, SecretPem, pem_certs, rfc3339};
 

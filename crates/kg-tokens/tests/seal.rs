@@ -3,6 +3,7 @@
 //!
 //! The Go tests need `age`, `age-keygen` and `script` (util-linux) on PATH; they fail with an
 //! install hint when those are missing, unless KEYGATE_SKIP_GO_AGE=1 is set.
+#![allow(clippy::print_stderr)] // Test code: progress and skip notes go to the test output.
 
 use std::io::Write;
 use std::path::Path;

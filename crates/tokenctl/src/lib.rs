@@ -101,7 +101,7 @@ fn parse() -> Result<Cli, CliError> {
                 e.exit();
             }
             let text = redact(&e.render().to_string());
-            eprint!("{text}");
+            kg_cli::note(text.trim_end_matches('\n'));
             std::process::exit(ExitStatus::Usage as i32);
         }
     }

@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, note, out, out_json};
 use kg_fs::{AtomicFile, FileMode};
 use kg_tokens::seal::{
     Identities, Recipients, SealError, parse_identity_file, parse_recipient, parse_recipients_file,
@@ -80,7 +80,7 @@ pub(crate) fn keygen(global: &GlobalArgs, args: &KeygenArgs) -> Result<ExitStatu
     if args.json {
         out_json(&json!({"recipient": recipient, "file": path}))?;
     } else {
-        eprintln!("Public key: {recipient}");
+        note(format!("Public key: {recipient}"));
         out(path.display())?;
     }
     Ok(ExitStatus::Success)

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, note, out, out_json};
 use kg_fs::AtomicFile;
 use kg_tokens::files::{client_token_file, stage_token_file};
 use kg_tokens::{Entry, Prefix, Reason, Status, TokenSecret};
@@ -157,7 +157,7 @@ pub(crate) fn ensure(global: &GlobalArgs, args: &EnsureArgs) -> Result<ExitStatu
         }))?;
     } else {
         if ensured.created {
-            eprintln!("created token '{}' (id {})", args.name, ensured.id);
+            note(format!("created token '{}' (id {})", args.name, ensured.id));
         }
         out(ensured.token_file.display())?;
     }
@@ -220,13 +220,13 @@ fn show_token_once(
     report: &mut serde_json::Value,
     token: &TokenSecret,
     json: bool,
-    note: impl FnOnce() -> String,
+    what: impl FnOnce() -> String,
 ) -> Result<(), CliError> {
     if json {
         report["token"] = json!(token.expose_secret());
         out_json(report)
     } else {
-        eprintln!("{}; it is shown only this once", note());
+        note(format!("{}; it is shown only this once", what()));
         out(token.expose_secret())
     }
 }
@@ -244,10 +244,10 @@ pub(crate) fn list(global: &GlobalArgs, args: &ListArgs) -> Result<ExitStatus, C
         return Ok(ExitStatus::Success);
     }
     if entries.is_empty() {
-        eprintln!(
+        note(format!(
             "no tokens in '{}'; `tokenctl create --name NAME` issues one",
             loaded.paths().store.display()
-        );
+        ));
         return Ok(ExitStatus::Success);
     }
     let rows: Vec<[String; 6]> = entries
@@ -334,16 +334,16 @@ pub(crate) fn rotate(global: &GlobalArgs, args: &RotateArgs) -> Result<ExitStatu
         (Some(o), None) => format!("old id {} is revoked", o.id),
         (None, _) => String::new(),
     };
-    let note = format!(
+    let summary = format!(
         "rotated token '{}': new id {}; {old_text}",
         entry.name, entry.id
     );
     if !client_exists && file.is_none() {
-        show_token_once(&mut report, &token, args.json, || note)?;
+        show_token_once(&mut report, &token, args.json, || summary)?;
     } else if args.json {
         out_json(&report)?;
     } else {
-        out(&note)?;
+        out(&summary)?;
         if client_exists {
             out(format!("client token file updated: {}", client.display()))?;
         }
