@@ -1,0 +1,14 @@
+//! kg-fs's integration tests: one binary (`tests/it`), one module per concern.
+
+// A writer killed with SIGKILL mid-write never leaves a torn file.
+mod crash;
+// Generation publication: readers never see a mixed set; pruning and failed switches.
+mod generation;
+// Advisory locks, fail-now and wait.
+mod lock;
+// Rewritten files' modes: never widened, secrets tightened.
+mod modes;
+// What the layer refuses (symlinks, unsafe parents), and that a refusal writes nothing.
+mod refusals;
+// Exact modes under extreme umasks (in a child process of its own: the umask is per process).
+mod umask;
