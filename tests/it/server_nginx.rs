@@ -5,11 +5,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::{Env, have};
+use test_support::{Env, Proc, have};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
+use test_support::server::*;
 
 /// The shipped example, pointed at this test's keygate, app and listen port, inside a
 /// minimal nginx.conf that keeps every file in `dir`. `app` is a second server block that

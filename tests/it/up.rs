@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use e2e::{Env, have};
+use test_support::{Env, have};
 
 /// A running `keygate up`, killed when dropped (also when a test fails).
 struct Up {

@@ -5,11 +5,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::{Env, have, stat_mode};
+use test_support::{Env, Proc, have, stat_mode};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
+use test_support::server::*;
 
 fn url(addr: SocketAddr, path: &str) -> String {
     format!("http://{addr}{path}")

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use e2e::{Env, Run, have, stat_mode};
+use test_support::{Env, Run, have, stat_mode};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1066,12 +1066,12 @@ exec {real} \"$@\"
         "PATH",
         format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
     );
-    let run = e2e::Run::from(
+    let run = test_support::Run::from(
         Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "umask 000; exec {} ensure --method mkcert",
-                e2e::bin("certctl").display()
+                test_support::bin("certctl").display()
             ))
             .env_clear()
             .env(

@@ -1,8 +1,6 @@
 //! Peers of the reverse-proxy scenarios (`proxy.rs`, `browser.rs`): an in-process upstream
-//! that answers with what reached it, a WebSocket echo and client, and nginx in front.
-//!
-//! Include it after `server_support.rs` (as `mod support`), which it builds on.
-#![allow(dead_code)]
+//! that answers with what reached it, a WebSocket echo and client, and nginx in front. It
+//! builds on [`crate::server`].
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -12,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use e2e::Env;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Bytes, Frame, Incoming};
@@ -25,7 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role};
 
-use crate::support::Proc;
+use crate::{Env, Proc};
 
 /// What reached the upstream: one JSON object per request, in order.
 type Seen = Arc<Mutex<Vec<Value>>>;
@@ -444,7 +441,7 @@ pub fn keygate_proxy(
         args.push("--plain-http");
     }
     args.extend(extra);
-    let mut kg = crate::support::keygate(env, addr, &args);
+    let mut kg = crate::server::keygate(env, addr, &args);
     assert!(kg.running(), "{}", kg.output());
     kg
 }
@@ -575,5 +572,5 @@ pub fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
 
 /// Polls `f` for up to 2 s; for state that settles after a response went out.
 pub fn soon(f: impl FnMut() -> bool) -> bool {
-    crate::support::eventually(Duration::from_secs(2), f)
+    crate::server::eventually(Duration::from_secs(2), f)
 }

@@ -1,15 +1,13 @@
-//! Helpers shared by the server scenarios (`server.rs`, `server_nginx.rs`, `server_caddy.rs`):
-//! spawning keygate, nginx and Caddy as children that are always killed, free ports, and
-//! HTTP through curl.
-#![allow(dead_code)]
+//! Helpers of the server scenarios (`server*.rs`, `proxy.rs`, `browser.rs`): keygate as a
+//! [`Proc`], free ports, tokens and certificates, and HTTP through curl.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{Env, Run};
+use crate::{Env, Proc, Run};
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -18,103 +16,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A child process that is killed when dropped, even when the test fails; its stderr (and
-/// stdout) go to `log`.
-#[derive(Debug)]
-pub struct Proc {
-    pub name: String,
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = std::fs::File::create(log).unwrap();
-        let err = out.try_clone().unwrap();
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
-        Proc {
-            name: name.to_owned(),
-            child,
-            log: log.to_owned(),
-        }
-    }
-
-    /// What the process wrote so far.
-    pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until `addr` accepts connections; panics with the log if the process exits.
-    pub fn wait_port(&mut self, addr: SocketAddr) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}):\n{}", self.name, self.output());
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(30));
-        }
-        panic!(
-            "{} does not listen on {addr}:\n{}",
-            self.name,
-            self.output()
-        );
-    }
-
-    /// Whether the process is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Sends a signal by pid (`kill -TERM`), for graceful-shutdown tests.
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
-    }
-
-    /// Waits up to `limit` for the process to exit; its exit code.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    /// SIGTERM first, so nginx's master takes its workers down with it (SIGKILL would
-    /// orphan them, still listening); SIGKILL if it has not exited within 5 s.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Writes keygate's config file for `env` (`KEYGATE_HOME/config.toml`).

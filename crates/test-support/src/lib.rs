@@ -1,0 +1,23 @@
+//! Dev-only support for keygate's end-to-end scenarios (`tests/it`) and benchmarks (`xtask`).
+//!
+//! - The harness: [`Env`] runs one of our binaries in an isolated home and [`Run`] holds the
+//!   outcome.
+//! - [`Proc`]: a child process (keygate, nginx, Caddy, ...) that is stopped when dropped.
+//! - [`with_checksum`]: the token checksum written from the format's description, an oracle
+//!   independent of kg-tokens.
+//! - [`server`], [`tokens`] and, with the `proxy` feature, `proxy`: the helpers of each family
+//!   of scenarios.
+//!
+//! It is a library so that a helper some scenario does not use is no `dead_code` warning.
+
+mod checksum;
+mod harness;
+mod process;
+#[cfg(feature = "proxy")]
+pub mod proxy;
+pub mod server;
+pub mod tokens;
+
+pub use checksum::with_checksum;
+pub use harness::{Env, Run, bin, bin_dir, have, stat_mode};
+pub use process::Proc;
