@@ -1,5 +1,5 @@
 //! The workspace's end-to-end scenarios, in one test binary: each module runs the real
-//! binaries against real peers, in isolated homes.
+//! binaries (built first by `test_support::bin`) against real peers, in isolated homes.
 //! Support code is in `crates/test-support`. A missing peer skips its scenario, unless
 //! `CI=true`, where it fails the run.
 

@@ -44,8 +44,6 @@ fn ci() -> Result<()> {
             "warnings",
         ],
     )?;
-    // The end-to-end scenarios run the real binaries, so they must exist first.
-    run("cargo", &["build", "--workspace", "--bins", "--quiet"])?;
     run("bash", &["fixtures/tailscale/selftest.sh"])?;
     run("cargo", &["test", "--workspace", "--quiet"])?;
     Ok(())

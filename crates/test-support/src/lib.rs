@@ -1,7 +1,7 @@
 //! Dev-only support for keygate's end-to-end scenarios (`tests/it`) and benchmarks (`xtask`).
 //!
 //! - The harness: [`Env`] runs one of our binaries in an isolated home and [`Run`] holds the
-//!   outcome.
+//!   outcome; [`bin`] builds the workspace's binaries first, once per test process.
 //! - [`Proc`]: a child process (keygate, nginx, Caddy, ...) that is stopped when dropped.
 //! - [`with_checksum`]: the token checksum written from the format's description, an oracle
 //!   independent of kg-tokens.
