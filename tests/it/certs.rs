@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use test_support::server::free_port;
 use test_support::{Env, Run, have, stat_mode};
 
 fn repo() -> PathBuf {
@@ -815,14 +816,6 @@ fn the_published_files_serve_a_verifiable_tls_endpoint() {
     );
     server.kill().unwrap();
     server.wait().unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for_port(port: u16) {

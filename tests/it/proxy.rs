@@ -15,10 +15,6 @@ use test_support::server::*;
 
 use test_support::proxy::*;
 
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
-}
-
 /// The identity a client claims, as (header, value): the upstream must never see these values
 /// (the X-Forwarded-* identity headers are sent separately: they also turn the bypass off).
 const FORGED: [(&str, &str); 8] = [

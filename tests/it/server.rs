@@ -10,14 +10,6 @@ use test_support::{Env, Proc, have, stat_mode, with_checksum};
 
 use test_support::server::*;
 
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
-}
-
 #[test]
 fn auth_answers_every_case_with_an_empty_body_on_one_kept_connection() {
     if !have("curl") {

@@ -1,17 +1,12 @@
 //! `keygate serve` and SIGHUP: a file audit log is reopened for logrotate (rename, then
 //! `kill -HUP`), and a SIGHUP never stops the server, whatever the audit target.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use test_support::{Env, Proc, have, stat_mode};
 
 use test_support::server::*;
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
 
 /// The audit lines of a file, once it holds `n` of them (the writer flushes every 100 ms).
 #[track_caller]

@@ -49,10 +49,6 @@ fn start_caddy(env: &Env, listen: SocketAddr, keygate: SocketAddr, app: SocketAd
     p
 }
 
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
-}
-
 #[test]
 fn caddy_forward_auth_gets_the_same_allow_and_deny_results() {
     if !have("caddy") || !have("curl") {

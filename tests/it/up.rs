@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use test_support::server::free_port;
 use test_support::{Env, have};
 
 /// A running `keygate up`, killed when dropped (also when a test fails).
@@ -37,14 +38,6 @@ fn start(env: &Env, port: u16) -> Up {
         }
     }
     Up { child, lines }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn sh(line: &str) -> (i32, String) {

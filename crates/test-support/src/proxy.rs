@@ -399,32 +399,16 @@ pub fn ws_closed_after(
 /// nginx on `listen` proxying everything to keygate at `keygate` the usual way: HTTP/1.1,
 /// the client's Host, `$proxy_add_x_forwarded_for`, and WebSocket upgrades passed on.
 pub fn nginx_in_front(env: &Env, listen: SocketAddr, keygate: SocketAddr) -> Proc {
-    let dir = env.root().join("nginx");
-    std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "worker_processes 1;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-         map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n  \
+    let http = format!(
+        "  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n  \
          server {{\n    listen {listen};\n    client_max_body_size 64m;\n    location / {{\n      \
          proxy_pass http://{keygate};\n      proxy_http_version 1.1;\n      \
          proxy_set_header Host $http_host;\n      \
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n      \
          proxy_set_header Upgrade $http_upgrade;\n      \
-         proxy_set_header Connection $connection_upgrade;\n    }}\n  }}\n}}\n"
+         proxy_set_header Connection $connection_upgrade;\n    }}\n  }}\n"
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut cmd = std::process::Command::new("nginx");
-    cmd.arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-g")
-        .arg(format!("daemon off; pid {d}/nginx.pid;"));
-    let mut p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"));
-    p.wait_port(listen);
-    p
+    crate::server::nginx(env, &http, listen)
 }
 
 /// Starts `keygate serve` in proxy mode in front of `upstream`, on plain HTTP unless `tls`.

@@ -18,6 +18,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `http://ADDR/PATH`.
+pub fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// The `Authorization` header line that carries `token`, for `curl -H`.
+pub fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}")
+}
+
 /// Writes keygate's config file for `env` (`KEYGATE_HOME/config.toml`).
 pub fn config(env: &Env, toml: &str) {
     std::fs::write(env.root().join("config.toml"), toml).unwrap();
@@ -38,6 +48,32 @@ pub fn keygate(env: &Env, addr: SocketAddr, args: &[&str]) -> Proc {
 /// A loopback address with a free port.
 pub fn local_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Starts nginx in the foreground with `http` as the inside of its `http {}` block, keeping
+/// its configuration, logs and temporary files in `KEYGATE_HOME/nginx`, and waits until it
+/// listens on `listen`.
+pub fn nginx(env: &Env, http: &str, listen: SocketAddr) -> Proc {
+    let dir = env.root().join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         {http}}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-g")
+        .arg(format!("daemon off; pid {d}/nginx.pid;"));
+    let mut p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"));
+    p.wait_port(listen);
+    p
 }
 
 /// Creates a token with tokenctl (real clock) and returns it.
