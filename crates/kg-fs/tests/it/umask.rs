@@ -4,18 +4,11 @@
 //! this binary to run alone in a child (`KG_FS_UMASK_CHILD` set), as `crash.rs` does.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 
 use kg_fs::{DirMode, FileMode, create_dir_all, write_atomic};
 
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
+use crate::mode;
 
 #[test]
 fn modes_are_exact_under_any_umask() {
