@@ -51,8 +51,6 @@ fn ci(root: &Path) -> Result<()> {
             "warnings",
         ],
     )?;
-    // The end-to-end scenarios run the real binaries, so they must exist first.
-    run("cargo", &["build", "--workspace", "--bins", "--quiet"])?;
     run("bash", &["fixtures/tailscale/selftest.sh"])?;
     run("cargo", &["test", "--workspace", "--quiet"])?;
     Ok(())

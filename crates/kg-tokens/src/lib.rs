@@ -43,7 +43,7 @@
 //!     "digest": "<64 hex digits>" } ] }
 //! ```
 //!
-//! `tests/store.rs` pins the exact text (`GOLDEN`).
+//! `tests/it/store.rs` pins the exact text (`GOLDEN`).
 //!
 //! # Files
 //!

@@ -1298,7 +1298,7 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    /// `tests/store.rs` checks that large stores read back exactly; this checks that they
+    /// `tests/it/store.rs` checks that large stores read back exactly; this checks that they
     /// really take the two-thread path, and that it declines what it does not recognise.
     #[test]
     fn large_canonical_stores_are_parsed_in_halves() {

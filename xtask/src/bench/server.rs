@@ -21,10 +21,11 @@
 use std::fmt::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use test_support::{Proc, with_checksum};
 
 use super::tool;
 
@@ -489,31 +490,19 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
-/// A server under test, killed when dropped. Its CPU and memory include every descendant
-/// (nginx's workers).
-struct Server {
-    name: String,
-    child: Child,
-}
+/// A server under test, stopped when dropped (it is a [`Proc`]). Its CPU and memory include
+/// every descendant (nginx's workers).
+struct Server(Proc);
 
 impl Server {
     fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Server> {
-        let out = std::fs::File::create(log)?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        Ok(Server {
-            name: name.to_owned(),
-            child,
-        })
+        let proc = Proc::start(name, cmd, log).with_context(|| format!("cannot start {name}"))?;
+        Ok(Server(proc))
     }
 
     /// The process and its descendants (taskset execs, so the child's pid is the server's).
     fn pids(&self) -> Vec<u32> {
-        let mut all = vec![self.child.id()];
+        let mut all = vec![self.0.child.id()];
         let mut i = 0;
         while i < all.len() {
             let pid = all[i];
@@ -558,26 +547,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    /// SIGTERM, so nginx's master stops its workers (SIGKILL would orphan them); SIGKILL
-    /// after 5 s.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
@@ -602,29 +571,4 @@ fn check(out: std::process::Output) -> Result<std::process::Output> {
         bail!("{}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(out)
-}
-
-/// Replaces a token's last 6 characters with the checksum of the rest: CRC32 (IEEE) in
-/// base62, most significant digit first, as kg-tokens writes it.
-fn with_checksum(token: &str) -> String {
-    const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let body = &token[..token.len() - 6];
-    let mut crc = 0xffff_ffffu32;
-    for &b in body.as_bytes() {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    let mut n = u64::from(!crc);
-    let mut digits = [b'0'; 6];
-    for d in digits.iter_mut().rev() {
-        *d = B62[(n % 62) as usize];
-        n /= 62;
-    }
-    format!("{body}{}", String::from_utf8_lossy(&digits))
 }

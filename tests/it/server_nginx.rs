@@ -5,17 +5,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::{Env, have};
+use test_support::{Env, have};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
+use test_support::server::*;
 
-/// The shipped example, pointed at this test's keygate, app and listen port, inside a
-/// minimal nginx.conf that keeps every file in `dir`. `app` is a second server block that
-/// echoes what reached it.
+/// The shipped example, pointed at this test's keygate, app and listen port, as the inside
+/// of nginx's `http {}` block (see `nginx`). `app` is a second server block that echoes what
+/// reached it.
 fn nginx_conf(
-    dir: &Path,
     listen: SocketAddr,
     keygate: SocketAddr,
     app: SocketAddr,
@@ -49,35 +46,11 @@ fn nginx_conf(
             ),
         );
     }
-    let d = dir.display();
     format!(
-        "worker_processes 1;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         {site}\n  server {{\n    listen {app};\n    location / {{\n      default_type text/plain;\n      \
+        "{site}\n  server {{\n    listen {app};\n    location / {{\n      default_type text/plain;\n      \
          return 200 \"app user=$http_x_auth_request_user scopes=$http_x_auth_request_scopes \
-         authz=[$http_authorization] uri=$request_uri\\n\";\n    }}\n  }}\n}}\n"
+         authz=[$http_authorization] uri=$request_uri\\n\";\n    }}\n  }}\n"
     )
-}
-
-fn start_nginx(env: &Env, conf: String, listen: SocketAddr) -> Proc {
-    let dir = env.root().join("nginx");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut cmd = std::process::Command::new("nginx");
-    cmd.arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-g")
-        .arg(format!("daemon off; pid {}/nginx.pid;", dir.display()));
-    let mut p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"));
-    p.wait_port(listen);
-    p
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
 }
 
 fn setup(env: &Env) {
@@ -99,11 +72,7 @@ fn nginx_auth_request_allows_denies_and_passes_the_identity_on() {
     let prom = token(&env, "prom", &["metrics"]);
     let (kg_addr, app, front) = (local_addr(), local_addr(), local_addr());
     let kg = keygate(&env, kg_addr, &["--plain-http"]);
-    let _nginx = start_nginx(
-        &env,
-        nginx_conf(&env.root().join("nginx"), front, kg_addr, app, None),
-        front,
-    );
+    let _nginx = nginx(&env, &nginx_conf(front, kg_addr, app, None), front);
     let site = |path: &str| format!("http://{front}{path}");
 
     // A valid token reaches the app, with the identity passed on and the token withheld.
@@ -232,11 +201,7 @@ fn rotation_and_revocation_take_effect_while_nginx_and_keygate_run() {
     let old = token(&env, "deploy", &["read"]);
     let (kg_addr, app, front) = (local_addr(), local_addr(), local_addr());
     let _kg = keygate(&env, kg_addr, &["--plain-http"]);
-    let _nginx = start_nginx(
-        &env,
-        nginx_conf(&env.root().join("nginx"), front, kg_addr, app, None),
-        front,
-    );
+    let _nginx = nginx(&env, &nginx_conf(front, kg_addr, app, None), front);
     let site = format!("http://{front}/app");
     let status = |t: &str| curl(&["-H", &bearer(t), &site]).status;
     assert_eq!(status(&old), 200);
@@ -282,8 +247,8 @@ fn cert_renewal_is_served_from_the_next_handshake_while_nginx_talks_tls_to_keyga
     let alice = token(&env, "alice", &["read"]);
     let (kg_addr, app, front) = (local_addr(), local_addr(), local_addr());
     let mut kg = keygate(&env, kg_addr, &[]);
-    let conf = nginx_conf(&env.root().join("nginx"), front, kg_addr, app, Some(&ca));
-    let nginx = start_nginx(&env, conf, front);
+    let conf = nginx_conf(front, kg_addr, app, Some(&ca));
+    let nginx = nginx(&env, &conf, front);
     let site = format!("http://{front}/app");
     let ok = curl(&["-H", &bearer(&alice), &site]);
     assert_eq!(

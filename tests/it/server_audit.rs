@@ -1,19 +1,12 @@
 //! `keygate serve` and SIGHUP: a file audit log is reopened for logrotate (rename, then
 //! `kill -HUP`), and a SIGHUP never stops the server, whatever the audit target.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::{Env, have, stat_mode};
+use test_support::{Env, Proc, have, stat_mode};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
+use test_support::server::*;
 
 /// The audit lines of a file, once it holds `n` of them (the writer flushes every 100 ms).
 #[track_caller]

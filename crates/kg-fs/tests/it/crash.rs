@@ -47,7 +47,7 @@ fn sigkill_at_random_moments_never_tears_the_file() {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "child_writer_loop",
+                "crash::child_writer_loop",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -1,6 +1,6 @@
 //! Conventions every binary keeps: exit codes, config resolution and explain, secrets, pipes.
 
-use e2e::Env;
+use test_support::Env;
 
 const BINARIES: [&str; 3] = ["certctl", "tokenctl", "keygate"];
 
@@ -197,7 +197,7 @@ fn a_closed_stdout_is_not_an_error() {
     );
 }
 
-use e2e::Run;
+use test_support::Run;
 
 /// Security review: `--set client.token=...` put a token in argv (visible in `ps`), and a
 /// mistyped key echoed the value.

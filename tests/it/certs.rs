@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use e2e::{Env, Run, have, stat_mode};
+use test_support::server::free_port;
+use test_support::{Env, Run, have, stat_mode};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -817,14 +818,6 @@ fn the_published_files_serve_a_verifiable_tls_endpoint() {
     server.wait().unwrap();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_for_port(port: u16) {
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -1066,12 +1059,12 @@ exec {real} \"$@\"
         "PATH",
         format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
     );
-    let run = e2e::Run::from(
+    let run = test_support::Run::from(
         Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "umask 000; exec {} ensure --method mkcert",
-                e2e::bin("certctl").display()
+                test_support::bin("certctl").display()
             ))
             .env_clear()
             .env(

@@ -9,11 +9,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{Env, Run, have, stat_mode};
+use test_support::{Env, Run, have, stat_mode};
 
-#[path = "tokens_support.rs"]
-mod support;
-use support::*;
+use test_support::tokens::*;
 
 #[test]
 fn the_store_is_0600_and_holds_no_plaintext() {

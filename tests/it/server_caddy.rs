@@ -4,11 +4,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use e2e::{Env, have};
+use test_support::{Env, Proc, have};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
+use test_support::server::*;
 
 fn start_caddy(env: &Env, listen: SocketAddr, keygate: SocketAddr, app: SocketAddr) -> Proc {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -49,10 +47,6 @@ fn start_caddy(env: &Env, listen: SocketAddr, keygate: SocketAddr, app: SocketAd
     p.wait_port(listen);
     p.wait_port(app);
     p
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
 }
 
 #[test]

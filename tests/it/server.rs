@@ -6,19 +6,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e::{Env, have, stat_mode};
+use test_support::{Env, Proc, have, stat_mode, with_checksum};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
-
-fn url(addr: SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
-}
+use test_support::server::*;
 
 #[test]
 fn auth_answers_every_case_with_an_empty_body_on_one_kept_connection() {
@@ -50,7 +40,7 @@ fn auth_answers_every_case_with_an_empty_body_on_one_kept_connection() {
         Some("Bearer realm=\"keygate\"")
     );
     // A well-formed token with the right id and checksum but a wrong secret.
-    let wrong = fix_checksum(&swap_char(&alice, 20));
+    let wrong = with_checksum(&swap_char(&alice, 20));
     let typo = swap_char(&alice, 20);
     for bad in [wrong.as_str(), typo.as_str(), "kg_nonsense", "x"] {
         let r = curl(&["-H", &bearer(bad), &auth]);
@@ -799,7 +789,7 @@ fn failed_attempts_are_throttled_per_client_address_and_per_token_id() {
     );
 
     // Guessing one token id's secret from many addresses throttles that id's failures...
-    let fixed = fix_checksum(&swap_char(&alice, alice.len() - 7));
+    let fixed = with_checksum(&swap_char(&alice, alice.len() - 7));
     for ip in ["127.0.0.4", "127.0.0.5", "127.0.0.6"] {
         assert_eq!(from(ip, &fixed), 401);
     }
@@ -832,31 +822,6 @@ fn swap_char(token: &str, at: usize) -> String {
         if &token[at..at + 1] == "A" { "B" } else { "A" },
     );
     t
-}
-
-/// Recomputes a token's checksum (CRC32 in 6 base62 digits) so a changed secret is
-/// well-formed: a real guess, not a typo.
-fn fix_checksum(token: &str) -> String {
-    const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let body = &token[..token.len() - 6];
-    let mut crc = 0xffff_ffffu32;
-    for &b in body.as_bytes() {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    let mut n = u64::from(!crc);
-    let mut digits = [b'0'; 6];
-    for d in digits.iter_mut().rev() {
-        *d = B62[(n % 62) as usize];
-        n /= 62;
-    }
-    format!("{body}{}", String::from_utf8_lossy(&digits))
 }
 
 #[test]
@@ -1020,7 +985,7 @@ fn keygate_check_creates_the_audit_log_private() {
     let run = env.run("keygate", &["check"]);
     assert!(run.code == 0 || run.code == 2, "{run:?}");
     assert!(log.exists(), "check opens the audit log: {}", run.stdout);
-    assert_eq!(e2e::stat_mode(&log), "600");
+    assert_eq!(test_support::stat_mode(&log), "600");
 }
 
 /// The test clock reaches the server as it reaches certctl (issue 12: `keygate check` said

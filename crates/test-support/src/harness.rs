@@ -7,26 +7,87 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
-/// The directory holding the workspace's built binaries (`target/<profile>`).
+/// The directory holding the workspace's built binaries (`target/<profile>`): the one the
+/// running test binary lives in (`target/<profile>/deps/<test-binary>`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test-binary>
     exe.parent()
         .and_then(Path::parent)
         .expect("target dir")
         .to_owned()
 }
 
-/// The path of one of our binaries; panics with the fix when it was not built.
+/// The path of one of our binaries. The first call in a process builds the workspace's
+/// binaries (see `build_binaries`), so `cargo test` needs no build step before it and never
+/// runs stale binaries.
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(e) = BUILT.get_or_init(build_binaries) {
+        panic!("{e}");
+    }
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first (`cargo xtask ci` does)",
+        "{} is missing after building the workspace's binaries",
         path.display()
     );
     path
+}
+
+/// Runs `$CARGO build --workspace --bins --quiet` into the target directory and profile of
+/// the running test binary, so the binaries land in [`bin_dir`].
+///
+/// Cargo has released its lock on the target directory by the time it runs tests, so this
+/// nested build does not wait on the `cargo test` that started us. It runs from the
+/// workspace root without the variables cargo sets for the test process only (the test
+/// package's `CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...): a build script that tracks one of
+/// them (ring tracks `CARGO_MANIFEST_DIR`) would otherwise run again, and everything above
+/// it be rebuilt, at every switch between this build and the developer's own.
+fn build_binaries() -> Result<(), String> {
+    const PER_PACKAGE: [&str; 6] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_BIN_NAME",
+        "OUT_DIR",
+    ];
+    let profile_dir = bin_dir();
+    let target_dir = profile_dir.parent().ok_or("no target dir")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.args(["build", "--workspace", "--bins", "--quiet", "--target-dir"])
+        .arg(target_dir)
+        .current_dir(&root)
+        .stdin(Stdio::null());
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_") || PER_PACKAGE.contains(&&*key) {
+            cmd.env_remove(&*key);
+        }
+    }
+    match profile_dir.file_name().and_then(OsStr::to_str) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+        None => return Err(format!("no profile in {}", profile_dir.display())),
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", cargo.to_string_lossy()))?;
+    if !status.success() {
+        return Err(format!(
+            "building the workspace's binaries failed ({status}): {cmd:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a peer tool is on PATH. Under `CI=true` a missing tool fails the run instead.

@@ -1,12 +1,11 @@
-//! Helpers shared by the `tokenctl` scenarios (`tokens.rs`, `tokens_age.rs`).
-#![allow(dead_code)]
+//! Helpers of the `tokenctl` scenarios (`tokens.rs`, `tokens_age.rs`).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Env, Run};
+use crate::{Env, Run};
 
 pub const T0: &str = "2026-11-01T12:00:00Z";
 
@@ -95,7 +94,7 @@ pub fn shell(env: &Env, script: &str) -> Command {
             cmd.env(k, v);
         }
     }
-    cmd.env("TOKENCTL", e2e::bin("tokenctl"))
+    cmd.env("TOKENCTL", crate::bin("tokenctl"))
         .env("KEYGATE_TEST_NOW", T0)
         .args(["-c", script])
         .stdin(Stdio::null());

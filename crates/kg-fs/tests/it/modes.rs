@@ -1,17 +1,10 @@
 //! Modes of rewritten files: never widened, secrets tightened.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use kg_fs::{FileMode, write_atomic};
 
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
+use crate::mode;
 
 #[test]
 fn rewriting_a_0644_secret_yields_0600() {

@@ -1,24 +1,12 @@
 //! The token format: generation, parsing, the checksum, the scanner regex and redaction.
 //!
-//! `spec_token` below builds tokens from the written format (crate docs) without the crate's
-//! code, so the two implementations check each other.
+//! `crate::spec_token` builds tokens from the written format (crate docs) without the
+//! crate's code, so the two implementations check each other.
 
 use kg_tokens::{Pepper, Prefix, Reason, Store, format_regex, generate, parse};
 use proptest::prelude::*;
 
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// `<prefix>_<id>_<secret><checksum>` with the checksum computed as the crate docs say.
-fn spec_token(prefix: &str, id: &str, secret: &str) -> String {
-    let body = format!("{prefix}_{id}_{secret}");
-    let mut crc = u64::from(crc32fast::hash(body.as_bytes()));
-    let mut checksum = [0u8; 6];
-    for slot in checksum.iter_mut().rev() {
-        *slot = BASE62[(crc % 62) as usize];
-        crc /= 62;
-    }
-    body + std::str::from_utf8(&checksum).unwrap()
-}
+use crate::{BASE62, spec_token};
 
 fn kg() -> Prefix {
     Prefix::default()

@@ -11,16 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{Env, bin_dir, have};
 use fantoccini::{Client, ClientBuilder, Locator};
+use test_support::{Env, Proc, bin_dir, have};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
+use test_support::server::*;
 
-#[path = "proxy_support.rs"]
-mod upstream;
-use upstream::*;
+use test_support::proxy::*;
 
 /// chromedriver and the Chromium it starts; both are killed when dropped.
 struct Browser {

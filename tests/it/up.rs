@@ -3,7 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use e2e::{Env, have};
+use test_support::server::free_port;
+use test_support::{Env, have};
 
 /// A running `keygate up`, killed when dropped (also when a test fails).
 struct Up {
@@ -46,14 +47,6 @@ fn start(env: &Env, port: u16) -> Up {
         }
     }
     up
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn sh(line: &str) -> (i32, String) {

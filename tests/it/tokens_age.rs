@@ -8,11 +8,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use e2e::{Env, Run, have, stat_mode};
+use test_support::{Env, Run, have, stat_mode};
 
-#[path = "tokens_support.rs"]
-mod support;
-use support::*;
+use test_support::tokens::*;
 
 const PASS: &str = "correct horse battery staple";
 

@@ -1,22 +1,37 @@
 //! File and directory modes under extreme umasks.
 //!
-//! Alone in its own test binary on purpose: the umask is per process and test threads share it.
+//! The umask is per process and the other tests' threads share it, so the test re-executes
+//! this binary to run alone in a child (`KG_FS_UMASK_CHILD` set), as `crash.rs` does.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::process::Command;
 
 use kg_fs::{DirMode, FileMode, create_dir_all, write_atomic};
 
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
+use crate::mode;
 
 #[test]
 fn modes_are_exact_under_any_umask() {
+    if std::env::var_os("KG_FS_UMASK_CHILD").is_none() {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "umask::modes_are_exact_under_any_umask",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env("KG_FS_UMASK_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child failed or ran no test ({})\n--- stdout\n{stdout}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     for umask in [0o000, 0o077, 0o022] {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
         let tmp = tempfile::tempdir().unwrap();

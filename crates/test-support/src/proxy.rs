@@ -1,8 +1,6 @@
 //! Peers of the reverse-proxy scenarios (`proxy.rs`, `browser.rs`): an in-process upstream
-//! that answers with what reached it, a WebSocket echo and client, and nginx in front.
-//!
-//! Include it after `server_support.rs` (as `mod support`), which it builds on.
-#![allow(dead_code)]
+//! that answers with what reached it, a WebSocket echo and client, and nginx in front. It
+//! builds on [`crate::server`].
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -12,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use e2e::Env;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Bytes, Frame, Incoming};
@@ -25,7 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role};
 
-use crate::support::Proc;
+use crate::{Env, Proc};
 
 /// What reached the upstream: one JSON object per request, in order.
 type Seen = Arc<Mutex<Vec<Value>>>;
@@ -402,32 +399,16 @@ pub fn ws_closed_after(
 /// nginx on `listen` proxying everything to keygate at `keygate` the usual way: HTTP/1.1,
 /// the client's Host, `$proxy_add_x_forwarded_for`, and WebSocket upgrades passed on.
 pub fn nginx_in_front(env: &Env, listen: SocketAddr, keygate: SocketAddr) -> Proc {
-    let dir = env.root().join("nginx");
-    std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "worker_processes 1;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-         map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n  \
+    let http = format!(
+        "  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n  \
          server {{\n    listen {listen};\n    client_max_body_size 64m;\n    location / {{\n      \
          proxy_pass http://{keygate};\n      proxy_http_version 1.1;\n      \
          proxy_set_header Host $http_host;\n      \
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n      \
          proxy_set_header Upgrade $http_upgrade;\n      \
-         proxy_set_header Connection $connection_upgrade;\n    }}\n  }}\n}}\n"
+         proxy_set_header Connection $connection_upgrade;\n    }}\n  }}\n"
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut cmd = std::process::Command::new("nginx");
-    cmd.arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-g")
-        .arg(format!("daemon off; pid {d}/nginx.pid;"));
-    let mut p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"));
-    p.wait_port(listen);
-    p
+    crate::server::nginx(env, &http, listen)
 }
 
 /// Starts `keygate serve` in proxy mode in front of `upstream`, on plain HTTP unless `tls`.
@@ -444,7 +425,7 @@ pub fn keygate_proxy(
         args.push("--plain-http");
     }
     args.extend(extra);
-    let mut kg = crate::support::keygate(env, addr, &args);
+    let mut kg = crate::server::keygate(env, addr, &args);
     assert!(kg.running(), "{}", kg.output());
     kg
 }
@@ -575,5 +556,5 @@ pub fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
 
 /// Polls `f` for up to 2 s; for state that settles after a response went out.
 pub fn soon(f: impl FnMut() -> bool) -> bool {
-    crate::support::eventually(Duration::from_secs(2), f)
+    crate::server::eventually(Duration::from_secs(2), f)
 }

@@ -1,15 +1,13 @@
-//! Helpers shared by the server scenarios (`server.rs`, `server_nginx.rs`, `server_caddy.rs`):
-//! spawning keygate, nginx and Caddy as children that are always killed, free ports, and
-//! HTTP through curl.
-#![allow(dead_code)]
+//! Helpers of the server scenarios (`server*.rs`, `proxy.rs`, `browser.rs`): keygate as a
+//! [`Proc`], free ports, tokens and certificates, and HTTP through curl.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{Env, Run};
+use crate::{Env, Proc, Run};
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -20,101 +18,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A child process that is killed when dropped, even when the test fails; its stderr (and
-/// stdout) go to `log`.
-#[derive(Debug)]
-pub struct Proc {
-    pub name: String,
-    pub child: Child,
-    pub log: PathBuf,
+/// `http://ADDR/PATH`.
+pub fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
 }
 
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = std::fs::File::create(log).unwrap();
-        let err = out.try_clone().unwrap();
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
-        Proc {
-            name: name.to_owned(),
-            child,
-            log: log.to_owned(),
-        }
-    }
-
-    /// What the process wrote so far.
-    pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until `addr` accepts connections; panics with the log if the process exits.
-    pub fn wait_port(&mut self, addr: SocketAddr) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}):\n{}", self.name, self.output());
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(30));
-        }
-        panic!(
-            "{} does not listen on {addr}:\n{}",
-            self.name,
-            self.output()
-        );
-    }
-
-    /// Whether the process is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Sends a signal by pid (`kill -TERM`), for graceful-shutdown tests.
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
-    }
-
-    /// Waits up to `limit` for the process to exit; its exit code.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    /// SIGTERM first, so nginx's master takes its workers down with it (SIGKILL would
-    /// orphan them, still listening); SIGKILL if it has not exited within 5 s.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The `Authorization` header line that carries `token`, for `curl -H`.
+pub fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}")
 }
 
 /// Writes keygate's config file for `env` (`KEYGATE_HOME/config.toml`).
@@ -137,6 +48,32 @@ pub fn keygate(env: &Env, addr: SocketAddr, args: &[&str]) -> Proc {
 /// A loopback address with a free port.
 pub fn local_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Starts nginx in the foreground with `http` as the inside of its `http {}` block, keeping
+/// its configuration, logs and temporary files in `KEYGATE_HOME/nginx`, and waits until it
+/// listens on `listen`.
+pub fn nginx(env: &Env, http: &str, listen: SocketAddr) -> Proc {
+    let dir = env.root().join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         {http}}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-g")
+        .arg(format!("daemon off; pid {d}/nginx.pid;"));
+    let mut p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"));
+    p.wait_port(listen);
+    p
 }
 
 /// Creates a token with tokenctl (real clock) and returns it.

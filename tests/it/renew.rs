@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use e2e::{Env, have, stat_mode};
+use test_support::{Env, have, stat_mode};
 
 fn current(env: &Env, id: &str) -> PathBuf {
     env.root().join("private/certs").join(id).join("current")
@@ -35,7 +35,7 @@ fn days_later(days: f64) -> String {
 }
 
 /// Starts `n` `certctl renew` processes at once at the test time `when`; waits for all.
-fn concurrent_renewals(env: &Env, when: &str, n: usize, args: &[&str]) -> Vec<e2e::Run> {
+fn concurrent_renewals(env: &Env, when: &str, n: usize, args: &[&str]) -> Vec<test_support::Run> {
     let children: Vec<_> = (0..n)
         .map(|_| {
             env.cmd("certctl")
@@ -50,14 +50,14 @@ fn concurrent_renewals(env: &Env, when: &str, n: usize, args: &[&str]) -> Vec<e2
         .collect();
     children
         .into_iter()
-        .map(|c| e2e::Run::from(c.wait_with_output().unwrap()))
+        .map(|c| test_support::Run::from(c.wait_with_output().unwrap()))
         .collect()
 }
 
-fn renew_at(env: &Env, when: &str, args: &[&str]) -> e2e::Run {
+fn renew_at(env: &Env, when: &str, args: &[&str]) -> test_support::Run {
     let mut cmd = env.cmd("certctl");
     cmd.env("KEYGATE_TEST_NOW", when).arg("renew").args(args);
-    e2e::Run::from(cmd.output().unwrap())
+    test_support::Run::from(cmd.output().unwrap())
 }
 
 /// (lifetime days, renew_before, age in days, due?): a third of the lifetime, half under 10

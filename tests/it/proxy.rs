@@ -1,6 +1,6 @@
 //! keygate as a reverse proxy (`server.upstream`): who gets through to the upstream, what
 //! reaches it, streaming, WebSockets, errors, sign-in with curl, startup validation and
-//! `keygate up --upstream`. The upstream is in-process (`proxy_support.rs`) and echoes what
+//! `keygate up --upstream`. The upstream is in-process (`test_support::proxy`) and echoes what
 //! reached it, so every assertion about forwarded headers reads the upstream's own view.
 //! Chromium signing in is in browser.rs.
 
@@ -9,19 +9,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::{Env, have};
+use test_support::{Env, Proc, have};
 
-#[path = "server_support.rs"]
-mod support;
-use support::*;
+use test_support::server::*;
 
-#[path = "proxy_support.rs"]
-mod upstream;
-use upstream::*;
-
-fn bearer(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
-}
+use test_support::proxy::*;
 
 /// The identity a client claims, as (header, value): the upstream must never see these values
 /// (the X-Forwarded-* identity headers are sent separately: they also turn the bypass off).

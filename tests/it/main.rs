@@ -1,0 +1,29 @@
+//! The workspace's end-to-end scenarios, in one test binary: each module runs the real
+//! binaries (built first by `test_support::bin`) against real peers, in isolated homes.
+//! Support code is in `crates/test-support`. A missing peer skips its scenario, unless
+//! `CI=true`, where it fails the run.
+
+// Chromium, driven over WebDriver, signs in through keygate's reverse proxy on HTTPS.
+mod browser;
+// certctl's cascade (mkcert, fake tailscale, local CA), checked with openssl and curl.
+mod certs;
+// Conventions of every binary: exit codes, config resolution and explain, secrets, pipes.
+mod cli;
+// keygate as a reverse proxy: who gets through, what reaches the upstream, WebSockets.
+mod proxy;
+// certctl renew, status, doctor and schedule: the cron contract.
+mod renew;
+// keygate serve and check without a proxy: /auth, TLS, limits, shutdown, reloads.
+mod server;
+// SIGHUP: the file audit log is reopened for logrotate, and the server keeps running.
+mod server_audit;
+// keygate behind Caddy's forward_auth, with the shipped example Caddyfile.
+mod server_caddy;
+// keygate behind nginx's auth_request, with the shipped example configuration.
+mod server_nginx;
+// tokenctl: the store on disk, concurrency, lifecycle, client credentials, secrets, input.
+mod tokens;
+// tokenctl keygen, seal and unseal against Go age, both directions.
+mod tokens_age;
+// keygate up: the newcomer's main job, end to end.
+mod up;
