@@ -24,9 +24,10 @@
 //!   constant time. A request with an `Origin` other than this server's, or with
 //!   `Sec-Fetch-Site: cross-site`, is refused before anything else.
 //! - **No open redirect**: `next` is a path on this server or becomes `/` ([`safe_next`]).
-//! - **Guessing is rate limited** per client address, in the same bucket as `/auth` and the
-//!   proxy's bearer tokens; a throttled client gets 429 without any verification. Unknown,
-//!   expired and revoked tokens get the same message; the audit log has the real reason.
+//! - **Guessing is rate limited** per client address with the `/auth` limits, in a bucket of
+//!   the form's own (a script's bad bearer tokens from the same address cannot lock people
+//!   out); a throttled client gets 429 without any verification. Unknown, expired and
+//!   revoked tokens get the same message; the audit log has the real reason.
 //! - **The page runs no script and loads nothing**: its Content-Security-Policy allows only
 //!   its own inline style, by hash; it cannot be framed.
 
@@ -349,7 +350,7 @@ impl SignIn {
             credential: Credential::from_form(form.token.as_deref().map(Vec::as_slice)),
             need: Need::Nothing,
             ctx: r.ctx(),
-            throttle: Throttle::First,
+            throttle: Throttle::Form,
             allow_as: Outcome::SignedIn,
         };
         self.verifier.judge(&ask, |decision| {

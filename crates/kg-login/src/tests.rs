@@ -854,6 +854,39 @@ fn a_client_out_of_attempts_is_not_verified() {
     assert!(t.state.signin.sessions().is_empty());
 }
 
+/// Found by an independent review of the split: with one bucket for bearer tokens and the
+/// form, a script at the same address failing with a bad token (which `/auth` and the proxy
+/// charge on every try, and never refuse a good secret for) kept everyone there at 429.
+#[test]
+fn bearer_failures_from_an_address_do_not_lock_people_there_out_of_the_form() {
+    let t = Harness::new(&[
+        ("server.rate_limit_burst", "2"),
+        ("server.rate_limit_refill", "1h"),
+    ]);
+    let ctx = kg_verifier::Ctx {
+        client: "127.0.0.1".parse().unwrap(),
+        method: "GET",
+        path: Some(b"/app"),
+    };
+    for _ in 0..5 {
+        let ask = Ask {
+            credential: Credential::Bearer("kg_junk"),
+            need: Need::Nothing,
+            ctx,
+            throttle: Throttle::AfterFailure,
+            allow_as: Outcome::Allow,
+        };
+        let refused = t
+            .state
+            .verifier
+            .judge(&ask, |d| (matches!(d, Decision::Invalid), 401));
+        assert!(refused);
+    }
+    let (r, session) = t.sign_in(&t.token, "/");
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(session.is_some());
+}
+
 #[test]
 fn bodies_are_bounded_typed_and_methods_checked() {
     let t = Harness::new(&[("server.plain_http", "true")]);

@@ -120,8 +120,13 @@ pub enum Throttle {
     /// For proxies' subrequests and the reverse proxy.
     AfterFailure,
     /// Before verifying, so a client out of attempts is told to wait ([`Decision::Throttled`])
-    /// without any verification work: for people at a form and for `/metrics`.
+    /// without any verification work: for `/metrics`, in the same per-client bucket as
+    /// `/auth`.
     First,
+    /// As [`Throttle::First`], in a per-client bucket of the sign-in form's own: a script at
+    /// the same address failing with a bad bearer token (which `/auth` and the proxy go on
+    /// charging) must not keep the people there from signing in.
+    Form,
 }
 
 /// One question for [`Verifier::judge`].
@@ -150,7 +155,8 @@ pub enum Decision<'a> {
     /// A bad credential (refused, perhaps throttled after failing): 401 with
     /// `error="invalid_token"`.
     Invalid,
-    /// Not heard: the client used up its failed attempts ([`Throttle::First`] only).
+    /// Not heard: the client used up its failed attempts ([`Throttle::First`] and
+    /// [`Throttle::Form`] only).
     Throttled {
         /// When to try again.
         retry_after: Duration,
@@ -172,6 +178,8 @@ pub struct Verifier {
     audit: Audit,
     by_client: Option<Limiter>,
     by_id: Option<Limiter>,
+    /// Failed sign-in forms, per client address.
+    by_form: Option<Limiter>,
     trusted: Vec<Cidr>,
     scopes: ScopeRules,
     clock: Clock,
@@ -226,6 +234,7 @@ impl Verifier {
             audit,
             by_client: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
             by_id: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
+            by_form: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
             trusted: settings.trusted_proxies.clone(),
             scopes: settings.scopes.clone(),
             clock: settings.clock.clone(),
@@ -281,8 +290,12 @@ impl Verifier {
     pub fn judge<R>(&self, ask: &Ask<'_>, respond: impl FnOnce(Decision<'_>) -> (R, u16)) -> R {
         let ctx = &ask.ctx;
         let ckey = client_key(ctx.client);
-        if ask.throttle == Throttle::First
-            && let Some(l) = &self.by_client
+        let heard_first = match ask.throttle {
+            Throttle::AfterFailure => None,
+            Throttle::First => self.by_client.as_ref(),
+            Throttle::Form => self.by_form.as_ref(),
+        };
+        if let Some(l) = heard_first
             && let Check::Throttled {
                 retry_after,
                 log,
@@ -408,22 +421,22 @@ impl Verifier {
         } else {
             None
         };
-        if let Some(l) = &self.by_client {
-            match throttle {
-                // Checked before verifying already: only charge.
-                Throttle::First => l.fail(ckey),
-                // Check, then charge: a burst of N allows N failures before throttling.
-                Throttle::AfterFailure => {
-                    if let Check::Throttled {
+        match throttle {
+            // Checked before verifying already: only charge.
+            Throttle::First => self.by_client.iter().for_each(|l| l.fail(ckey)),
+            Throttle::Form => self.by_form.iter().for_each(|l| l.fail(ckey)),
+            // Check, then charge: a burst of N allows N failures before throttling.
+            Throttle::AfterFailure => {
+                if let Some(l) = &self.by_client
+                    && let Check::Throttled {
                         log, suppressed, ..
                     } = l.check_and_fail(ckey)
-                    {
-                        return Note::Throttled {
-                            id: known_id,
-                            log,
-                            suppressed,
-                        };
-                    }
+                {
+                    return Note::Throttled {
+                        id: known_id,
+                        log,
+                        suppressed,
+                    };
                 }
             }
         }
