@@ -1037,4 +1037,10 @@ fn keygate_serve_judges_token_expiry_by_the_test_clock() {
         "{}",
         later.output()
     );
+    // A fixed clock is said at start-up, so a leftover variable cannot pass unnoticed.
+    assert!(
+        later.output().contains("\"event\":\"test_clock\""),
+        "{}",
+        later.output()
+    );
 }

@@ -75,6 +75,21 @@ fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> 
             )],
         );
     }
+    if let Some(t) = ctx.config.str("test.now") {
+        // A fixed clock judges every expiry at that instant: a leftover variable would let
+        // expired tokens in for as long as the server runs.
+        kg_server::warn(
+            "test_clock",
+            &[
+                ("now", t),
+                (
+                    "note",
+                    "test.now (KEYGATE_TEST_NOW) fixes the clock: tokens and certificates are \
+                     judged at this time, not the real one; unset it outside tests",
+                ),
+            ],
+        );
+    }
     Ok(settings)
 }
 
