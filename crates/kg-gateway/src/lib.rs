@@ -52,6 +52,7 @@
 //! connection failed before a byte was written.
 
 pub mod connect;
+mod header_policy;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -67,66 +68,20 @@ use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kg_http::error_chain;
-use kg_http::net::{self, X_FORWARDED_FOR};
+use kg_http::net;
 use kg_http::response::{closing, empty};
 use kg_http::serve::{Busy, Conn};
 use kg_login::{SessionRef, SignIn};
 use kg_verifier::{Ask, Credential, Ctx, Decision, Need, Outcome, Throttle, Verifier};
 
 use crate::connect::Connector;
+use crate::header_policy::{Forwarding, X_REQUEST_ID, connection_tokens, strip_hop_by_hop};
 use crate::upstream::Upstream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a gateway response: keygate's own (empty or small), or the upstream's.
 pub type GatewayBody = Either<Full<Bytes>, Relay>;
-
-/// Request headers a client must never be able to set for the upstream: identity headers
-/// that upstreams are commonly configured to trust from an auth proxy.
-const IDENTITY_HEADERS: [&str; 14] = [
-    "remote-user",
-    "remote-email",
-    "remote-groups",
-    "remote-name",
-    "x-remote-user",
-    "x-remote-email",
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-forwarded-groups",
-    "x-forwarded-preferred-username",
-    "x-forwarded-access-token",
-    "x-user",
-    "x-email",
-    "x-request-id",
-];
-/// Prefixes of the same.
-const IDENTITY_PREFIXES: [&str; 3] = ["x-auth-request-", "x-webauth-", "tailscale-user-"];
-
-/// Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy ones proxies also drop).
-const HOP_BY_HOP: [HeaderName; 9] = [
-    HeaderName::from_static("http2-settings"),
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
-
-/// Headers that frameworks read as the real request target (Symfony, IIS, nginx's
-/// `auth_request` convention): a client could name a path other than the one authorized.
-const REWRITE_HEADERS: [&str; 4] = [
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-uri",
-    "x-original-method",
-];
-
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Who a request was let in as.
 enum Who {
@@ -363,91 +318,24 @@ impl Gateway {
         let peer_ip = conn.peer.ip().to_canonical();
         let trusted = net::is_trusted(peer_ip, self.verifier.trusted());
 
-        let mut headers = HeaderMap::with_capacity(parts.headers.len() + 8);
-        let named_by_connection = connection_tokens(&parts.headers);
-        let mut client_xff: Option<String> = None;
-        for (name, value) in &parts.headers {
-            let n = name.as_str();
-            // Many servers (WSGI and CGI, Puma, uWSGI) read `X_Auth_Request_User` as
-            // `X-Auth-Request-User`: a name with an underscore could smuggle any identity
-            // header past the checks below, so none passes (nginx's default, too).
-            if n.contains('_') {
-                continue;
-            }
-            if HOP_BY_HOP.contains(name)
-                || name == header::UPGRADE
-                || named_by_connection.iter().any(|c| c.eq_ignore_ascii_case(n))
-                || is_identity_header(n)
-                || name == header::HOST
-                // keygate answered any `100-continue` itself when it read the body.
-                || name == header::EXPECT
-            {
-                continue;
-            }
-            if name == X_FORWARDED_FOR {
-                if trusted && let Ok(v) = value.to_str() {
-                    client_xff = Some(match client_xff {
-                        Some(prev) => format!("{prev}, {v}"),
-                        None => v.to_owned(),
-                    });
-                }
-                continue;
-            }
-            if n.starts_with("x-forwarded-")
-                || n == "forwarded"
-                || n == "x-real-ip"
-                || net::CLIENT_ADDRESS_HEADERS.contains(&n)
-                || REWRITE_HEADERS.contains(&n)
-            {
-                // Believed only from a trusted proxy.
-                if !trusted {
-                    continue;
-                }
-            }
-            if name == header::AUTHORIZATION && matches!(who, Who::Token { session: None, .. }) {
-                // It carried keygate's token; the upstream gets the identity instead.
-                continue;
-            }
-            headers.append(name.clone(), value.clone());
-        }
-        self.sign_in.strip_cookies(&mut headers);
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| {
-                parts
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            })
-            .unwrap_or_else(|| HeaderValue::from_str(&self.upstream.authority).expect("checked"));
-        let xff = match client_xff {
-            Some(prev) => format!("{prev}, {peer_ip}"),
-            None => peer_ip.to_string(),
+        let identity = match &who {
+            Who::Token { identity, .. } => Some(identity.as_slice()),
+            Who::Local => None,
         };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            headers.insert(X_FORWARDED_FOR, v);
-        }
-        if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(self.scheme));
-        }
-        if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-            headers.insert(X_FORWARDED_HOST, host.clone());
-        }
-        headers.insert(header::HOST, host);
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            headers.insert(X_REQUEST_ID, v);
-        }
-        if let Who::Token { identity, .. } = &who {
-            for (h, v) in identity {
-                headers.insert(h.clone(), v.clone());
-            }
-        }
-        if let Some(proto) = &upgrade {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, proto.clone());
-        }
+        let forwarding = Forwarding {
+            peer: peer_ip,
+            trusted,
+            scheme: self.scheme,
+            request_id: &id,
+            upstream_authority: &self.upstream.authority,
+            identity,
+            // A bearer token carried keygate's credential: the upstream gets the identity
+            // instead. A session's request may carry the app's own Authorization.
+            drop_authorization: matches!(who, Who::Token { session: None, .. }),
+            upgrade: upgrade.as_ref(),
+        };
+        let mut headers = header_policy::upstream_headers(&parts, &forwarding);
+        self.sign_in.strip_cookies(&mut headers);
 
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         if !self.upstream.base_path.is_empty() && climbs(parts.uri.path()) {
@@ -727,10 +615,6 @@ fn climbs(path: &str) -> bool {
         .any(|seg| seg == "." || seg == "..")
 }
 
-fn is_identity_header(name: &str) -> bool {
-    IDENTITY_HEADERS.contains(&name) || IDENTITY_PREFIXES.iter().any(|p| name.starts_with(p))
-}
-
 fn is_safe(m: &Method) -> bool {
     matches!(
         *m,
@@ -796,71 +680,6 @@ fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
         .flatten()
 }
 
-/// The header names listed in `Connection`.
-fn connection_tokens(h: &HeaderMap) -> Vec<String> {
-    h.get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    for name in connection_tokens(h) {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            h.remove(name);
-        }
-    }
-    for name in &HOP_BY_HOP {
-        h.remove(name);
-    }
-    h.remove(header::UPGRADE);
-}
-
 fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identity_headers_are_recognised() {
-        for h in [
-            "x-auth-request-user",
-            "x-auth-request-email",
-            "remote-user",
-            "x-forwarded-user",
-            "x-webauth-user",
-            "tailscale-user-login",
-            "x-request-id",
-        ] {
-            assert!(is_identity_header(h), "{h}");
-        }
-        for h in ["x-forwarded-for", "cookie", "accept", "x-requested-with"] {
-            assert!(!is_identity_header(h), "{h}");
-        }
-    }
-
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key(header::CONTENT_TYPE));
-    }
 }
