@@ -53,6 +53,7 @@
 
 pub mod connect;
 mod header_policy;
+mod routes;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -65,8 +66,7 @@ use http_body_util::{Either, Full, Limited};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use kg_http::error_chain;
 use kg_http::net;
 use kg_http::response::{closing, empty};
@@ -74,8 +74,8 @@ use kg_http::serve::{Busy, Conn};
 use kg_login::{SessionRef, SignIn};
 use kg_verifier::{Ask, Credential, Ctx, Decision, Need, Outcome, Throttle, Verifier};
 
-use crate::connect::Connector;
 use crate::header_policy::{Forwarding, X_REQUEST_ID, connection_tokens, strip_hop_by_hop};
+use crate::routes::Routes;
 use crate::upstream::Upstream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -118,12 +118,7 @@ pub struct Settings {
 /// The reverse proxy.
 pub struct Gateway {
     verifier: Arc<Verifier>,
-    upstream: Upstream,
-    /// For safe methods: a request that failed on a reused connection before a byte was
-    /// written is sent again on another.
-    safe: Client<Connector, Limited<Incoming>>,
-    /// For everything else: never sent twice.
-    once: Client<Connector, Limited<Incoming>>,
+    routes: Routes,
     timeout: Duration,
     max_request_body: u64,
     max_response_body: u64,
@@ -134,8 +129,13 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let upstreams: Vec<String> = self
+            .routes
+            .services()
+            .map(|s| s.upstream.to_string())
+            .collect();
         f.debug_struct("Gateway")
-            .field("upstream", &self.upstream.to_string())
+            .field("upstreams", &upstreams)
             .field("local_bypass", &self.local_bypass)
             .finish_non_exhaustive()
     }
@@ -145,21 +145,9 @@ impl Gateway {
     /// The gateway to `settings.upstream`, judging with `verifier` and sending browsers to
     /// `sign_in`.
     pub fn new(settings: &Settings, verifier: Arc<Verifier>, sign_in: Arc<SignIn>) -> Gateway {
-        let upstream = settings.upstream.clone();
-        let connector = Connector::new(upstream.target.clone());
-        let client = |retry: bool| {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(64)
-                .retry_canceled_requests(retry)
-                .set_host(false)
-                .build(connector.clone())
-        };
         Gateway {
             verifier,
-            safe: client(true),
-            once: client(false),
-            upstream,
+            routes: Routes::one(settings.upstream.clone()),
             timeout: settings.upstream_timeout,
             max_request_body: settings.max_request_body,
             max_response_body: settings.max_response_body,
@@ -167,11 +155,6 @@ impl Gateway {
             scheme: if settings.https { "https" } else { "http" },
             sign_in,
         }
-    }
-
-    /// The upstream, for start-up messages.
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
     }
 
     /// Whether local requests skip authentication.
@@ -306,6 +289,14 @@ impl Gateway {
         conn: Arc<Conn>,
         who: Who,
     ) -> Response<GatewayBody> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        let Some(service) = self.routes.route(host) else {
+            return empty(StatusCode::NOT_FOUND).map(Either::Left);
+        };
         let id = self.verifier.audit().ids().next();
         if let Some(len) = content_length(req.headers())
             && len > self.max_request_body
@@ -327,7 +318,7 @@ impl Gateway {
             trusted,
             scheme: self.scheme,
             request_id: &id,
-            upstream_authority: &self.upstream.authority,
+            upstream_authority: &service.upstream.authority,
             identity,
             // A bearer token carried keygate's credential: the upstream gets the identity
             // instead. A session's request may carry the app's own Authorization.
@@ -338,13 +329,13 @@ impl Gateway {
         self.sign_in.strip_cookies(&mut headers);
 
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        if !self.upstream.base_path.is_empty() && climbs(parts.uri.path()) {
+        if !service.upstream.base_path.is_empty() && climbs(parts.uri.path()) {
             // Under a base path, `..` would reach beyond it on an upstream that normalises.
             return closing(StatusCode::BAD_REQUEST).map(Either::Left);
         }
         let uri = match format!(
             "http://{}{}{}",
-            self.upstream.authority, self.upstream.base_path, path_and_query
+            service.upstream.authority, service.upstream.base_path, path_and_query
         )
         .parse::<Uri>()
         {
@@ -362,9 +353,9 @@ impl Gateway {
 
         let busy = conn.busy();
         let client = if is_safe(&parts.method) {
-            &self.safe
+            &service.safe
         } else {
-            &self.once
+            &service.once
         };
         let sent = tokio::time::timeout(self.timeout, client.request(up)).await;
         let resp = match sent {
