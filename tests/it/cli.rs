@@ -270,3 +270,52 @@ fn the_test_clock_is_visible_in_config_explain() {
     assert_eq!(row["value"], "2030-01-01T00:00:00Z");
     assert_eq!(row["source"], "env KEYGATE_TEST_NOW");
 }
+
+/// Issue 14, item 1: a config file that was named must exist. It used to be ignored, so a
+/// typo in `--config` or `KEYGATE_CONFIG` dropped `required_scopes` and a 403 became a 200.
+#[test]
+fn a_named_config_file_that_does_not_exist_is_a_usage_error() {
+    let mut env = Env::new();
+    let typo = env.root().join("confg.toml");
+    let typo_text = typo.to_str().unwrap().to_owned();
+    for bin in BINARIES {
+        let run = env.run(bin, &["--config", &typo_text, "config", "explain"]);
+        run.code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "error: config file '{typo_text}' does not exist (named by --config)"
+            )),
+            "{bin}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("hint: check the path given to --config"),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = env.run(
+        "keygate",
+        &["--config", &typo_text, "check", "--plain-http"],
+    );
+    run.code(2);
+    // Where the files are can still be asked.
+    env.run("keygate", &["--config", &typo_text, "config", "paths"])
+        .code(0);
+    env.set("KEYGATE_CONFIG", &typo);
+    let run = env.run("keygate", &["check", "--plain-http"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("(named by KEYGATE_CONFIG)"),
+        "{}",
+        run.stderr
+    );
+    // Once it exists, even empty, it is the configuration.
+    std::fs::write(&typo, "").unwrap();
+    env.run(
+        "keygate",
+        &["check", "--plain-http", "--listen", "127.0.0.1:1"],
+    )
+    .code(0);
+}

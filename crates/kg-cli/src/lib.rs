@@ -215,6 +215,7 @@ impl GlobalArgs {
         let mut locations = Locations::from_env()?;
         if let Some(file) = &self.config {
             locations.config_file = file.clone();
+            locations.config_named_by = Some("--config");
         }
         Ok(locations)
     }
@@ -269,39 +270,45 @@ pub enum ConfigCommand {
 
 impl ConfigCommand {
     pub fn run(&self, global: &GlobalArgs) -> Result<ExitStatus, CliError> {
+        let json = match self {
+            // Where the files are is worth knowing before the config file exists.
+            ConfigCommand::Paths { json } => return paths(&global.locations()?, *json),
+            ConfigCommand::Explain { json } => *json,
+        };
         let ctx = global.load(&[])?;
-        match self {
-            ConfigCommand::Explain { json: true } => out_json(&ctx.config.explain())?,
-            ConfigCommand::Explain { json: false } => {
-                let rows = ctx.config.explain();
-                let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
-                for row in rows {
-                    let value = match &row.value {
-                        serde_json::Value::Null => "(unset)".to_owned(),
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    out(format!("{:width$}  {value}  ({})", row.key, row.source))?;
-                }
-            }
-            ConfigCommand::Paths { json } => {
-                let l = &ctx.locations;
-                let paths = serde_json::json!({
-                    "config_file": l.config_file,
-                    "state_dir": l.state_dir,
-                    "private_dir": l.private_dir,
-                });
-                if *json {
-                    out_json(&paths)?;
-                } else {
-                    out(format!("config file  {}", l.config_file.display()))?;
-                    out(format!("state        {}", l.state_dir.display()))?;
-                    out(format!("private      {}", l.private_dir.display()))?;
-                }
+        if json {
+            out_json(&ctx.config.explain())?;
+        } else {
+            let rows = ctx.config.explain();
+            let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+            for row in rows {
+                let value = match &row.value {
+                    serde_json::Value::Null => "(unset)".to_owned(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out(format!("{:width$}  {value}  ({})", row.key, row.source))?;
             }
         }
         Ok(ExitStatus::Success)
     }
+}
+
+/// `config paths`.
+fn paths(l: &Locations, json: bool) -> Result<ExitStatus, CliError> {
+    let paths = serde_json::json!({
+        "config_file": l.config_file,
+        "state_dir": l.state_dir,
+        "private_dir": l.private_dir,
+    });
+    if json {
+        out_json(&paths)?;
+    } else {
+        out(format!("config file  {}", l.config_file.display()))?;
+        out(format!("state        {}", l.state_dir.display()))?;
+        out(format!("private      {}", l.private_dir.display()))?;
+    }
+    Ok(ExitStatus::Success)
 }
 
 /// The current time, or the test clock `test.now` (`KEYGATE_TEST_NOW`), which exists only so

@@ -10,6 +10,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A config file was named (`--config`, `KEYGATE_CONFIG`) and is not there: running on
+    /// defaults instead would drop whatever it says (a scope rule, a listen address).
+    #[error("config file '{}' does not exist (named by {by})", path.display())]
+    Missing {
+        path: PathBuf,
+        /// What named it: `--config` or `KEYGATE_CONFIG`.
+        by: &'static str,
+    },
     /// The file is not valid TOML.
     #[error("config file '{}' line {line}: {message}", path.display())]
     Syntax {
@@ -73,6 +81,9 @@ impl ConfigError {
                 Some("set KEYGATE_HOME to a directory keygate may use".to_owned())
             }
             ConfigError::Syntax { .. } => Some("fix the TOML syntax at that line".to_owned()),
+            ConfigError::Missing { by, .. } => Some(format!(
+                "check the path given to {by}, or create the file (an empty one means the defaults)"
+            )),
             ConfigError::InvalidValue { .. } | ConfigError::Read { .. } => None,
         }
     }

@@ -21,6 +21,9 @@ pub struct Locations {
     /// The one directory everything is under (`KEYGATE_HOME`), or `None` for the XDG layout:
     /// what a job run elsewhere (cron, systemd) must be given to find the same files.
     pub home: Option<PathBuf>,
+    /// What named `config_file` when someone did (`--config`, `KEYGATE_CONFIG`): such a
+    /// file must exist. `None` for the default location, where no file means the defaults.
+    pub config_named_by: Option<&'static str>,
 }
 
 impl Locations {
@@ -46,11 +49,13 @@ impl Locations {
                     state_dir: state.join("keygate"),
                     private_dir: xdg.data_dir().join("keygate"),
                     home: None,
+                    config_named_by: None,
                 }
             }
         };
         if let Some(file) = std::env::var_os(crate::ENV_CONFIG).filter(|f| !f.is_empty()) {
             locations.config_file = PathBuf::from(file);
+            locations.config_named_by = Some(crate::ENV_CONFIG);
         }
         Ok(locations)
     }
@@ -62,6 +67,7 @@ impl Locations {
             state_dir: root.join("state"),
             private_dir: root.join("private"),
             home: Some(root.to_owned()),
+            config_named_by: None,
         }
     }
 

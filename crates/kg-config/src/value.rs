@@ -65,15 +65,24 @@ pub struct Config {
 }
 
 impl Config {
-    /// Loads the config file named by `locations` (a missing file is fine), the allow-listed
-    /// environment variables, and `flags` as `(key, flag name, raw value)`.
+    /// Loads the config file named by `locations` (missing is fine at the default location,
+    /// an error when the file was named), the allow-listed environment variables, and
+    /// `flags` as `(key, flag name, raw value)`.
     pub fn load(
         locations: &Locations,
         flags: &[(&str, &str, String)],
     ) -> Result<Config, ConfigError> {
         let text = match std::fs::read_to_string(&locations.config_file) {
             Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(by) = locations.config_named_by {
+                    return Err(ConfigError::Missing {
+                        path: locations.config_file.clone(),
+                        by,
+                    });
+                }
+                None
+            }
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: locations.config_file.clone(),
