@@ -132,6 +132,28 @@ fn expiry_follows_the_clock() {
     assert_eq!(list[0]["expires"], "2026-11-01T13:00:00Z");
     // An expiry that is not in the future is bad input.
     at(&env, T0, &["create", "--name", "x", "--expires", "0"]).code(2);
+    // So is one past the calendar's end, which panicked (exit 101; issue 14, item 7), and
+    // nothing is written.
+    let run = at(
+        &env,
+        T0,
+        &["create", "--name", "y", "--expires", "3000000d"],
+    );
+    run.code(2);
+    assert!(
+        run.stderr
+            .contains("error: invalid --expires '3000000d': it ends after the year 9999"),
+        "{}",
+        run.stderr
+    );
+    let names: Vec<_> = at(&env, T0, &["list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!names.contains(&"y".to_owned()), "{names:?}");
 }
 
 #[test]

@@ -172,7 +172,11 @@ pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatu
     let ctx = load(global, &[])?;
     let now = now(&ctx.config)?;
     let expires = match &args.expires {
-        Some(raw) => Some(now + duration(raw, "--expires")?),
+        // Checked: a lifetime past the calendar's end (`3000000d`) panicked here.
+        Some(raw) => Some(now.checked_add(duration(raw, "--expires")?).ok_or_else(|| {
+            CliError::usage(format!("invalid --expires '{raw}': it ends after the year 9999"))
+                .with_hint("give a shorter lifetime, e.g. 365d, or leave --expires out for a token that does not expire")
+        })?),
         None => None,
     };
     let file = args.output.as_deref().filter(|p| *p != Path::new("-"));
