@@ -72,3 +72,27 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out.chars().filter(|c| !c.is_control()).take(300).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chains_are_one_printable_line() {
+        let e = std::io::Error::other("a\nb");
+        assert_eq!(error_chain(&e), "ab");
+    }
+
+    #[test]
+    fn the_target_limit_comes_before_the_header_limit() {
+        assert_eq!(over_limits(MAX_TARGET, MAX_HEADER_BYTES), None);
+        assert_eq!(
+            over_limits(MAX_TARGET + 1, MAX_HEADER_BYTES + 1),
+            Some(StatusCode::URI_TOO_LONG)
+        );
+        assert_eq!(
+            over_limits(0, MAX_HEADER_BYTES + 1),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+    }
+}
