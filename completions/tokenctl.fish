@@ -43,7 +43,7 @@ complete -c tokenctl -n "__fish_tokenctl_needs_command" -f -a "config" -d 'Show 
 complete -c tokenctl -n "__fish_tokenctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l name -d 'The token\'s name' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l scope -d 'A scope for the token when it is created (repeatable)' -r
-complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l wait -d 'If another run holds the lock, wait up to SECS seconds instead of exiting 75' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l wait -d 'If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default: 10; 0 exits 75 at once]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l json -d 'Print JSON'
@@ -52,7 +52,7 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l name -d 'Th
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l scope -d 'A scope for the token (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l expires -d 'Lifetime, e.g. 30d or 12h [default: never expires]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -s o -l output -d 'Write the token to FILE (0600) instead of stdout; `-` is stdout' -r -F
-complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l wait -d 'If another run holds the lock, wait up to SECS seconds instead of exiting 75' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l wait -d 'If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default: 10; 0 exits 75 at once]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l json -d 'Print JSON'
@@ -64,13 +64,13 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand list" -s h -l help -d 
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l name -d 'The name whose active token is replaced' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l grace -d 'How long the old token keeps working, e.g. 24h; 0 revokes it at once [default: token.default_grace, 24h]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -s o -l output -d 'Also write the new token to FILE (0600); `-` is stdout' -r -F
-complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l wait -d 'If another run holds the lock, wait up to SECS seconds instead of exiting 75' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l wait -d 'If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default: 10; 0 exits 75 at once]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l json -d 'Print JSON'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l name -d 'Revoke every token of this name instead' -r
-complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l wait -d 'If another run holds the lock, wait up to SECS seconds instead of exiting 75' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l wait -d 'If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default: 10; 0 exits 75 at once]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l json -d 'Print JSON'
@@ -83,7 +83,7 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l set -d 'Ove
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l json -d 'Print JSON'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l retention -d 'Keep revoked and expired tokens this long after they ended [default: token.retention, 30d]' -r
-complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l wait -d 'If another run holds the lock, wait up to SECS seconds instead of exiting 75' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l wait -d 'If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default: 10; 0 exits 75 at once]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l json -d 'Print JSON'

@@ -159,8 +159,17 @@ pub(crate) fn config_prefix(ctx: &Context) -> Result<Prefix, CliError> {
 }
 
 pub(crate) fn wait(secs: Option<u64>) -> Wait {
-    secs.map_or(Wait::No, |s| Wait::Up(Duration::from_secs(s)))
+    match secs.unwrap_or(DEFAULT_WAIT_SECS) {
+        0 => Wait::No,
+        s => Wait::Up(Duration::from_secs(s)),
+    }
 }
+
+/// How long a store change waits for another run's lock by default. A change holds the lock
+/// for milliseconds, so parallel provisioning (Ansible forks, CI matrix jobs) should queue
+/// rather than fail, as apt, git and SQLite's busy timeout do; a lock held longer than this
+/// is a stuck run, reported with exit 75.
+const DEFAULT_WAIT_SECS: u64 = 10;
 
 /// Maps a store file error to what the user sees: a corrupt store or pepper exits 2, a held
 /// lock 75, anything else 1.

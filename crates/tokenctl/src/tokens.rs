@@ -20,7 +20,8 @@ pub(crate) struct EnsureArgs {
     /// A scope for the token when it is created (repeatable)
     #[arg(long = "scope", value_name = "SCOPE")]
     scopes: Vec<String>,
-    /// If another run holds the lock, wait up to SECS seconds instead of exiting 75
+    /// If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default:
+    /// 10; 0 exits 75 at once]
     #[arg(long, value_name = "SECS")]
     wait: Option<u64>,
     /// Print JSON
@@ -42,7 +43,8 @@ pub(crate) struct CreateArgs {
     /// Write the token to FILE (0600) instead of stdout; `-` is stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
-    /// If another run holds the lock, wait up to SECS seconds instead of exiting 75
+    /// If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default:
+    /// 10; 0 exits 75 at once]
     #[arg(long, value_name = "SECS")]
     wait: Option<u64>,
     /// Print JSON
@@ -68,7 +70,8 @@ pub(crate) struct RotateArgs {
     /// Also write the new token to FILE (0600); `-` is stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
-    /// If another run holds the lock, wait up to SECS seconds instead of exiting 75
+    /// If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default:
+    /// 10; 0 exits 75 at once]
     #[arg(long, value_name = "SECS")]
     wait: Option<u64>,
     /// Print JSON
@@ -84,7 +87,8 @@ pub(crate) struct RevokeArgs {
     /// Revoke every token of this name instead
     #[arg(long)]
     name: Option<String>,
-    /// If another run holds the lock, wait up to SECS seconds instead of exiting 75
+    /// If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default:
+    /// 10; 0 exits 75 at once]
     #[arg(long, value_name = "SECS")]
     wait: Option<u64>,
     /// Print JSON
@@ -117,7 +121,8 @@ pub(crate) struct PruneArgs {
     /// Keep revoked and expired tokens this long after they ended [default: token.retention, 30d]
     #[arg(long, value_name = "DURATION")]
     retention: Option<String>,
-    /// If another run holds the lock, wait up to SECS seconds instead of exiting 75
+    /// If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default:
+    /// 10; 0 exits 75 at once]
     #[arg(long, value_name = "SECS")]
     wait: Option<u64>,
     /// Print JSON
