@@ -1090,3 +1090,25 @@ exec {real} \"$@\"
         "the scratch directory must be removed"
     );
 }
+
+/// Issue 14, item 7: `certctl inspect /dev/zero` read without end and grew to 4 GB. Under a
+/// 1 GiB address-space limit (which the unbounded read exceeds), it now stops at the cap
+/// with a usage error.
+#[test]
+fn inspect_reads_a_bounded_amount_of_what_it_is_given() {
+    let env = env();
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg("ulimit -v 1048576; exec \"$0\" inspect /dev/zero")
+        .arg(test_support::bin("certctl"))
+        .env("KEYGATE_HOME", env.root());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: '/dev/zero' is larger than 1048576 bytes, more than a certificate file holds"
+        ),
+        "{stderr}"
+    );
+}

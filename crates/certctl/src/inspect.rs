@@ -54,11 +54,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
             let mode = std::fs::symlink_metadata(p)
                 .map(|m| m.permissions().mode())
                 .ok();
-            let key = std::fs::read_to_string(p)
-                .map(SecretPem::new)
-                .map_err(|e| {
-                    CliError::failure(format!("cannot read key '{}': {e}", p.display()))
-                })?;
+            let key = text(p, "key")?;
+            let key = SecretPem::new(key);
             (Some(key), mode)
         }
         None => (None, None),
@@ -89,9 +86,36 @@ fn looks_like_address(target: &str) -> bool {
         .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
 }
 
+/// The most a PEM file inspect reads may hold: a chain of a dozen certificates is ~20 KiB.
+const MAX_PEM: u64 = 1024 * 1024;
+
 fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        CliError::failure(format!("cannot read certificate '{}': {e}", path.display()))
+    text(path, "certificate")
+}
+
+/// A PEM file as text, read within [`MAX_PEM`] (a device like `/dev/zero` grew certctl to
+/// 4 GB).
+fn text(path: &Path, what: &'static str) -> Result<String, CliError> {
+    let bytes = kg_fs::read_limited(
+        path,
+        MAX_PEM,
+        if what == "key" {
+            "key file"
+        } else {
+            "certificate file"
+        },
+    )
+    .map_err(|e| match e {
+        kg_fs::Error::TooLarge { .. } => CliError::usage(e.to_string()).with_hint(
+            "inspect takes a PEM file (leaf first), or HOST:PORT to fetch a server's chain",
+        ),
+        e => CliError::failure(format!("cannot read {what} '{}': {e}", path.display())),
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::failure(format!(
+            "cannot read {what} '{}': it is not text (PEM)",
+            path.display()
+        ))
     })
 }
 

@@ -24,6 +24,13 @@ pub enum Error {
     /// Waited for the lock and gave up.
     #[error("gave up waiting {secs} s for the lock '{}'", path.display())]
     LockTimeout { path: PathBuf, secs: u64 },
+    /// A file handed in from outside holds more than what it should hold could.
+    #[error("'{}' is larger than {max} bytes, more than a {what} holds", path.display())]
+    TooLarge {
+        path: PathBuf,
+        max: u64,
+        what: &'static str,
+    },
     /// A generation directory is not in the shape this layer writes.
     #[error("generation directory '{}' is damaged: {reason}", path.display())]
     Damaged { path: PathBuf, reason: String },
@@ -48,6 +55,7 @@ impl Error {
                 Some("another run is still working; try again later".to_owned())
             }
             Error::Damaged { .. } => Some("run `certctl doctor --fix`".to_owned()),
+            Error::TooLarge { .. } => Some("check that this is the file you meant".to_owned()),
             Error::Io(_) => None,
         }
     }

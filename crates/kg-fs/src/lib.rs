@@ -49,6 +49,36 @@ impl FileMode {
     }
 }
 
+/// Reads at most `max` bytes of a file handed in from outside (a certificate to inspect, a
+/// key to check it against): a device such as `/dev/zero`, or a huge file named by mistake,
+/// fails with [`Error::TooLarge`] instead of growing the process without bound. `what` names
+/// what the file should be, for the message.
+pub fn read_limited(
+    path: &std::path::Path,
+    max: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    fs_err::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot read '{}': {e}", path.display()),
+            ))
+        })?;
+    if buf.len() as u64 > max {
+        return Err(Error::TooLarge {
+            path: path.to_owned(),
+            max,
+            what,
+        });
+    }
+    Ok(buf)
+}
+
 /// Reads a file that holds a secret, tightening it to 0600 first if it was found wider.
 ///
 /// Returns the contents; the caller wraps them in a secret type straight away.
