@@ -462,6 +462,13 @@ fn plain_http_is_for_loopback_unless_a_danger_flag_says_otherwise() {
     // Loopback, IPv4 or IPv6, is fine without a certificate.
     env.run("keygate", &["check", "--plain-http", "--listen", "[::1]:1"])
         .code(0);
+    // `localhost:PORT` is 127.0.0.1 (issue 14, item 12: it was refused as no IP:PORT).
+    let run = env.run(
+        "keygate",
+        &["check", "--plain-http", "--listen", "localhost:1"],
+    );
+    run.code(0);
+    assert!(run.stdout.contains("listen 127.0.0.1:1"), "{}", run.stdout);
     // The danger flag allows it, with a warning.
     let mut cmd = env.cmd("keygate");
     cmd.args([

@@ -73,8 +73,10 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SettingsError {
-    /// A listen address that is not `IP:PORT`.
-    #[error("invalid listen address '{addr}': expected IP:PORT, e.g. 127.0.0.1:8443 or [::1]:8443")]
+    /// A listen address that is not `IP:PORT` or `localhost:PORT`.
+    #[error(
+        "invalid listen address '{addr}': expected IP:PORT or localhost:PORT, e.g. 127.0.0.1:8443 or [::1]:8443"
+    )]
     BadListen {
         /// What was given.
         addr: String,
@@ -149,6 +151,22 @@ impl SettingsError {
     }
 }
 
+/// `IP:PORT`, or `localhost:PORT` for 127.0.0.1 (what the URLs keygate prints say, and what
+/// every resolver answers first or falls back to); no other name, since a name that
+/// resolves elsewhere later would move the listener.
+fn listen_addr(text: &str) -> Option<SocketAddr> {
+    if let Some(port) = text
+        .strip_prefix("localhost:")
+        .or_else(|| text.strip_prefix("LOCALHOST:"))
+    {
+        return port
+            .parse::<u16>()
+            .ok()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    text.parse().ok()
+}
+
 impl Settings {
     /// Resolves the server's settings from the configuration.
     ///
@@ -164,9 +182,7 @@ impl Settings {
             .list("server.listen")
             .iter()
             .map(|a| {
-                a.trim()
-                    .parse::<SocketAddr>()
-                    .map_err(|_| SettingsError::BadListen { addr: a.clone() })
+                listen_addr(a.trim()).ok_or_else(|| SettingsError::BadListen { addr: a.clone() })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if listen.is_empty() {
@@ -307,5 +323,37 @@ impl Settings {
     /// (in proxy mode the path is the request's own, so they work as written).
     pub fn scopes_need_every_scope(&self) -> bool {
         !self.scopes.is_empty() && self.trusted_proxies.is_empty() && self.upstream.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_are_ip_and_port_or_localhost_and_port() {
+        let ok = [
+            ("127.0.0.1:8443", "127.0.0.1:8443"),
+            ("[::1]:8443", "[::1]:8443"),
+            ("0.0.0.0:443", "0.0.0.0:443"),
+            ("localhost:8443", "127.0.0.1:8443"),
+        ];
+        for (text, want) in ok {
+            assert_eq!(
+                listen_addr(text).map(|a| a.to_string()).as_deref(),
+                Some(want),
+                "{text}"
+            );
+        }
+        for bad in [
+            "localhost",
+            "localhost:",
+            "localhost:99999",
+            "example.com:443",
+            "8443",
+            ":8443",
+        ] {
+            assert_eq!(listen_addr(bad), None, "{bad}");
+        }
     }
 }
