@@ -265,27 +265,42 @@ impl LoadedStore {
         Ok(true)
     }
 
-    /// Reads the store (and the pepper, until one has been read) unconditionally.
+    /// Reads the store and its pepper unconditionally. Nothing changes on error: the last
+    /// good store and pepper stay in use.
+    ///
+    /// The pepper is read again with every store: a store and pepper restored from a backup,
+    /// or reset, belong together, and the running server kept the old pepper (every new
+    /// token got 401 while `tokenctl verify` said valid). It is read after the store: a
+    /// store with entries was written after its pepper, so a store that needs one never
+    /// races ahead of it.
+    ///
+    /// No store file is an empty store only where none was read before: a store that was
+    /// read and is gone was deleted or moved, and that is an error
+    /// ([`FileError::MissingStore`]) rather than a quiet "every token is unknown". (A pepper
+    /// without a store says nothing: the first change writes the pepper before the store,
+    /// and may fail between the two.)
     pub fn reload(&mut self) -> Result<(), FileError> {
         match read_store(&self.paths.store, &mut self.buf)? {
             Some((store, stamp)) => {
-                // The pepper is read after the store: a store with entries was written after
-                // its pepper, so a store that needs one never races ahead of it.
-                if self.pepper.is_none() {
-                    self.pepper = read_pepper(&self.paths.pepper)?;
-                    if self.pepper.is_none() && !store.list().is_empty() {
-                        return Err(FileError::MissingPepper {
-                            path: self.paths.pepper.clone(),
-                            store: self.paths.store.clone(),
-                        });
-                    }
+                let pepper = read_pepper(&self.paths.pepper)?;
+                if pepper.is_none() && !store.list().is_empty() {
+                    return Err(FileError::MissingPepper {
+                        path: self.paths.pepper.clone(),
+                        store: self.paths.store.clone(),
+                    });
                 }
+                self.pepper = pepper;
                 self.store = store;
                 self.stamp = Some(stamp);
             }
             None => {
+                if self.stamp.is_some() {
+                    return Err(FileError::MissingStore {
+                        path: self.paths.store.clone(),
+                        pepper: self.paths.pepper.clone(),
+                    });
+                }
                 self.store = Store::new(self.prefix.clone());
-                self.stamp = None;
             }
         }
         Ok(())
@@ -408,6 +423,14 @@ pub enum FileError {
         /// What is wrong (never the content).
         source: PepperError,
     },
+    /// The store file is gone although it was read before.
+    #[error("token store '{}' is gone since it was last read: it was deleted or moved", path.display())]
+    MissingStore {
+        /// The store file.
+        path: PathBuf,
+        /// The pepper file.
+        pepper: PathBuf,
+    },
     /// The store has entries but the pepper file is gone.
     #[error("pepper file '{}' is missing, but the token store '{}' has tokens", path.display(), store.display())]
     MissingPepper {
@@ -432,6 +455,10 @@ impl FileError {
                 other => other.hint(),
             },
             FileError::BadPepper { source, .. } => source.hint(),
+            FileError::MissingStore { pepper, .. } => Some(format!(
+                "restore it from a backup, or restart to start over with no tokens (and remove '{}' too)",
+                pepper.display()
+            )),
             FileError::MissingPepper { store, .. } => Some(format!(
                 "restore the pepper from a backup; without it no token in '{}' can be verified",
                 store.display()
@@ -447,6 +474,7 @@ impl FileError {
             FileError::Corrupt { .. }
                 | FileError::BadPepper { .. }
                 | FileError::MissingPepper { .. }
+                | FileError::MissingStore { .. }
         )
     }
 

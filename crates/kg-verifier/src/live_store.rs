@@ -536,6 +536,53 @@ mod tests {
         std::fs::DirBuilder::new().mode(0o700).create(path).unwrap();
     }
 
+    /// Issue 14, item 4: after a reset (or a restore) of store and pepper, the running
+    /// server kept the old pepper, so every new token got 401 while `tokenctl verify` said
+    /// valid.
+    #[tokio::test]
+    async fn a_store_and_pepper_reset_together_are_read_together() {
+        let f = Fixture::new();
+        let (_, old) = f.issue("alice");
+        let tokens = f.load();
+        assert_eq!(verdict(&tokens, &old), Ok(()));
+        // A reset: both files gone, then a first token makes a new pepper and store.
+        std::fs::remove_file(&f.paths.store).unwrap();
+        std::fs::remove_file(&f.paths.pepper).unwrap();
+        let (_, new) = f.issue("bob");
+        turn().await;
+        assert_eq!(verdict(&tokens, &new), Ok(()));
+        assert_eq!(verdict(&tokens, &old), Err(Reason::Unknown));
+    }
+
+    /// Issue 14, item 4: a deleted store used to become an empty one (everyone 401, quietly).
+    /// It is now a failed reload: the last good store stays in use until a store is back.
+    #[tokio::test]
+    async fn a_deleted_store_keeps_the_last_good_one_until_a_store_is_back() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        let tokens = f.load();
+        let metrics = Metrics::default();
+        std::fs::remove_file(&f.paths.store).unwrap();
+        turn().await;
+        assert_eq!(check(&tokens, &token, &metrics), Ok(()));
+        assert!(
+            metrics
+                .render()
+                .contains("keygate_reloads_total{what=\"tokens\",result=\"error\"} 1"),
+            "{}",
+            metrics.render()
+        );
+        // A new store (the first change after the deletion) is read as usual.
+        f.issue("bob");
+        turn().await;
+        assert_eq!(check(&tokens, &token, &metrics), Err(Reason::Unknown));
+        assert!(
+            tokens.check_id(&id, OffsetDateTime::now_utc(), &metrics, |v| {
+                matches!(v, Verdict::Invalid(Reason::Unknown))
+            })
+        );
+    }
+
     #[tokio::test]
     async fn under_the_watch_a_revocation_is_seen_once_the_reactor_has_turned() {
         let f = Fixture::new();
@@ -661,12 +708,14 @@ mod tests {
         assert!(tokens.watching());
         std::fs::rename(f.root.join("state"), f.root.join("state.old")).unwrap();
         turn().await;
-        // No store at the path any more: an empty one, as at start-up.
-        assert_eq!(verdict(&tokens, &alice), Err(Reason::Unknown));
+        // No store at the path any more: a failed reload, so the last good store stays in
+        // use (before issue 14, item 4, it became an empty one and refused everyone).
+        assert_eq!(verdict(&tokens, &alice), Ok(()));
         assert!(!tokens.watching());
         // A new store at the path is seen at once, and so are its changes, with no await.
         let (id, carol) = f.issue("carol");
         assert_eq!(verdict(&tokens, &carol), Ok(()));
+        assert_eq!(verdict(&tokens, &alice), Err(Reason::Unknown));
         f.revoke(&id);
         assert_eq!(verdict(&tokens, &carol), Err(Reason::Revoked));
     }
