@@ -96,6 +96,42 @@ fn due_follows_the_lifetime_rule_and_renew_before() {
     }
 }
 
+/// Issue 14, item 12: `renew --dry-run` with nothing due said nothing (certbot says "no
+/// renewals were attempted"). A dry run is a person asking: it says what would not happen
+/// too, while a real run stays silent for cron.
+#[test]
+fn a_dry_run_says_what_it_would_not_renew_and_when_it_will() {
+    let env = Env::new();
+    let nothing = renew_at(&env, "2026-11-01T12:00:00Z", &["--dry-run"]);
+    nothing.code(0);
+    assert_eq!(
+        nothing.stdout,
+        "no certificate is managed here: nothing would be renewed\n"
+    );
+    env.run("certctl", &["ensure", "--days", "90"]).code(0);
+    let early = renew_at(&env, &days_later(1.0), &["--dry-run"]);
+    early.code(0);
+    assert!(
+        early
+            .stdout
+            .starts_with("would not renew 'default': not due, renews from 20"),
+        "{}",
+        early.stdout
+    );
+    let late = renew_at(&env, &days_later(61.0), &["--dry-run"]);
+    late.code(0);
+    assert!(
+        late.stdout.starts_with("would renew 'default': "),
+        "{}",
+        late.stdout
+    );
+    assert!(!late.stdout.contains("would not renew"), "{}", late.stdout);
+    // The real run, not due, is silent.
+    let quiet = renew_at(&env, &days_later(1.0), &["--no-jitter"]);
+    quiet.code(0);
+    assert_eq!(quiet.stdout, "");
+}
+
 #[test]
 fn force_renews_and_changed_names_in_config_renew() {
     let env = Env::new();

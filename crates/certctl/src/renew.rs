@@ -76,13 +76,17 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
     let policy = policy(&ctx)?;
     let ids = ids(&ctx, args.id.as_deref())?;
     let mut cas = CurrentCas::default();
+    let mut not_due: Vec<(String, Option<time::OffsetDateTime>)> = Vec::new();
     let due: Vec<(String, String)> = ids
         .iter()
         .map(|id| check(&ctx.locations, id, &policy, &mut cas))
         .filter_map(|c| match (c.due, args.force) {
             (Some(reason), _) => Some((c.id, reason)),
             (None, true) => Some((c.id, "renewal was forced".to_owned())),
-            (None, false) => None,
+            (None, false) => {
+                not_due.push((c.id, c.renew_at));
+                None
+            }
         })
         .collect();
 
@@ -96,6 +100,20 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
         } else {
             for (id, why) in &due {
                 out(format!("would renew '{id}': {why}"))?;
+            }
+            // A dry run is asked by a person: say what would not happen too (certbot says
+            // "no renewals were attempted"), where the real run stays silent for cron.
+            for (id, at) in &not_due {
+                let when = at
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .map_or_else(String::new, |t| format!(", renews from {t}"));
+                out(format!("would not renew '{id}': not due{when}"))?;
+            }
+            if due.is_empty() && not_due.is_empty() {
+                out("no certificate is managed here: nothing would be renewed")?;
             }
         }
         return Ok(ExitStatus::Success);
