@@ -49,6 +49,11 @@ pub enum UpstreamError {
     /// Not `http://...` or `unix:/...`.
     #[error("expected http://HOST:PORT[/PATH] or unix:/PATH")]
     Scheme,
+    /// `https://...`: keygate speaks plain HTTP to its upstream.
+    #[error(
+        "https:// upstreams are not supported: keygate speaks plain HTTP to the upstream, which is on this host, a private address or a .internal name"
+    )]
+    Https,
     /// `user:password@` in the URL.
     #[error("the URL carries credentials")]
     Credentials,
@@ -86,6 +91,9 @@ impl UpstreamError {
                 "run the upstream on loopback, a private address, a .internal name or a unix socket"
             }
             UpstreamError::LinkLocal(_) => "use a loopback or private address",
+            UpstreamError::Https => {
+                "use http:// (e.g. http://127.0.0.1:3000), or a unix socket; TLS ends at keygate"
+            }
             _ => "for example http://127.0.0.1:3000 or unix:/run/app.sock",
         }
     }
@@ -121,6 +129,9 @@ impl Upstream {
             });
         }
         let (scheme, rest) = text.split_once("://").ok_or(UpstreamError::Scheme)?;
+        if scheme.eq_ignore_ascii_case("https") {
+            return Err(UpstreamError::Https);
+        }
         if !scheme.eq_ignore_ascii_case("http") {
             return Err(UpstreamError::Scheme);
         }
@@ -358,7 +369,9 @@ mod tests {
         assert_eq!(err("http://user@127.0.0.1"), UpstreamError::Credentials);
         assert_eq!(err("http://127.0.0.1:3000/?a=b"), UpstreamError::Query);
         assert_eq!(err("http://127.0.0.1:3000/#top"), UpstreamError::Fragment);
-        assert_eq!(err("https://127.0.0.1:3000"), UpstreamError::Scheme);
+        // Issue 14, item 12: https:// got the generic message.
+        assert_eq!(err("https://127.0.0.1:3000"), UpstreamError::Https);
+        assert_eq!(err("HTTPS://127.0.0.1:3000"), UpstreamError::Https);
         assert_eq!(err("127.0.0.1:3000"), UpstreamError::Scheme);
         assert_eq!(err("ftp://127.0.0.1"), UpstreamError::Scheme);
         assert!(matches!(
