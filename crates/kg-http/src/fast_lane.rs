@@ -49,8 +49,8 @@ pub trait Answer: Sync {
     fn answer(&self, req: &LaneRequest<'_>, out: &mut Vec<u8>, date: &mut Date) -> bool;
 }
 
-/// A request the lane took: plain HTTP/1.1, no body.
-#[derive(Debug)]
+/// A request the lane took: plain HTTP/1.1, no body. Its `Debug` leaves out the header
+/// lines, which may carry a credential.
 pub struct LaneRequest<'a> {
     /// The method.
     pub method: &'a str,
@@ -62,6 +62,17 @@ pub struct LaneRequest<'a> {
     pub peer: SocketAddr,
     /// Whether the client asked to close (`Connection: close`).
     pub close: bool,
+}
+
+impl std::fmt::Debug for LaneRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("peer", &self.peer)
+            .field("close", &self.close)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The most bytes of a request head, as hyper's buffer is configured (serve.rs).
@@ -315,11 +326,19 @@ impl Date {
 }
 
 /// A connection handed to hyper: the bytes the lane read but did not answer come first.
-#[derive(Debug)]
 pub struct Prefixed<IO> {
     prefix: Vec<u8>,
     at: usize,
     io: IO,
+}
+
+impl<IO> std::fmt::Debug for Prefixed<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The unread bytes are request heads, credentials included: only their count.
+        f.debug_struct("Prefixed")
+            .field("unread", &(self.prefix.len() - self.at))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<IO> Prefixed<IO> {

@@ -3,8 +3,8 @@
 use hyper::header;
 use kg_http::Headers;
 
-/// A credential, as presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A credential, as presented. Its `Debug` never shows a token.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
     /// No credentials at all (no `Authorization` header, or another scheme).
     None,
@@ -21,6 +21,24 @@ pub enum Credential<'a> {
         /// (the gateway's judgement of fetch metadata and `Origin`): refused.
         foreign: bool,
     },
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::None => f.write_str("None"),
+            Credential::Malformed => f.write_str("Malformed"),
+            Credential::Bearer(t) => f
+                .debug_tuple("Bearer")
+                .field(&format_args!("id {:?}, secret hidden", token_id(t)))
+                .finish(),
+            Credential::Session { token_id, foreign } => f
+                .debug_struct("Session")
+                .field("token_id", token_id)
+                .field("foreign", foreign)
+                .finish(),
+        }
+    }
 }
 
 impl<'a> Credential<'a> {
@@ -79,18 +97,18 @@ mod tests {
             }
             m
         };
-        let judge = |values: &[&str]| {
+        let judge = |values: &[&str], want: Credential<'_>| {
             let m = h(values);
-            format!("{:?}", Credential::from_headers(&m))
+            assert_eq!(Credential::from_headers(&m), want, "{values:?}");
         };
-        assert_eq!(judge(&[]), "None");
-        assert_eq!(judge(&["Basic dXNlcjpwdw=="]), "None");
-        assert_eq!(judge(&["Bearer"]), "None");
-        assert_eq!(judge(&["Bearer  "]), "Malformed");
-        assert_eq!(judge(&["Bearer a b"]), "Malformed");
-        assert_eq!(judge(&["Bearer a", "Bearer b"]), "Malformed");
-        assert_eq!(judge(&["bearer abc"]), "Bearer(\"abc\")");
-        assert_eq!(judge(&["Bearer  abc "]), "Bearer(\"abc\")");
+        judge(&[], Credential::None);
+        judge(&["Basic dXNlcjpwdw=="], Credential::None);
+        judge(&["Bearer"], Credential::None);
+        judge(&["Bearer  "], Credential::Malformed);
+        judge(&["Bearer a b"], Credential::Malformed);
+        judge(&["Bearer a", "Bearer b"], Credential::Malformed);
+        judge(&["bearer abc"], Credential::Bearer("abc"));
+        judge(&["Bearer  abc "], Credential::Bearer("abc"));
     }
 
     #[test]
@@ -103,6 +121,14 @@ mod tests {
         );
         assert_eq!(Credential::from_form(Some(b"\xff")), Credential::Malformed);
         assert_eq!(Credential::from_form(Some(b"a b")), Credential::Malformed);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let token = "kg_0123456789AB_s3cretS3cretS3cret";
+        let text = format!("{:?}", Credential::Bearer(token));
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("0123456789AB"), "{text}");
     }
 
     #[test]

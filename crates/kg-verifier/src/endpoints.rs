@@ -26,8 +26,8 @@ const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
-/// What `/auth` needs from a request, whichever code parsed it.
-#[derive(Debug)]
+/// What `/auth` needs from a request, whichever code parsed it. Its `Debug` leaves out the
+/// headers, which carry the token.
 pub struct AuthRequest<'a, H: ?Sized> {
     /// The method.
     pub method: &'a str,
@@ -37,6 +37,16 @@ pub struct AuthRequest<'a, H: ?Sized> {
     pub has_body: bool,
     /// The header lines.
     pub headers: &'a H,
+}
+
+impl<H: ?Sized> std::fmt::Debug for AuthRequest<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("has_body", &self.has_body)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `/auth`'s answer, before it becomes a hyper response or the fast lane's bytes. Every
