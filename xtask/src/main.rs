@@ -3,6 +3,7 @@
 //! - `cargo xtask ci`: everything CI checks, in the order that fails fastest.
 //! - `cargo xtask tidy`: source checks that keep ARCHITECTURE.md true (first step of `ci`).
 //! - `cargo xtask codegen`: regenerate shell completions and man pages.
+//! - `cargo xtask fuzz [SECONDS]`: every fuzz target in `fuzz/`, 60 s each by default.
 //! - `cargo xtask bench [NAME]`: whole-process benchmarks beside peers measured in the same run.
 #![forbid(unsafe_code)]
 // Printing what runs and what it measured is this tool's job; it is never piped to `head`.
@@ -25,9 +26,16 @@ fn main() -> Result<()> {
         Some("tidy") => tidy::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
         Some("codegen") => codegen(),
+        Some("fuzz") => {
+            let secs = match args.get(1) {
+                Some(s) => s.parse().context("cargo xtask fuzz [SECONDS per target]")?,
+                None => 60,
+            };
+            fuzz(root.as_path(), secs)
+        }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | codegen | bench [{}]>",
+                "usage: cargo xtask <ci | tidy | codegen | fuzz [SECONDS] | bench [{}]>",
                 bench::NAMES.join(" | ")
             );
             std::process::exit(2);
@@ -53,6 +61,35 @@ fn ci(root: &Path) -> Result<()> {
     )?;
     run("bash", &["fixtures/tailscale/selftest.sh"])?;
     run("cargo", &["test", "--workspace", "--quiet"])?;
+    // A short smoke run of every fuzz target: they build, and the easy crashes are found.
+    fuzz(root, 10)?;
+    Ok(())
+}
+
+/// The fuzz targets in `fuzz/fuzz_targets`, one after another, for `secs` seconds each.
+const FUZZ_TARGETS: [&str; 2] = ["credential", "client_addr"];
+
+/// Runs every fuzz target with cargo fuzz for `secs` seconds. cargo fuzz wants nightly's
+/// `-Z` flags; `RUSTC_BOOTSTRAP=1` lets the one stable toolchain accept them. No sanitizer:
+/// the code is `forbid(unsafe_code)`, and libFuzzer's coverage alone drives the search.
+fn fuzz(root: &Path, secs: u64) -> Result<()> {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| PathBuf::from(d).with_extension("fuzz"))
+        .unwrap_or_else(|| root.join("fuzz/target"));
+    for target in FUZZ_TARGETS {
+        let max = format!("-max_total_time={secs}");
+        eprintln!("$ cargo fuzz run {target} --sanitizer none -- {max}");
+        let status = Command::new("cargo")
+            .args(["fuzz", "run", target, "--sanitizer", "none", "--", &max])
+            .current_dir(root.join("fuzz"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .status()
+            .context("cannot run cargo fuzz (cargo install --locked cargo-fuzz)")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed with {status}: see fuzz/artifacts/{target}");
+        }
+    }
     Ok(())
 }
 
