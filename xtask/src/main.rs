@@ -3,7 +3,8 @@
 //! - `cargo xtask ci`: everything CI checks, in the order that fails fastest.
 //! - `cargo xtask tidy`: source checks that keep ARCHITECTURE.md true (first step of `ci`).
 //! - `cargo xtask codegen`: regenerate shell completions and man pages.
-//! - `cargo xtask fuzz [SECONDS]`: every fuzz target in `fuzz/`, 60 s each by default.
+//! - `cargo xtask fuzz [NAME] [SECONDS]`: one fuzz target in `fuzz/` (or every one), 60 s
+//!   each by default.
 //! - `cargo xtask bench [NAME]`: whole-process benchmarks beside peers measured in the same run.
 #![forbid(unsafe_code)]
 // Printing what runs and what it measured is this tool's job; it is never piped to `head`.
@@ -27,15 +28,32 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(&root, &args[1..]),
         Some("codegen") => codegen(),
         Some("fuzz") => {
-            let secs = match args.get(1) {
-                Some(s) => s.parse().context("cargo xtask fuzz [SECONDS per target]")?,
+            let mut rest = &args[1..];
+            let all = fuzz_targets(&root)?;
+            let only = match rest.first() {
+                Some(name) if name.parse::<u64>().is_err() => {
+                    if !all.contains(name) {
+                        bail!(
+                            "no fuzz target named {name}; hint: the targets are {}",
+                            all.join(", ")
+                        );
+                    }
+                    rest = &rest[1..];
+                    vec![name.clone()]
+                }
+                _ => all,
+            };
+            let secs = match rest.first() {
+                Some(s) => s
+                    .parse()
+                    .context("cargo xtask fuzz [NAME] [SECONDS per target]")?,
                 None => 60,
             };
-            fuzz(root.as_path(), secs)
+            fuzz(root.as_path(), &only, secs)
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | codegen | fuzz [SECONDS] | bench [{}]>",
+                "usage: cargo xtask <ci | tidy | codegen | fuzz [NAME] [SECONDS] | bench [{}]>",
                 bench::NAMES.join(" | ")
             );
             std::process::exit(2);
@@ -62,25 +80,49 @@ fn ci(root: &Path) -> Result<()> {
     run("bash", &["fixtures/tailscale/selftest.sh"])?;
     run("cargo", &["test", "--workspace", "--quiet"])?;
     // A short smoke run of every fuzz target: they build, and the easy crashes are found.
-    fuzz(root, 10)?;
+    fuzz(root, &fuzz_targets(root)?, 10)?;
     Ok(())
 }
 
-/// The fuzz targets in `fuzz/fuzz_targets`, one after another, for `secs` seconds each.
-const FUZZ_TARGETS: [&str; 2] = ["credential", "client_addr"];
+/// The fuzz targets: every `fuzz/fuzz_targets/NAME.rs`, by name, sorted.
+fn fuzz_targets(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join("fuzz/fuzz_targets");
+    let mut names = Vec::new();
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rs")
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            names.push(stem.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
 
-/// Runs every fuzz target with cargo fuzz for `secs` seconds. cargo fuzz wants nightly's
-/// `-Z` flags; `RUSTC_BOOTSTRAP=1` lets the one stable toolchain accept them. No sanitizer:
-/// the code is `forbid(unsafe_code)`, and libFuzzer's coverage alone drives the search.
-fn fuzz(root: &Path, secs: u64) -> Result<()> {
+/// Runs fuzz targets with cargo fuzz, one after another, for `secs` seconds each. cargo fuzz
+/// wants nightly's `-Z` flags; `RUSTC_BOOTSTRAP=1` lets the one stable toolchain accept
+/// them. No sanitizer: the code is `forbid(unsafe_code)`, and libFuzzer's coverage alone
+/// drives the search.
+fn fuzz(root: &Path, targets: &[String], secs: u64) -> Result<()> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(|d| PathBuf::from(d).with_extension("fuzz"))
         .unwrap_or_else(|| root.join("fuzz/target"));
-    for target in FUZZ_TARGETS {
+    for target in targets {
         let max = format!("-max_total_time={secs}");
         eprintln!("$ cargo fuzz run {target} --sanitizer none -- {max}");
         let status = Command::new("cargo")
-            .args(["fuzz", "run", target, "--sanitizer", "none", "--", &max])
+            .args([
+                "fuzz",
+                "run",
+                target.as_str(),
+                "--sanitizer",
+                "none",
+                "--",
+                &max,
+            ])
             .current_dir(root.join("fuzz"))
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_DIR", &target_dir)

@@ -70,15 +70,21 @@ mod tests {
 
     use kg_http::fast_lane::{MAX_HEAD, serve};
     use kg_http::{MAX_HEADER_BYTES, MAX_TARGET};
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::watch;
 
-    use hyper_util::rt::TokioIo;
     use kg_fs::lock::Wait;
     use time::OffsetDateTime;
-    use tokio::io::AsyncReadExt;
 
     use crate::testing::{loaded, settings};
+
+    async fn through_lane(app: &Verifier, request: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+        crate::testing::through_lane(app, request, PEER.parse().unwrap()).await
+    }
+
+    async fn through_hyper(app: &Arc<Verifier>, request: &[u8]) -> Vec<u8> {
+        crate::testing::through_hyper(app, request, PEER.parse().unwrap()).await
+    }
 
     const PEER: &str = "127.0.0.1:40000";
 
@@ -121,43 +127,6 @@ mod tests {
             revoked: revoked.expose_secret().to_owned(),
             _dir: dir,
         }
-    }
-
-    /// What the lane did with `request`, sent by a client that then stops writing: the
-    /// bytes it answered, and the bytes it handed over (`None` when it kept the connection).
-    async fn through_lane(app: &Verifier, request: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        client.write_all(request).await.unwrap();
-        client.shutdown().await.unwrap();
-        let (_stop, mut shutdown) = watch::channel(false);
-        let rest = serve(app, server, PEER.parse().unwrap(), &mut shutdown).await;
-        let handed = rest.map(|p| p.unread().to_vec());
-        let mut answer = Vec::new();
-        client.read_to_end(&mut answer).await.unwrap();
-        (answer, handed)
-    }
-
-    /// What hyper answers to `request` through the service `server.rs` gives it.
-    async fn through_hyper(app: &Arc<Verifier>, request: &[u8]) -> Vec<u8> {
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        client.write_all(request).await.unwrap();
-        client.shutdown().await.unwrap();
-        let app = Arc::clone(app);
-        // What the server's router does for these requests: the limits, then the verifier.
-        let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let resp = kg_http::too_large(&req)
-                .unwrap_or_else(|| app.handle(&req, PEER.parse().unwrap(), req.uri().path()));
-            std::future::ready(Ok::<_, std::convert::Infallible>(resp))
-        });
-        // As server.rs builds it, and answering a client that stopped writing (the lane
-        // answers it too: it stops at end of input after writing what it owes).
-        let _ = kg_http::serve::h1_builder()
-            .half_close(true)
-            .serve_connection(TokioIo::new(server), svc)
-            .await;
-        let mut answer = Vec::new();
-        client.read_to_end(&mut answer).await.unwrap();
-        answer
     }
 
     /// The status line and the header lines (names lowercased, `Date` left out, sorted).

@@ -88,3 +88,52 @@ pub fn duration(text: &str) -> Duration {
 pub fn flag<'a>(flags: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
     flags.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
+
+/// What the fast lane did with `request` from `peer`, sent by a client that then stops
+/// writing: the bytes it answered, and the bytes it handed over to hyper (`None` when it
+/// kept the connection). With [`through_hyper`], the two sides of the lane's differential
+/// test and of the `lane` fuzz target.
+pub async fn through_lane(
+    app: &Verifier,
+    request: &[u8],
+    peer: std::net::SocketAddr,
+) -> (Vec<u8>, Option<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server) = tokio::io::duplex(1 << 20);
+    client.write_all(request).await.unwrap();
+    client.shutdown().await.unwrap();
+    let (_stop, mut shutdown) = tokio::sync::watch::channel(false);
+    let rest = kg_http::fast_lane::serve(app, server, peer, &mut shutdown).await;
+    let handed = rest.map(|p| p.unread().to_vec());
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    (answer, handed)
+}
+
+/// What hyper answers to `request` from `peer` through the service the server's router
+/// gives `/auth`: the head limits, then the verifier.
+pub async fn through_hyper(
+    app: &Arc<Verifier>,
+    request: &[u8],
+    peer: std::net::SocketAddr,
+) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server) = tokio::io::duplex(1 << 20);
+    client.write_all(request).await.unwrap();
+    client.shutdown().await.unwrap();
+    let app = Arc::clone(app);
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let resp =
+            kg_http::too_large(&req).unwrap_or_else(|| app.handle(&req, peer, req.uri().path()));
+        std::future::ready(Ok::<_, std::convert::Infallible>(resp))
+    });
+    // As serve.rs builds it, and answering a client that stopped writing (the lane answers
+    // it too: it stops at end of input after writing what it owes).
+    let _ = kg_http::serve::h1_builder()
+        .half_close(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(server), svc)
+        .await;
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    answer
+}
