@@ -167,13 +167,14 @@ fn keygate_check_never_probes_an_address_the_policy_refuses() {
                   mount --bind \"$KG_HOSTS\" /etc/hosts\n\
                   ip link set lo up\n\
                   ip addr add 100.100.100.200/32 dev lo\n\
-                  python3 -c \"$KG_LISTENER\" \"$KG_SEEN\" &\n\
-                  while [ ! -e \"$KG_SEEN.ready\" ]; do sleep 0.05; done\n\
+                  python3 -c \"$KG_LISTENER\" \"$KG_SEEN\" </dev/null >/dev/null 2>&1 &\n\
+                  listener=$!\n\
+                  n=0; while [ ! -e \"$KG_SEEN.ready\" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done\n\
                   for name in meta.internal app.internal; do\n  \
                     \"$KG_BIN\" check --plain-http --upstream \"http://$name:8080\" > \"$KG_SEEN.$name\" 2>&1 \
                     && echo 0 >> \"$KG_SEEN.$name\" || echo $? >> \"$KG_SEEN.$name\"\n\
                   done\n\
-                  kill %1\n";
+                  kill $listener\n";
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--net", "--", "sh", "-c", script]);
     for (k, v) in keygate.get_envs() {
@@ -186,7 +187,7 @@ fn keygate_check_never_probes_an_address_the_policy_refuses() {
         .env("KG_HOSTS", &hosts)
         .env("KG_LISTENER", listener)
         .env("KG_SEEN", &seen);
-    let out = cmd.output().unwrap();
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
     assert!(
         out.status.success(),
         "{}{}",
