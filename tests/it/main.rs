@@ -11,6 +11,8 @@ mod certs;
 mod cli;
 // keygate as a reverse proxy: who gets through, what reaches the upstream, WebSockets.
 mod proxy;
+// The proxy's upstream policy and header policy: metadata addresses, identity headers.
+mod proxy_policy;
 // certctl renew, status, doctor and schedule: the cron contract.
 mod renew;
 // keygate serve and check without a proxy: /auth, TLS, limits, shutdown, reloads.
@@ -19,6 +21,8 @@ mod server;
 mod server_audit;
 // keygate behind Caddy's forward_auth, with the shipped example Caddyfile.
 mod server_caddy;
+// keygate behind HAProxy with the shipped example and its Lua auth-request action.
+mod server_haproxy;
 // keygate behind nginx's auth_request, with the shipped example configuration.
 mod server_nginx;
 // tokenctl: the store on disk, concurrency, lifecycle, client credentials, secrets, input.

@@ -4,11 +4,21 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use std::time::Duration;
+
+use test_support::proxy::{Upstream, header};
+use test_support::server::*;
 use test_support::{Env, Proc, have};
 
-use test_support::server::*;
-
-fn start_caddy(env: &Env, listen: SocketAddr, keygate: SocketAddr, app: SocketAddr) -> Proc {
+/// Caddy with the shipped example in front of `app`; with `echo`, `app` is a Caddy site too
+/// that answers with the identity it was given.
+fn start_caddy(
+    env: &Env,
+    listen: SocketAddr,
+    keygate: SocketAddr,
+    app: SocketAddr,
+    echo: bool,
+) -> Proc {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let example = std::fs::read_to_string(repo.join("examples/caddy/Caddyfile")).unwrap();
     for needle in [
@@ -30,10 +40,16 @@ fn start_caddy(env: &Env, listen: SocketAddr, keygate: SocketAddr, app: SocketAd
         );
     let dir = env.root().join("caddy");
     std::fs::create_dir_all(&dir).unwrap();
+    let echo_site = if echo {
+        format!(
+            "http://{app} {{\n\trespond \"app user={{header.X-Auth-Request-User}} \
+             scopes={{header.X-Auth-Request-Scopes}} authz=[{{header.Authorization}}]\" 200\n}}\n"
+        )
+    } else {
+        String::new()
+    };
     let caddyfile = format!(
-        "{{\n\tadmin off\n\tstorage file_system {}\n}}\n\n{site}\n\
-         http://{app} {{\n\trespond \"app user={{header.X-Auth-Request-User}} \
-         scopes={{header.X-Auth-Request-Scopes}} authz=[{{header.Authorization}}]\" 200\n}}\n",
+        "{{\n\tadmin off\n\tstorage file_system {}\n}}\n\n{site}\n{echo_site}",
         dir.join("data").display()
     );
     std::fs::write(dir.join("Caddyfile"), &caddyfile).unwrap();
@@ -45,7 +61,9 @@ fn start_caddy(env: &Env, listen: SocketAddr, keygate: SocketAddr, app: SocketAd
         .env("XDG_DATA_HOME", dir.join("data"));
     let mut p = Proc::spawn("caddy", cmd, &dir.join("caddy.log"));
     p.wait_port(listen);
-    p.wait_port(app);
+    if echo {
+        p.wait_port(app);
+    }
     p
 }
 
@@ -63,7 +81,7 @@ fn caddy_forward_auth_gets_the_same_allow_and_deny_results() {
     let root = token(&env, "root", &["read", "admin"]);
     let (kg_addr, app, front) = (local_addr(), local_addr(), local_addr());
     let _kg = keygate(&env, kg_addr, &["--plain-http"]);
-    let _caddy = start_caddy(&env, front, kg_addr, app);
+    let _caddy = start_caddy(&env, front, kg_addr, app, true);
     let site = |path: &str| format!("http://{front}{path}");
 
     let ok = curl(&["-H", &bearer(&alice), &site("/notes")]);
@@ -130,4 +148,98 @@ fn caddy_forward_auth_gets_the_same_allow_and_deny_results() {
         curl(&["-H", "X-Forwarded-For: 127.0.0.1", &site("/notes")]).status,
         401
     );
+}
+
+/// Issue 13: the example passed a client's `Remote-User`, `X-WEBAUTH-USER` and
+/// `X-Forwarded-User` (and every other identity header but keygate's three) to the app.
+#[test]
+fn the_caddy_example_passes_no_identity_or_address_a_client_forged() {
+    if !have("caddy") || !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    // The clients' network is trusted too, as a LAN CIDR would be.
+    config(
+        &env,
+        "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\nrequired_scopes = [\"read\"]\n",
+    );
+    let alice = token(&env, "alice", &["read"]);
+    let app = Upstream::tcp();
+    let (kg_addr, front) = (local_addr(), local_addr());
+    let kg = keygate(&env, kg_addr, &["--plain-http"]);
+    let _caddy = start_caddy(&env, front, kg_addr, app.addr(), false);
+    let forged = [
+        "Remote-User: root",
+        "X-WEBAUTH-USER: root",
+        "X-Forwarded-User: root",
+        "X-Forwarded-Email: root@example.com",
+        "X-Auth-Request-Email: root@example.com",
+        "Cf-Access-Authenticated-User-Email: root@example.com",
+        "Tailscale-User-Login: root@example.com",
+        "X-Authenticated-User: root",
+        "X-Ssl-Client-S-Dn: CN=root",
+        "X_Auth_Request_User: root",
+        "X-Forwarded-For: 6.6.6.6",
+        "X-Real-IP: 6.6.6.6",
+        "Forwarded: for=6.6.6.6",
+        "X-Original-URL: /admin",
+        "X-Rewrite-URL: /admin",
+    ];
+    let auth = bearer(&alice);
+    let mut args = vec!["--interface", "127.0.0.7", "-H", auth.as_str()];
+    for h in &forged {
+        args.extend(["-H", h]);
+    }
+    let url = format!("http://{front}/notes");
+    args.push(&url);
+    let ok = curl(&args);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let seen = app.last();
+    for h in [
+        "remote-user",
+        "x-webauth-user",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-auth-request-email",
+        "cf-access-authenticated-user-email",
+        "tailscale-user-login",
+        "x-authenticated-user",
+        "x-ssl-client-s-dn",
+        "x_auth_request_user",
+        "x-real-ip",
+        "forwarded",
+        "x-original-url",
+        "x-rewrite-url",
+        "authorization",
+    ] {
+        assert!(header(&seen, h).is_none(), "{h} reached the app: {seen:#}");
+    }
+    assert_eq!(
+        header(&seen, "x-auth-request-user"),
+        Some("alice"),
+        "{seen:#}"
+    );
+    assert_eq!(
+        header(&seen, "x-forwarded-for"),
+        Some("127.0.0.7"),
+        "{seen:#}"
+    );
+
+    let mut args = vec!["--interface", "127.0.0.7"];
+    for h in &forged {
+        args.extend(["-H", h]);
+    }
+    let denied_url = format!("http://{front}/forged-client");
+    args.push(&denied_url);
+    assert_eq!(curl(&args).status, 401);
+    assert!(
+        eventually(Duration::from_secs(2), || {
+            audit_lines(&kg.output())
+                .iter()
+                .any(|l| l["path"] == "/forged-client" && l["client"] == "127.0.0.7")
+        }),
+        "{}",
+        kg.output()
+    );
+    assert!(!kg.output().contains("6.6.6.6"), "{}", kg.output());
 }

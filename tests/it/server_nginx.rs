@@ -5,14 +5,29 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use test_support::{Env, have};
-
+use test_support::proxy::{Upstream, header, input_value, keygate_proxy};
 use test_support::server::*;
+use test_support::{Env, have};
 
 /// The shipped example, pointed at this test's keygate, app and listen port, as the inside
 /// of nginx's `http {}` block (see `nginx`). `app` is a second server block that echoes what
 /// reached it.
 fn nginx_conf(
+    listen: SocketAddr,
+    keygate: SocketAddr,
+    app: SocketAddr,
+    tls: Option<&Path>,
+) -> String {
+    let site = example_site(listen, keygate, app, tls);
+    format!(
+        "{site}\n  server {{\n    listen {app};\n    location / {{\n      default_type text/plain;\n      \
+         return 200 \"app user=$http_x_auth_request_user scopes=$http_x_auth_request_scopes \
+         authz=[$http_authorization] uri=$request_uri\\n\";\n    }}\n  }}\n"
+    )
+}
+
+/// The shipped example with only its addresses changed (and keygate over TLS with `tls`).
+fn example_site(
     listen: SocketAddr,
     keygate: SocketAddr,
     app: SocketAddr,
@@ -46,11 +61,7 @@ fn nginx_conf(
             ),
         );
     }
-    format!(
-        "{site}\n  server {{\n    listen {app};\n    location / {{\n      default_type text/plain;\n      \
-         return 200 \"app user=$http_x_auth_request_user scopes=$http_x_auth_request_scopes \
-         authz=[$http_authorization] uri=$request_uri\\n\";\n    }}\n  }}\n"
-    )
+    site
 }
 
 fn setup(env: &Env) {
@@ -272,4 +283,314 @@ fn cert_renewal_is_served_from_the_next_handshake_while_nginx_talks_tls_to_keyga
     assert_eq!(curl(&["-H", &bearer(&alice), &site]).status, 200);
     assert_eq!(curl(&[&site]).status, 401);
     drop(nginx);
+}
+
+/// Issue 13: the example passed a client's `Remote-User`, `X-WEBAUTH-USER` and
+/// `X-Forwarded-User` to the app, and its `X-Forwarded-For` both to the app and (appended
+/// to) keygate, which read it as the client whenever the client's own address was inside
+/// `trusted_proxies` (a LAN CIDR that covers the clients): anyone could name the user to an
+/// app that trusts one of those headers, and pick the address keygate limits and logs.
+#[test]
+fn the_nginx_example_passes_no_identity_or_address_a_client_forged() {
+    if !have("nginx") || !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    // The clients' network is trusted too, as a LAN CIDR would be.
+    config(
+        &env,
+        "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\nrequired_scopes = [\"read\"]\n",
+    );
+    let alice = token(&env, "alice", &["read"]);
+    let app = Upstream::tcp();
+    let (kg_addr, front) = (local_addr(), local_addr());
+    let kg = keygate(&env, kg_addr, &["--plain-http"]);
+    let _nginx = nginx(&env, &example_site(front, kg_addr, app.addr(), None), front);
+    let forged = [
+        "Remote-User: root",
+        "X-WEBAUTH-USER: root",
+        "X-Forwarded-User: root",
+        "X-Forwarded-Email: root@example.com",
+        "X-Auth-Request-Email: root@example.com",
+        "Cf-Access-Authenticated-User-Email: root@example.com",
+        "X-Authenticated-User: root",
+        "X-Ssl-Client-S-Dn: CN=root",
+        "X_Auth_Request_User: root",
+        "X-Forwarded-For: 6.6.6.6",
+        "X-Real-IP: 6.6.6.6",
+        "Forwarded: for=6.6.6.6",
+        "X-Original-URL: /admin",
+        "X-Rewrite-URL: /admin",
+    ];
+    let mut args = vec!["--interface", "127.0.0.7", "-H"];
+    let auth = bearer(&alice);
+    args.push(&auth);
+    for h in &forged {
+        args.extend(["-H", h]);
+    }
+    let url = format!("http://{front}/notes");
+    args.push(&url);
+    let ok = curl(&args);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let seen = app.last();
+    for h in [
+        "remote-user",
+        "x-webauth-user",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-auth-request-email",
+        "cf-access-authenticated-user-email",
+        "x-authenticated-user",
+        "x-ssl-client-s-dn",
+        "x_auth_request_user",
+        "forwarded",
+        "x-original-url",
+        "x-rewrite-url",
+        "authorization",
+    ] {
+        assert!(header(&seen, h).is_none(), "{h} reached the app: {seen:#}");
+    }
+    assert_eq!(
+        header(&seen, "x-auth-request-user"),
+        Some("alice"),
+        "{seen:#}"
+    );
+    assert_eq!(
+        header(&seen, "x-forwarded-for"),
+        Some("127.0.0.7"),
+        "{seen:#}"
+    );
+    assert_eq!(header(&seen, "x-real-ip"), Some("127.0.0.7"), "{seen:#}");
+    assert_eq!(seen["uri"], "/notes");
+
+    // keygate's audit log names the real client, not the one the client claimed.
+    let mut args = vec!["--interface", "127.0.0.7"];
+    for h in &forged {
+        args.extend(["-H", h]);
+    }
+    let denied_url = format!("http://{front}/forged-client");
+    args.push(&denied_url);
+    assert_eq!(curl(&args).status, 401);
+    assert!(
+        eventually(Duration::from_secs(2), || {
+            audit_lines(&kg.output())
+                .iter()
+                .any(|l| l["path"] == "/forged-client" && l["client"] == "127.0.0.7")
+        }),
+        "{}",
+        kg.output()
+    );
+    assert!(!kg.output().contains("6.6.6.6"), "{}", kg.output());
+}
+
+/// The `Set-Cookie` values of a response, by cookie name.
+fn set_cookies(r: &Resp) -> Vec<(String, String)> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .filter_map(|(_, v)| Some((v.split_once('=')?.0.to_owned(), v.clone())))
+        .collect()
+}
+
+fn set_cookie<'a>(r: &'a Resp, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .find(|v| v.split_once('=').is_some_and(|(n, _)| n == name))
+}
+
+/// The cookie's value and its attributes, lower-cased.
+fn cookie_parts(set: &str) -> (String, Vec<String>) {
+    let mut parts = set.split(';');
+    let value = parts.next().unwrap().split_once('=').unwrap().1.to_owned();
+    (
+        value,
+        parts.map(|a| a.trim().to_ascii_lowercase()).collect(),
+    )
+}
+
+/// Issue 13, item 5: keygate on plain HTTP behind a TLS proxy it trusts (nginx terminating
+/// TLS and saying `X-Forwarded-Proto: https`) set its session cookie without `Secure` and
+/// without the `__Host-` prefix, so it could leak over plain HTTP and be shadowed or fixed
+/// by a sibling host. The browser reached keygate over HTTPS: its cookies must say so.
+#[test]
+fn behind_a_trusted_tls_proxy_the_cookies_are_host_only_and_secure() {
+    if !have("nginx") || !have("curl") || !have("openssl") {
+        return;
+    }
+    let env = Env::new();
+    config(&env, "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n");
+    let ca = cert(&env);
+    let current = env.root().join("private/certs/default/current");
+    let alice = token(&env, "alice", &["read"]);
+    let up = Upstream::tcp();
+    let (kg_addr, front) = (local_addr(), local_addr());
+    let _kg = keygate_proxy(&env, kg_addr, &up.url, false, &[]);
+    let tls_front = format!(
+        "  server {{\n    listen {front} ssl;\n    \
+         ssl_certificate {chain};\n    ssl_certificate_key {key};\n    \
+         location / {{\n      proxy_pass http://{kg_addr};\n      proxy_http_version 1.1;\n      \
+         proxy_set_header Host $http_host;\n      \
+         proxy_set_header X-Forwarded-For $remote_addr;\n      \
+         proxy_set_header X-Forwarded-Proto $scheme;\n    }}\n  }}\n",
+        chain = current.join("fullchain.pem").display(),
+        key = current.join("key.pem").display(),
+    );
+    let _nginx = nginx(&env, &tls_front, front);
+    let cacert = ca.to_str().unwrap();
+    let https = |path: &str| format!("https://localhost:{}{path}", front.port());
+    let over_tls = |extra: &[&str], path: &str| {
+        let mut args = vec!["--cacert", cacert];
+        args.extend(extra);
+        let url = https(path);
+        args.push(&url);
+        curl(&args)
+    };
+    let host_only_and_secure = |set: &str| {
+        let (_, attrs) = cookie_parts(set);
+        assert!(set.starts_with("__Host-"), "{set}");
+        for want in ["secure", "path=/", "httponly", "samesite=lax"] {
+            assert!(attrs.iter().any(|a| a == want), "{want} missing: {set}");
+        }
+        assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{set}");
+    };
+
+    // The sign-in page: a `__Host-` CSRF cookie, Secure.
+    let page = over_tls(&[], "/.keygate/sign-in");
+    assert_eq!(page.status, 200, "{page:?}");
+    let csrf_set = set_cookie(&page, "__Host-keygate_csrf").unwrap_or_else(|| panic!("{page:?}"));
+    host_only_and_secure(csrf_set);
+    let (csrf, _) = cookie_parts(csrf_set);
+    assert_eq!(
+        input_value(&page.body, "csrf").as_deref(),
+        Some(csrf.as_str())
+    );
+
+    // Signing in: a `__Host-` session cookie, Secure; the app is reached with it.
+    let csrf_cookie = format!("Cookie: __Host-keygate_csrf={csrf}");
+    let signed_in = over_tls(
+        &[
+            "-H",
+            &csrf_cookie,
+            "--data-urlencode",
+            &format!("token={alice}"),
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            "next=/notes",
+        ],
+        "/.keygate/sign-in",
+    );
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let session_set =
+        set_cookie(&signed_in, "__Host-keygate_session").unwrap_or_else(|| panic!("{signed_in:?}"));
+    host_only_and_secure(session_set);
+    assert!(
+        set_cookie(&signed_in, "keygate_session").is_none(),
+        "{signed_in:?}"
+    );
+    let (session, _) = cookie_parts(session_set);
+    let session_cookie = format!("Cookie: __Host-keygate_session={session}");
+    let app = over_tls(&["-H", &session_cookie], "/notes");
+    assert_eq!(app.status, 200, "{app:?}");
+    let seen = up.last();
+    assert_eq!(
+        header(&seen, "x-auth-request-user"),
+        Some("alice"),
+        "{seen:#}"
+    );
+    assert!(header(&seen, "cookie").is_none(), "{seen:#}");
+
+    // An untrusted peer saying `X-Forwarded-Proto: https` changes nothing: plain names,
+    // no Secure.
+    let direct = |extra: &[&str], path: &str| {
+        let mut args = vec!["--interface", "127.0.0.7"];
+        args.extend(extra);
+        let url = format!("http://{kg_addr}{path}");
+        args.push(&url);
+        curl(&args)
+    };
+    let forged = direct(&["-H", "X-Forwarded-Proto: https"], "/.keygate/sign-in");
+    assert_eq!(forged.status, 200, "{forged:?}");
+    let names: Vec<String> = set_cookies(&forged).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["keygate_csrf"], "{forged:?}");
+    let (_, attrs) = cookie_parts(set_cookie(&forged, "keygate_csrf").unwrap());
+    assert!(!attrs.iter().any(|a| a == "secure"), "{forged:?}");
+
+    // A session cookie set over plain HTTP is not read over HTTPS (a sibling host or a
+    // network attacker can plant one; a `__Host-` one they cannot), and is cleared there.
+    let plain_csrf = cookie_parts(set_cookie(&forged, "keygate_csrf").unwrap()).0;
+    let plain_csrf_cookie = format!("Cookie: keygate_csrf={plain_csrf}");
+    let plain_sign_in = direct(
+        &[
+            "-H",
+            &plain_csrf_cookie,
+            "--data-urlencode",
+            &format!("token={alice}"),
+            "--data-urlencode",
+            &format!("csrf={plain_csrf}"),
+        ],
+        "/.keygate/sign-in",
+    );
+    assert_eq!(plain_sign_in.status, 303, "{plain_sign_in:?}");
+    let plain_session = cookie_parts(
+        set_cookie(&plain_sign_in, "keygate_session")
+            .unwrap_or_else(|| panic!("{plain_sign_in:?}")),
+    )
+    .0;
+    let plain_session_cookie = format!("Cookie: keygate_session={plain_session}");
+    assert_eq!(direct(&["-H", &plain_session_cookie], "/notes").status, 200);
+    let before = up.seen().len();
+    let fixed = over_tls(
+        &["-H", &plain_session_cookie, "-H", "Accept: text/html"],
+        "/notes",
+    );
+    assert_eq!(fixed.status, 303, "{fixed:?}");
+    assert_eq!(
+        up.seen().len(),
+        before,
+        "a plain-HTTP session reached the app over HTTPS"
+    );
+    // Nor does a plain-HTTP CSRF cookie count over HTTPS.
+    let plain_pair = over_tls(
+        &[
+            "-H",
+            &plain_csrf_cookie,
+            "--data-urlencode",
+            &format!("token={alice}"),
+            "--data-urlencode",
+            &format!("csrf={plain_csrf}"),
+        ],
+        "/.keygate/sign-in",
+    );
+    assert_eq!(plain_pair.status, 403, "{plain_pair:?}");
+    let cleared =
+        set_cookie(&plain_pair, "keygate_csrf").unwrap_or_else(|| panic!("{plain_pair:?}"));
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    // Signing out over HTTPS ends the session and clears both names.
+    let me = over_tls(&["-H", &session_cookie], "/.keygate/sign-in");
+    let out_csrf = me
+        .body
+        .split("action=\"/.keygate/sign-out\"")
+        .nth(1)
+        .and_then(|form| input_value(form, "csrf"))
+        .unwrap_or_else(|| panic!("{me:?}"));
+    let both = format!("Cookie: __Host-keygate_session={session}; keygate_session={plain_session}");
+    let out = over_tls(
+        &["-H", &both, "--data-urlencode", &format!("csrf={out_csrf}")],
+        "/.keygate/sign-out",
+    );
+    assert_eq!(out.status, 303, "{out:?}");
+    for name in ["__Host-keygate_session", "keygate_session"] {
+        let set = set_cookie(&out, name).unwrap_or_else(|| panic!("{name} not cleared: {out:?}"));
+        assert!(set.contains("Max-Age=0"), "{set}");
+    }
+    host_only_and_secure(set_cookie(&out, "__Host-keygate_session").unwrap());
+    let after = over_tls(
+        &["-H", &session_cookie, "-H", "Accept: text/html"],
+        "/notes",
+    );
+    assert_eq!(after.status, 303, "{after:?}");
 }

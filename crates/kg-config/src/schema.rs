@@ -298,6 +298,13 @@ pub static SETTINGS: &[Setting] = &[
         doc: "a browser sign-in session ends after this long without a request",
     },
     Setting {
+        key: "server.strip_headers",
+        env: None,
+        kind: Kind::List,
+        default: Some(""),
+        doc: "more request headers the proxy removes before forwarding, as NAME or PREFIX* (case-insensitive), besides the identity headers it always removes",
+    },
+    Setting {
         key: "test.now",
         env: Some("KEYGATE_TEST_NOW"),
         kind: Kind::Str,

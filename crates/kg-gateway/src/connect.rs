@@ -1,4 +1,8 @@
 //! Connecting to the upstream, for the proxy and for `keygate check`'s probe alike.
+//!
+//! Every address a name resolves to is judged by [`upstream::check_addr`], the rule that
+//! judged `server.upstream` at start-up, before anything connects to it: a refused address
+//! is skipped with a `PermissionDenied` error naming it, and is never connected to.
 
 use std::future::Future;
 use std::io;
@@ -87,14 +91,23 @@ pub async fn connect(target: &Target) -> io::Result<Stream> {
 }
 
 /// Whether `target` accepts a connection now, within `timeout`: the proxy's own connect,
-/// for `keygate check` (outside any runtime).
-pub fn probe(target: &Target, timeout: Duration) -> io::Result<()> {
+/// for `keygate check` (outside any runtime). The connection is closed without sending
+/// anything; the answer is the address that accepted it.
+pub fn probe(target: &Target, timeout: Duration) -> io::Result<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         match tokio::time::timeout(timeout, connect(target)).await {
-            Ok(r) => r.map(drop),
+            Ok(r) => r.map(|stream| match stream {
+                Stream::Tcp(s) => s
+                    .peer_addr()
+                    .map_or_else(|_| "the upstream".to_owned(), |a| a.to_string()),
+                Stream::Unix(_) => match target {
+                    Target::Unix(p) => format!("unix:{}", p.display()),
+                    _ => "the upstream".to_owned(),
+                },
+            }),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "connection timed out",

@@ -26,10 +26,13 @@
 //! # What the upstream sees
 //!
 //! - Identity: `X-Auth-Request-User` (the token's name), `X-Auth-Request-Token-Id` and
-//!   `X-Auth-Request-Scopes`, set by keygate only. Client-sent copies of these and of the
-//!   other identity headers upstreams are commonly told to trust (`Remote-User`,
-//!   `X-Forwarded-User`, `X-Webauth-User`, ...) are removed from every request, bypassed
-//!   ones included.
+//!   `X-Auth-Request-Scopes`, set by keygate only. Client-sent copies of these and of every
+//!   identity header family other auth proxies use (`Remote-*`, `X-Forwarded-User`,
+//!   `X-Webauth-*`, `Cf-Access-*`, `X-Ssl-Client-*`, ...: the table in `header_policy.rs`),
+//!   and the names in `server.strip_headers`, are removed from every request, bypassed ones
+//!   included. So are the URL-rewrite headers (`X-Original-URL`, `X-Rewrite-URL`,
+//!   `X-Forwarded-Uri`, ...), even from a trusted proxy: the upstream routes the path that
+//!   was judged.
 //! - The client's credentials for keygate are not passed on: the `Authorization` header that
 //!   carried the token and keygate's cookies are removed. Other cookies and other
 //!   `Authorization` schemes pass.
@@ -78,6 +81,8 @@ use crate::header_policy::{Forwarding, X_REQUEST_ID, connection_tokens, strip_ho
 use crate::routes::Routes;
 use crate::upstream::Upstream;
 
+pub use crate::header_policy::StripHeaders;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a gateway response: keygate's own (empty or small), or the upstream's.
@@ -113,6 +118,8 @@ pub struct Settings {
     pub local_bypass: bool,
     /// Whether clients connect over HTTPS (for `X-Forwarded-Proto`).
     pub https: bool,
+    /// More request headers to remove (`server.strip_headers`).
+    pub strip_headers: StripHeaders,
 }
 
 /// The reverse proxy.
@@ -125,6 +132,7 @@ pub struct Gateway {
     local_bypass: bool,
     scheme: &'static str,
     sign_in: Arc<SignIn>,
+    strip_headers: StripHeaders,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -154,6 +162,7 @@ impl Gateway {
             local_bypass: settings.local_bypass,
             scheme: if settings.https { "https" } else { "http" },
             sign_in,
+            strip_headers: settings.strip_headers.clone(),
         }
     }
 
@@ -238,7 +247,7 @@ impl Gateway {
                 .unwrap_or_else(|| Err(Box::new(empty(StatusCode::UNAUTHORIZED))));
         }
         // 2. A browser session, judged by its token's id.
-        if let Some(session) = self.sign_in.session(headers) {
+        if let Some(session) = self.sign_in.session(headers, peer_ip) {
             let credential = Credential::Session {
                 token_id: &session.token_id,
                 foreign: cross_site(req, &self.sign_in),
@@ -324,6 +333,7 @@ impl Gateway {
             // instead. A session's request may carry the app's own Authorization.
             drop_authorization: matches!(who, Who::Token { session: None, .. }),
             upgrade: upgrade.as_ref(),
+            strip: &self.strip_headers,
         };
         let mut headers = header_policy::upstream_headers(&parts, &forwarding);
         self.sign_in.strip_cookies(&mut headers);

@@ -4,8 +4,31 @@
 //! An upstream must be reachable only from this host or its private network: loopback,
 //! private and shared (CGNAT, which tailnets use) IPv4 ranges, IPv6 unique-local addresses,
 //! names under `.internal` or `.localhost`, and unix sockets. A public upstream could be
-//! reached around the proxy, so it would protect nothing; link-local addresses are refused
-//! too, since cloud metadata services live there (169.254.169.254).
+//! reached around the proxy, so it would protect nothing.
+//!
+//! # Cloud metadata
+//!
+//! A proxy in front of an instance's metadata service hands its credentials to whoever
+//! signs in, so [`check_addr`] refuses, in every spelling:
+//!
+//! - all of link-local, 169.254.0.0/16 and fe80::/10: AWS, GCP, Azure, Oracle, DigitalOcean
+//!   and OpenStack metadata (169.254.169.254), AWS ECS task credentials (169.254.170.2),
+//!   EKS Pod Identity (169.254.170.23), AWS DNS and NTP (169.254.169.253, .123);
+//! - Alibaba Cloud's metadata, 100.100.100.200, inside the shared range that is otherwise
+//!   allowed;
+//! - AWS's IPv6 service range, fd00:ec2::/32 (metadata at fd00:ec2::254, DNS ::253, NTP
+//!   ::123, Pod Identity ::23), inside the unique-local range that is otherwise allowed;
+//! - each of these inside IPv6: IPv4-mapped (`::ffff:169.254.169.254`), IPv4-compatible
+//!   (`::169.254.169.254`) and NAT64 (`64:ff9b::a9fe:a9fe`), and GCP's name for it,
+//!   `metadata.google.internal`.
+//!
+//! A host that ends in a number is an IPv4 address to URL parsers and `inet_aton` alike,
+//! which also read `2852039166`, `0xa9fea9fe`, `0251.0376.0251.0376` and `169.254.43518` as
+//! 169.254.169.254: such a host is read the same way, judged as that address, and refused
+//! even when allowed, with the dotted-decimal spelling to use instead (one spelling per
+//! address). A name is judged again at connect time, address by address, by the same
+//! [`check_addr`] ([`crate::connect`]): a `.internal` name that resolves to a metadata
+//! address is never connected to, by the proxy or by `keygate check`.
 //!
 //! The URL carries no credentials (they would end up in logs and process listings), no
 //! query and no fragment (the request's own are used).
@@ -72,6 +95,17 @@ pub enum UpstreamError {
     /// A link-local address (cloud metadata services live there).
     #[error("{0} is link-local (cloud metadata services live there)")]
     LinkLocal(IpAddr),
+    /// A cloud metadata service's address or name.
+    #[error("{0} is a cloud metadata service: it hands out the instance's credentials")]
+    Metadata(String),
+    /// An IPv4 address in a spelling other than dotted decimal.
+    #[error("'{given}' is the IPv4 address {addr} in another notation")]
+    NonCanonical {
+        /// The host as written.
+        given: String,
+        /// The address it stands for.
+        addr: Ipv4Addr,
+    },
     /// A name that could resolve anywhere.
     #[error(
         "the name '{0}' could resolve to a public address; only localhost, *.localhost and *.internal names are allowed"
@@ -90,7 +124,10 @@ impl UpstreamError {
             UpstreamError::Public(_) | UpstreamError::PublicName(_) => {
                 "run the upstream on loopback, a private address, a .internal name or a unix socket"
             }
-            UpstreamError::LinkLocal(_) => "use a loopback or private address",
+            UpstreamError::LinkLocal(_) | UpstreamError::Metadata(_) => {
+                "use a loopback or private address of the app itself"
+            }
+            UpstreamError::NonCanonical { .. } => "write the address in dotted-decimal form",
             UpstreamError::Https => {
                 "use http:// (e.g. http://127.0.0.1:3000), or a unix socket; TLS ends at keygate"
             }
@@ -180,6 +217,15 @@ impl Upstream {
         let target = if let Ok(ip) = bare.parse::<IpAddr>() {
             check_addr(ip)?;
             Target::Addr(std::net::SocketAddr::new(ip, port))
+        } else if ends_in_number(bare) {
+            let addr = ipv4_any_notation(bare).ok_or(UpstreamError::Malformed(
+                "a host that ends in a number must be an IPv4 address",
+            ))?;
+            check_addr(IpAddr::V4(addr))?;
+            return Err(UpstreamError::NonCanonical {
+                given: bare.to_owned(),
+                addr,
+            });
         } else {
             let name = bare.to_ascii_lowercase();
             let name = name.strip_suffix('.').unwrap_or(&name).to_owned();
@@ -197,6 +243,9 @@ impl Upstream {
             }
             if !is_local_name(&name) {
                 return Err(UpstreamError::PublicName(name));
+            }
+            if METADATA_NAMES.contains(&name.as_str()) {
+                return Err(UpstreamError::Metadata(name));
             }
             Target::Name { host: name, port }
         };
@@ -227,15 +276,35 @@ fn is_local_name(name: &str) -> bool {
         || name.ends_with(".internal")
 }
 
+/// Names of metadata services that a `.internal` rule would let through (GCP's resolves to
+/// 169.254.169.254, which connect refuses anyway; this says why at start-up).
+const METADATA_NAMES: [&str; 1] = ["metadata.google.internal"];
+
+/// Alibaba Cloud's metadata service, inside the shared range.
+const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
+
 /// Whether `ip` may be an upstream: loopback, RFC 1918, RFC 6598 shared space (tailnets),
-/// IPv6 unique-local; never link-local, unspecified, multicast or public.
+/// IPv6 unique-local; never link-local, a cloud metadata address (see the module doc),
+/// unspecified, multicast or public. The one rule for `server.upstream` and for every
+/// address a name resolves to at connect time.
 pub fn check_addr(ip: IpAddr) -> Result<(), UpstreamError> {
     let ip = ip.to_canonical();
+    // An IPv4 address carried inside IPv6 is judged as that address first: a metadata
+    // address stays one in every spelling.
+    let embedded = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => embedded_v4(v6),
+    };
+    if let Some(v4) = embedded {
+        if v4 == ALIBABA_METADATA {
+            return Err(UpstreamError::Metadata(ip.to_string()));
+        }
+        if v4.is_link_local() {
+            return Err(UpstreamError::LinkLocal(ip));
+        }
+    }
     match ip {
         IpAddr::V4(v4) => {
-            if v4.is_link_local() {
-                return Err(UpstreamError::LinkLocal(ip));
-            }
             if v4.is_loopback() || v4.is_private() || is_shared(v4) {
                 return Ok(());
             }
@@ -244,12 +313,86 @@ pub fn check_addr(ip: IpAddr) -> Result<(), UpstreamError> {
             if is_v6_link_local(v6) {
                 return Err(UpstreamError::LinkLocal(ip));
             }
+            if is_aws_services(v6) {
+                return Err(UpstreamError::Metadata(ip.to_string()));
+            }
             if v6.is_loopback() || is_unique_local(v6) {
                 return Ok(());
             }
         }
     }
     Err(UpstreamError::Public(ip))
+}
+
+/// The IPv4 address inside an IPv4-compatible (`::a.b.c.d`, deprecated but still routed by
+/// some stacks) or NAT64 (`64:ff9b::/96`, RFC 6052) address. (IPv4-mapped ones were made
+/// IPv4 by `to_canonical`.)
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let tail = Ipv4Addr::from(u32::try_from(ip.to_bits() & 0xffff_ffff).ok()?);
+    let compatible = s[..6] == [0; 6] && !(s[6] == 0 && s[7] <= 1);
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    (compatible || nat64).then_some(tail)
+}
+
+/// AWS's IPv6 service range fd00:ec2::/32 (metadata, DNS, NTP, Pod Identity).
+fn is_aws_services(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    s[0] == 0xfd00 && s[1] == 0x0ec2
+}
+
+/// Whether a host's last label (a trailing dot aside) is a number, decimal or `0x` hex:
+/// then URL parsers (WHATWG "ends in a number") and `inet_aton` read it as IPv4.
+fn ends_in_number(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let last = host.rsplit('.').next().unwrap_or("");
+    !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit())
+            || last
+                .strip_prefix("0x")
+                .or_else(|| last.strip_prefix("0X"))
+                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// An IPv4 address in any notation `inet_aton` and the WHATWG URL parser accept: one to
+/// four parts, each decimal, `0x` hex or `0` octal, the last one filling the remaining
+/// bytes (`127.1`, `169.254.43518`, `2852039166`, `0xa9fea9fe`, `0251.0376.0251.0376`).
+fn ipv4_any_notation(host: &str) -> Option<Ipv4Addr> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut numbers = Vec::with_capacity(4);
+    for p in &parts {
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X"))
+        {
+            (h, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (*p, 10)
+        };
+        let n = if digits.is_empty() && radix == 16 {
+            0
+        } else {
+            u64::from_str_radix(digits, radix).ok()?
+        };
+        numbers.push(n);
+    }
+    let (last, init) = numbers.split_last()?;
+    if init.iter().any(|&n| n > 255) {
+        return None;
+    }
+    let room = 8 * (4 - init.len() as u32);
+    if *last >= 1u64 << room {
+        return None;
+    }
+    let mut addr = *last;
+    for (i, n) in init.iter().enumerate() {
+        addr |= n << (8 * (3 - i as u32));
+    }
+    Some(Ipv4Addr::from(u32::try_from(addr).ok()?))
 }
 
 fn is_shared(ip: Ipv4Addr) -> bool {
@@ -357,6 +500,103 @@ mod tests {
             err("http://internal.evil.com"),
             UpstreamError::PublicName(_)
         ));
+    }
+
+    /// Issue 13: `fd00:ec2::254` and `100.100.100.200` were accepted; the other spellings
+    /// were refused, but as public names, not as what they are.
+    #[test]
+    fn cloud_metadata_is_refused_in_every_spelling() {
+        let err = |s: &str| Upstream::parse(s).unwrap_err();
+        for url in [
+            "http://100.100.100.200",
+            "http://100.100.100.200:8080/latest",
+            "http://[fd00:ec2::254]",
+            "http://[fd00:ec2::253]:53",
+            "http://[fd00:ec2::23]",
+            "http://[FD00:EC2:0:0:0:0:0:254]",
+            "http://[::ffff:100.100.100.200]",
+            "http://[::ffff:6464:64c8]",
+            "http://[::100.100.100.200]",
+            "http://[64:ff9b::100.100.100.200]",
+            "http://1684301000",
+            "http://0x646464c8",
+            "http://100.100.25800",
+            "http://metadata.google.internal",
+            "http://Metadata.Google.Internal.:80",
+        ] {
+            assert!(
+                matches!(err(url), UpstreamError::Metadata(_)),
+                "{url}: {:?}",
+                err(url)
+            );
+        }
+        for url in [
+            "http://169.254.169.254",
+            "http://169.254.170.2",
+            "http://169.254.170.23",
+            "http://169.254.169.253",
+            "http://169.254.169.123",
+            "http://169.254.1.1",
+            "http://[::ffff:169.254.169.254]",
+            "http://[::ffff:a9fe:a9fe]",
+            "http://[::169.254.169.254]",
+            "http://[64:ff9b::a9fe:a9fe]",
+            "http://[fe80::a9fe:a9fe]",
+            "http://[febf::1]",
+            "http://2852039166",
+            "http://2852039166.",
+            "http://0xa9fea9fe",
+            "http://0XA9FEA9FE",
+            "http://0251.0376.0251.0376",
+            "http://0xa9.0xfe.0xa9.0xfe",
+            "http://169.254.43518",
+            "http://169.16689662",
+            "http://0251.0376.43518",
+        ] {
+            assert!(
+                matches!(err(url), UpstreamError::LinkLocal(_)),
+                "{url}: {:?}",
+                err(url)
+            );
+        }
+        // An allowed address in another notation: one spelling per address.
+        assert_eq!(
+            err("http://127.1:3000"),
+            UpstreamError::NonCanonical {
+                given: "127.1".into(),
+                addr: Ipv4Addr::LOCALHOST
+            }
+        );
+        assert!(matches!(
+            err("http://2130706433"),
+            UpstreamError::NonCanonical { .. }
+        ));
+        assert!(matches!(
+            err("http://1.2.3.4.5"),
+            UpstreamError::Malformed(_)
+        ));
+        assert!(matches!(
+            err("http://99999999999"),
+            UpstreamError::Malformed(_)
+        ));
+        assert!(matches!(err("http://0x1.2"), UpstreamError::Public(_)));
+        // Neighbours stay as they were.
+        for ok in [
+            "http://100.100.100.199",
+            "http://100.100.100.201",
+            "http://[fd00:ec3::254]",
+            "http://[fd00::254]",
+            "http://[::1]",
+            "http://app1.internal",
+            "http://metadata.internal",
+        ] {
+            Upstream::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        // The connect-time rule is the same function.
+        for ip in ["100.100.100.200", "fd00:ec2::254", "::ffff:169.254.169.254"] {
+            assert!(check_addr(ip.parse().unwrap()).is_err(), "{ip}");
+        }
+        assert!(check_addr("10.0.0.1".parse().unwrap()).is_ok());
     }
 
     #[test]

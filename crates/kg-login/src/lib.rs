@@ -14,11 +14,18 @@
 //! - **The token is seen once**: read from the form into a buffer wiped on drop, verified,
 //!   and never logged, echoed into a page or kept. The session cookie holds a random id and
 //!   its HMAC ([`sessions`]), not the token.
-//! - **Cookies**: `__Host-` names, `Secure` and `Path=/` on HTTPS (no other site or path
-//!   can set or shadow them), `HttpOnly`, `SameSite=Lax`, never a `Domain`. Both are
-//!   removed from requests before they are forwarded ([`SignIn::strip_cookies`]).
-//!   Sessions ([`sessions`]) and the CSRF cookie are signed under one process key
-//!   ([`key`]), each use under its own label.
+//! - **Cookies**: `__Host-` names, `Secure` and `Path=/` whenever the browser reached us
+//!   over HTTPS (no other site or path can set or shadow them), `HttpOnly`,
+//!   `SameSite=Lax`, never a `Domain`. HTTPS is a fact of the request ([`SignIn::https`]):
+//!   keygate's own TLS listener, or a plain listener whose socket peer is one of
+//!   `server.trusted_proxies` and says `X-Forwarded-Proto: https` (anyone else's say-so
+//!   changes nothing). On HTTPS only the `__Host-` names are read: a plain-named cookie
+//!   (set over HTTP, or planted by a sibling host or a network attacker, which `__Host-`
+//!   rules out) is ignored there and cleared, so it can neither fix a session nor a CSRF
+//!   value. Signing out over HTTPS clears both names. Every name is removed from requests
+//!   before they are forwarded ([`SignIn::strip_cookies`]). Sessions ([`sessions`]) and
+//!   the CSRF cookie are signed under one process key ([`key`]), each use under its own
+//!   label.
 //! - **CSRF**: a form is accepted only with the double-submit value of the CSRF cookie (an
 //!   HMAC-signed random value) or, for sign-out, the session's own CSRF value; compared in
 //!   constant time. A request with an `Origin` other than this server's, or with
@@ -83,7 +90,8 @@ pub type Body = kg_http::Body;
 /// What sign-in is told.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// HTTPS: `__Host-` cookie names and `Secure`.
+    /// The listener serves HTTPS itself (then every request is HTTPS; otherwise a trusted
+    /// proxy's `X-Forwarded-Proto` says, request by request).
     pub secure: bool,
     /// The realm, named on the pages.
     pub realm: String,
@@ -115,12 +123,13 @@ const MSG_CSRF: &str = "This form has expired or was sent from another site. Ple
 const MSG_SIGN_OUT_CSRF: &str = "Sign-out could not be confirmed. Please try again.";
 
 const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// The sign-in and sign-out endpoints, and the browser sessions they manage.
 pub struct SignIn {
     sessions: Sessions,
-    /// HTTPS: `__Host-` cookie names and `Secure`.
+    /// The listener serves HTTPS itself.
     secure: bool,
     realm: String,
     verifier: Arc<Verifier>,
@@ -158,10 +167,30 @@ impl SignIn {
         &self.sessions
     }
 
+    /// Whether the browser reached us over HTTPS: this listener's own TLS, or a socket peer
+    /// in `server.trusted_proxies` whose nearest `X-Forwarded-Proto` entry (the last one:
+    /// its own word) is `https`. A header from any other peer changes nothing. The one
+    /// decision behind cookie names, `Secure` and the origin check.
+    pub fn https(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+        if self.secure {
+            return true;
+        }
+        if !kg_http::net::is_trusted(peer.to_canonical(), self.verifier.trusted()) {
+            return false;
+        }
+        headers
+            .get_all(X_FORWARDED_PROTO)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }
+
     /// The session cookie's name: `__Host-keygate_session` on HTTPS, `keygate_session` on
     /// plain HTTP (where a `__Host-` cookie cannot be set).
-    pub fn session_cookie_name(&self) -> &'static str {
-        if self.secure {
+    pub fn session_cookie_name(https: bool) -> &'static str {
+        if https {
             SESSION_COOKIE_SECURE
         } else {
             SESSION_COOKIE_PLAIN
@@ -169,8 +198,8 @@ impl SignIn {
     }
 
     /// The CSRF cookie's name: `__Host-keygate_csrf` or `keygate_csrf`.
-    pub fn csrf_cookie_name(&self) -> &'static str {
-        if self.secure {
+    pub fn csrf_cookie_name(https: bool) -> &'static str {
+        if https {
             CSRF_COOKIE_SECURE
         } else {
             CSRF_COOKIE_PLAIN
@@ -178,40 +207,46 @@ impl SignIn {
     }
 
     /// The `Set-Cookie` value that stores a session cookie for the session lifetime.
-    pub fn session_cookie(&self, value: &str) -> String {
-        self.cookie(
-            self.session_cookie_name(),
+    pub fn session_cookie(&self, https: bool, value: &str) -> String {
+        cookie(
+            https,
+            SignIn::session_cookie_name(https),
             value,
             self.sessions.lifetime().as_secs(),
-            "Lax",
         )
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
-    pub fn clear_session_cookie(&self) -> String {
-        self.cookie(self.session_cookie_name(), "", 0, "Lax")
+    pub fn clear_session_cookie(https: bool) -> String {
+        cookie(https, SignIn::session_cookie_name(https), "", 0)
     }
 
     /// The `Set-Cookie` value that stores a CSRF cookie.
-    pub fn csrf_cookie(&self, value: &str) -> String {
-        self.cookie(
-            self.csrf_cookie_name(),
+    pub fn csrf_cookie(https: bool, value: &str) -> String {
+        cookie(
+            https,
+            SignIn::csrf_cookie_name(https),
             value,
             CSRF_MAX_AGE.as_secs(),
-            "Lax",
         )
     }
 
     /// The `Set-Cookie` value that removes the CSRF cookie.
-    pub fn clear_csrf_cookie(&self) -> String {
-        self.cookie(self.csrf_cookie_name(), "", 0, "Lax")
+    pub fn clear_csrf_cookie(https: bool) -> String {
+        cookie(https, SignIn::csrf_cookie_name(https), "", 0)
     }
 
-    /// The session the request's cookie names, if any and still live. The token is not
-    /// re-checked: the caller does that, and calls [`SignIn::end_session`] when it is no
-    /// longer valid.
-    pub fn session(&self, headers: &HeaderMap) -> Option<SessionRef> {
-        cookie_values(headers, self.session_cookie_name()).find_map(|v| self.sessions.get(v))
+    /// The session the request's cookie names, if any and still live: the `__Host-` cookie
+    /// when the request is HTTPS ([`SignIn::https`], from the socket `peer`), the plain one
+    /// otherwise. The token is not re-checked: the caller does that, and calls
+    /// [`SignIn::end_session`] when it is no longer valid.
+    pub fn session(&self, headers: &HeaderMap, peer: IpAddr) -> Option<SessionRef> {
+        self.session_of(headers, self.https(peer, headers))
+    }
+
+    fn session_of(&self, headers: &HeaderMap, https: bool) -> Option<SessionRef> {
+        cookie_values(headers, SignIn::session_cookie_name(https))
+            .find_map(|v| self.sessions.get(v))
     }
 
     /// Ends a session.
@@ -235,9 +270,13 @@ impl SignIn {
     /// Serves GET and HEAD on [`SIGN_IN`], and POST on [`SIGN_IN`] and [`SIGN_OUT`]; 405 with
     /// `Allow` for other methods there, 404 for any other path. A POST body is read here:
     /// at most [`MAX_FORM_BYTES`] (413 beyond), `application/x-www-form-urlencoded` only
-    /// (415 otherwise), within [`BODY_TIMEOUT`] (408).
-    pub async fn handle(&self, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+    /// (415 otherwise), within [`BODY_TIMEOUT`] (408). `peer` is the socket peer: the
+    /// client address and the scheme are derived from it ([`Verifier::client`],
+    /// [`SignIn::https`]).
+    pub async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
         let (parts, body) = req.into_parts();
+        let client = self.verifier.client(peer, &parts.headers);
+        let https = self.https(peer, &parts.headers);
         let path = parts.uri.path();
         let page = if path == SIGN_IN {
             Page::SignIn
@@ -251,6 +290,7 @@ impl SignIn {
             uri: &parts.uri,
             headers: &parts.headers,
             client,
+            https,
             path: page.path(),
         };
         match (page, &parts.method) {
@@ -325,7 +365,7 @@ impl SignIn {
             })
             .unwrap_or_default();
         let next = safe_next(&next);
-        if let Some(s) = self.session(r.headers) {
+        if let Some(s) = self.session_of(r.headers, r.https) {
             match self.verifier.holder(&s.token_id) {
                 Some(name) => {
                     let html = self.signed_in_page(&name, s.csrf(), next, None);
@@ -334,16 +374,16 @@ impl SignIn {
                 None => self.sessions.end(&s),
             }
         }
-        self.form_response(StatusCode::OK, r.headers, next, None)
+        self.form_response(StatusCode::OK, r, next, None)
     }
 
     /// POST on the sign-in page.
     fn sign_in(&self, r: &Req<'_>, form: &Form) -> Response<Body> {
         let next = safe_next(form.next.as_deref().unwrap_or("/"));
         // 1. The form must come from our own page.
-        if self.cross_site(r.headers, r.uri) || !self.csrf_pair_matches(r.headers, form) {
+        if self.cross_site(r.headers, r.uri) || !self.csrf_pair_matches(r, form) {
             self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
-            return self.form_response(StatusCode::FORBIDDEN, r.headers, next, Some(MSG_CSRF));
+            return self.form_response(StatusCode::FORBIDDEN, r, next, Some(MSG_CSRF));
         }
         // 2. The token, from a client that has attempts left.
         let ask = Ask {
@@ -357,35 +397,32 @@ impl SignIn {
             let resp = match decision {
                 Decision::Allow(who) => {
                     // A browser signing in again leaves no orphan behind.
-                    if let Some(old) = self.session(r.headers) {
+                    if let Some(old) = self.session_of(r.headers, r.https) {
                         self.sessions.end(&old);
                     }
                     let new = self.sessions.create(who.id);
                     let mut resp = self.see_other(next);
-                    set_cookie(&mut resp, &self.session_cookie(&new.cookie_value));
-                    set_cookie(&mut resp, &self.clear_csrf_cookie());
+                    set_cookie(&mut resp, &self.session_cookie(r.https, &new.cookie_value));
+                    set_cookie(&mut resp, &SignIn::clear_csrf_cookie(r.https));
+                    clear_plain_leftovers(&mut resp, r);
                     resp
                 }
                 Decision::Throttled { retry_after } => {
                     let secs = retry_after.as_secs().max(1);
                     let msg = format!("Too many failed attempts. Try again in {secs} seconds.");
-                    let mut resp = self.form_response(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        r.headers,
-                        next,
-                        Some(&msg),
-                    );
+                    let mut resp =
+                        self.form_response(StatusCode::TOO_MANY_REQUESTS, r, next, Some(&msg));
                     resp.headers_mut()
                         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                     resp
                 }
-                Decision::Missing => self.refused(r.headers, next, MSG_MISSING),
+                Decision::Missing => self.refused(r, next, MSG_MISSING),
                 // Unknown, expired, revoked and malformed tokens get the same message; the
                 // audit log has the real reason.
                 Decision::Invalid
                 | Decision::InsufficientScope(_)
                 | Decision::CrossSite
-                | Decision::SessionEnded => self.refused(r.headers, next, MSG_REFUSED),
+                | Decision::SessionEnded => self.refused(r, next, MSG_REFUSED),
             };
             let status = resp.status().as_u16();
             (resp, status)
@@ -394,12 +431,12 @@ impl SignIn {
 
     /// POST on the sign-out path.
     fn sign_out(&self, r: &Req<'_>, form: &Form) -> Response<Body> {
-        let session = self.session(r.headers);
+        let session = self.session_of(r.headers, r.https);
         let cross_site = self.cross_site(r.headers, r.uri);
         if let Some(s) = &session {
             let field = form.csrf.as_deref().unwrap_or("");
             let own: bool = field.as_bytes().ct_eq(s.csrf().as_bytes()).into();
-            if cross_site || !(own || self.csrf_pair_matches(r.headers, form)) {
+            if cross_site || !(own || self.csrf_pair_matches(r, form)) {
                 let id = Some(s.token_id.as_str());
                 self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, id);
                 let html = self.signed_in_page("", s.csrf(), "/", Some(MSG_SIGN_OUT_CSRF));
@@ -409,18 +446,23 @@ impl SignIn {
         } else if cross_site {
             // Nothing to end, but another site may not clear our cookie either.
             self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
-            return self.form_response(StatusCode::FORBIDDEN, r.headers, "/", Some(MSG_CSRF));
+            return self.form_response(StatusCode::FORBIDDEN, r, "/", Some(MSG_CSRF));
         }
         let id = session.as_ref().map(|s| s.token_id.as_str());
         self.record(r, Outcome::SignedOut, StatusCode::SEE_OTHER, id);
         let mut resp = self.see_other(SIGN_IN);
-        set_cookie(&mut resp, &self.clear_session_cookie());
+        set_cookie(&mut resp, &SignIn::clear_session_cookie(r.https));
+        if r.https {
+            // A session cookie from plain HTTP goes too (a browser would not let plain
+            // HTTP clear the `__Host-` one, so there is nothing more to do there).
+            set_cookie(&mut resp, &SignIn::clear_session_cookie(false));
+        }
         resp
     }
 
     /// 401 with the form and `message`.
-    fn refused(&self, headers: &HeaderMap, next: &str, message: &str) -> Response<Body> {
-        let mut resp = self.form_response(StatusCode::UNAUTHORIZED, headers, next, Some(message));
+    fn refused(&self, r: &Req<'_>, next: &str, message: &str) -> Response<Body> {
+        let mut resp = self.form_response(StatusCode::UNAUTHORIZED, r, next, Some(message));
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, self.verifier.challenge().clone());
         resp
@@ -431,11 +473,11 @@ impl SignIn {
     fn form_response(
         &self,
         status: StatusCode,
-        headers: &HeaderMap,
+        r: &Req<'_>,
         next: &str,
         error: Option<&str>,
     ) -> Response<Body> {
-        let existing = cookie_values(headers, self.csrf_cookie_name())
+        let existing = cookie_values(r.headers, SignIn::csrf_cookie_name(r.https))
             .find(|v| self.csrf_valid(v))
             .map(str::to_owned);
         let (csrf, fresh) = match existing {
@@ -444,17 +486,18 @@ impl SignIn {
         };
         let mut resp = self.html(status, self.sign_in_page(&csrf, next, error));
         if fresh {
-            set_cookie(&mut resp, &self.csrf_cookie(&csrf));
+            set_cookie(&mut resp, &SignIn::csrf_cookie(r.https, &csrf));
         }
+        clear_plain_leftovers(&mut resp, r);
         resp
     }
 
-    /// Whether the form's `csrf` field equals a valid CSRF cookie of the request.
-    fn csrf_pair_matches(&self, headers: &HeaderMap, form: &Form) -> bool {
+    /// Whether the form's `csrf` field equals a valid CSRF cookie of the request's scheme.
+    fn csrf_pair_matches(&self, r: &Req<'_>, form: &Form) -> bool {
         let Some(field) = form.csrf.as_deref() else {
             return false;
         };
-        cookie_values(headers, self.csrf_cookie_name()).any(|v| {
+        cookie_values(r.headers, SignIn::csrf_cookie_name(r.https)).any(|v| {
             let same: bool = v.as_bytes().ct_eq(field.as_bytes()).into();
             same & self.csrf_valid(v)
         })
@@ -528,11 +571,6 @@ impl SignIn {
 
     fn csrf_tag(&self, nonce: &[u8]) -> [u8; 32] {
         self.sessions.key().tag(CSRF_LABEL, nonce)
-    }
-
-    fn cookie(&self, name: &str, value: &str, max_age: u64, same_site: &str) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}")
     }
 
     /// Has the verifier count and audit one outcome of these pages.
@@ -665,6 +703,8 @@ struct Req<'a> {
     uri: &'a Uri,
     headers: &'a HeaderMap,
     client: IpAddr,
+    /// Whether the browser reached us over HTTPS ([`SignIn::https`]).
+    https: bool,
     /// Our own path, for the audit log.
     path: &'static str,
 }
@@ -705,6 +745,26 @@ fn cookie_values<'h>(headers: &'h HeaderMap, name: &'static str) -> impl Iterato
             let (n, v) = pair.split_once('=')?;
             (n.trim() == name).then(|| v.trim())
         })
+}
+
+/// A `Set-Cookie` value: `__Host-` names come with `Secure` (and `Path=/`, no `Domain`, as
+/// the prefix requires), plain ones without.
+fn cookie(https: bool, name: &str, value: &str, max_age: u64) -> String {
+    let secure = if https { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly{secure}; SameSite=Lax")
+}
+
+/// On HTTPS, clears the plain-named cookies the request carried: they were set over plain
+/// HTTP, or by someone who could not set a `__Host-` cookie, and are never read here.
+fn clear_plain_leftovers(resp: &mut Response<Body>, r: &Req<'_>) {
+    if !r.https {
+        return;
+    }
+    for name in [SESSION_COOKIE_PLAIN, CSRF_COOKIE_PLAIN] {
+        if cookie_values(r.headers, name).next().is_some() {
+            set_cookie(resp, &cookie(false, name, "", 0));
+        }
+    }
 }
 
 fn set_cookie(resp: &mut Response<Body>, cookie: &str) {

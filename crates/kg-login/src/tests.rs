@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use crate::testing::settings;
 
 const HOUR: Duration = Duration::from_secs(3600);
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 fn sign_in(secure: bool) -> SignIn {
     let dir = tempfile::tempdir().unwrap();
@@ -46,19 +47,19 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 fn cookies_on_https_are_host_only_and_secure() {
     let s = sign_in(true);
     assert_eq!(
-        s.session_cookie("v"),
+        s.session_cookie(true, "v"),
         "__Host-keygate_session=v; Path=/; Max-Age=43200; HttpOnly; Secure; SameSite=Lax"
     );
     assert_eq!(
-        s.clear_session_cookie(),
+        SignIn::clear_session_cookie(true),
         "__Host-keygate_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
     );
     assert_eq!(
-        s.csrf_cookie("c"),
+        SignIn::csrf_cookie(true, "c"),
         "__Host-keygate_csrf=c; Path=/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax"
     );
     assert_eq!(
-        s.clear_csrf_cookie(),
+        SignIn::clear_csrf_cookie(true),
         "__Host-keygate_csrf=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
     );
 }
@@ -67,14 +68,17 @@ fn cookies_on_https_are_host_only_and_secure() {
 fn cookies_on_plain_http_have_plain_names_and_no_secure_flag() {
     let s = sign_in(false);
     assert_eq!(
-        s.session_cookie("v"),
+        s.session_cookie(false, "v"),
         "keygate_session=v; Path=/; Max-Age=43200; HttpOnly; SameSite=Lax"
     );
     assert_eq!(
-        s.csrf_cookie("c"),
+        SignIn::csrf_cookie(false, "c"),
         "keygate_csrf=c; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax"
     );
-    for c in [s.session_cookie("v"), s.clear_csrf_cookie()] {
+    for c in [
+        s.session_cookie(false, "v"),
+        SignIn::clear_csrf_cookie(false),
+    ] {
         assert!(!c.contains("Domain") && !c.contains("Secure"), "{c}");
     }
 }
@@ -86,12 +90,55 @@ fn settings_decide_the_scheme_and_the_lifetime() {
         let s = settings(dir.path(), flags);
         SignIn::new(&s.login, verifier(&s.base, dir.path()))
     };
+    let peer: IpAddr = "192.0.2.7".parse().unwrap();
+    let none = HeaderMap::new();
     let https = new(&[("server.session_lifetime", "2h")]);
-    assert_eq!(https.session_cookie_name(), "__Host-keygate_session");
-    assert!(https.session_cookie("v").contains("Max-Age=7200;"));
+    assert!(https.https(peer, &none));
+    assert!(https.session_cookie(true, "v").contains("Max-Age=7200;"));
     let plain = new(&[("server.plain_http", "true")]);
-    assert_eq!(plain.session_cookie_name(), "keygate_session");
-    assert_eq!(plain.csrf_cookie_name(), "keygate_csrf");
+    assert!(!plain.https(peer, &none));
+    assert_eq!(SignIn::session_cookie_name(false), "keygate_session");
+    assert_eq!(SignIn::csrf_cookie_name(false), "keygate_csrf");
+}
+
+#[test]
+fn https_behind_a_plain_listener_is_a_trusted_proxys_word_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(
+        dir.path(),
+        &[
+            ("server.plain_http", "true"),
+            ("server.trusted_proxies", "127.0.0.1/32,10.0.0.0/8"),
+        ],
+    );
+    let plain = SignIn::new(&s.login, verifier(&s.base, dir.path()));
+    let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+    let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+    let outsider: IpAddr = "127.0.0.7".parse().unwrap();
+    for (peer, h, want) in [
+        (proxy, vec![("x-forwarded-proto", "https")], true),
+        (proxy, vec![("x-forwarded-proto", "HTTPS")], true),
+        (mapped, vec![("x-forwarded-proto", "https")], true),
+        // The nearest entry is the trusted peer's own word.
+        (proxy, vec![("x-forwarded-proto", "http, https")], true),
+        (proxy, vec![("x-forwarded-proto", "https, http")], false),
+        (
+            proxy,
+            vec![
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-proto", "http"),
+            ],
+            false,
+        ),
+        (proxy, vec![("x-forwarded-proto", "http")], false),
+        (proxy, vec![], false),
+        (proxy, vec![("x-forwarded-proto", "httpsx")], false),
+        // Anyone else saying so changes nothing.
+        (outsider, vec![("x-forwarded-proto", "https")], false),
+        (outsider, vec![("forwarded", "proto=https")], false),
+    ] {
+        assert_eq!(plain.https(peer, &headers(&h)), want, "{peer} {h:?}");
+    }
 }
 
 #[test]
@@ -227,19 +274,33 @@ fn the_csrf_field_must_match_a_valid_cookie() {
         csrf: csrf.map(str::to_owned),
         next: None,
     };
+    let uri: Uri = SIGN_IN.parse().unwrap();
+    let matches = |h: &HeaderMap, https: bool, f: &Form| {
+        let r = Req {
+            method: &Method::POST,
+            uri: &uri,
+            headers: h,
+            client: "127.0.0.1".parse().unwrap(),
+            https,
+            path: SIGN_IN,
+        };
+        s.csrf_pair_matches(&r, f)
+    };
     let cookie = format!("a=1; __Host-keygate_csrf={v}; b=2");
     let h = headers(&[("cookie", &cookie)]);
-    assert!(s.csrf_pair_matches(&h, &form(Some(&v))));
-    assert!(!s.csrf_pair_matches(&h, &form(Some(&other))));
-    assert!(!s.csrf_pair_matches(&h, &form(None)));
-    assert!(!s.csrf_pair_matches(&h, &form(Some(""))));
-    // The plain-HTTP name does not count on HTTPS.
+    assert!(matches(&h, true, &form(Some(&v))));
+    assert!(!matches(&h, true, &form(Some(&other))));
+    assert!(!matches(&h, true, &form(None)));
+    assert!(!matches(&h, true, &form(Some(""))));
+    // The plain-HTTP name does not count on HTTPS, nor the `__Host-` one on plain HTTP.
     let plain = headers(&[("cookie", &format!("keygate_csrf={v}"))]);
-    assert!(!s.csrf_pair_matches(&plain, &form(Some(&v))));
+    assert!(!matches(&plain, true, &form(Some(&v))));
+    assert!(matches(&plain, false, &form(Some(&v))));
+    assert!(!matches(&h, false, &form(Some(&v))));
     // A value this process did not sign is refused even when field and cookie agree.
     let forged = "A".repeat(43);
     let h = headers(&[("cookie", &format!("__Host-keygate_csrf={forged}"))]);
-    assert!(!s.csrf_pair_matches(&h, &form(Some(&forged))));
+    assert!(!matches(&h, true, &form(Some(&forged))));
 }
 
 #[test]
@@ -373,6 +434,8 @@ struct Harness {
     /// A valid token named `alice`, and a revoked one named `bob`.
     token: String,
     revoked: String,
+    /// Whether the listener's cookies are HTTPS ones.
+    https: bool,
 }
 
 struct Reply {
@@ -476,6 +539,7 @@ impl Harness {
             dir,
             token: token.expose_secret().to_owned(),
             revoked: revoked.expose_secret().to_owned(),
+            https: setup.login.secure,
         }
     }
 
@@ -523,7 +587,7 @@ impl Harness {
     /// A CSRF cookie header and field value, as a sign-in page hands them out.
     fn csrf(&self) -> (String, String) {
         let page = self.get(SIGN_IN, &[]);
-        let name = self.state.signin.csrf_cookie_name();
+        let name = SignIn::csrf_cookie_name(self.https);
         let value = page.cookie(name).unwrap();
         (format!("{name}={value}"), value)
     }
@@ -536,7 +600,7 @@ impl Harness {
             &[("cookie", &cookie)],
             &[("token", token), ("csrf", &csrf), ("next", next)],
         );
-        let name = self.state.signin.session_cookie_name();
+        let name = SignIn::session_cookie_name(self.https);
         let session = r.cookie(name).map(|v| format!("{name}={v}"));
         (r, session)
     }
@@ -628,7 +692,7 @@ fn a_valid_token_begins_a_session_and_sign_out_ends_it() {
     let found = t
         .state
         .signin
-        .session(&headers(&[("cookie", &session)]))
+        .session(&headers(&[("cookie", &session)]), LOCAL)
         .unwrap();
     assert_eq!(t.state.signin.sessions().len(), 1);
     let alice_id = found.token_id.clone();
@@ -649,27 +713,31 @@ fn a_valid_token_begins_a_session_and_sign_out_ends_it() {
     assert!(
         t.state
             .signin
-            .session(&headers(&[("cookie", &session)]))
+            .session(&headers(&[("cookie", &session)]), LOCAL)
             .is_some()
     );
     let out = t.post(SIGN_OUT, &[("cookie", &session)], &[("csrf", &csrf)]);
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(out.headers[header::LOCATION], SIGN_IN);
+    // Both names are cleared on HTTPS: a session cookie left from plain HTTP goes too.
     assert_eq!(
         out.set_cookies(),
-        ["__Host-keygate_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"]
+        [
+            "__Host-keygate_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+            "keygate_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        ]
     );
     assert!(
         t.state
             .signin
-            .session(&headers(&[("cookie", &session)]))
+            .session(&headers(&[("cookie", &session)]), LOCAL)
             .is_none()
     );
     assert!(t.state.signin.sessions().is_empty());
-    // Without a session, sign-out still clears the cookie.
+    // Without a session, sign-out still clears the cookies, under both names.
     let again = t.post(SIGN_OUT, &[("cookie", &session)], &[]);
     assert_eq!(again.status, StatusCode::SEE_OTHER);
-    assert_eq!(again.set_cookies().len(), 1);
+    assert_eq!(again.set_cookies().len(), 2);
 
     let (text, lines) = t.audit();
     assert!(!text.contains(&t.token) && !text.contains(&csrf));

@@ -41,7 +41,9 @@ pub struct CheckItem {
 }
 
 /// Checks what `serve` would load, without serving: the certificate (loads, key matches,
-/// valid now), the token store, the audit log and the listen addresses.
+/// valid now), the token store, the audit log and the listen addresses; and, in proxy
+/// mode, whether the upstream accepts a TCP connection (the detail says so), through the
+/// proxy's own connect, which never connects to an address the upstream policy refuses.
 pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     let mut items = Vec::new();
     let mut item = |what: String, r: Result<String, Failed>| {
@@ -104,16 +106,39 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
         item(format!("listen {addr}"), r);
     }
     if let Some(up) = &settings.upstream {
-        let (ok_detail, hint) = match kg_gateway::connect::probe(&up.target, Duration::from_secs(2)) {
-            Ok(()) => (format!("{up}: reachable"), None),
-            Err(e) => (
-                format!("{up}: not reachable now ({e})"),
-                Some("keygate answers 502 until the upstream listens; start it, or fix server.upstream".to_owned()),
-            ),
-        };
+        // The probe is the proxy's own connect: an address the upstream policy refuses (a
+        // name that resolves to one) is never connected to, and fails the check.
+        let (ok, ok_detail, hint) =
+            match kg_gateway::connect::probe(&up.target, Duration::from_secs(2)) {
+                Ok(addr) => (
+                    true,
+                    format!(
+                        "{up}: reachable (keygate check connected to {addr} and closed the \
+                         connection without sending a request)"
+                    ),
+                    None,
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (
+                    false,
+                    format!("{up}: refused, not connected to ({e})"),
+                    Some(
+                        "point server.upstream at the app's own loopback or private address"
+                            .to_owned(),
+                    ),
+                ),
+                Err(e) => (
+                    true,
+                    format!("{up}: not reachable now (keygate check tried to connect: {e})"),
+                    Some(
+                        "keygate answers 502 until the upstream listens; start it, or fix \
+                         server.upstream"
+                            .to_owned(),
+                    ),
+                ),
+            };
         items.push(CheckItem {
             what: "upstream".into(),
-            ok: true,
+            ok,
             detail: format!(
                 "{ok_detail}; local requests {}",
                 if settings.local_bypass {

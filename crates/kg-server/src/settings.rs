@@ -64,6 +64,8 @@ pub struct Settings {
     pub session_lifetime: Duration,
     /// A browser session's idle timeout, slid by every request.
     pub session_idle_timeout: Duration,
+    /// More request headers the proxy removes before forwarding.
+    pub strip_headers: kg_gateway::StripHeaders,
     /// The clock expiry is judged by: the binary's one clock, so that the test clock
     /// reaches the server too.
     pub clock: Clock,
@@ -127,6 +129,14 @@ pub enum SettingsError {
         /// What is wrong.
         source: UpstreamError,
     },
+    /// A `server.strip_headers` entry that is no header name.
+    #[error(
+        "invalid server.strip_headers entry '{value}': expected a header name or a prefix ending in *"
+    )]
+    BadStripHeader {
+        /// The entry.
+        value: String,
+    },
 }
 
 impl SettingsError {
@@ -146,6 +156,9 @@ impl SettingsError {
                     .to_owned(),
             ),
             SettingsError::BadUpstream { source, .. } => Some(source.hint().to_owned()),
+            SettingsError::BadStripHeader { .. } => {
+                Some("for example strip_headers = [\"X-Corp-User\", \"X-Corp-*\"]".to_owned())
+            }
             _ => None,
         }
     }
@@ -245,6 +258,8 @@ impl Settings {
                 )
             }
         };
+        let strip_headers = kg_gateway::StripHeaders::parse(config.list("server.strip_headers"))
+            .map_err(|value| SettingsError::BadStripHeader { value })?;
         let all_loopback = listen.iter().all(|a| a.ip().to_canonical().is_loopback());
         // `auto` is off for plain HTTP too: that listener is for a proxy on this host, and a
         // proxy that adds no forwarding header (a bare nginx `proxy_pass`, a TCP forwarder)
@@ -280,6 +295,7 @@ impl Settings {
             local_bypass,
             session_lifetime: duration("server.session_lifetime")?,
             session_idle_timeout: duration("server.session_idle_timeout")?,
+            strip_headers,
             clock,
         })
     }
@@ -315,6 +331,7 @@ impl Settings {
             max_response_body: self.max_response_body,
             local_bypass: self.local_bypass,
             https: !self.plain_http,
+            strip_headers: self.strip_headers.clone(),
         })
     }
 
