@@ -558,3 +558,47 @@ pub fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
 pub fn soon(f: impl FnMut() -> bool) -> bool {
     crate::server::eventually(Duration::from_secs(2), f)
 }
+
+/// Asserts what an app behind a proxy example saw of a request with forged headers: none
+/// of `absent`, keygate's identity for `user`, and `client` (the socket peer) as the only
+/// `X-Forwarded-For`.
+#[track_caller]
+pub fn assert_only_keygates_identity(seen: &Value, absent: &[&str], user: &str, client: &str) {
+    for h in absent {
+        assert!(header(seen, h).is_none(), "{h} reached the app: {seen:#}");
+    }
+    assert_eq!(header(seen, "x-auth-request-user"), Some(user), "{seen:#}");
+    assert_eq!(header(seen, "x-forwarded-for"), Some(client), "{seen:#}");
+}
+
+/// Sends `forged` headers without a token from `client` to `url` (a path ending in
+/// `/forged-client`) and asserts the 401, that keygate's audit log names `client`, and that
+/// the forged address `6.6.6.6` appears nowhere in what keygate wrote.
+#[track_caller]
+pub fn assert_audited_as_the_socket_client(
+    keygate: &crate::Proc,
+    url: &str,
+    forged: &[&str],
+    client: &str,
+) {
+    let mut args = vec!["--interface", client];
+    for h in forged {
+        args.extend(["-H", h]);
+    }
+    args.push(url);
+    assert_eq!(crate::server::curl(&args).status, 401);
+    assert!(
+        crate::server::eventually(Duration::from_secs(2), || {
+            crate::server::audit_lines(&keygate.output())
+                .iter()
+                .any(|l| l["path"] == "/forged-client" && l["client"] == client)
+        }),
+        "{}",
+        keygate.output()
+    );
+    assert!(
+        !keygate.output().contains("6.6.6.6"),
+        "{}",
+        keygate.output()
+    );
+}
