@@ -174,6 +174,7 @@ fn keygate_check_never_probes_an_address_the_policy_refuses() {
                     \"$KG_BIN\" check --plain-http --upstream \"http://$name:8080\" > \"$KG_SEEN.$name\" 2>&1 \
                     && echo 0 >> \"$KG_SEEN.$name\" || echo $? >> \"$KG_SEEN.$name\"\n\
                   done\n\
+                  n=0; while [ ! -s \"$KG_SEEN\" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done\n\
                   kill $listener\n";
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--net", "--", "sh", "-c", script]);
@@ -211,6 +212,8 @@ fn keygate_check_never_probes_an_address_the_policy_refuses() {
         ),
         "{app}"
     );
-    // The listener saw the allowed probe and nothing else.
+    // The listener saw the allowed probe and nothing else. (The script waits for the
+    // listener to record the allowed probe before stopping it: the probe's connect returns
+    // before the listener has run its accept, so an earlier kill raced it.)
     assert_eq!(read(""), "127.0.0.1\n", "meta:\n{meta}\napp:\n{app}");
 }
