@@ -9,6 +9,9 @@ mod browser;
 mod certs;
 // Conventions of every binary: exit codes, config resolution and explain, secrets, pipes.
 mod cli;
+// Issue 13: every path form that parsers read differently, through keygate's proxy, nginx and
+// Caddy, in front of Flask and Express; none reaches a route its token's scopes do not allow.
+mod paths;
 // keygate as a reverse proxy: who gets through, what reaches the upstream, WebSockets.
 mod proxy;
 // The proxy's upstream policy and header policy: metadata addresses, identity headers.

@@ -12,7 +12,7 @@ use test_support::{Env, Proc, have};
 
 /// Caddy with the shipped example in front of `app`; with `echo`, `app` is a Caddy site too
 /// that answers with the identity it was given.
-fn start_caddy(
+pub(crate) fn start_caddy(
     env: &Env,
     listen: SocketAddr,
     keygate: SocketAddr,

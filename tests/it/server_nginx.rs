@@ -30,7 +30,7 @@ fn nginx_conf(
 }
 
 /// The shipped example with only its addresses changed (and keygate over TLS with `tls`).
-fn example_site(
+pub(crate) fn example_site(
     listen: SocketAddr,
     keygate: SocketAddr,
     app: SocketAddr,

@@ -9,6 +9,10 @@
 //! on `/auth`; this crate decides only what the verifier cannot know (the bypass, where a
 //! cookie-authenticated request came from, what the upstream sees).
 //!
+//! 0. **A path every parser reads alike** ([`kg_verifier::paths`]): one with dot segments,
+//!    encoded `/` or `\`, `;` parameters, NUL or control bytes, double encoding or bytes
+//!    that are not UTF-8 is refused with 400, since the upstream might route it elsewhere
+//!    than where it was judged. Every other path is forwarded byte for byte as judged.
 //! 1. **A bearer token** (`Authorization: Bearer ...`), exactly as on `/auth`: a bad one is a
 //!    401 even from this host, since credentials that are presented are always judged.
 //! 2. **A browser session** (kg-login), whose token is judged again by id: revoked,
@@ -238,6 +242,12 @@ impl Gateway {
             }
             (Some(Err(Box::new(resp))), status.as_u16())
         };
+        // 0. The upstream routes the very bytes judged here, so they must mean one thing to
+        // every parser: a path that does not is refused, whoever asks (`kg_verifier::paths`).
+        if let Some(why) = kg_verifier::paths::ambiguity(path) {
+            v.record(Outcome::AmbiguousPath, 400, None, &ctx);
+            return Err(Box::new(ambiguous_path(why)));
+        }
         // 1. Credentials that are presented are always judged.
         let bearer = Credential::from_headers(headers);
         if bearer != Credential::None {
@@ -339,10 +349,6 @@ impl Gateway {
         self.sign_in.strip_cookies(&mut headers);
 
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        if !service.upstream.base_path.is_empty() && climbs(parts.uri.path()) {
-            // Under a base path, `..` would reach beyond it on an upstream that normalises.
-            return closing(StatusCode::BAD_REQUEST).map(Either::Left);
-        }
         let uri = match format!(
             "http://{}{}{}",
             service.upstream.authority, service.upstream.base_path, path_and_query
@@ -604,16 +610,21 @@ fn local_host(req: &Request<Incoming>) -> bool {
             .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
-/// Whether a path has a `.` or `..` segment, also percent-encoded or after a backslash.
-fn climbs(path: &str) -> bool {
-    let lower = path
-        .to_ascii_lowercase()
-        .replace("%2e", ".")
-        .replace('\\', "/");
-    lower
-        .replace("%2f", "/")
-        .split('/')
-        .any(|seg| seg == "." || seg == "..")
+/// 400 for a path whose meaning depends on who parses it, saying what in it is.
+fn ambiguous_path(why: kg_verifier::paths::Ambiguity) -> Response<kg_http::Body> {
+    let mut resp = Response::new(kg_http::Body::from(format!(
+        "400 Bad Request: the path has {}, which servers read differently; \
+         request the path it stands for\n",
+        why.describe()
+    )));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn is_safe(m: &Method) -> bool {

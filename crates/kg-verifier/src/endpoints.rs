@@ -182,6 +182,15 @@ impl Verifier {
             reply.close = true;
             return respond(reply);
         }
+        // The app routes the path itself: while the answer depends on the path, judge only
+        // a path that every parser reads alike (`crate::paths`), whatever the credential.
+        if !self.scopes.is_empty()
+            && let Some(path) = original
+            && crate::paths::ambiguity(path).is_some()
+        {
+            self.record(Outcome::AmbiguousPath, 403, None, &ctx);
+            return respond(Reply::new(StatusCode::FORBIDDEN, None));
+        }
         let ask = Ask {
             credential: Credential::from_headers(headers),
             need: Need::Path(original),

@@ -21,6 +21,7 @@ mod endpoints;
 pub mod lane;
 pub mod live_store;
 mod outcome;
+pub mod paths;
 pub mod scopes;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

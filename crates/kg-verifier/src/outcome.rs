@@ -30,11 +30,13 @@ pub enum Outcome {
     CrossSite,
     /// Proxy mode: a session whose token was revoked, expired or retired was ended.
     SessionEnded,
+    /// A path whose meaning depends on who parses it (`crate::paths`), refused unjudged.
+    AmbiguousPath,
 }
 
 impl Outcome {
     /// Every outcome, in the order of the metrics' counters.
-    pub const ALL: [Outcome; 16] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Allow,
         Outcome::Missing,
         Outcome::Invalid(Reason::Malformed),
@@ -51,6 +53,7 @@ impl Outcome {
         Outcome::Local,
         Outcome::CrossSite,
         Outcome::SessionEnded,
+        Outcome::AmbiguousPath,
     ];
 
     /// The position in [`Outcome::ALL`].
@@ -72,6 +75,7 @@ impl Outcome {
             Outcome::Local => 13,
             Outcome::CrossSite => 14,
             Outcome::SessionEnded => 15,
+            Outcome::AmbiguousPath => 16,
         }
     }
 
@@ -112,6 +116,7 @@ impl Outcome {
             Outcome::Local => "local",
             Outcome::CrossSite => "cross_site",
             Outcome::SessionEnded => "session_ended",
+            Outcome::AmbiguousPath => "ambiguous_path",
         }
     }
 }

@@ -21,8 +21,7 @@ pub struct BadRule {
     pub problem: String,
 }
 
-/// Longest path that is normalized; a longer one is treated as unknown (strictest rule).
-const MAX_PATH: usize = 8192;
+use crate::paths::{MAX_PATH, hex};
 
 /// One requirement: the scopes a token must all have, and the challenge sent when it lacks one.
 #[derive(Debug, Clone)]
@@ -242,15 +241,6 @@ fn normalize<'b>(target: &[u8], out: &'b mut [u8; MAX_PATH]) -> Option<&'b [u8]>
         w = 1;
     }
     Some(&out[..w])
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,43 @@ pub fn have(tool: &str) -> bool {
     found
 }
 
+/// `fixtures/` in the repository.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .canonicalize()
+        .expect("the repository's fixtures directory")
+}
+
+/// Whether python3 imports `module` (from `fixtures/python/requirements.txt`, which
+/// `.ci/run` installs). Under `CI=true` a missing one fails the run instead.
+pub fn have_python_module(module: &str) -> bool {
+    let found = have("python3")
+        && Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    peer_found(found, &format!("the Python module {module}"))
+}
+
+/// Whether the npm fixture `fixtures/DIR` has its locked packages installed (`.ci/run` runs
+/// `npm ci --prefix fixtures/DIR`), with `node` on PATH. Under `CI=true` a missing one fails
+/// the run instead.
+pub fn have_npm_fixture(dir: &str) -> bool {
+    let found = have("node") && fixtures().join(dir).join("node_modules").is_dir();
+    peer_found(found, &format!("fixtures/{dir}/node_modules (npm ci)"))
+}
+
+fn peer_found(found: bool, what: &str) -> bool {
+    if !found && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} is not installed, and CI=true requires every peer (.ci/run installs it)");
+    }
+    if !found {
+        eprintln!("skipped: {what} is not installed");
+    }
+    found
+}
+
 /// An isolated keygate home and the environment to run binaries in.
 #[derive(Debug)]
 pub struct Env {

@@ -21,5 +21,7 @@ pub mod server;
 pub mod tokens;
 
 pub use checksum::with_checksum;
-pub use harness::{Env, Run, bin, bin_dir, have, stat_mode};
+pub use harness::{
+    Env, Run, bin, bin_dir, fixtures, have, have_npm_fixture, have_python_module, stat_mode,
+};
 pub use process::Proc;
