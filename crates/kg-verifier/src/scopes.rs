@@ -172,7 +172,7 @@ fn segment_prefix(path: &[u8], prefix: &[u8]) -> bool {
 /// percent escapes decoded, repeated slashes merged, `.` and `..` segments resolved. `None`
 /// when it is not an origin-form path, has a bad escape, decodes to a NUL or control
 /// character, climbs above the root, or is too long.
-fn normalize<'b>(target: &[u8], out: &'b mut [u8; MAX_PATH]) -> Option<&'b [u8]> {
+pub(crate) fn normalize<'b>(target: &[u8], out: &'b mut [u8; MAX_PATH]) -> Option<&'b [u8]> {
     let end = target
         .iter()
         .position(|&b| b == b'?' || b == b'#')

@@ -137,3 +137,11 @@ pub async fn through_hyper(
     client.read_to_end(&mut answer).await.unwrap();
     answer
 }
+
+/// The path `/auth` and the proxy judge for request target `target`: decoded, `//` merged,
+/// dot segments resolved, the query dropped; `None` when it has no such form. For the
+/// `path` fuzz target, which checks it against [`crate::paths::ambiguity`].
+pub fn judged_path(target: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = [0u8; crate::paths::MAX_PATH];
+    crate::scopes::normalize(target, &mut buf).map(<[u8]>::to_vec)
+}
