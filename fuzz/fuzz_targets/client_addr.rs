@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let trusted: [Cidr; 1] = ["127.0.0.0/8".parse().unwrap()];
     let mut lines = Vec::new();
     for (i, part) in data.split(|&b| b == b'\n').enumerate().take(8) {
-        let name = ["x-forwarded-for", "forwarded", "x-real-ip", "true-client-ip"][i % 4];
+        let name = [
+            "x-forwarded-for",
+            "forwarded",
+            "x-real-ip",
+            "true-client-ip",
+        ][i % 4];
         lines.push(httparse::Header { name, value: part });
     }
     let _ = client_addr(peer, &lines[..], &trusted);

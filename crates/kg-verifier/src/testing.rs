@@ -104,7 +104,16 @@ pub async fn through_lane(
     client.shutdown().await.unwrap();
     let (_stop, mut shutdown) = tokio::sync::watch::channel(false);
     let rest = kg_http::fast_lane::serve(app, server, peer, &mut shutdown).await;
-    let handed = rest.map(|p| p.unread().to_vec());
+    // Everything hyper would read: what the lane read and did not answer, then the rest of
+    // the stream.
+    let handed = match rest {
+        Some(mut p) => {
+            let mut all = Vec::new();
+            p.read_to_end(&mut all).await.unwrap();
+            Some(all)
+        }
+        None => None,
+    };
     let mut answer = Vec::new();
     client.read_to_end(&mut answer).await.unwrap();
     (answer, handed)
