@@ -32,3 +32,26 @@ pub fn settings(dir: &Path, flags: &[(&str, &str)]) -> Setup {
         base,
     }
 }
+
+/// The fields the sign-in form parser reads from `body`: token, csrf, next. For the
+/// `sign_in_form` fuzz target, which checks it against `form_urlencoded`.
+pub fn parse_form(body: &[u8]) -> (Option<Vec<u8>>, Option<String>, Option<String>) {
+    let f = crate::form::Form::parse(body);
+    (
+        f.token.as_ref().map(|t| t.to_vec()),
+        f.csrf.clone(),
+        f.next.clone(),
+    )
+}
+
+/// Sign-in over plain HTTP (`secure` false) or HTTPS, with a fresh session table and a
+/// verifier over an empty store under `dir`.
+pub fn sign_in(dir: &Path, secure: bool) -> crate::SignIn {
+    let base = kg_verifier::testing::settings(dir, &[]);
+    crate::SignIn::build(
+        secure,
+        "keygate",
+        crate::Sessions::new(Duration::from_secs(12 * 3600), Duration::from_secs(3600)),
+        kg_verifier::testing::verifier(&base, dir),
+    )
+}

@@ -23,13 +23,7 @@ const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 fn sign_in(secure: bool) -> SignIn {
     let dir = tempfile::tempdir().unwrap();
-    let base = kg_verifier::testing::settings(dir.path(), &[]);
-    SignIn::build(
-        secure,
-        "keygate",
-        Sessions::new(12 * HOUR, HOUR),
-        verifier(&base, dir.path()),
-    )
+    crate::testing::sign_in(dir.path(), secure)
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
