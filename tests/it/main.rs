@@ -9,6 +9,8 @@ mod browser;
 mod certs;
 // Conventions of every binary: exit codes, config resolution and explain, secrets, pipes.
 mod cli;
+// The localhost bypass: only keygate's own user, as the kernel names it; relays are not local.
+mod local_bypass;
 // keygate as a reverse proxy: who gets through, what reaches the upstream, WebSockets.
 mod proxy;
 // The proxy's upstream policy and header policy: metadata addresses, identity headers.

@@ -88,10 +88,13 @@ impl Bypass<'_> {
     pub fn says(&self) -> String {
         match self {
             Bypass::Off => "local requests need credentials too".to_owned(),
-            Bypass::RefusedAsRoot => "local requests need credentials too: keygate runs as                                       root, and root's relays are not local users                                       (server.danger_local_bypass_as_root)"
+            Bypass::RefusedAsRoot => "local requests need credentials too: keygate runs as \
+                                      root, whose processes include relays for others \
+                                      (server.danger_local_bypass_as_root)"
                 .to_owned(),
             Bypass::User(name) => format!(
-                "user {name}'s own processes on this host skip sign-in (over loopback; not                  other users, root or relays run by them)"
+                "only {name}'s own processes on this host skip sign-in, over loopback (not \
+                 other users, not root, not relays another user runs)"
             ),
         }
     }
