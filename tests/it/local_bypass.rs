@@ -312,3 +312,52 @@ fn as_root_the_bypass_grants_nothing_unless_the_danger_setting_says_so() {
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(up.seen().len(), seen);
 }
+
+/// A user's own `keygate up --upstream` says whose processes skip sign-in, and they do:
+/// the user's curl reaches the app without a token, another user's does not.
+#[test]
+fn a_users_keygate_up_names_who_skips_sign_in() {
+    if !tools() {
+        return;
+    }
+    let env = Env::new();
+    let up = Upstream::tcp();
+    let me = OtherUser::new(NOBODY);
+    let port = free_port();
+    let mut cmd = me.cmd("keygate");
+    cmd.args([
+        "up",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--upstream",
+        &up.url,
+    ]);
+    let kg = test_support::Proc::spawn("keygate up", cmd, &env.root().join("up.log"));
+    assert!(
+        eventually(Duration::from_secs(60), || kg
+            .output()
+            .contains("stop with")),
+        "{}",
+        kg.output()
+    );
+    let text = kg.output();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("sign-in"))
+        .unwrap_or_else(|| panic!("no sign-in line:\n{text}"));
+    assert!(
+        line.contains("nobody's own processes on this host")
+            && line.contains("other users")
+            && line.contains("server.local_bypass=false"),
+        "{line}"
+    );
+    let url = format!("https://localhost:{port}/app");
+    // `-k`: this is about who gets in, not about the certificate (up.rs checks that).
+    let own = curl_as(NOBODY, &["-k", &url]);
+    assert_eq!(own.status, 200, "{own:?}\n{text}");
+    assert_eq!(header(&up.last(), "x-auth-request-user"), Some("nobody"));
+    let seen = up.seen().len();
+    let other = curl_as(STRANGER, &["-k", &url]);
+    assert_eq!(other.status, 401, "{other:?}");
+    assert_eq!(up.seen().len(), seen);
+}

@@ -431,9 +431,18 @@ pub fn keygate_proxy(
 }
 
 /// keygate over plain HTTP on `addr` in front of `upstream`, the localhost bypass on or off.
+///
+/// The scenarios run as root, and the bypass grants root's processes nothing unless
+/// `server.danger_local_bypass_as_root` says so; with the bypass on, this sets it too, for
+/// scenarios about what the bypass lets through rather than whose processes it trusts
+/// (that is `tests/it/local_bypass.rs`, where keygate runs as another uid).
 pub fn plain_proxy(env: &Env, addr: SocketAddr, upstream: &str, bypass: bool) -> Proc {
     let setting = format!("server.local_bypass={bypass}");
-    keygate_proxy(env, addr, upstream, false, &["--set", &setting])
+    let mut args = vec!["--set", setting.as_str()];
+    if bypass {
+        args.extend(["--set", "server.danger_local_bypass_as_root=true"]);
+    }
+    keygate_proxy(env, addr, upstream, false, &args)
 }
 
 /// The value of the `<input>` named `name` in `html` (attribute order free; `&amp;`-style
