@@ -38,6 +38,10 @@
 //!
 //! - **No localhost bypass on `/auth`.** Its callers are proxies, which connect from
 //!   loopback; the socket peer says nothing about the client.
+//! - **Relayed locality**: "local" is what the kernel says about the connecting process.
+//!   Proxy mode's bypass lets in only loopback connections whose socket keygate's own uid
+//!   owns (never root's unless `server.danger_local_bypass_as_root`), so a relay on this
+//!   host run by another uid is never local; see kg-gateway, "Who gets in".
 //! - **Forwarding headers only from trusted proxies** (`server.trusted_proxies`, none by
 //!   default). `X-Forwarded-For` is read right to left; `X-Original-URI` and
 //!   `X-Forwarded-Uri` are ignored from anyone else, and when both arrive and disagree (a
