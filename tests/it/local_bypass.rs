@@ -361,3 +361,84 @@ fn a_users_keygate_up_names_who_skips_sign_in() {
     assert_eq!(other.status, 401, "{other:?}");
     assert_eq!(up.seen().len(), seen);
 }
+
+/// Issue 13's setup end to end: a remote client in its own network namespace reaches a TCP
+/// forwarder on this host (run by another uid) that relays to keygate's loopback port, and
+/// sends `Host: localhost`. It gets 401, or the sign-in page as a browser; keygate's own
+/// user, on the host, still gets in. Everything runs inside a network namespace of the
+/// test's own, with the remote one joined to it by a veth pair.
+#[test]
+fn a_remote_client_through_a_relay_is_not_local() {
+    if !tools() || !have("unshare") || !have("ip") {
+        return;
+    }
+    let env = Env::new();
+    let me = OtherUser::new(NOBODY);
+    let out = env.root().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let script = "set -e\n\
+        ip link set lo up\n\
+        ip netns add kg-remote\n\
+        ip link add kg-host type veth peer name kg-peer netns kg-remote\n\
+        ip addr add 192.0.2.1/24 dev kg-host\n\
+        ip link set kg-host up\n\
+        ip netns exec kg-remote ip addr add 192.0.2.2/24 dev kg-peer\n\
+        ip netns exec kg-remote ip link set kg-peer up\n\
+        ip netns exec kg-remote ip link set lo up\n\
+        \"$KG_PY\" -m http.server --bind 127.0.0.1 8080 --directory \"$KG_OUT\" >/dev/null 2>&1 &\n\
+        app=$!\n\
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env HOME=\"$KG_HOME\" \
+          KEYGATE_HOME=\"$KG_HOME\" \"$KG_BIN\" serve --plain-http --listen 127.0.0.1:8443 \
+          --set server.upstream=http://127.0.0.1:8080 --set server.local_bypass=true \
+          > \"$KG_OUT/keygate.log\" 2>&1 &\n\
+        kg=$!\n\
+        setpriv --reuid=65533 --regid=65533 --clear-groups -- \"$KG_PY\" -c \"$KG_RELAY\" \
+          192.0.2.1:9000 127.0.0.1:8443 >/dev/null 2>&1 &\n\
+        relay=$!\n\
+        code() { n=0; c=000; while [ \"$c\" = 000 ] && [ $n -lt 200 ]; do \
+          c=$(\"$@\" -s -o /dev/null -w '%{http_code}' --max-time 5 || true); \
+          [ \"$c\" = 000 ] && sleep 0.05; n=$((n+1)); done; echo \"$c\"; }\n\
+        code curl http://127.0.0.1:8080/ > \"$KG_OUT/app\"\n\
+        code setpriv --reuid=65534 --regid=65534 --clear-groups -- curl \
+          http://127.0.0.1:8443/ > \"$KG_OUT/own\"\n\
+        code ip netns exec kg-remote curl -H 'Host: localhost' \
+          http://192.0.2.1:9000/ > \"$KG_OUT/api\"\n\
+        code ip netns exec kg-remote curl -H 'Host: localhost' -H 'Accept: text/html' \
+          http://192.0.2.1:9000/ > \"$KG_OUT/browser\"\n\
+        kill $relay $kg $app\n\
+        ip netns del kg-remote\n";
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--net", "--", "sh", "-c", script])
+        .env("KG_PY", system_python())
+        .env("KG_RELAY", TCP_RELAY)
+        .env("KG_OUT", &out)
+        .env("KG_HOME", me.home())
+        .env("KG_BIN", me.bin("keygate"))
+        .stdin(std::process::Stdio::null());
+    let o = cmd.output().unwrap();
+    let read = |name: &str| {
+        std::fs::read_to_string(out.join(name))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let log = read("keygate.log");
+    assert!(
+        o.status.success(),
+        "{}{}\n{log}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(read("app"), "200", "the app itself");
+    assert_eq!(read("own"), "200", "keygate's own user: {log}");
+    assert_eq!(
+        read("api"),
+        "401",
+        "the remote client through the relay: {log}"
+    );
+    assert_eq!(
+        read("browser"),
+        "303",
+        "the remote browser through the relay: {log}"
+    );
+}

@@ -653,6 +653,11 @@ impl OtherUser {
         self.dir.path().join("home")
     }
 
+    /// The path of this user's copy of one of our binaries.
+    pub fn bin(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join("bin").join(name)
+    }
+
     /// `setpriv` that runs `program` as this user, without root's groups.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
         as_uid(self.uid, program)
@@ -660,7 +665,7 @@ impl OtherUser {
 
     /// One of our binaries run as this user, in its home, with a scrubbed environment.
     pub fn cmd(&self, name: &str) -> std::process::Command {
-        let mut cmd = self.command(self.dir.path().join("bin").join(name));
+        let mut cmd = self.command(self.bin(name));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home())
@@ -721,7 +726,23 @@ pub fn curl_as(uid: u32, args: &[&str]) -> crate::server::Resp {
 /// A plain TCP forwarder, the kind of same-host relay (socat, `ssh -R`, `tailscale serve
 /// --tcp`, HAProxy in TCP mode) that adds no header: python3 as `uid`, from `listen` to `to`.
 pub fn tcp_relay(uid: u32, log_dir: &Path, listen: SocketAddr, to: SocketAddr) -> Proc {
-    const RELAY: &str = "import socket, sys, threading\n\
+    let mut cmd = as_uid(uid, system_python());
+    cmd.args(["-c", TCP_RELAY, &listen.to_string(), &to.to_string()]);
+    let mut p = Proc::spawn("relay", cmd, &log_dir.join(format!("relay-{uid}.log")));
+    p.wait_port(listen);
+    p
+}
+
+/// The system's python3: a shim under root's home (pyenv) is out of another uid's reach.
+pub fn system_python() -> &'static str {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("python3")
+}
+
+/// [`tcp_relay`]'s forwarder, for `python3 -c TCP_RELAY LISTEN TO`.
+pub const TCP_RELAY: &str = "import socket, sys, threading\n\
         listen, to = sys.argv[1], sys.argv[2]\n\
         def addr(s):\n    h, p = s.rsplit(':', 1)\n    return (h.strip('[]'), int(p))\n\
         def pipe(a, b):\n    \
@@ -740,14 +761,3 @@ pub fn tcp_relay(uid: u32, log_dir: &Path, listen: SocketAddr, to: SocketAddr) -
             u = socket.create_connection(addr(to))\n    \
             threading.Thread(target=pipe, args=(c, u), daemon=True).start()\n    \
             threading.Thread(target=pipe, args=(u, c), daemon=True).start()\n";
-    // The system's python3: a shim under root's home (pyenv) is out of another uid's reach.
-    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("python3");
-    let mut cmd = as_uid(uid, python);
-    cmd.args(["-c", RELAY, &listen.to_string(), &to.to_string()]);
-    let mut p = Proc::spawn("relay", cmd, &log_dir.join(format!("relay-{uid}.log")));
-    p.wait_port(listen);
-    p
-}
