@@ -202,7 +202,11 @@ fn cross_site_fetches_are_refused_under_the_bypass() {
         let r = curl_as(NOBODY, &args);
         assert_eq!(r.status, 403, "{method}: {r:?}");
         if method != "HEAD" {
-            assert_eq!(r.body, "cross-site request refused\n", "{method}");
+            assert_eq!(
+                r.body,
+                "cross-site request refused: another site started it; open this address directly\n",
+                "{method}"
+            );
             assert_eq!(
                 r.header("content-type"),
                 Some("text/plain; charset=utf-8"),

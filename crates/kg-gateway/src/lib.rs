@@ -152,6 +152,11 @@ impl LocalBypass {
     }
 }
 
+/// The body of the 403 under the bypass for a request another site started (a link
+/// followed from another site lands here too: opening the address directly works).
+const CROSS_SITE_REFUSED: &str =
+    "cross-site request refused: another site started it; open this address directly\n";
+
 /// The upstream's `X-Auth-Request-Session` for a request under the bypass.
 const X_SESSION: HeaderName = HeaderName::from_static("x-auth-request-session");
 /// The upstream's `X-Auth-Request-User` for a request under the bypass (the verifier
@@ -324,7 +329,7 @@ impl Gateway {
             // above stops DNS rebinding from reading the answers.
             if fetched_cross_site(req) || cross_site(req, &self.sign_in) {
                 v.record_local(Outcome::CrossSite, 403, &me.name, &ctx);
-                let mut resp = kg_http::response::text("cross-site request refused\n");
+                let mut resp = kg_http::response::text(CROSS_SITE_REFUSED);
                 *resp.status_mut() = StatusCode::FORBIDDEN;
                 return Err(Box::new(resp));
             }
