@@ -300,10 +300,13 @@ fn as_root_the_bypass_grants_nothing_unless_the_danger_setting_says_so() {
             "server.danger_local_bypass_as_root=true",
         ],
     );
-    let log = kg.output();
+    // The warning is written as the server starts, maybe after the port opened.
     assert!(
-        log.contains("\"event\":\"danger_local_bypass_as_root\""),
-        "{log}"
+        eventually(Duration::from_secs(3), || kg
+            .output()
+            .contains("\"event\":\"danger_local_bypass_as_root\"")),
+        "{}",
+        kg.output()
     );
     let r = curl(&[&format!("http://{addr}/x")]);
     assert_eq!(r.status, 200, "{r:?}");
@@ -370,7 +373,8 @@ fn a_users_keygate_up_names_who_skips_sign_in() {
 /// forwarder on this host (run by another uid) that relays to keygate's loopback port, and
 /// sends `Host: localhost`. It gets 401, or the sign-in page as a browser; keygate's own
 /// user, on the host, still gets in. Everything runs inside a network namespace of the
-/// test's own, with the remote one joined to it by a veth pair.
+/// test's own, with the remote one joined to it by a veth pair (and `/run/netns` a tmpfs of
+/// its own mount namespace, so nothing is left on the host).
 #[test]
 fn a_remote_client_through_a_relay_is_not_local() {
     if !tools() || !have("unshare") || !have("ip") {
@@ -382,6 +386,8 @@ fn a_remote_client_through_a_relay_is_not_local() {
     std::fs::create_dir(&out).unwrap();
     let script = "set -e\n\
         ip link set lo up\n\
+        mkdir -p /run/netns\n\
+        mount -t tmpfs kg-netns /run/netns\n\
         ip netns add kg-remote\n\
         ip link add kg-host type veth peer name kg-peer netns kg-remote\n\
         ip addr add 192.0.2.1/24 dev kg-host\n\
