@@ -9,6 +9,8 @@ mod browser;
 mod certs;
 // Conventions of every binary: exit codes, config resolution and explain, secrets, pipes.
 mod cli;
+// The localhost bypass: only keygate's own user, as the kernel names it; relays are not local.
+mod local_bypass;
 // Issue 13: every path form that parsers read differently, through keygate's proxy, nginx and
 // Caddy, in front of Flask and Express; none reaches a route its token's scopes do not allow.
 mod paths;

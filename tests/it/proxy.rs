@@ -18,7 +18,7 @@ use test_support::proxy::*;
 /// The identity a client claims, as (header, value): the upstream must never see these values
 /// (the X-Forwarded-* identity headers are sent separately: they also turn the bypass off).
 const FORGED: [(&str, &str); 8] = [
-    ("x-auth-request-user", "root"),
+    ("x-auth-request-user", "mallory"),
     ("x-auth-request-scopes", "admin"),
     ("x-auth-request-token-id", "000000000000"),
     ("x-auth-request-email", "root@example.com"),
@@ -166,18 +166,18 @@ fn loopback_requests_skip_sign_in_but_never_carry_a_client_identity() {
     assert_eq!((health.status, health.body.as_str()), (200, "healthy"));
     assert!(up.seen().is_empty(), "{:#?}", up.seen());
 
-    // A loopback client with no forwarding headers is let through, identity-free.
+    // A loopback client of keygate's own user (root here, with the danger setting that
+    // `plain_proxy` adds) with no forwarding headers is let through, as that user: the
+    // client's own identity claims never reach the upstream.
     let mut args = forged();
     args.push(url("/hello/world?x=1&y=%2F"));
     let (_, e) = echo_args(&args);
     assert_eq!(e["method"], "GET");
     assert_eq!(e["uri"], "/hello/world?x=1&y=%2F");
     assert_no_client_identity(&e);
-    for h in [
-        "x-auth-request-user",
-        "x-auth-request-scopes",
-        "x-auth-request-token-id",
-    ] {
+    assert_eq!(header(&e, "x-auth-request-user"), Some("root"), "{e:#}");
+    assert_eq!(header(&e, "x-auth-request-session"), Some("local"), "{e:#}");
+    for h in ["x-auth-request-scopes", "x-auth-request-token-id"] {
         assert!(header(&e, h).is_none(), "{h} on a bypassed request: {e:#}");
     }
     assert!(header(&e, "authorization").is_none());
@@ -824,7 +824,7 @@ fn the_upstream_is_checked_at_startup_and_its_secrets_are_never_echoed() {
 }
 
 #[test]
-fn up_with_an_upstream_prints_the_bypass_note_and_a_curl_line_that_reaches_it() {
+fn up_with_an_upstream_says_root_gets_no_bypass_and_prints_a_curl_line_that_reaches_it() {
     if !have("curl") {
         return;
     }
@@ -880,16 +880,19 @@ fn up_with_an_upstream_prints_the_bypass_note_and_a_curl_line_that_reaches_it() 
     let text = lines.join("\n");
     assert!(text.contains(&format!(":{port}")), "no URL:\n{text}");
     assert!(text.contains(".token"), "no token file:\n{text}");
+    // Run as root, `keygate up` grants no bypass, and says why and what would (a user's own
+    // `keygate up` names who skips sign-in: local_bypass.rs).
     assert!(
         lines.iter().any(|l| {
-            let l = l.to_ascii_lowercase();
-            (l.contains("local") || l.contains("loopback")) && l.contains("sign-in")
+            l.contains("sign-in")
+                && l.contains("required for every request")
+                && l.contains("runs as root")
         }),
-        "no note that local requests skip sign-in:\n{text}"
+        "no note that local requests need credentials as root:\n{text}"
     );
     assert!(
-        text.contains("local_bypass"),
-        "no way to turn the bypass off:\n{text}"
+        text.contains("server.danger_local_bypass_as_root"),
+        "no name for the setting that would restore it:\n{text}"
     );
     let line = lines
         .iter()

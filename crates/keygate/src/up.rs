@@ -102,7 +102,8 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
     let trusted = kg_cascade::trusted_by_system(&ca_pem);
 
     let proxy = settings.upstream.as_ref().map(ToString::to_string);
-    let local_bypass = settings.local_bypass;
+    let local_user = settings.bypass_user().map(str::to_owned);
+    let as_root = settings.bypass() == kg_server::Bypass::RefusedAsRoot;
     let summary = move || -> Result<(), CliError> {
         let urls: Vec<String> = settings_urls(&settings_listen(&ctx));
         let reuse = |fresh: bool| if fresh { "new" } else { "reused" };
@@ -143,13 +144,18 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
             reuse(token.created)
         ))?;
         if proxy.is_some() {
-            if local_bypass {
-                out(
-                    "  sign-in      not needed from this host (local requests skip it); \
-                     turn that off with --set server.local_bypass=false",
-                )?;
-            } else {
-                out("  sign-in      required for every request, local ones included")?;
+            match &local_user {
+                Some(user) => out(format!(
+                    "  sign-in      not needed by {user}'s own processes on this host (the kernel \
+                     says who connects; other users and relays they run still sign in); turn \
+                     that off with --set server.local_bypass=false"
+                ))?,
+                None if as_root => out(
+                    "  sign-in      required for every request, local ones included: keygate runs \
+                     as root, whose processes include relays for others (see \
+                     server.danger_local_bypass_as_root)",
+                )?,
+                None => out("  sign-in      required for every request, local ones included")?,
             }
             out(format!(
                 "  browsers     sign in at {}/.keygate/sign-in by pasting the token",

@@ -281,7 +281,14 @@ pub static SETTINGS: &[Setting] = &[
         env: None,
         kind: Kind::Enum(&["auto", "true", "false"]),
         default: Some("auto"),
-        doc: "let requests from this host through the proxy without signing in; auto: only over HTTPS while every listen address is loopback",
+        doc: "let requests of keygate's own user on this host through the proxy without signing in (the kernel names the owner of each loopback connection; relays run by other users never pass); auto: only over HTTPS while every listen address is loopback",
+    },
+    Setting {
+        key: "server.danger_local_bypass_as_root",
+        env: None,
+        kind: Kind::Bool,
+        default: Some("false"),
+        doc: "apply the localhost bypass while keygate runs as root: every process of root's on this host then gets in without credentials, relays run as root (sshd, tailscaled, a proxy) included",
     },
     Setting {
         key: "server.session_lifetime",

@@ -17,10 +17,20 @@
 //!    401 even from this host, since credentials that are presented are always judged.
 //! 2. **A browser session** (kg-login), whose token is judged again by id: revoked,
 //!    expired or past its rotation grace, the session ends here and then.
-//! 3. **The localhost bypass**: the socket peer is loopback, no header says it relays for
-//!    someone else ([`net::has_forwarding_headers`]), no proxy is trusted, and
+//! 3. **The localhost bypass**, for keygate's own user only. "Local" is a fact the kernel
+//!    states about the connecting process, not about an address: the socket peer is
+//!    loopback *and its socket is owned by keygate's own uid* ([`Conn::peer_owner`], looked
+//!    up once per connection), never root's unless `server.danger_local_bypass_as_root`
+//!    says so, no header says it relays for someone else ([`net::has_forwarding_headers`]),
+//!    no proxy is trusted, the `Host` is this host's loopback name, and
 //!    `server.local_bypass` is on (by default only while every listen address is loopback).
-//!    A local request passes without identity headers.
+//!    So a relay on this host run by another uid (a TCP forwarder, `ssh -R` for another
+//!    user, tailscaled, nginx, HAProxy, cloudflared) never passes for local, whatever it
+//!    forwards; an owner that cannot be found grants nothing. A browser's
+//!    `Sec-Fetch-Site: cross-site` request is refused (403) whatever its method: a page on
+//!    any site could otherwise read the app through a permissive CORS policy. The upstream
+//!    is told who is there: `X-Auth-Request-User` is the user's login name and
+//!    `X-Auth-Request-Session: local`.
 //! 4. Otherwise a browser navigation is sent to the sign-in page (303) and anything else gets
 //!    a 401 with `WWW-Authenticate: Bearer`.
 //!
@@ -63,7 +73,6 @@ mod header_policy;
 mod routes;
 pub mod upstream;
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -94,8 +103,8 @@ pub type GatewayBody = Either<Full<Bytes>, Relay>;
 
 /// Who a request was let in as.
 enum Who {
-    /// A local request, under the bypass.
-    Local,
+    /// A local request, under the bypass: the identity headers naming keygate's user.
+    Local(Vec<(HeaderName, HeaderValue)>),
     /// A verified bearer token, or a session whose token is still good.
     Token {
         id: String,
@@ -118,13 +127,45 @@ pub struct Settings {
     pub max_request_body: u64,
     /// Largest response body relayed, in bytes.
     pub max_response_body: u64,
-    /// Whether requests from this host pass without credentials.
-    pub local_bypass: bool,
+    /// Whether requests from this host pass without credentials, and whose.
+    pub local_bypass: Option<LocalBypass>,
     /// Whether clients connect over HTTPS (for `X-Forwarded-Proto`).
     pub https: bool,
     /// More request headers to remove (`server.strip_headers`).
     pub strip_headers: StripHeaders,
 }
+
+/// The localhost bypass: the one user whose processes on this host pass without
+/// credentials.
+#[derive(Debug, Clone)]
+pub struct LocalBypass {
+    /// keygate's own effective uid: a loopback peer's socket must be owned by it.
+    pub uid: u32,
+    /// Its login name, for the upstream and the audit log.
+    pub name: String,
+    /// `server.danger_local_bypass_as_root`: whether the bypass applies when keygate runs
+    /// as root, so that every process of root's (relays included) passes.
+    pub as_root: bool,
+}
+
+impl LocalBypass {
+    /// Whether anyone gets the bypass: never while keygate runs as root, unless the
+    /// danger setting says so.
+    pub fn grants(&self) -> bool {
+        self.uid != 0 || self.as_root
+    }
+}
+
+/// The body of the 403 under the bypass for a request another site started (a link
+/// followed from another site lands here too: opening the address directly works).
+const CROSS_SITE_REFUSED: &str =
+    "cross-site request refused: another site started it; open this address directly\n";
+
+/// The upstream's `X-Auth-Request-Session` for a request under the bypass.
+const X_SESSION: HeaderName = HeaderName::from_static("x-auth-request-session");
+/// The upstream's `X-Auth-Request-User` for a request under the bypass (the verifier
+/// names a token's holder in the same header).
+const X_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
 
 /// The reverse proxy.
 pub struct Gateway {
@@ -133,7 +174,8 @@ pub struct Gateway {
     timeout: Duration,
     max_request_body: u64,
     max_response_body: u64,
-    local_bypass: bool,
+    /// The bypass, when it grants anyone, and the identity headers it sends.
+    local_bypass: Option<(LocalBypass, Vec<(HeaderName, HeaderValue)>)>,
     scheme: &'static str,
     sign_in: Arc<SignIn>,
     strip_headers: StripHeaders,
@@ -148,7 +190,7 @@ impl std::fmt::Debug for Gateway {
             .collect();
         f.debug_struct("Gateway")
             .field("upstreams", &upstreams)
-            .field("local_bypass", &self.local_bypass)
+            .field("local_bypass", &self.local_bypass.as_ref().map(|b| &b.0))
             .finish_non_exhaustive()
     }
 }
@@ -163,16 +205,30 @@ impl Gateway {
             timeout: settings.upstream_timeout,
             max_request_body: settings.max_request_body,
             max_response_body: settings.max_response_body,
-            local_bypass: settings.local_bypass,
+            local_bypass: settings
+                .local_bypass
+                .clone()
+                .filter(LocalBypass::grants)
+                .map(|b| {
+                    // A login name is printable ASCII on every system we know; a name that
+                    // is not a header value is sent as the uid.
+                    let user =
+                        HeaderValue::from_str(&b.name).unwrap_or_else(|_| HeaderValue::from(b.uid));
+                    let identity = vec![
+                        (X_USER, user),
+                        (X_SESSION, HeaderValue::from_static("local")),
+                    ];
+                    (b, identity)
+                }),
             scheme: if settings.https { "https" } else { "http" },
             sign_in,
             strip_headers: settings.strip_headers.clone(),
         }
     }
 
-    /// Whether local requests skip authentication.
+    /// Whether local requests (of keygate's own user) skip authentication.
     pub fn local_bypass(&self) -> bool {
-        self.local_bypass
+        self.local_bypass.is_some()
     }
 
     /// Authorizes a request for the upstream and forwards it, or answers it.
@@ -181,7 +237,7 @@ impl Gateway {
         req: Request<Incoming>,
         conn: Arc<Conn>,
     ) -> Response<GatewayBody> {
-        let who = match self.authorize(&req, conn.peer) {
+        let who = match self.authorize(&req, &conn) {
             Ok(who) => who,
             Err(resp) => return resp.map(Either::Left),
         };
@@ -192,11 +248,11 @@ impl Gateway {
     fn authorize(
         &self,
         req: &Request<Incoming>,
-        peer: SocketAddr,
+        conn: &Conn,
     ) -> Result<Who, Box<Response<kg_http::Body>>> {
         let v = &*self.verifier;
         let headers = req.headers();
-        let peer_ip = peer.ip().to_canonical();
+        let peer_ip = conn.peer.ip().to_canonical();
         let path = req.uri().path().as_bytes();
         let ctx = Ctx {
             client: v.client(peer_ip, headers),
@@ -268,23 +324,27 @@ impl Gateway {
                 None => self.sign_in.end_session(&session),
             }
         }
-        // 3. The localhost bypass.
-        if self.local_bypass
+        // 3. The localhost bypass: the kernel says the peer's socket is our own user's.
+        if let Some((me, identity)) = &self.local_bypass
             && net::is_loopback(peer_ip)
+            && conn.peer_owner == Some(me.uid)
             && v.trusted().is_empty()
             && !net::has_forwarding_headers(headers)
             && local_host(req)
         {
             // A page on any site can make the local browser send requests here: without
-            // credentials to check, where it came from is all there is (a state change or a
-            // WebSocket from another origin would otherwise act as the local user; and the
-            // Host check above stops DNS rebinding from reading the answers).
-            if cross_site(req, &self.sign_in) {
-                v.record(Outcome::CrossSite, 403, None, &ctx);
-                return Err(Box::new(empty(StatusCode::FORBIDDEN)));
+            // credentials to check, where it came from is all there is. A cross-site request
+            // of any method could read the app (through its CORS policy) or act as the local
+            // user; a same-site state change or WebSocket could act too. The Host check
+            // above stops DNS rebinding from reading the answers.
+            if fetched_cross_site(req) || cross_site(req, &self.sign_in) {
+                v.record_local(Outcome::CrossSite, 403, &me.name, &ctx);
+                let mut resp = kg_http::response::text(CROSS_SITE_REFUSED);
+                *resp.status_mut() = StatusCode::FORBIDDEN;
+                return Err(Box::new(resp));
             }
-            v.record(Outcome::Local, 200, None, &ctx);
-            return Ok(Who::Local);
+            v.record_local(Outcome::Local, 200, &me.name, &ctx);
+            return Ok(Who::Local(identity.clone()));
         }
         // 4. Nobody: a browser goes to the sign-in page.
         v.judge(&ask(Credential::None, ctx), |_| {
@@ -329,8 +389,7 @@ impl Gateway {
         let trusted = net::is_trusted(peer_ip, self.verifier.trusted());
 
         let identity = match &who {
-            Who::Token { identity, .. } => Some(identity.as_slice()),
-            Who::Local => None,
+            Who::Token { identity, .. } | Who::Local(identity) => Some(identity.as_slice()),
         };
         let forwarding = Forwarding {
             peer: peer_ip,
@@ -456,7 +515,7 @@ impl Gateway {
             let mut client = TokioIo::new(client);
             let mut upstream = TokioIo::new(upstream);
             let still_valid = || match &who {
-                Who::Local => true,
+                Who::Local(_) => true,
                 Who::Token { id, session, .. } => {
                     session
                         .as_ref()
@@ -668,6 +727,15 @@ fn cross_site(req: &Request<Incoming>, sign_in: &SignIn) -> bool {
         Some(_) => true,
         None => sign_in.cross_site(req.headers(), req.uri()),
     }
+}
+
+/// Whether the browser's fetch metadata says the request comes from another site
+/// (`Sec-Fetch-Site: cross-site`), whatever its method.
+fn fetched_cross_site(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all("sec-fetch-site")
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
 }
 
 /// The protocol an HTTP/1.1 request asks to upgrade to (`Connection: upgrade`): only a

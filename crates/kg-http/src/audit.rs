@@ -76,6 +76,9 @@ pub struct Entry<'a> {
     pub token_id: Option<&'a str>,
     /// The token's name, when it verified.
     pub token_name: Option<&'a str>,
+    /// The login name of the local user a localhost-bypass decision was for (the field is
+    /// left out otherwise).
+    pub local_user: Option<&'a str>,
     /// The client address.
     pub client: IpAddr,
     /// The request method (the original one, when a trusted proxy said).
@@ -255,6 +258,10 @@ impl Audit {
         opt_str(b, e.token_id.map(str::as_bytes));
         b.extend_from_slice(b",\"token_name\":");
         opt_str(b, e.token_name.map(str::as_bytes));
+        if let Some(user) = e.local_user {
+            b.extend_from_slice(b",\"local_user\":");
+            push_json(b, user.as_bytes());
+        }
         b.extend_from_slice(b",\"client\":\"");
         push_ip(b, e.client);
         b.extend_from_slice(b"\",\"method\":");
@@ -495,6 +502,7 @@ mod tests {
             status: 401,
             token_id: Some("0123456789AB"),
             token_name: None,
+            local_user: None,
             client: "198.51.100.4".parse().unwrap(),
             method: "GET",
             path: Some(b"/admin/x?access_token=secret"),
@@ -525,6 +533,7 @@ mod tests {
             status: 401,
             token_id: None,
             token_name: None,
+            local_user: None,
             client: "198.51.100.4".parse().unwrap(),
             method: "GET",
             path: Some(path.as_bytes()),

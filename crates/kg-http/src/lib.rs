@@ -20,6 +20,7 @@ pub mod limiter;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod peer_owner;
 pub mod response;
 pub mod serve;
 

@@ -23,6 +23,7 @@ use crate::deadline::Deadline;
 use crate::fast_lane::{self, Answer};
 use crate::log;
 use crate::metrics::Metrics;
+use crate::peer_owner;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -47,6 +48,11 @@ pub trait Site: Send + Sync + Sized + 'static {
     fn lane(&self) -> Option<&Self::Lane>;
     /// Where connections are counted.
     fn metrics(&self) -> &Metrics;
+    /// Whether a loopback peer's socket owner is looked up at accept
+    /// ([`Conn::peer_owner`]); off by default, since it costs a netlink round trip.
+    fn wants_peer_owner(&self) -> bool {
+        false
+    }
 }
 
 /// A lane that takes nothing.
@@ -74,6 +80,10 @@ impl Answer for NoLane {
 pub struct Conn {
     /// The socket peer.
     pub peer: SocketAddr,
+    /// The uid owning the peer's socket, when the peer is on this host's loopback, the site
+    /// [wants it](Site::wants_peer_owner) and the kernel said ([`crate::peer_owner`]):
+    /// looked up once, at accept, never per request.
+    pub peer_owner: Option<u32>,
     /// Requests answered on this connection; the deadline reads it (HTTP/2 bytes that
     /// complete no request must not keep a connection alive).
     served: Arc<AtomicU64>,
@@ -198,6 +208,16 @@ impl<S: Site> Serving<S> {
         shutdown: watch::Receiver<bool>,
         permit: OwnedSemaphorePermit,
     ) {
+        // Before the TLS handshake: the peer's socket is surely still open.
+        let owner = if self.site.wants_peer_owner() && crate::net::is_loopback(peer.ip()) {
+            stream
+                .local_addr()
+                .ok()
+                .and_then(|local| peer_owner::owner(peer, local))
+        } else {
+            None
+        };
+        let peer = (peer, owner);
         match &self.tls {
             None => self.serve_io(stream, false, peer, shutdown, permit).await,
             Some(acceptor) => {
@@ -218,7 +238,7 @@ impl<S: Site> Serving<S> {
         &self,
         io: IO,
         h2: bool,
-        peer: SocketAddr,
+        (peer, peer_owner): (SocketAddr, Option<u32>),
         shutdown: watch::Receiver<bool>,
         permit: OwnedSemaphorePermit,
     ) where
@@ -236,6 +256,7 @@ impl<S: Site> Serving<S> {
         );
         let conn = Arc::new(Conn {
             peer,
+            peer_owner,
             served,
             active,
             shutdown: shutdown.clone(),

@@ -139,14 +139,7 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
         items.push(CheckItem {
             what: "upstream".into(),
             ok,
-            detail: format!(
-                "{ok_detail}; local requests {}",
-                if settings.local_bypass {
-                    "skip sign-in (server.local_bypass)"
-                } else {
-                    "need credentials too"
-                }
-            ),
+            detail: format!("{ok_detail}; {}", settings.bypass().says()),
             hint,
         });
     }

@@ -38,6 +38,10 @@
 //!
 //! - **No localhost bypass on `/auth`.** Its callers are proxies, which connect from
 //!   loopback; the socket peer says nothing about the client.
+//! - **Relayed locality**: "local" is what the kernel says about the connecting process.
+//!   Proxy mode's bypass lets in only loopback connections whose socket keygate's own uid
+//!   owns (never root's unless `server.danger_local_bypass_as_root`), so a relay on this
+//!   host run by another uid is never local; see kg-gateway, "Who gets in".
 //! - **Forwarding headers only from trusted proxies** (`server.trusted_proxies`, none by
 //!   default). `X-Forwarded-For` is read right to left; `X-Original-URI` and
 //!   `X-Forwarded-Uri` are ignored from anyone else, and when both arrive and disagree (a
@@ -79,7 +83,7 @@ pub use check::{CheckItem, check};
 pub use kg_http::audit::{AuditAllows, AuditTarget};
 pub use kg_http::log::warn;
 pub use kg_verifier::Clock;
-pub use settings::{Settings, SettingsError};
+pub use settings::{Bypass, Settings, SettingsError};
 
 /// Why the server could not start. Each names what failed; [`ServeError::hint`] says what
 /// to do.
@@ -293,9 +297,32 @@ pub fn start(
                 "proxying",
                 &[
                     ("upstream", &g.upstream.to_string()),
-                    ("local_bypass", if g.local_bypass { "on" } else { "off" }),
+                    (
+                        "local_bypass",
+                        match settings.bypass() {
+                            Bypass::User(_) => "on",
+                            Bypass::Off | Bypass::RefusedAsRoot => "off",
+                        },
+                    ),
+                    ("local_user", settings.bypass_user().unwrap_or("")),
                 ],
             );
+            match settings.bypass() {
+                Bypass::RefusedAsRoot => log::warn(
+                    "local_bypass_off_as_root",
+                    &[("note", &settings.bypass().says())],
+                ),
+                Bypass::User(_) if kg_http::peer_owner::euid() == 0 => log::warn(
+                    "danger_local_bypass_as_root",
+                    &[(
+                        "note",
+                        "every process of root's on this host gets in without credentials, \
+                         relays run as root (sshd, tailscaled, a proxy) and what they forward \
+                         included",
+                    )],
+                ),
+                _ => {}
+            }
             let site = router::Proxying {
                 verifier: Arc::clone(&verifier),
                 sign_in,

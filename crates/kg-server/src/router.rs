@@ -100,6 +100,11 @@ impl Site for Proxying {
         None
     }
 
+    /// The localhost bypass asks the kernel who each loopback connection belongs to.
+    fn wants_peer_owner(&self) -> bool {
+        self.gateway.local_bypass()
+    }
+
     fn metrics(&self) -> &Metrics {
         self.verifier.metrics()
     }

@@ -57,9 +57,10 @@ pub struct Settings {
     pub max_request_body: u64,
     /// Largest response body relayed, in bytes.
     pub max_response_body: u64,
-    /// Whether requests from this host pass the proxy without credentials (resolved from
-    /// `auto`: on only while every listen address is loopback and no proxy is trusted).
-    pub local_bypass: bool,
+    /// Whether requests of keygate's own user on this host pass the proxy without
+    /// credentials (resolved from `auto`: on only while every listen address is loopback
+    /// and no proxy is trusted), and who that user is. `None` when off.
+    pub local_bypass: Option<kg_gateway::LocalBypass>,
     /// A browser session's absolute lifetime.
     pub session_lifetime: Duration,
     /// A browser session's idle timeout, slid by every request.
@@ -69,6 +70,34 @@ pub struct Settings {
     /// The clock expiry is judged by: the binary's one clock, so that the test clock
     /// reaches the server too.
     pub clock: Clock,
+}
+
+/// Whom the localhost bypass lets in ([`Settings::bypass`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bypass<'a> {
+    /// Nobody: `server.local_bypass` is off.
+    Off,
+    /// Nobody: keygate runs as root and `server.danger_local_bypass_as_root` is not set.
+    RefusedAsRoot,
+    /// The processes of this user (keygate's own) on this host, over loopback.
+    User(&'a str),
+}
+
+impl Bypass<'_> {
+    /// One line saying whom, for `keygate up`, `keygate check` and the start log.
+    pub fn says(&self) -> String {
+        match self {
+            Bypass::Off => "local requests need credentials too".to_owned(),
+            Bypass::RefusedAsRoot => "local requests need credentials too: keygate runs as \
+                                      root, whose processes include relays for others \
+                                      (server.danger_local_bypass_as_root)"
+                .to_owned(),
+            Bypass::User(name) => format!(
+                "only {name}'s own processes on this host skip sign-in, over loopback (not \
+                 other users, not root, not relays another user runs)"
+            ),
+        }
+    }
 }
 
 /// A setting that cannot work. Every variant is a configuration error (exit 2).
@@ -269,6 +298,14 @@ impl Settings {
             Some("false") => false,
             _ => all_loopback && !plain_http,
         } && trusted_proxies.is_empty();
+        let local_bypass = local_bypass.then(|| {
+            let uid = kg_http::peer_owner::euid();
+            kg_gateway::LocalBypass {
+                uid,
+                name: kg_http::peer_owner::login_name(uid),
+                as_root: config.bool("server.danger_local_bypass_as_root"),
+            }
+        });
         const MIB: u64 = 1024 * 1024;
         Ok(Settings {
             listen,
@@ -329,10 +366,27 @@ impl Settings {
             upstream_timeout: self.upstream_timeout,
             max_request_body: self.max_request_body,
             max_response_body: self.max_response_body,
-            local_bypass: self.local_bypass,
+            local_bypass: self.local_bypass.clone(),
             https: !self.plain_http,
             strip_headers: self.strip_headers.clone(),
         })
+    }
+
+    /// Whom the localhost bypass lets in.
+    pub fn bypass(&self) -> Bypass<'_> {
+        match &self.local_bypass {
+            None => Bypass::Off,
+            Some(b) if !b.grants() => Bypass::RefusedAsRoot,
+            Some(b) => Bypass::User(&b.name),
+        }
+    }
+
+    /// The login name the bypass lets in, if it lets anyone in.
+    pub fn bypass_user(&self) -> Option<&str> {
+        match self.bypass() {
+            Bypass::User(name) => Some(name),
+            _ => None,
+        }
     }
 
     /// Whether `server.required_scopes` can only ever ask for every scope: they match the

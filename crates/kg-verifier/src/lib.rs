@@ -211,6 +211,8 @@ enum Note<'a> {
         outcome: Outcome,
         id: Option<&'a str>,
         name: Option<&'a str>,
+        /// The local user a bypass decision was for.
+        local_user: Option<&'a str>,
     },
     /// Throttled: counted, logged at most once a second per source.
     Throttled {
@@ -462,9 +464,26 @@ impl Verifier {
         self.note(Note::log(outcome, token_id, None), status, ctx);
     }
 
+    /// [`Verifier::record`] for a request under the localhost bypass: its audit line names
+    /// the local user it was decided for (`"local_user"`).
+    pub fn record_local(&self, outcome: Outcome, status: u16, user: &str, ctx: &Ctx<'_>) {
+        let note = Note::Log {
+            outcome,
+            id: None,
+            name: None,
+            local_user: Some(user),
+        };
+        self.note(note, status, ctx);
+    }
+
     fn note(&self, note: Note<'_>, status: u16, ctx: &Ctx<'_>) {
-        let (outcome, id, name, suppressed) = match note {
-            Note::Log { outcome, id, name } => (outcome, id, name, 0),
+        let (outcome, id, name, local_user, suppressed) = match note {
+            Note::Log {
+                outcome,
+                id,
+                name,
+                local_user,
+            } => (outcome, id, name, local_user, 0),
             Note::Throttled {
                 id,
                 log,
@@ -474,7 +493,7 @@ impl Verifier {
                 if !log {
                     return;
                 }
-                (Outcome::Throttled, id, None, suppressed)
+                (Outcome::Throttled, id, None, None, suppressed)
             }
         };
         if outcome != Outcome::Throttled {
@@ -489,6 +508,7 @@ impl Verifier {
             status,
             token_id: id,
             token_name: name,
+            local_user,
             client: ctx.client,
             method: ctx.method,
             path: ctx.path,
@@ -518,6 +538,11 @@ impl Verifier {
 
 impl Note<'_> {
     fn log<'a>(outcome: Outcome, id: Option<&'a str>, name: Option<&'a str>) -> Note<'a> {
-        Note::Log { outcome, id, name }
+        Note::Log {
+            outcome,
+            id,
+            name,
+            local_user: None,
+        }
     }
 }

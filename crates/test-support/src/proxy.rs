@@ -431,9 +431,18 @@ pub fn keygate_proxy(
 }
 
 /// keygate over plain HTTP on `addr` in front of `upstream`, the localhost bypass on or off.
+///
+/// The scenarios run as root, and the bypass grants root's processes nothing unless
+/// `server.danger_local_bypass_as_root` says so; with the bypass on, this sets it too, for
+/// scenarios about what the bypass lets through rather than whose processes it trusts
+/// (that is `tests/it/local_bypass.rs`, where keygate runs as another uid).
 pub fn plain_proxy(env: &Env, addr: SocketAddr, upstream: &str, bypass: bool) -> Proc {
     let setting = format!("server.local_bypass={bypass}");
-    keygate_proxy(env, addr, upstream, false, &["--set", &setting])
+    let mut args = vec!["--set", setting.as_str()];
+    if bypass {
+        args.extend(["--set", "server.danger_local_bypass_as_root=true"]);
+    }
+    keygate_proxy(env, addr, upstream, false, &args)
 }
 
 /// The value of the `<input>` named `name` in `html` (attribute order free; `&amp;`-style
@@ -602,3 +611,153 @@ pub fn assert_audited_as_the_socket_client(
         keygate.output()
     );
 }
+
+/// A uid that is not root's, for processes that must not be keygate's own user:
+/// `nobody` (65534) and a second one that has no passwd entry.
+pub const NOBODY: u32 = 65534;
+pub const STRANGER: u32 = 65533;
+
+/// A place another uid can run our binaries from and keep a `KEYGATE_HOME` in: the test
+/// process's own homes are under root's 0700 directories. `bin/` holds copies of the
+/// binaries (0755), `home/` belongs to `uid` (0700).
+#[derive(Debug)]
+pub struct OtherUser {
+    pub uid: u32,
+    dir: tempfile::TempDir,
+}
+
+impl OtherUser {
+    /// Sets up the directories for `uid`.
+    pub fn new(uid: u32) -> OtherUser {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        mode(dir.path(), 0o755).unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        mode(&bin, 0o755).unwrap();
+        for name in ["keygate", "tokenctl"] {
+            let to = bin.join(name);
+            std::fs::copy(crate::bin(name), &to).unwrap();
+            mode(&to, 0o755).unwrap();
+        }
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
+        mode(&home, 0o700).unwrap();
+        OtherUser { uid, dir }
+    }
+
+    /// This user's `KEYGATE_HOME` (and `HOME`).
+    pub fn home(&self) -> std::path::PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// The path of this user's copy of one of our binaries.
+    pub fn bin(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join("bin").join(name)
+    }
+
+    /// `setpriv` that runs `program` as this user, without root's groups.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        as_uid(self.uid, program)
+    }
+
+    /// One of our binaries run as this user, in its home, with a scrubbed environment.
+    pub fn cmd(&self, name: &str) -> std::process::Command {
+        let mut cmd = self.command(self.bin(name));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("KEYGATE_HOME", self.home())
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// `keygate serve` as this user, plain HTTP on `addr` in front of `upstream`, the log
+    /// in `log_dir` (a directory of the test's own).
+    pub fn keygate_proxy(
+        &self,
+        log_dir: &Path,
+        addr: SocketAddr,
+        upstream: &str,
+        extra: &[&str],
+    ) -> Proc {
+        let mut cmd = self.cmd("keygate");
+        cmd.args(["serve", "--plain-http", "--listen", &addr.to_string()])
+            .args(["--set", &format!("server.upstream={upstream}")])
+            .args(extra);
+        let mut p = Proc::spawn(
+            "keygate",
+            cmd,
+            &log_dir.join(format!("keygate-{}.log", self.uid)),
+        );
+        p.wait_port(addr);
+        p
+    }
+}
+
+/// `setpriv` that runs `program` as `uid` (and gid `uid`), without root's groups.
+pub fn as_uid(uid: u32, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(program);
+    cmd
+}
+
+/// curl as `uid` (root's [`crate::server::curl`] otherwise).
+pub fn curl_as(uid: u32, args: &[&str]) -> crate::server::Resp {
+    let out = as_uid(uid, "curl")
+        .args(["-sS", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?} as uid {uid} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::server::parse_response(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// A plain TCP forwarder, the kind of same-host relay (socat, `ssh -R`, `tailscale serve
+/// --tcp`, HAProxy in TCP mode) that adds no header: python3 as `uid`, from `listen` to `to`.
+pub fn tcp_relay(uid: u32, log_dir: &Path, listen: SocketAddr, to: SocketAddr) -> Proc {
+    let mut cmd = as_uid(uid, system_python());
+    cmd.args(["-c", TCP_RELAY, &listen.to_string(), &to.to_string()]);
+    let mut p = Proc::spawn("relay", cmd, &log_dir.join(format!("relay-{uid}.log")));
+    p.wait_port(listen);
+    p
+}
+
+/// The system's python3: a shim under root's home (pyenv) is out of another uid's reach.
+pub fn system_python() -> &'static str {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("python3")
+}
+
+/// [`tcp_relay`]'s forwarder, for `python3 -c TCP_RELAY LISTEN TO`.
+pub const TCP_RELAY: &str = "import socket, sys, threading\n\
+        listen, to = sys.argv[1], sys.argv[2]\n\
+        def addr(s):\n    h, p = s.rsplit(':', 1)\n    return (h.strip('[]'), int(p))\n\
+        def pipe(a, b):\n    \
+            try:\n        \
+                while True:\n            \
+                    d = a.recv(65536)\n            \
+                    if not d: break\n            \
+                    b.sendall(d)\n    \
+            except OSError: pass\n    \
+            finally:\n        \
+                try: b.shutdown(socket.SHUT_WR)\n        \
+                except OSError: pass\n\
+        server = socket.create_server(addr(listen))\n\
+        while True:\n    \
+            c, _ = server.accept()\n    \
+            u = socket.create_connection(addr(to))\n    \
+            threading.Thread(target=pipe, args=(c, u), daemon=True).start()\n    \
+            threading.Thread(target=pipe, args=(u, c), daemon=True).start()\n";
