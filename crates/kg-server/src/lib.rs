@@ -42,6 +42,14 @@
 //!   Proxy mode's bypass lets in only loopback connections whose socket keygate's own uid
 //!   owns (never root's unless `server.danger_local_bypass_as_root`), so a relay on this
 //!   host run by another uid is never local; see kg-gateway, "Who gets in".
+//! - **Path ambiguity**: what the upstream routes is what was judged. A path whose meaning
+//!   depends on the parser (dot segments raw or encoded, encoded `/` or `\`, `;`, NUL,
+//!   double encoding, bytes that are not UTF-8) is refused unjudged, by the proxy always
+//!   (400) and by `/auth` while a scope rule exists (403); `kg_verifier::paths` is the one
+//!   rule, and every other path is forwarded byte for byte.
+//! - **Identity headers from keygate alone**: in proxy mode every identity-header family
+//!   other auth proxies use, and every URL-rewrite header, is removed from each request,
+//!   a trusted proxy's included (kg-gateway's `header_policy.rs`).
 //! - **Forwarding headers only from trusted proxies** (`server.trusted_proxies`, none by
 //!   default). `X-Forwarded-For` is read right to left; `X-Original-URI` and
 //!   `X-Forwarded-Uri` are ignored from anyone else, and when both arrive and disagree (a
