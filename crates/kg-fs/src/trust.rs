@@ -239,6 +239,12 @@ fn untrusted(
         what,
         path: target.to_owned(),
         reason: format!("{it} {reason}"),
-        hint: format!("{fix}, or keep the {what} where only you and root can change it"),
+        hint: format!(
+            "{fix}, or keep the {what} where only {} can change it",
+            match owner {
+                TrustedOwner::Root => "root",
+                TrustedOwner::UsOrRoot => "you and root",
+            }
+        ),
     }
 }

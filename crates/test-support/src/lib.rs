@@ -21,5 +21,7 @@ pub mod server;
 pub mod tokens;
 
 pub use checksum::with_checksum;
-pub use harness::{Env, Run, bin, bin_dir, have, stat_mode};
+pub use harness::{
+    Env, NOBODY, Run, as_nobody, bin, bin_dir, can_be_nobody, give_to_nobody, have, stat_mode,
+};
 pub use process::Proc;
