@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
 use std::path::Path;
 
 use crate::Error;
@@ -153,6 +154,37 @@ pub(crate) fn kind(meta: &std::fs::Metadata) -> &'static str {
     } else {
         "something other than a file"
     }
+}
+
+/// Opens a log for appending (the audit log): created 0600 when missing, never through a
+/// symbolic link, and refused when the file that is there is not ours (or root's, when we are
+/// root) or group- or world-writable. Checked on the descriptor that is written to, so a file
+/// another user created in a shared directory never receives our lines (issue 13).
+pub fn open_append(what: &'static str, path: &Path) -> Result<File, Error> {
+    let file = File::options()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(path);
+    let file = match file {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(Error::NotAFile {
+                what,
+                path: path.to_owned(),
+                kind: "a symbolic link",
+            });
+        }
+        Err(e) => {
+            return Err(Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot open {what} '{}': {e}", path.display()),
+            )));
+        }
+    };
+    check_open_file(what, path, &file)?;
+    Ok(file)
 }
 
 fn check_path(what: &'static str, path: &Path, owner: TrustedOwner) -> Result<(), Error> {

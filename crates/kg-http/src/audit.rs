@@ -24,10 +24,8 @@
 //!   split.
 //!   When the reopen fails, the old file stays in use. With stderr, SIGHUP does nothing.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
@@ -385,25 +383,15 @@ fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8]) {
     }
 }
 
-/// Opens the audit log for appending: created 0600 when missing, never through a symlink
-/// (the server's opener, also used by `keygate check`).
+/// Opens the audit log for appending: created 0600 when missing, never through a symlink, and
+/// never a file another user created or can write to ([`kg_fs::trust::open_append`]; the
+/// server's opener, also used by `keygate check`). A refusal is an `io::Error` wrapping the
+/// [`kg_fs::Error`], whose hint the server shows.
 pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(no_follow_flags())
-        .open(path)
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot open audit log '{}': {e}", path.display()),
-            )
-        })
-}
-
-fn no_follow_flags() -> i32 {
-    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32
+    kg_fs::trust::open_append("audit log", path).map_err(|e| match e {
+        kg_fs::Error::Io(e) => e,
+        refused => std::io::Error::other(refused),
+    })
 }
 
 fn strip_query(p: &[u8]) -> &[u8] {
