@@ -671,7 +671,17 @@ fn schedule_system_refuses_a_binary_another_user_can_change() {
             .env("KEYGATE_HOME", env.root())
             .args(args)
             .stdin(Stdio::null());
-        test_support::Run::from(cmd.output().unwrap())
+        // A test thread that forked while the copy was open for writing holds it until its
+        // child execs: ETXTBSY for a moment.
+        for _ in 0..100 {
+            match cmd.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                out => return test_support::Run::from(out.unwrap()),
+            }
+        }
+        panic!("{} stayed busy", copy.display());
     };
     run(&["schedule", "--system", "--cron"]).code(0);
 
