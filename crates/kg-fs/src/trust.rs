@@ -13,6 +13,10 @@
 //!
 //! The path is resolved first (`~/.config` may be a link into a dotfiles checkout), and the
 //! directories walked are those of the resolved path, as sshd does.
+//!
+//! Hand-written on purpose: the crates that harden paths (`cap-std`, `libpathrs`) resolve a
+//! name safely inside a root, and none checks owners and modes up the tree; the walk is a few
+//! dozen lines over `std` and `rustix`.
 
 use std::fs::File;
 use std::io::Read;
@@ -75,9 +79,10 @@ pub fn check_owned_by_root(what: &'static str, path: &Path) -> Result<(), Error>
 /// read from it, so the file cannot be swapped between the check and the read. At most `max`
 /// bytes are read ([`Error::TooLarge`] beyond).
 pub fn read_trusted(what: &'static str, path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    // O_NONBLOCK: a FIFO in the file's place is refused below instead of hanging the open.
     let file = File::options()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::CLOEXEC.bits() as i32)
+        .custom_flags((rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .open(path)
         .map_err(|e| {
             std::io::Error::new(

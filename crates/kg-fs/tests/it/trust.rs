@@ -224,3 +224,23 @@ fn read_secret_refuses_links_fifos_and_directories_and_tightens_through_the_desc
         "{err}"
     );
 }
+
+#[test]
+fn a_fifo_in_place_of_the_config_is_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("config.toml");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let err = read_trusted("config file", &fifo, 100).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with(": it is a FIFO, not a regular file"),
+        "{err}"
+    );
+}
