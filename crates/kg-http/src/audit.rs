@@ -612,6 +612,33 @@ mod tests {
         assert!(!dir.path().join("elsewhere").exists());
     }
 
+    /// Issue 13: after logrotate moved the log away, another user could create the next one.
+    #[test]
+    fn a_reopen_onto_a_file_others_can_write_keeps_the_old_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let moved = dir.path().join("audit.log.1");
+        let audit = Audit::open(
+            &AuditTarget::File(path.clone()),
+            AuditAllows::All,
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        std::fs::rename(&path, &moved).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = audit.reopen().unwrap_err();
+        assert!(
+            err.to_string().contains("is writable by group or others"),
+            "{err}"
+        );
+        deny(&audit, "/still-old");
+        audit.close();
+        assert_eq!(paths(&moved), ["/still-old"]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
     #[test]
     fn reopen_with_stderr_does_nothing() {
         let audit = Audit::open(
