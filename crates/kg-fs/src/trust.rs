@@ -21,14 +21,13 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-
 use std::path::Path;
 
 use crate::Error;
 
 /// Whom a file must belong to for keygate to act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrustedOwner {
+enum TrustedOwner {
     /// Root, or the user keygate runs as (the effective uid): for what this process reads.
     UsOrRoot,
     /// Root only: for what a job running as root will execute, whoever prints the job.
