@@ -531,3 +531,185 @@ fn schedule_prints_units_systemd_accepts_and_a_valid_crontab_line() {
         assert!(run.stdout.contains("RandomizedDelaySec="));
     }
 }
+
+/// Makes `env`'s certificate due and writes a config whose deploy hook creates `marker`.
+fn config_with_marker_hook(env: &Env) -> PathBuf {
+    env.run("certctl", &["ensure"]).code(0);
+    let marker = env.root().join("hook-ran");
+    std::fs::write(
+        env.root().join("config.toml"),
+        format!("[cert]\ndeploy_hook = \"touch {}\"\n", marker.display()),
+    )
+    .unwrap();
+    chmod(&env.root().join("config.toml"), 0o644);
+    marker
+}
+
+fn chmod(path: &Path, bits: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(bits)).unwrap();
+}
+
+/// Issue 13: a group member wrote `config.toml` in a group-writable KEYGATE_HOME and root's
+/// `certctl renew` ran their deploy hook. The config is now checked as sshd's StrictModes
+/// checks `authorized_keys`: refused (exit 2, with the fix) and nothing runs.
+#[test]
+fn a_config_another_user_can_change_is_refused_and_its_hook_never_runs() {
+    let env = Env::new();
+    let marker = config_with_marker_hook(&env);
+    let config = env.root().join("config.toml");
+    let before = generation(&env, "default");
+
+    chmod(env.root(), 0o770);
+    let run = env.run("certctl", &["renew", "--no-jitter", "--force"]);
+    run.code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: refusing to use config file '{cfg}': '{home}' is writable by group or others\n\
+             hint: run `chmod go-w '{home}'`, or keep the config file where only you and root can change it\n",
+            cfg = config.display(),
+            home = env.root().display(),
+        )
+    );
+    assert!(!marker.exists(), "the hook ran");
+    assert_eq!(generation(&env, "default"), before, "something was renewed");
+    chmod(env.root(), 0o700);
+
+    chmod(&config, 0o664);
+    let run = env.run("certctl", &["renew", "--no-jitter", "--force"]);
+    run.code(2);
+    assert!(
+        run.stderr
+            .starts_with(&format!("error: refusing to use config file '{}': it is writable by group or others\nhint: run `chmod go-w '{}'`", config.display(), config.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!marker.exists(), "the hook ran");
+    chmod(&config, 0o644);
+
+    if test_support::can_be_nobody() {
+        test_support::give_to_nobody(&config);
+        let run = env.run("certctl", &["renew", "--no-jitter", "--force"]);
+        run.code(2);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: refusing to use config file '{}': it is owned by uid 65534, neither root nor this user\nhint: run `chown root '{}'`",
+                config.display(),
+                config.display()
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(!marker.exists(), "the hook ran");
+        std::os::unix::fs::chown(&config, Some(0), Some(0)).unwrap();
+    }
+
+    // The same config, once only root can change it, is used and its hook runs.
+    env.run("certctl", &["renew", "--no-jitter", "--force"])
+        .code(0);
+    assert!(marker.exists(), "the hook did not run");
+    assert_ne!(generation(&env, "default"), before);
+}
+
+/// A deploy hook given on the command line is the caller's own, but the script it starts may
+/// not be: one another user can replace is refused before anything is renewed.
+#[test]
+fn a_hook_whose_program_another_user_can_change_is_refused_before_renewing() {
+    if !test_support::can_be_nobody() {
+        return;
+    }
+    let env = Env::new();
+    env.run("certctl", &["ensure"]).code(0);
+    let before = generation(&env, "default");
+    let marker = env.root().join("hook-ran");
+    let scripts = tempfile::tempdir().unwrap();
+    let script = scripts.path().join("deploy.sh");
+    std::fs::write(&script, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    chmod(&script, 0o755);
+    test_support::give_to_nobody(&script);
+    let hook = script.display().to_string();
+    let run = env.run(
+        "certctl",
+        &["renew", "--no-jitter", "--force", "--deploy-hook", &hook],
+    );
+    run.code(2);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: refusing to use deploy hook program '{hook}': it is owned by uid 65534, neither root nor this user\nhint: run `chown root '{hook}'`"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!marker.exists(), "the hook ran");
+    assert_eq!(generation(&env, "default"), before);
+
+    std::os::unix::fs::chown(&script, Some(0), Some(0)).unwrap();
+    env.run(
+        "certctl",
+        &["renew", "--no-jitter", "--force", "--deploy-hook", &hook],
+    )
+    .code(0);
+    assert!(marker.exists(), "the hook did not run");
+}
+
+/// Issue 13: `certctl schedule --system` printed a root job running a certctl that an
+/// unprivileged user owned, so installing it ran their code as root.
+#[test]
+fn schedule_system_refuses_a_binary_another_user_can_change() {
+    if !test_support::can_be_nobody() {
+        return;
+    }
+    let env = Env::new();
+    let place = tempfile::tempdir().unwrap();
+    chmod(place.path(), 0o755);
+    let copy = place.path().join("certctl");
+    std::fs::copy(test_support::bin("certctl"), &copy).unwrap();
+    chmod(&copy, 0o755);
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&copy);
+        cmd.env_clear()
+            .env("KEYGATE_HOME", env.root())
+            .args(args)
+            .stdin(Stdio::null());
+        // A test thread that forked while the copy was open for writing holds it until its
+        // child execs: ETXTBSY for a moment.
+        for _ in 0..100 {
+            match cmd.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                out => return test_support::Run::from(out.unwrap()),
+            }
+        }
+        panic!("{} stayed busy", copy.display());
+    };
+    run(&["schedule", "--system", "--cron"]).code(0);
+
+    test_support::give_to_nobody(&copy);
+    for kind in ["--cron", "--systemd"] {
+        let out = run(&["schedule", "--system", kind]);
+        out.code(2);
+        assert_eq!(out.stdout, "", "a job was printed");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: refusing to use certctl binary '{}': it is owned by uid 65534, not by root\nhint: run `chown root '{}'`, or keep the certctl binary where only root can change it",
+                copy.display(),
+                copy.display()
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    // A directory another user can write to is as bad: they can replace the binary.
+    std::os::unix::fs::chown(&copy, Some(0), Some(0)).unwrap();
+    chmod(place.path(), 0o775);
+    let out = run(&["schedule", "--system", "--cron"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("is writable by group or others"),
+        "{}",
+        out.stderr
+    );
+    // The user's own job runs as the user: their own binary is theirs to run.
+    run(&["schedule", "--cron"]).code(0);
+}

@@ -94,3 +94,96 @@ fn sighup_with_the_audit_log_on_stderr_leaves_the_server_running() {
         kg.output()
     );
 }
+
+/// Issue 13: the audit log was appended to whatever file was at its path, so another user who
+/// created it first in a shared directory read every line. keygate now refuses at start, and
+/// `keygate check` says why, with the fix; the planted file receives nothing.
+#[test]
+fn an_audit_log_another_user_created_or_can_write_is_refused_at_start() {
+    let env = Env::new();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let log = shared.path().join("audit.log");
+    std::fs::write(&log, b"").unwrap();
+    let set = format!("server.audit_log={}", log.display());
+    // Started with a deadline: a server that accepted the file would serve on and never exit.
+    let serve = |env: &Env| {
+        let addr = local_addr().to_string();
+        let mut child = env
+            .cmd("keygate")
+            .args(["serve", "--plain-http", "--listen", &addr, "--set", &set])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        test_support::Run::from(child.wait_with_output().unwrap())
+    };
+
+    // Ours, but group-writable: whoever is in the group can rewrite the record.
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o620)).unwrap();
+    let run = serve(&env);
+    run.code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: refusing to use audit log '{l}': it is writable by group or others\n\
+             hint: run `chmod go-w '{l}'`, or keep the audit log where only you and root can change it\n",
+            l = log.display()
+        )
+    );
+    let check = env.run("keygate", &["check", "--set", &set]);
+    assert!(
+        check.stdout.contains("is writable by group or others")
+            && check.stdout.contains("chmod go-w"),
+        "{}\n{}",
+        check.stdout,
+        check.stderr
+    );
+
+    if test_support::can_be_nobody() {
+        std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+        test_support::give_to_nobody(&log);
+        let run = serve(&env);
+        run.code(2);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: refusing to use audit log '{}': it is owned by uid 65534, neither root nor this user\nhint: run `chown root '{}'`",
+                log.display(),
+                log.display()
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        b"",
+        "the planted file received lines"
+    );
+
+    // A symlink in its place is no file to append to.
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(env.root().join("elsewhere"), &log).unwrap();
+    let run = serve(&env);
+    run.code(2);
+    assert!(
+        run.stderr
+            .contains("it is a symbolic link, not a regular file"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.root().join("elsewhere").exists());
+}

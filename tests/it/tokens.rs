@@ -966,3 +966,54 @@ fn every_reporting_command_speaks_json() {
         "written to the client file, not shown"
     );
 }
+
+/// Issue 13: `sudo tokenctl create --output /tmp/ci.token` over a file another user created
+/// there kept that user as the owner, so they could read the token. Root's file is root's.
+#[test]
+fn root_writing_a_token_over_a_file_another_user_planted_keeps_it_from_them() {
+    if !test_support::can_be_nobody() {
+        return;
+    }
+    let env = Env::new();
+    // A shared directory like /tmp: world-writable and sticky, reachable by everyone.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let planted = shared.path().join("ci.token");
+    std::fs::write(&planted, b"").unwrap();
+    std::fs::set_permissions(
+        &planted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    test_support::give_to_nobody(&planted);
+
+    let run = at(
+        &env,
+        T0,
+        &[
+            "create",
+            "--name",
+            "ci",
+            "--output",
+            planted.to_str().unwrap(),
+        ],
+    );
+    run.code(0);
+    let meta = std::fs::metadata(&planted).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, 0),
+        "owner of {}",
+        planted.display()
+    );
+    assert_eq!(stat_mode(&planted), "600");
+    let token = std::fs::read_to_string(&planted).unwrap();
+    verify(&env, T0, token.trim()).code(0);
+    let theirs = test_support::as_nobody("cat", &[planted.as_os_str()]);
+    assert_ne!(theirs.code, 0, "nobody read the token: {}", theirs.stdout);
+    assert!(!theirs.stdout.contains("kg_"));
+}

@@ -764,6 +764,23 @@ const RULES: &[Rule] = &[
               output and `kg_cli::note` for notes",
     },
     Rule {
+        patterns: &["chown(", "fchown(", "lchown(", "fchownat("],
+        home: &["crates/kg-fs/"],
+        exceptions: &[],
+        scope: &[],
+        why: "no secret root writes is owned by another user (ARCHITECTURE.md, ownership of \
+              secrets): who owns a file keygate writes is decided in kg-fs alone",
+    },
+    Rule {
+        patterns: &["\"sh\"", "\"/bin/sh\"", "\"bash\""],
+        home: &["crates/kg-cascade/src/renew.rs"],
+        exceptions: &[],
+        scope: &[],
+        why: "a shell command runs only in `run_deploy_hook`, after `check_deploy_hook` \
+              (ARCHITECTURE.md, config integrity): no hook runs from a file another user can \
+              change",
+    },
+    Rule {
         // Verifying a token or judging one by id, charging the failure limiter, checking a
         // scope, counting a decision, writing an audit line of one.
         patterns: &[

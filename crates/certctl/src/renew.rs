@@ -73,6 +73,19 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
         .map(|h| ("cert.deploy_hook", "--deploy-hook", h.clone()))
         .collect();
     let ctx = global.load(&flags)?;
+    let hook = ctx.config.str("cert.deploy_hook").map(str::to_owned);
+    let hook_from = ctx
+        .config
+        .file_of("cert.deploy_hook")
+        .map(ToOwned::to_owned);
+    if let Some(hook) = &hook {
+        // Before anything is renewed: a hook that would be refused after the renewal is a
+        // configuration error, not a failed run.
+        kg_cascade::renew::check_deploy_hook(hook, hook_from.as_deref()).map_err(|e| {
+            let hint = e.hint();
+            CliError::classified(&e, hint, true, false)
+        })?;
+    }
     let policy = policy(&ctx)?;
     let ids = ids(&ctx, args.id.as_deref())?;
     let mut cas = CurrentCas::default();
@@ -132,7 +145,6 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
         .map_or(Wait::No, |s| Wait::Up(Duration::from_secs(s)));
     let lock = kg_cascade::lock(&ctx.locations, wait).map_err(crate::cli_error)?;
 
-    let hook = ctx.config.str("cert.deploy_hook").map(str::to_owned);
     let mut renewed = Vec::new();
     let mut failed: Vec<(String, String)> = Vec::new();
     let mut cas = CurrentCas::default();
@@ -165,7 +177,8 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
                     ))?;
                 }
                 if let Some(hook) = &hook
-                    && let Err(e) = kg_cascade::renew::run_deploy_hook(hook, &r)
+                    && let Err(e) =
+                        kg_cascade::renew::run_deploy_hook(hook, hook_from.as_deref(), &r)
                 {
                     failed.push((id.clone(), format!("{e} (the new certificate is live)")));
                 }

@@ -19,6 +19,12 @@ pub(crate) struct Args {
 pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliError> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::failure(format!("cannot find certctl's own path: {e}")))?;
+    if args.system {
+        // The job runs this binary as root: one that another user owns or can replace (a
+        // copy in ~/bin, a group-writable /opt) would run their code as root (issue 13).
+        kg_fs::trust::check_owned_by_root("certctl binary", &exe)
+            .map_err(|e| CliError::classified(&e, e.hint(), true, false))?;
+    }
     let exe = exe.display();
     // The job must find the same files this shell does, by the rule every command uses (a
     // relative KEYGATE_HOME is refused: cron would resolve it elsewhere).

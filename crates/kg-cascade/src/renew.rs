@@ -5,6 +5,7 @@
 //! unchanged bytes prove an intact, matching pair without a signature check. Anything that
 //! does not match is due, and goes through the full issue-verify-publish path.
 
+use std::path::Path;
 use std::time::Duration;
 
 use kg_config::Locations;
@@ -308,12 +309,34 @@ pub fn renew(
     }
 }
 
+/// Refuses a deploy hook that another user could have changed (issue 13): the config file it
+/// came from (`from`, when it came from one), and the program it starts when its first word
+/// names one by absolute path (`/usr/local/bin/deploy.sh`). The hook runs through `sh -c` as
+/// whoever runs `certctl renew`, often root, so this is [`kg_fs::trust`]'s rule, the same one
+/// the config file passed when it was loaded.
+pub fn check_deploy_hook(hook: &str, from: Option<&Path>) -> Result<(), kg_fs::Error> {
+    if let Some(file) = from {
+        kg_fs::trust::check_owned_by_us_or_root("config file", file)?;
+    }
+    let program = hook
+        .split_whitespace()
+        .next()
+        .map(Path::new)
+        .filter(|p| p.is_absolute() && p.exists());
+    if let Some(program) = program {
+        kg_fs::trust::check_owned_by_us_or_root("deploy hook program", program)?;
+    }
+    Ok(())
+}
+
 /// Runs the deploy hook through `sh -c` (it is the user's shell command, like certbot's)
-/// with the documented environment.
-pub fn run_deploy_hook(hook: &str, renewed: &Renewed) -> Result<(), String> {
+/// with the documented environment, after [`check_deploy_hook`] (checked again here, where it
+/// runs, because the config file was read before the renewal, which can take minutes).
+pub fn run_deploy_hook(hook: &str, from: Option<&Path>, renewed: &Renewed) -> Result<(), String> {
     let Some(f) = &renewed.outcome.files else {
         return Ok(());
     };
+    check_deploy_hook(hook, from).map_err(|e| format!("deploy hook not run: {e}"))?;
     let names: Vec<String> = renewed
         .outcome
         .names

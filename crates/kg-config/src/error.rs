@@ -47,6 +47,11 @@ pub enum ConfigError {
         line: usize,
         key: String,
     },
+    /// The config file or `KEYGATE_HOME` cannot be used: it, or a directory above it, could
+    /// have been changed by another user (group- or world-writable, or owned by someone
+    /// else), it is not a regular file, or reading it failed.
+    #[error(transparent)]
+    File(kg_fs::Error),
     /// `KEYGATE_HOME` is a relative path.
     #[error("KEYGATE_HOME '{}' is a relative path", .0.display())]
     RelativeHome(PathBuf),
@@ -84,6 +89,7 @@ impl ConfigError {
             ConfigError::Missing { by, .. } => Some(format!(
                 "check the path given to {by}, or create the file (an empty one means the defaults)"
             )),
+            ConfigError::File(e) => e.hint(),
             ConfigError::InvalidValue { .. } | ConfigError::Read { .. } => None,
         }
     }

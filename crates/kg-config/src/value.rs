@@ -57,6 +57,9 @@ pub struct Profile {
     pub token_file: PathBuf,
 }
 
+/// A config file larger than this is refused rather than read (a device named by mistake).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -72,24 +75,36 @@ impl Config {
         locations: &Locations,
         flags: &[(&str, &str, String)],
     ) -> Result<Config, ConfigError> {
-        let text = match std::fs::read_to_string(&locations.config_file) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        // The config can run commands as whoever reads it (`cert.deploy_hook`), so it is
+        // used only when nobody but us and root could have changed it or its directories,
+        // as sshd's StrictModes (issue 13). The KEYGATE_HOME root holds the keys as well
+        // and is checked after the file, so that a refusal names the file when there is one.
+        let path = &locations.config_file;
+        let text = match kg_fs::trust::read_trusted("config file", path, MAX_CONFIG_BYTES) {
+            Ok(bytes) => Some(String::from_utf8(bytes).map_err(|_| ConfigError::Read {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "it is not UTF-8 text",
+                ),
+            })?),
+            Err(kg_fs::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(by) = locations.config_named_by {
                     return Err(ConfigError::Missing {
-                        path: locations.config_file.clone(),
+                        path: path.clone(),
                         by,
                     });
                 }
                 None
             }
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: locations.config_file.clone(),
-                    source,
-                });
-            }
+            // The message names the file and what failed (or who could have changed it).
+            Err(e) => return Err(ConfigError::File(e)),
         };
+        // Checked even without a config file: one could be planted there.
+        if let Some(home) = locations.home.as_deref().filter(|h| h.exists()) {
+            kg_fs::trust::check_owned_by_us_or_root("KEYGATE_HOME", home)
+                .map_err(ConfigError::File)?;
+        }
         let file = text
             .as_deref()
             .map(|t| (locations.config_file.as_path(), t));
@@ -138,6 +153,15 @@ impl Config {
             .unwrap_or_else(|| panic!("no setting {key}"))
             .0
             .as_ref()
+    }
+
+    /// The config file the value of `key` came from, when it came from one: what to check
+    /// again before acting on it (a deploy hook).
+    pub fn file_of(&self, key: &str) -> Option<&Path> {
+        match self.source(key) {
+            Source::File { path, .. } => Some(path),
+            _ => None,
+        }
     }
 
     /// Where the value of `key` came from.

@@ -1,6 +1,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, FileMode, check_dir};
@@ -70,16 +70,18 @@ impl AtomicFile {
         // The umask can only have removed bits; set the exact mode on the descriptor.
         rustix::fs::fchmod(temp.as_file(), rustix::fs::Mode::from_raw_mode(bits))
             .map_err(|e| with_path(e.into(), "set the mode of a temporary file in", dir))?;
-        if let Some(meta) = &existing {
-            // Running as root (a system install), keep the owner the file had.
-            if rustix::process::geteuid().is_root() && meta.uid() != 0 {
-                rustix::fs::fchown(
-                    temp.as_file(),
-                    Some(rustix::fs::Uid::from_raw(meta.uid())),
-                    Some(rustix::fs::Gid::from_raw(meta.gid())),
-                )
-                .map_err(|e| with_path(e.into(), "keep the owner of", target))?;
-            }
+        if rustix::process::geteuid().is_root() {
+            // Running as root, the new file belongs to root:root, whoever owned the file it
+            // replaces: keeping that owner let anyone who pre-created `/tmp/ci.token` receive
+            // the token root wrote there (issue 13). The directory was checked above to be
+            // root's, so root is also the owner of the place the file lives in. (The group is
+            // set too: in a setgid directory the file would otherwise take the directory's.)
+            rustix::fs::fchown(
+                temp.as_file(),
+                Some(rustix::fs::Uid::ROOT),
+                Some(rustix::fs::Gid::ROOT),
+            )
+            .map_err(|e| with_path(e.into(), "set the owner of a temporary file in", dir))?;
         }
         Ok(AtomicFile {
             temp,

@@ -15,9 +15,26 @@ pub enum Error {
     /// The target exists and is not a regular file.
     #[error("refusing to write '{}': it is not a regular file", path.display())]
     NotRegular { path: PathBuf },
+    /// A file to be read or appended to (a secret, the config, the audit log) is a link, a
+    /// FIFO, a directory or a device rather than a regular file.
+    #[error("refusing to use {what} '{}': it is {kind}, not a regular file", path.display())]
+    NotAFile {
+        what: &'static str,
+        path: PathBuf,
+        kind: &'static str,
+    },
     /// A directory that others could write to or that another user owns.
     #[error("refusing to use directory '{}': {reason}", path.display())]
     UnsafeDir { path: PathBuf, reason: &'static str },
+    /// A file keygate would act on (the config, a deploy hook, the audit log, a program a root
+    /// job runs), or a directory above it, that another user could change ([`crate::trust`]).
+    #[error("refusing to use {what} '{}': {reason}", path.display())]
+    Untrusted {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+        hint: String,
+    },
     /// Another process holds the lock and the caller asked not to wait.
     #[error("another keygate process holds the lock '{}'", path.display())]
     Locked { path: PathBuf },
@@ -40,10 +57,12 @@ impl Error {
     /// A one-line recommendation for the user, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Symlink { path } | Error::NotRegular { path } => Some(format!(
-                "remove '{}' or point keygate at a regular file",
-                path.display()
-            )),
+            Error::Symlink { path } | Error::NotRegular { path } | Error::NotAFile { path, .. } => {
+                Some(format!(
+                    "remove '{}' or point keygate at a regular file",
+                    path.display()
+                ))
+            }
             Error::UnsafeDir { path, .. } => Some(format!(
                 "run `chmod go-w '{}'` and make sure it belongs to you, or use another directory",
                 path.display()
@@ -54,6 +73,7 @@ impl Error {
             Error::LockTimeout { .. } => {
                 Some("another run is still working; try again later".to_owned())
             }
+            Error::Untrusted { hint, .. } => Some(hint.clone()),
             Error::Damaged { .. } => Some("run `certctl doctor --fix`".to_owned()),
             Error::TooLarge { .. } => Some("check that this is the file you meant".to_owned()),
             Error::Io(_) => None,

@@ -12,6 +12,10 @@
 //! - A set of files that must change together (a certificate and its key) is published as a
 //!   [`generation`]: a new directory, then one atomic switch of the `current` symlink.
 //! - Advisory locks live on separate lock files that are never renamed ([`lock`]).
+//! - A secret root writes belongs to root, whoever owned the file it replaces: the owner of a
+//!   secret is never chosen by another user.
+//! - What keygate acts on (the config and its deploy hook, the audit log, a program a root
+//!   job runs) is checked first, as sshd's `StrictModes` does ([`trust`]).
 //!
 //! Results are independent of the process umask: modes are set on the open descriptor.
 #![forbid(unsafe_code)]
@@ -21,6 +25,7 @@ mod dir;
 mod error;
 pub mod generation;
 pub mod lock;
+pub mod trust;
 mod unnamed;
 
 pub use atomic::{AtomicFile, stale_temps, write_atomic};
@@ -81,22 +86,52 @@ pub fn read_limited(
 
 /// Reads a file that holds a secret, tightening it to 0600 first if it was found wider.
 ///
+/// The file is opened once (`O_NOFOLLOW`, and `O_NONBLOCK` so that a FIFO planted in its place
+/// cannot hang the reader), and everything after is done on that descriptor: the check that
+/// it is a regular file, the `fchmod`, the read. Checking a path and then reading it again by
+/// name would let the file be swapped in between.
+///
 /// Returns the contents; the caller wraps them in a secret type straight away.
 pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs_err::symlink_metadata(path)?;
-    if meta.file_type().is_symlink() {
-        return Err(Error::Symlink {
-            path: path.to_owned(),
-        });
-    }
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // O_NOFOLLOW on a symlink: ELOOP.
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(Error::NotAFile {
+                what: "secret",
+                path: path.to_owned(),
+                kind: "a symbolic link",
+            });
+        }
+        Err(e) => {
+            let e = std::io::Error::from(e);
+            return Err(Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot read '{}': {e}", path.display()),
+            )));
+        }
+    };
+    let mut file = std::fs::File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| atomic::with_path(e, "stat", path))?;
     if !meta.is_file() {
-        return Err(Error::NotRegular {
+        return Err(Error::NotAFile {
+            what: "secret",
             path: path.to_owned(),
+            kind: trust::kind(&meta),
         });
     }
-    if meta.permissions().mode() & 0o077 != 0 {
-        fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    if meta.mode() & 0o077 != 0 {
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(0o600))
+            .map_err(|e| atomic::with_path(e.into(), "tighten the mode of", path))?;
     }
-    Ok(fs_err::read(path)?)
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .map_err(|e| atomic::with_path(e, "read", path))?;
+    Ok(buf)
 }

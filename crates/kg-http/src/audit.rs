@@ -24,10 +24,8 @@
 //!   split.
 //!   When the reopen fails, the old file stays in use. With stderr, SIGHUP does nothing.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
@@ -392,25 +390,15 @@ fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8]) {
     }
 }
 
-/// Opens the audit log for appending: created 0600 when missing, never through a symlink
-/// (the server's opener, also used by `keygate check`).
+/// Opens the audit log for appending: created 0600 when missing, never through a symlink, and
+/// never a file another user created or can write to ([`kg_fs::trust::open_append`]; the
+/// server's opener, also used by `keygate check`). A refusal is an `io::Error` wrapping the
+/// [`kg_fs::Error`], whose hint the server shows.
 pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(no_follow_flags())
-        .open(path)
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot open audit log '{}': {e}", path.display()),
-            )
-        })
-}
-
-fn no_follow_flags() -> i32 {
-    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32
+    kg_fs::trust::open_append("audit log", path).map_err(|e| match e {
+        kg_fs::Error::Io(e) => e,
+        refused => std::io::Error::other(refused),
+    })
 }
 
 fn strip_query(p: &[u8]) -> &[u8] {
@@ -622,11 +610,42 @@ mod tests {
         // A symlink where the log was is refused, as at start-up.
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
         let err = audit.reopen().unwrap_err();
-        assert!(err.to_string().contains("cannot open audit log"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("it is a symbolic link, not a regular file"),
+            "{err}"
+        );
         deny(&audit, "/still-old");
         audit.close();
         assert_eq!(paths(&moved), ["/still-old"]);
         assert!(!dir.path().join("elsewhere").exists());
+    }
+
+    /// Issue 13: after logrotate moved the log away, another user could create the next one.
+    #[test]
+    fn a_reopen_onto_a_file_others_can_write_keeps_the_old_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let moved = dir.path().join("audit.log.1");
+        let audit = Audit::open(
+            &AuditTarget::File(path.clone()),
+            AuditAllows::All,
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        std::fs::rename(&path, &moved).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = audit.reopen().unwrap_err();
+        assert!(
+            err.to_string().contains("is writable by group or others"),
+            "{err}"
+        );
+        deny(&audit, "/still-old");
+        audit.close();
+        assert_eq!(paths(&moved), ["/still-old"]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
     }
 
     #[test]

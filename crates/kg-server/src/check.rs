@@ -89,7 +89,10 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
             // to create the file (a plain create made it 0644 for `serve` to keep using).
             kg_http::audit::open_append(path)
                 .map(|_| format!("appending to '{}'", path.display()))
-                .map_err(|e| Failed::new(e.to_string(), None)),
+                .map_err(|e| {
+                    let hint = crate::audit_refusal(&e).and_then(kg_fs::Error::hint);
+                    Failed::new(e.to_string(), hint)
+                }),
         );
     }
     for addr in &settings.listen {

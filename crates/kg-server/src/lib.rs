@@ -132,6 +132,7 @@ impl ServeError {
             ServeError::Cert { source, .. } => source.hint(),
             ServeError::Tokens(e) => e.hint(),
             ServeError::Bind { source, .. } => bind_hint(source, false),
+            ServeError::Audit(e) => audit_refusal(e).and_then(kg_fs::Error::hint),
             _ => None,
         }
     }
@@ -141,9 +142,17 @@ impl ServeError {
         match self {
             ServeError::Cert { .. } => true,
             ServeError::Tokens(e) => e.is_usage(),
+            // An audit log another user could have planted is a setup to fix.
+            ServeError::Audit(e) => audit_refusal(e).is_some(),
             _ => false,
         }
     }
+}
+
+/// The secure file layer's refusal inside an audit log error, if that is what it is.
+pub(crate) fn audit_refusal(e: &std::io::Error) -> Option<&kg_fs::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<kg_fs::Error>())
 }
 
 /// A running server's handles, for tests and embedding: the addresses it listens on and a

@@ -251,3 +251,41 @@ pub fn stat_mode(path: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// The uid (and gid) of `nobody`, the other user of the ownership scenarios.
+pub const NOBODY: u32 = 65534;
+
+/// Whether this process can act as another user (runs as root, and `setpriv` is there): the
+/// ownership scenarios need it, and skip themselves otherwise.
+pub fn can_be_nobody() -> bool {
+    let uid = Command::new("id").arg("-u").output().expect("id -u");
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to act as another user");
+        return false;
+    }
+    have("setpriv")
+}
+
+/// Hands `path` to `nobody` (`chown 65534:65534`), as another user on the machine would own it.
+pub fn give_to_nobody(path: &Path) {
+    std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+}
+
+/// Runs `program args` as `nobody`, without root's groups.
+pub fn as_nobody(program: &str, args: &[&OsStr]) -> Run {
+    Run::from(
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                program,
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn setpriv"),
+    )
+}

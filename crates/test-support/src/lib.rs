@@ -22,6 +22,7 @@ pub mod tokens;
 
 pub use checksum::with_checksum;
 pub use harness::{
-    Env, Run, bin, bin_dir, fixtures, have, have_npm_fixture, have_python_module, stat_mode,
+    Env, NOBODY, Run, as_nobody, bin, bin_dir, can_be_nobody, fixtures, give_to_nobody, have,
+    have_npm_fixture, have_python_module, stat_mode,
 };
 pub use process::Proc;

@@ -13,6 +13,8 @@ mod lock;
 mod modes;
 // What the layer refuses (symlinks, unsafe parents), and that a refusal writes nothing.
 mod refusals;
+// Ownership of what root writes, trust in what keygate acts on, reading secrets by descriptor.
+mod trust;
 // Exact modes under extreme umasks (in a child process of its own: the umask is per process).
 mod umask;
 
