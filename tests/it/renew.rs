@@ -361,9 +361,14 @@ fn a_truncated_cert_is_renewed_and_nothing_else_is_touched() {
     env.run("certctl", &["status"]).code(0);
 }
 
+/// Issue 14: a renewal never moves a certificate to another CA. With mkcert's CAROOT
+/// missing (cron and systemd do not carry it) or mkcert gone, renew used to fall back to the
+/// local CA and exit 0, and every client that trusted mkcert's CA failed TLS. Now it fails
+/// (exit 1, one line naming what is missing, a hint), the live certificate stays, and the job
+/// `certctl schedule` prints carries the CAROOT that renews it with mkcert.
 #[test]
-fn an_mkcert_cert_renews_through_the_local_ca_once_mkcert_is_gone() {
-    if !have("mkcert") {
+fn a_renewal_keeps_the_ca_that_issued_the_certificate() {
+    if !have("mkcert") || !have("openssl") {
         return;
     }
     let mut env = Env::new();
@@ -382,12 +387,44 @@ fn an_mkcert_cert_renews_through_the_local_ca_once_mkcert_is_gone() {
     );
     env.set("CAROOT", &caroot);
     env.run("certctl", &["ensure"]).code(0);
-    assert_eq!(
-        env.run("certctl", &["status", "--json"]).json()[0]["method"],
-        "mkcert"
-    );
+    let issuer = || {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-issuer", "-in"])
+            .arg(current(&env, "default").join("cert.pem"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mkcert_issuer = issuer();
+    assert!(mkcert_issuer.contains("mkcert"), "{mkcert_issuer}");
+    let before = generation(&env, "default");
 
-    // A PATH without mkcert: the recorded method is gone.
+    // The environment of a cron job: no CAROOT, so mkcert's default (under HOME) is empty.
+    let mut cron = env.cmd("certctl");
+    cron.env_remove("CAROOT")
+        .args(["renew", "--no-jitter", "--force"]);
+    let run = test_support::Run::from(cron.output().unwrap());
+    run.code(1);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one error line and a hint: {}", run.stderr);
+    assert!(
+        lines[0].contains("mkcert is not available")
+            && lines[0].contains("has no rootCA.pem")
+            && lines[0].contains("was issued by mkcert's CA"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines[1].starts_with("hint:")
+            && lines[1].contains("certctl schedule")
+            && lines[1].contains("certctl issue --id default --method auto"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(generation(&env, "default"), before, "nothing was published");
+    assert_eq!(issuer(), mkcert_issuer);
+
+    // mkcert gone from PATH: the same refusal.
     let bin = env.root().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for tool in ["sh", "env", "openssl"] {
@@ -395,18 +432,48 @@ fn an_mkcert_cert_renews_through_the_local_ca_once_mkcert_is_gone() {
             std::os::unix::fs::symlink(p, bin.join(tool)).unwrap();
         }
     }
-    env.set("PATH", &bin);
-    let run = env.run("certctl", &["renew", "--no-jitter", "--force"]);
+    let mut no_mkcert = env.cmd("certctl");
+    no_mkcert
+        .env("PATH", &bin)
+        .args(["renew", "--no-jitter", "--force"]);
+    let run = test_support::Run::from(no_mkcert.output().unwrap());
+    run.code(1);
+    assert!(
+        run.stderr.contains("mkcert is not available: not on PATH"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(generation(&env, "default"), before);
+    let status = env.run("certctl", &["status", "--json"]);
+    assert_eq!(status.json()[0]["method"], "mkcert");
+
+    // The job schedule prints carries the CAROOT, and in that environment renewal works
+    // with mkcert's CA.
+    let cron_line = env.run("certctl", &["schedule", "--cron"]);
+    cron_line.code(0);
+    let want = format!("CAROOT={} ", caroot.display());
+    assert!(cron_line.stdout.contains(&want), "{}", cron_line.stdout);
+    let units = env.run("certctl", &["schedule", "--systemd"]);
+    assert!(
+        units
+            .stdout
+            .contains(&format!("Environment=CAROOT={}\n", caroot.display())),
+        "{}",
+        units.stdout
+    );
+    let mut job = env.cmd("certctl");
+    job.env_remove("CAROOT")
+        .env("CAROOT", &caroot)
+        .args(["renew", "--no-jitter", "--force"]);
+    let run = test_support::Run::from(job.output().unwrap());
     run.code(0);
     assert!(
-        run.stdout
-            .contains("with local-ca instead of mkcert (mkcert: not on PATH)"),
+        run.stdout.starts_with("renewed 'default' with mkcert"),
         "{}",
         run.stdout
     );
-    let status = env.run("certctl", &["status", "--json"]);
-    status.code(0);
-    assert_eq!(status.json()[0]["method"], "local-ca");
+    assert_ne!(generation(&env, "default"), before);
+    assert_eq!(issuer(), mkcert_issuer);
 }
 
 fn which(tool: &str) -> Option<PathBuf> {

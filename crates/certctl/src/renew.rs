@@ -146,7 +146,7 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
     let lock = kg_cascade::lock(&ctx.locations, wait).map_err(crate::cli_error)?;
 
     let mut renewed = Vec::new();
-    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut failed: Vec<(String, String, Option<String>)> = Vec::new();
     let mut cas = CurrentCas::default();
     for (id, _) in &due {
         // Another run may have renewed it while we waited for the lock.
@@ -166,41 +166,53 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
                                 .ok()
                         })
                         .unwrap_or_default();
-                    let how = match &r.fell_back_from {
-                        Some((from, why)) => {
-                            format!("{} instead of {from} ({from}: {why})", o.method)
-                        }
-                        None => o.method.to_owned(),
-                    };
                     out(format!(
-                        "renewed '{id}' with {how}, valid until {until}: {reason}"
+                        "renewed '{id}' with {}, valid until {until}: {reason}",
+                        o.method
                     ))?;
                 }
                 if let Some(hook) = &hook
                     && let Err(e) =
                         kg_cascade::renew::run_deploy_hook(hook, hook_from.as_deref(), &r)
                 {
-                    failed.push((id.clone(), format!("{e} (the new certificate is live)")));
+                    failed.push((
+                        id.clone(),
+                        format!("{e} (the new certificate is live)"),
+                        None,
+                    ));
                 }
                 renewed.push(r);
             }
-            Err(e) => failed.push((id.clone(), e.to_string())),
+            Err(e) => failed.push((id.clone(), e.to_string(), e.hint())),
         }
     }
     drop(lock);
     if args.json {
         let f: Vec<_> = failed
             .iter()
-            .map(|(id, e)| serde_json::json!({ "id": id, "error": e }))
+            .map(|(id, e, hint)| serde_json::json!({ "id": id, "error": e, "hint": hint }))
             .collect();
         out_json(&serde_json::json!({ "renewed": renewed, "failed": f }))?;
     }
     if failed.is_empty() {
         return Ok(ExitStatus::Success);
     }
-    let detail: Vec<String> = failed.iter().map(|(id, e)| format!("{id}: {e}")).collect();
-    Err(CliError::failure(format!("{} renewed, {} failed: {}", renewed.len(), failed.len(), detail.join("; ")))
-        .with_hint("run `certctl doctor` for details; the certificates that failed keep their previous generation"))
+    let detail: Vec<String> = failed
+        .iter()
+        .map(|(id, e, _)| format!("{id}: {e}"))
+        .collect();
+    // One failure with its own advice gets that advice; several get the general one.
+    let hint = match failed.as_slice() {
+        [(_, _, Some(hint))] => hint.clone(),
+        _ => "run `certctl doctor` for details; the certificates that failed keep their previous generation".to_owned(),
+    };
+    Err(CliError::failure(format!(
+        "{} renewed, {} failed: {}",
+        renewed.len(),
+        failed.len(),
+        detail.join("; ")
+    ))
+    .with_hint(hint))
 }
 
 fn jitter() -> Duration {

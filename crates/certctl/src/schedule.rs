@@ -28,16 +28,23 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
     let exe = exe.display();
     // The job must find the same files this shell does, by the rule every command uses (a
     // relative KEYGATE_HOME is refused: cron would resolve it elsewhere).
+    let locations = global.locations()?;
     let home = if args.system {
         Some("/var/lib/keygate".to_owned())
     } else {
-        global.locations()?.home.map(|h| h.display().to_string())
+        locations.home.as_ref().map(|h| h.display().to_string())
     };
+    let mut vars: Vec<(&str, String)> = home.iter().map(|h| ("KEYGATE_HOME", h.clone())).collect();
+    let (needed, warning) = kg_cascade::renew::job_env(&locations);
+    if let Some(w) = warning {
+        kg_cli::note(format!("warning: {w}"));
+    }
+    vars.extend(needed);
     if args.cron {
-        let env = home
-            .as_ref()
-            .map(|h| format!("KEYGATE_HOME={h} "))
-            .unwrap_or_default();
+        let env: String = vars
+            .iter()
+            .map(|(k, v)| format!("{k}={} ", quoted(v)))
+            .collect();
         let file = if args.system {
             "/etc/cron.d/keygate (with a user field: insert `root` after the times)"
         } else {
@@ -55,10 +62,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
     } else {
         ("~/.config/systemd/user", "--user ")
     };
-    let env = home
-        .as_ref()
-        .map(|h| format!("Environment=KEYGATE_HOME={h}\n"))
-        .unwrap_or_default();
+    let env: String = vars
+        .iter()
+        .map(|(k, v)| format!("Environment={}\n", quoted(&format!("{k}={v}"))))
+        .collect();
     let state = if args.system {
         "StateDirectory=keygate\nStateDirectoryMode=0700\n"
     } else {
@@ -74,4 +81,17 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
         "# then: systemctl {user}daemon-reload && systemctl {user}enable --now keygate-renew.timer"
     ))?;
     Ok(ExitStatus::Success)
+}
+
+/// `text`, single-quoted for cron's shell or systemd's `Environment=` when it holds anything
+/// but plain path characters.
+fn quoted(text: &str) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-=:+,@".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        kg_cli::shell_quote(text)
+    }
 }

@@ -241,8 +241,6 @@ pub struct Renewed {
     /// Why it was due.
     pub reason: String,
     pub outcome: Outcome,
-    /// When the recorded method was unavailable: `(recorded, why)`.
-    pub fell_back_from: Option<(String, String)>,
 }
 
 /// Renews one certificate. The caller holds the lock (proof: `held`).
@@ -267,7 +265,7 @@ pub fn renew(
         .as_ref()
         .and_then(|r| r.key.parse().ok())
         .unwrap_or_default();
-    let mut req = Request {
+    let req = Request {
         id: id.to_owned(),
         names,
         method: recorded.unwrap_or(Method::Auto),
@@ -286,27 +284,78 @@ pub fn renew(
             id: id.to_owned(),
             reason: reason.to_owned(),
             outcome,
-            fell_back_from: None,
         }),
-        // The recorded method is gone (mkcert uninstalled, tailscale down): fall back through
-        // the cascade and say so. A method that is there but fails is an error, not a reason
-        // to silently swap a tailnet certificate for a local one.
+        // The recorded method is not usable here (mkcert without the user's CAROOT under
+        // cron, tailscale down): renewing through another would move the certificate to
+        // another CA, and every client that trusts the recorded one would fail TLS. certbot
+        // keeps a lineage's authenticator too. So the renewal fails, naming what is missing,
+        // and the live certificate stays; moving it is a decision (`certctl issue --method`).
         Err(Error::Unavailable {
             method,
             reason: why,
             ..
-        }) if req.method != Method::Auto => {
-            req.method = Method::Auto;
-            let outcome = provision_locked(locations, &req, held)?;
-            Ok(Renewed {
-                id: id.to_owned(),
-                reason: reason.to_owned(),
-                outcome,
-                fell_back_from: Some((method.to_owned(), why)),
-            })
-        }
+        }) if req.method != Method::Auto => Err(Error::Unavailable {
+            method,
+            reason: format!(
+                "{why}; '{id}' was issued by {method}'s CA and is not renewed by another, which \
+                 its clients do not trust (the current certificate stays live)"
+            ),
+            hint: Some(method_hint(method, id)),
+        }),
         Err(e) => Err(e),
     }
+}
+
+/// What a renewal job (cron, systemd) needs in its environment to renew with the methods
+/// that issued the managed certificates, and a warning when one is not usable here: renewal
+/// keeps the recorded method, and mkcert finds its CA by `CAROOT`, which cron and systemd
+/// do not set, in a directory their `PATH` may lack.
+pub fn job_env(locations: &Locations) -> (Vec<(&'static str, String)>, Option<String>) {
+    let uses_mkcert: Vec<String> = managed_ids(locations)
+        .into_iter()
+        .filter(|id| {
+            state::load(&locations.cert_dir(id))
+                .ok()
+                .flatten()
+                .is_some_and(|(_, r)| r.method == "mkcert")
+        })
+        .collect();
+    if uses_mkcert.is_empty() {
+        return (Vec::new(), None);
+    }
+    let (tier, ca) = crate::tiers::mkcert();
+    let Some(ca) = ca else {
+        let warning = format!(
+            "'{}' was issued by mkcert, which is not usable here ({}): the job cannot renew it \
+             until it is",
+            uses_mkcert.join("', '"),
+            tier.reason
+        );
+        return (Vec::new(), Some(warning));
+    };
+    let mut vars = vec![("CAROOT", ca.caroot.display().to_string())];
+    if let Some(dir) = ca.exe.parent()
+        && !matches!(dir.to_str(), Some("/usr/bin" | "/bin"))
+    {
+        vars.push(("PATH", format!("{}:/usr/bin:/bin", dir.display())));
+    }
+    (vars, None)
+}
+
+/// What to do when the method that issued `id` is not usable at renewal time.
+fn method_hint(method: &str, id: &str) -> String {
+    let fix = match method {
+        "mkcert" => {
+            "renew where mkcert works (the job needs mkcert on PATH and the CAROOT that holds \
+             its CA: print the job again with `certctl schedule`, which carries them)"
+        }
+        "tailscale" => "start tailscaled and log in (`tailscale up`), then renew again",
+        _ => "make the method usable again, then renew",
+    };
+    format!(
+        "{fix}; or move the certificate to another CA on purpose: \
+         `certctl issue --id {id} --method auto`"
+    )
 }
 
 /// Refuses a deploy hook that another user could have changed (issue 13): the config file it
