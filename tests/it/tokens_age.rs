@@ -251,6 +251,61 @@ fn tokenctl_unseals_what_go_age_seals() {
     }
 }
 
+/// An identity is the user's file, read as Go age reads `-i`: through a symbolic link (a
+/// dotfiles manager's), from a descriptor (`-i <(pass show age-key)`), and left as it is,
+/// mode included. A version that read it as one of keygate's own secrets refused the link
+/// and the pipe, and chmodded the file.
+#[test]
+fn an_identity_is_read_through_links_and_descriptors_and_left_unchanged() {
+    if !go_age() || !have("bash") {
+        return;
+    }
+    let env = Env::new();
+    let (our_key, our_rcpt) = our_key(&env);
+    let pt_file = env.root().join("pt");
+    std::fs::write(&pt_file, b"sealed for a linked identity").unwrap();
+    let ct = run_ok(
+        Command::new("age")
+            .args(["-e", "-r", &our_rcpt])
+            .arg(&pt_file),
+    );
+    let ct_file = env.root().join("ct.age");
+    std::fs::write(&ct_file, &ct).unwrap();
+    let link = env.root().join("linked.key");
+    std::os::unix::fs::symlink(&our_key, &link).unwrap();
+    let (code, out, err) =
+        tokenctl_with_input(&env, &["unseal", "-i", link.to_str().unwrap()], &ct);
+    assert_eq!(
+        (code, out.as_slice()),
+        (0, &b"sealed for a linked identity"[..]),
+        "{err}"
+    );
+    let mut cmd = env.cmd("tokenctl");
+    cmd.env("KEY", &our_key).env("CT", &ct_file);
+    let shell = Command::new("bash")
+        .args(["-c", "exec \"$0\" unseal -i <(cat \"$KEY\") < \"$CT\""])
+        .arg(cmd.get_program())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .unwrap();
+    assert!(
+        shell.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    assert_eq!(shell.stdout, b"sealed for a linked identity");
+    // A 0640 identity (a group that may read it, by the user's choice) is not chmodded.
+    std::fs::set_permissions(
+        &our_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let (code, _, err) =
+        tokenctl_with_input(&env, &["unseal", "-i", our_key.to_str().unwrap()], &ct);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stat_mode(&our_key), "640");
+}
+
 /// REFERENCE.md: Go `age -d -o F` leaves partial plaintext over F on truncated input. Ours
 /// leaves nothing: no output file, no temporary file, an existing file untouched, and
 /// nothing on stdout.

@@ -126,6 +126,9 @@ pub(crate) fn seal(global: &GlobalArgs, args: &SealArgs) -> Result<ExitStatus, C
     Ok(ExitStatus::Success)
 }
 
+/// Largest identity file read: far beyond any list of keys a person keeps.
+const MAX_IDENTITY_FILE: u64 = 1 << 20;
+
 pub(crate) fn unseal(global: &GlobalArgs, args: &UnsealArgs) -> Result<ExitStatus, CliError> {
     let ctx = load(global, &[])?;
     let identities = if args.identities.is_empty() {
@@ -134,7 +137,13 @@ pub(crate) fn unseal(global: &GlobalArgs, args: &UnsealArgs) -> Result<ExitStatu
         let mut keys = Vec::new();
         for file in &args.identities {
             let location = format!("'{}'", file.display());
-            let bytes = Zeroizing::new(kg_fs::read_secret(file)?);
+            // The user's file, not one of keygate's: read as Go age reads `-i` (through a
+            // link, from a descriptor such as `<(pass show key)`), bounded, and left as is.
+            let bytes = Zeroizing::new(kg_fs::read_limited(
+                file,
+                MAX_IDENTITY_FILE,
+                "age identity file",
+            )?);
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| CliError::usage(format!("identity file {location} is not text")))?;
             keys.extend(parse_identity_file(&location, text).map_err(seal_error)?);
