@@ -137,7 +137,7 @@ _certctl() {
 
     case "${cmd}" in
         certctl)
-            opts="-h -V --config --set --help --version ensure issue inspect renew status doctor schedule ca trust config help"
+            opts="-q -h -V --config --set --quiet --help --version ensure issue inspect renew status doctor schedule ca trust config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,7 +159,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__ca)
-            opts="-h --config --set --help show export help"
+            opts="-q -h --config --set --quiet --help show export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,7 +181,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__ca__subcmd__export)
-            opts="-h --id --json --config --set --help"
+            opts="-q -h --id --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -263,7 +263,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__ca__subcmd__show)
-            opts="-h --id --json --config --set --help"
+            opts="-q -h --id --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,7 +289,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__config)
-            opts="-h --config --set --help explain paths help"
+            opts="-q -h --config --set --quiet --help explain paths help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -311,7 +311,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__config__subcmd__explain)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -389,7 +389,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__config__subcmd__paths)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -411,7 +411,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__doctor)
-            opts="-h --fix --json --config --set --help"
+            opts="-q -h --fix --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -433,7 +433,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__ensure)
-            opts="-h --id --method --key --days --dry-run --wait --json --config --set --help"
+            opts="-q -h --id --method --key --days --dry-run --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -699,7 +699,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__inspect)
-            opts="-h --key --id --json --config --set --help"
+            opts="-q -h --key --id --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -729,7 +729,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__issue)
-            opts="-h --id --method --key --days --dry-run --wait --json --config --set --help"
+            opts="-q -h --id --method --key --days --dry-run --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -771,7 +771,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__renew)
-            opts="-h --id --all --force --dry-run --no-jitter --deploy-hook --wait --json --config --set --help"
+            opts="-q -h --id --all --force --dry-run --no-jitter --deploy-hook --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -805,7 +805,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__schedule)
-            opts="-h --cron --systemd --system --config --set --help"
+            opts="-q -h --cron --systemd --system --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -827,7 +827,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__status)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,7 +849,7 @@ _certctl() {
             return 0
             ;;
         certctl__subcmd__trust)
-            opts="-h --id --json --config --set --help"
+            opts="-q -h --id --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -77,7 +77,7 @@ _keygate() {
 
     case "${cmd}" in
         keygate)
-            opts="-h -V --config --set --help --version up serve check config help"
+            opts="-q -h -V --config --set --quiet --help --version up serve check config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -99,7 +99,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__check)
-            opts="-h --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --json --config --set --help"
+            opts="-q -h --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,7 +133,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__config)
-            opts="-h --config --set --help explain paths help"
+            opts="-q -h --config --set --quiet --help explain paths help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -155,7 +155,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__config__subcmd__explain)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,7 +233,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__config__subcmd__paths)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,7 +367,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__serve)
-            opts="-h --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --config --set --help"
+            opts="-q -h --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -401,7 +401,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__up)
-            opts="-h --listen --public --upstream --config --set --help"
+            opts="-q -h --listen --public --upstream --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

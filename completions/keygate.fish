@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_keygate_global_optspecs
-    string join \n config= set= h/help V/version
+    string join \n config= set= q/quiet h/help V/version
 end
 
 function __fish_keygate_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c keygate -n "__fish_keygate_needs_command" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_needs_command" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_needs_command" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_needs_command" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_needs_command" -s V -l version -d 'Print version'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
@@ -38,6 +39,7 @@ complete -c keygate -n "__fish_keygate_using_subcommand up" -l upstream -d 'Put 
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l public -d 'Listen on every interface ([::]:8443, which takes IPv4 too), not only loopback'
+complete -c keygate -n "__fish_keygate_using_subcommand up" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand up" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l cert-id -d 'Serve this managed certificate [default: server.cert_id, "default"]' -r
@@ -46,6 +48,7 @@ complete -c keygate -n "__fish_keygate_using_subcommand serve" -l config -d 'Rea
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l plain-http -d 'Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]'
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -l danger-plain-http-non-loopback -d 'Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text'
+complete -c keygate -n "__fish_keygate_using_subcommand serve" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l cert-id -d 'Serve this managed certificate [default: server.cert_id, "default"]' -r
@@ -55,9 +58,11 @@ complete -c keygate -n "__fish_keygate_using_subcommand check" -l set -d 'Overri
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l plain-http -d 'Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]'
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l danger-plain-http-non-loopback -d 'Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text'
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l json -d 'Print JSON'
+complete -c keygate -n "__fish_keygate_using_subcommand check" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand check" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -f -a "paths" -d 'Print the paths keygate uses'
@@ -65,10 +70,12 @@ complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_s
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -l json -d 'Print JSON instead of a table'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -l json -d 'Print JSON instead of text'
+complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from paths" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "paths" -d 'Print the paths keygate uses'

@@ -125,7 +125,7 @@ _tokenctl() {
 
     case "${cmd}" in
         tokenctl)
-            opts="-h -V --config --set --help --version ensure create list rotate revoke verify prune format keygen seal unseal config help"
+            opts="-q -h -V --config --set --quiet --help --version ensure create list rotate revoke verify prune format keygen seal unseal config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,7 +147,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__config)
-            opts="-h --config --set --help explain paths help"
+            opts="-q -h --config --set --quiet --help explain paths help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,7 +169,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__config__subcmd__explain)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -247,7 +247,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__config__subcmd__paths)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -269,7 +269,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__create)
-            opts="-o -h --name --scope --expires --output --wait --json --config --set --help"
+            opts="-o -q -h --name --scope --expires --output --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -315,7 +315,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__ensure)
-            opts="-h --name --scope --wait --json --config --set --help"
+            opts="-q -h --name --scope --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,7 +349,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__format)
-            opts="-h --regex --json --config --set --help"
+            opts="-q -h --regex --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,7 +595,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__keygen)
-            opts="-o -h --output --json --config --set --help"
+            opts="-o -q -h --output --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -625,7 +625,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__list)
-            opts="-h --json --config --set --help"
+            opts="-q -h --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -647,7 +647,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__prune)
-            opts="-h --retention --wait --json --config --set --help"
+            opts="-q -h --retention --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -677,7 +677,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__revoke)
-            opts="-h --name --wait --json --config --set --help"
+            opts="-q -h --name --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -707,7 +707,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__rotate)
-            opts="-o -h --name --grace --output --wait --json --config --set --help"
+            opts="-o -q -h --name --grace --output --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -749,7 +749,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__seal)
-            opts="-r -R -p -a -o -h --recipient --recipients-file --passphrase --armor --output --config --set --help"
+            opts="-r -R -p -a -o -q -h --recipient --recipients-file --passphrase --armor --output --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -795,7 +795,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__unseal)
-            opts="-i -o -h --identity --output --config --set --help"
+            opts="-i -o -q -h --identity --output --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -833,7 +833,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__verify)
-            opts="-h --token-file --token-fd --profile --json --config --set --help"
+            opts="-q -h --token-file --token-fd --profile --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

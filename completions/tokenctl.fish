@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_tokenctl_global_optspecs
-    string join \n config= set= h/help V/version
+    string join \n config= set= q/quiet h/help V/version
 end
 
 function __fish_tokenctl_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c tokenctl -n "__fish_tokenctl_needs_command" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_needs_command" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c tokenctl -n "__fish_tokenctl_needs_command" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_needs_command" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_needs_command" -s V -l version -d 'Print version'
 complete -c tokenctl -n "__fish_tokenctl_needs_command" -f -a "ensure" -d 'Make sure NAME has a token and a client token file; print the file\'s path'
@@ -47,6 +48,7 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l wait -d 'If
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand ensure" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l name -d 'The token\'s name: letters, digits, \'.\', \'_\' and \'-\'' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l scope -d 'A scope for the token (repeatable)' -r
@@ -56,10 +58,12 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l wait -d 'If
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand create" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand list" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand list" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand list" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand list" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand list" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l name -d 'The name whose active token is replaced' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l grace -d 'How long the old token keeps working, e.g. 24h; 0 revokes it at once [default: token.default_grace, 24h]' -r
@@ -68,12 +72,14 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l wait -d 'If
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand rotate" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l name -d 'Revoke every token of this name instead' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l wait -d 'If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default: 10; 0 exits 75 at once]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand revoke" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l token-file -d 'Read the token from FILE' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l token-fd -d 'Read the token from file descriptor N' -r
@@ -81,22 +87,26 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l profile -d 
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l retention -d 'Keep revoked and expired tokens this long after they ended [default: token.retention, 30d]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l wait -d 'If another run holds the lock, wait up to SECS seconds for it, then exit 75 [default: 10; 0 exits 75 at once]' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand prune" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand format" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand format" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand format" -l regex -d 'Print only a regular expression that matches this store\'s tokens'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand format" -l json -d 'Print JSON'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand format" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand format" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keygen" -s o -l output -d 'Write the identity to FILE (0600; refuses to overwrite) instead of stdout' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keygen" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keygen" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keygen" -l json -d 'Print JSON (the recipient and the file; never the secret key)'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand keygen" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keygen" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -s r -l recipient -d 'Encrypt to this age X25519 recipient, age1... (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -s R -l recipients-file -d 'Encrypt to the recipients listed in FILE, one per line (repeatable)' -r -F
@@ -105,14 +115,17 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -l config -d 'Re
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -s p -l passphrase -d 'Encrypt with a passphrase (AGE_PASSPHRASE, AGE_PASSPHRASE_FD, or a prompt)'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -s a -l armor -d 'Write ASCII armor instead of binary'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand seal" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand unseal" -s i -l identity -d 'Decrypt with the identities in FILE (repeatable); without -i, a passphrase is used' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand unseal" -s o -l output -d 'Write to FILE (0600) instead of stdout, only once the input authenticated' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand unseal" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand unseal" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand unseal" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand unseal" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -f -a "paths" -d 'Print the paths keygate uses'
@@ -120,10 +133,12 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and not __fish
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from explain" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from explain" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from explain" -l json -d 'Print JSON instead of a table'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from explain" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from paths" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from paths" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from paths" -l json -d 'Print JSON instead of text'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from paths" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from paths" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "paths" -d 'Print the paths keygate uses'

@@ -311,12 +311,103 @@ fn a_failing_hook_exits_1_and_the_new_cert_stays_live() {
         "{}",
         run.stdout
     );
+    // Issue 14: the hook's own words are shown, and a renewal whose hook failed is reported
+    // as renewed with a failed hook, not as a failed renewal too.
+    let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(
-        run.stderr.lines().next().unwrap(),
-        "error: 1 renewed, 1 failed: default: deploy hook failed with exit status: 3: reload refused (the new certificate is live)"
+        lines,
+        [
+            "deploy hook ('default'): reload refused",
+            "error: 1 renewed; the deploy hook failed for 'default': deploy hook failed with exit status: 3: reload refused",
+            "hint: the new certificates are live; fix the hook and run it by hand, or renew again with --force",
+        ],
+        "{}",
+        run.stderr
     );
     assert_ne!(generation(&env, "default"), first);
     env.run("certctl", &["inspect", "--id", "default"]).code(0);
+    // A hook that works: what it printed is shown too (certbot shows it as well).
+    let run = env.run(
+        "certctl",
+        &[
+            "renew",
+            "--no-jitter",
+            "--force",
+            "--deploy-hook",
+            "echo reloaded nginx",
+        ],
+    );
+    run.code(0);
+    assert_eq!(run.stderr, "deploy hook ('default'): reloaded nginx\n");
+}
+
+/// Issue 14: `--quiet` leaves out every success summary (the README promises quiet
+/// success); what a command produces still prints. `--force` renews now: only the scheduled,
+/// non-interactive run waits, and it says how long.
+#[test]
+fn quiet_success_and_force_means_now() {
+    let env = Env::new();
+    let run = env.run("certctl", &["ensure", "-q"]);
+    run.code(0);
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    let run = env.run("certctl", &["ensure", "--quiet"]);
+    run.code(0);
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    let run = env.run("certctl", &["renew", "--force", "--no-jitter", "-q"]);
+    run.code(0);
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    let run = env.run("tokenctl", &["create", "--name", "ci", "-q"]);
+    run.code(0);
+    assert_eq!(run.stderr, "");
+    assert!(
+        run.stdout.trim().starts_with("kg_"),
+        "the token still prints: {}",
+        run.stdout
+    );
+    let run = env.run("tokenctl", &["ensure", "--name", "deploy", "-q"]);
+    run.code(0);
+    assert_eq!(run.stderr, "");
+    assert!(
+        run.stdout.trim().ends_with("deploy.token"),
+        "{}",
+        run.stdout
+    );
+    let run = env.run("keygate", &["check", "--plain-http", "-q"]);
+    run.code(0);
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    let broken = Env::new();
+    std::fs::create_dir_all(broken.root().join("state")).unwrap();
+    std::fs::write(broken.root().join("state/tokens.json"), "{").unwrap();
+    let run = broken.run("keygate", &["check", "--plain-http", "-q"]);
+    run.code(1);
+    assert!(run.stdout.starts_with("FAIL") && !run.stdout.contains("ok  "), "{}", run.stdout);
+
+    // Forced, from a script (stdin is not a terminal): no wait, no word about one.
+    let forced = env.run("certctl", &["renew", "--force"]);
+    forced.code(0);
+    assert!(!forced.stderr.contains("waiting"), "{}", forced.stderr);
+    // The scheduled run with something due says how long it waits (stopped while waiting).
+    let mut child = env
+        .cmd("certctl")
+        .env("KEYGATE_TEST_NOW", days_later(80.0))
+        .arg("renew")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.starts_with("certctl renew: waiting ")
+            && first.contains(" s first")
+            && first.contains("--no-jitter"),
+        "{first}"
+    );
 }
 
 #[test]

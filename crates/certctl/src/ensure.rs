@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use kg_cascade::{Action, Method, Outcome, Request};
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json, summary};
 use kg_fs::lock::Wait;
 
 #[derive(Debug, clap::Args)]
@@ -89,7 +89,7 @@ fn print_text(o: &Outcome, asked: Method) -> Result<(), CliError> {
         .join(" ");
     match o.action {
         Action::Unchanged => {
-            out(format!(
+            summary(format!(
                 "certificate '{}' is up to date ({}, generation {}, valid until {}); nothing changed",
                 o.id,
                 o.method,
@@ -126,22 +126,22 @@ fn print_text(o: &Outcome, asked: Method) -> Result<(), CliError> {
         }
         Action::Issued => {}
     }
-    out(format!(
+    summary(format!(
         "issued certificate '{}' with {} (generation {})",
         o.id,
         o.method,
         o.generation.unwrap_or_default()
     ))?;
-    out(format!("  why:       {}", o.why))?;
-    out(format!("  names:     {names}"))?;
-    out(format!("  valid:     until {}", date(o.not_after)))?;
+    summary(format!("  why:       {}", o.why))?;
+    summary(format!("  names:     {names}"))?;
+    summary(format!("  valid:     until {}", date(o.not_after)))?;
     if let Some(f) = &o.files {
-        out(format!("  cert:      {}", f.fullchain.display()))?;
-        out(format!("  key:       {}", f.key.display()))?;
-        out(format!("  ca:        {}", f.ca.display()))?;
+        summary(format!("  cert:      {}", f.fullchain.display()))?;
+        summary(format!("  key:       {}", f.key.display()))?;
+        summary(format!("  ca:        {}", f.ca.display()))?;
     }
     if let Some(t) = &o.tailnet {
-        out(format!(
+        summary(format!(
             "  tailnet:   {} ({}, key {})",
             t.domain,
             t.fullchain.display(),
@@ -149,7 +149,7 @@ fn print_text(o: &Outcome, asked: Method) -> Result<(), CliError> {
         ))?;
     }
     for note in &o.notes {
-        out(format!("note: {note}"))?;
+        summary(format!("note: {note}"))?;
     }
     Ok(())
 }

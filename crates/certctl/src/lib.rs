@@ -60,6 +60,7 @@ pub fn command() -> clap::Command {
 }
 
 fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    cli.global.apply();
     match &cli.command {
         Command::Ensure(args) => ensure::run(&cli.global, args, false),
         Command::Issue(args) => ensure::run(&cli.global, args, true),

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use kg_cascade::renew::{CurrentCas, Policy, check, managed_ids};
-use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, out, out_json, summary, summary_note};
 use kg_fs::lock::Wait;
 
 /// The longest random delay before renewing from a non-interactive run, as certbot and lego.
@@ -137,8 +137,15 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
         }
         return Ok(ExitStatus::Success);
     }
-    if !args.no_jitter && !std::io::stdin().is_terminal() {
-        std::thread::sleep(jitter());
+    // `--force` is a person or a script asking for now; only the scheduled run spreads out.
+    if !args.no_jitter && !args.force && !std::io::stdin().is_terminal() {
+        let delay = jitter();
+        summary_note(format!(
+            "certctl renew: waiting {} s first, so that hosts do not renew at the same moment \
+             (--no-jitter skips the wait)",
+            delay.as_secs()
+        ));
+        std::thread::sleep(delay);
     }
     let wait = args
         .wait
@@ -147,6 +154,8 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
 
     let mut renewed = Vec::new();
     let mut failed: Vec<(String, String, Option<String>)> = Vec::new();
+    // Renewed, but its deploy hook failed: the new certificate is live either way.
+    let mut hook_failed: Vec<(String, String)> = Vec::new();
     let mut cas = CurrentCas::default();
     for (id, _) in &due {
         // Another run may have renewed it while we waited for the lock.
@@ -166,20 +175,24 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
                                 .ok()
                         })
                         .unwrap_or_default();
-                    out(format!(
+                    summary(format!(
                         "renewed '{id}' with {}, valid until {until}: {reason}",
                         o.method
                     ))?;
                 }
-                if let Some(hook) = &hook
-                    && let Err(e) =
-                        kg_cascade::renew::run_deploy_hook(hook, hook_from.as_deref(), &r)
-                {
-                    failed.push((
-                        id.clone(),
-                        format!("{e} (the new certificate is live)"),
-                        None,
-                    ));
+                if let Some(hook) = &hook {
+                    let run = kg_cascade::renew::run_deploy_hook(hook, hook_from.as_deref(), &r);
+                    // The hook's own words, as certbot shows them; a failing hook's always.
+                    for line in run.output.lines() {
+                        if run.error.is_some() {
+                            kg_cli::note(format!("deploy hook ('{id}'): {line}"));
+                        } else {
+                            summary_note(format!("deploy hook ('{id}'): {line}"));
+                        }
+                    }
+                    if let Some(e) = run.error {
+                        hook_failed.push((id.clone(), e));
+                    }
                 }
                 renewed.push(r);
             }
@@ -192,15 +205,36 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
             .iter()
             .map(|(id, e, hint)| serde_json::json!({ "id": id, "error": e, "hint": hint }))
             .collect();
-        out_json(&serde_json::json!({ "renewed": renewed, "failed": f }))?;
+        let h: Vec<_> = hook_failed
+            .iter()
+            .map(|(id, e)| serde_json::json!({ "id": id, "error": e }))
+            .collect();
+        out_json(&serde_json::json!({ "renewed": renewed, "failed": f, "deploy_hook_failed": h }))?;
     }
-    if failed.is_empty() {
+    if failed.is_empty() && hook_failed.is_empty() {
         return Ok(ExitStatus::Success);
     }
-    let detail: Vec<String> = failed
+    if failed.is_empty() {
+        let detail: Vec<String> = hook_failed
+            .iter()
+            .map(|(id, e)| format!("'{id}': {e}"))
+            .collect();
+        return Err(CliError::failure(format!(
+            "{} renewed; the deploy hook failed for {}",
+            renewed.len(),
+            detail.join("; ")
+        ))
+        .with_hint("the new certificates are live; fix the hook and run it by hand, or renew again with --force"));
+    }
+    let mut detail: Vec<String> = failed
         .iter()
         .map(|(id, e, _)| format!("{id}: {e}"))
         .collect();
+    detail.extend(
+        hook_failed
+            .iter()
+            .map(|(id, e)| format!("{id} (renewed, live): {e}")),
+    );
     // One failure with its own advice gets that advice; several get the general one.
     let hint = match failed.as_slice() {
         [(_, _, Some(hint))] => hint.clone(),

@@ -44,6 +44,7 @@ pub fn command() -> clap::Command {
 }
 
 fn run(cli: Cli) -> Result<ExitStatus, CliError> {
+    cli.global.apply();
     match &cli.command {
         Command::Up(args) => up::up(&cli.global, args),
         Command::Serve(args) => serve::serve(&cli.global, args),

@@ -117,12 +117,18 @@ pub(crate) fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<ExitStatus,
         out_json(&serde_json::json!({ "ok": failed == 0, "checks": items }))?;
     } else {
         for i in &items {
-            out(format!(
+            let line = format!(
                 "{}  {}: {}",
                 if i.ok { "ok  " } else { "FAIL" },
                 i.what,
                 i.detail
-            ))?;
+            );
+            // Under --quiet only what failed is shown.
+            if i.ok {
+                kg_cli::summary(line)?;
+            } else {
+                out(line)?;
+            }
             if let Some(h) = &i.hint {
                 out(format!("      hint: {h}"))?;
             }

@@ -381,11 +381,17 @@ pub fn check_deploy_hook(hook: &str, from: Option<&Path>) -> Result<(), kg_fs::E
 /// Runs the deploy hook through `sh -c` (it is the user's shell command, like certbot's)
 /// with the documented environment, after [`check_deploy_hook`] (checked again here, where it
 /// runs, because the config file was read before the renewal, which can take minutes).
-pub fn run_deploy_hook(hook: &str, from: Option<&Path>, renewed: &Renewed) -> Result<(), String> {
+/// What the hook printed comes back for the caller to show, as certbot shows a hook's output.
+pub fn run_deploy_hook(hook: &str, from: Option<&Path>, renewed: &Renewed) -> HookRun {
     let Some(f) = &renewed.outcome.files else {
-        return Ok(());
+        return HookRun::default();
     };
-    check_deploy_hook(hook, from).map_err(|e| format!("deploy hook not run: {e}"))?;
+    if let Err(e) = check_deploy_hook(hook, from) {
+        return HookRun {
+            output: String::new(),
+            error: Some(format!("deploy hook not run: {e}")),
+        };
+    }
     let names: Vec<String> = renewed
         .outcome
         .names
@@ -400,19 +406,35 @@ pub fn run_deploy_hook(hook: &str, from: Option<&Path>, renewed: &Renewed) -> Re
         .env("KEYGATE_FULLCHAIN_FILE", &f.fullchain)
         .env("KEYGATE_RENEWED_NAMES", names.join(" "));
     match crate::tool::run("deploy hook", expr, Duration::from_secs(300)) {
-        Ok(out) if out.status.success() => Ok(()),
         Ok(out) => {
-            let detail = crate::tool::last_line(&out.stderr);
-            Err(format!(
-                "deploy hook failed with {}{}",
-                out.status,
-                if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {detail}")
-                }
-            ))
+            let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stderr));
+            let output = output.trim_end().to_owned();
+            let error = (!out.status.success()).then(|| {
+                let detail = crate::tool::last_line(&out.stderr);
+                format!(
+                    "deploy hook failed with {}{}",
+                    out.status,
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    }
+                )
+            });
+            HookRun { output, error }
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => HookRun {
+            output: String::new(),
+            error: Some(e.to_string()),
+        },
     }
+}
+
+/// What a deploy hook did: what it printed (stdout, then stderr) and, when it failed or was
+/// not run, why.
+#[derive(Debug, Default)]
+pub struct HookRun {
+    pub output: String,
+    pub error: Option<String>,
 }

@@ -184,6 +184,39 @@ pub struct GlobalArgs {
     /// Override one setting for this run, e.g. `--set cert.days=30` (repeatable)
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Print nothing on success but what the command produces (a token, a path, JSON, a
+    /// listing); warnings and errors still print
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+/// Whether `--quiet` was given: [`summary`] and [`summary_note`] then print nothing.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl GlobalArgs {
+    /// Makes this run's `--quiet` take effect; each binary calls it once, after parsing.
+    pub fn apply(&self) {
+        QUIET.store(self.quiet, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes a line of a success summary to stdout ("issued certificate ...", "renewed ..."):
+/// what a person reads and a script ignores, so `--quiet` leaves it out. What the command
+/// produces (a token, a path, JSON) goes through [`out`] instead.
+pub fn summary(line: impl std::fmt::Display) -> Result<(), CliError> {
+    if quiet() { Ok(()) } else { out(line) }
+}
+
+/// [`note`] for success chatter on stderr ("created token ..."), which `--quiet` leaves out;
+/// warnings go through [`note`] and always print.
+pub fn summary_note(line: impl std::fmt::Display) {
+    if !quiet() {
+        note(line);
+    }
 }
 
 /// Shows the keys of `--set`, never the values (a value may be a mistyped secret).
@@ -197,6 +230,7 @@ impl std::fmt::Debug for GlobalArgs {
         f.debug_struct("GlobalArgs")
             .field("config", &self.config)
             .field("set", &keys)
+            .field("quiet", &self.quiet)
             .finish()
     }
 }

@@ -71,6 +71,7 @@ pub fn command() -> clap::Command {
 
 fn run(cli: Cli) -> Result<ExitStatus, CliError> {
     let g = &cli.global;
+    g.apply();
     match &cli.command {
         Command::Ensure(args) => tokens::ensure(g, args),
         Command::Create(args) => tokens::create(g, args),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, note, out, out_json};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, note, out, out_json, summary_note};
 use kg_fs::AtomicFile;
 use kg_tokens::files::{client_token_file, stage_token_file};
 use kg_tokens::{Entry, Prefix, Reason, Status, TokenSecret};
@@ -162,7 +162,7 @@ pub(crate) fn ensure(global: &GlobalArgs, args: &EnsureArgs) -> Result<ExitStatu
         }))?;
     } else {
         if ensured.created {
-            note(format!("created token '{}' (id {})", args.name, ensured.id));
+            summary_note(format!("created token '{}' (id {})", args.name, ensured.id));
         }
         out(ensured.token_file.display())?;
     }
@@ -235,7 +235,7 @@ fn show_token_once(
         report["token"] = json!(token.expose_secret());
         out_json(report)
     } else {
-        note(format!("{}; it is shown only this once", what()));
+        summary_note(format!("{}; it is shown only this once", what()));
         out(token.expose_secret())
     }
 }
