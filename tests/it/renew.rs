@@ -380,7 +380,11 @@ fn quiet_success_and_force_means_now() {
     std::fs::write(broken.root().join("state/tokens.json"), "{").unwrap();
     let run = broken.run("keygate", &["check", "--plain-http", "-q"]);
     run.code(1);
-    assert!(run.stdout.starts_with("FAIL") && !run.stdout.contains("ok  "), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("FAIL") && !run.stdout.contains("ok  "),
+        "{}",
+        run.stdout
+    );
 
     // Forced, from a script (stdin is not a terminal): no wait, no word about one.
     let forced = env.run("certctl", &["renew", "--force"]);

@@ -63,17 +63,25 @@ pub fn read_limited(
     max: u64,
     what: &'static str,
 ) -> Result<Vec<u8>, Error> {
+    read_bounded(fs_err::File::open(path)?, path, max, what)
+}
+
+/// Reads at most `max` bytes from `file` (opened from `path`), or [`Error::TooLarge`]: the
+/// bound of [`read_limited`] and of `trust::read_trusted`, made once.
+pub(crate) fn read_bounded(
+    file: impl std::io::Read,
+    path: &std::path::Path,
+    max: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let mut buf = Vec::new();
-    fs_err::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot read '{}': {e}", path.display()),
-            ))
-        })?;
+    file.take(max + 1).read_to_end(&mut buf).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot read {what} '{}': {e}", path.display()),
+        ))
+    })?;
     if buf.len() as u64 > max {
         return Err(Error::TooLarge {
             path: path.to_owned(),

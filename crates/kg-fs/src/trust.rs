@@ -19,7 +19,6 @@
 //! dozen lines over `std` and `rustix`.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -110,21 +109,7 @@ pub fn read_trusted(what: &'static str, path: &Path, max: u64) -> Result<Vec<u8>
         ));
     }
     check_ancestors(what, path, &real, TrustedOwner::UsOrRoot)?;
-    let mut buf = Vec::new();
-    (&file).take(max + 1).read_to_end(&mut buf).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot read {what} '{}': {e}", path.display()),
-        )
-    })?;
-    if buf.len() as u64 > max {
-        return Err(Error::TooLarge {
-            path: path.to_owned(),
-            max,
-            what,
-        });
-    }
-    Ok(buf)
+    crate::read_bounded(&file, path, max, what)
 }
 
 /// Checks an open file's own owner and mode (not its directories): for a file that is
