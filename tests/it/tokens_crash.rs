@@ -77,6 +77,54 @@ fn a_killed_rotate_converges_when_rotate_or_ensure_is_rerun() {
     );
 }
 
+/// `create --output FILE` follows the same rule, seen right after each kill: the store has
+/// the entry only if FILE (0600) holds its token. Before, a kill after the store's write left
+/// an entry whose token was lost for good. (A rerun of `create` is no repair: a name with an
+/// active token is refused.)
+#[test]
+fn a_killed_create_with_output_never_keeps_an_entry_without_its_file() {
+    let env = Env::new();
+    at(&env, T0, &["ensure"]).code(0); // the store and pepper exist: kills land on the change
+    let span = run_time(&env, &["ensure"]);
+    let mut failures = Vec::new();
+    let mut landed = 0;
+    for i in 0..KILLS {
+        let name = format!("ci{i}");
+        let file = env.root().join(format!("{name}.token"));
+        let create = [
+            "create",
+            "--name",
+            &name,
+            "--output",
+            file.to_str().unwrap(),
+        ];
+        kill_after(&env, &create, span * i / KILLS);
+        let list = at(&env, T0, &["list", "--json"]).json();
+        let entry = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name.as_str());
+        let Some(entry) = entry else { continue };
+        landed += 1;
+        let verified = at(
+            &env,
+            T0,
+            &["verify", "--token-file", file.to_str().unwrap(), "--json"],
+        );
+        if verified.code != 0 || verified.json()["id"] != entry["id"] || stat_mode(&file) != "600" {
+            failures.push(format!("kill {i}: entry {} without its file", entry["id"]));
+        }
+    }
+    assert!(landed > 0, "no kill came late enough to let a create land");
+    assert!(
+        failures.is_empty(),
+        "{} of {KILLS} kills left an entry whose token was lost; first: {}",
+        failures.len(),
+        failures[0]
+    );
+}
+
 /// A client file deleted after a good ensure, or holding a revoked token, is replaced by a
 /// new token (the secret of the old one cannot be recovered: only its digest is stored), and
 /// ensure says so in one line.
