@@ -202,7 +202,7 @@ pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatu
         .create(pepper, &args.name, args.scopes.clone(), expires, now)
         .map_err(store_error)?;
     // The file, if any, is written before the store (`commit_delivering`): a crash leaves no
-    // entry whose token was lost, so rerunning the same command converges.
+    // entry whose token was lost, only perhaps a file with a token the store does not know.
     txn.commit_delivering(&token, file.as_slice())
         .map_err(file_error)?;
     let mut report = entry_json(&entry, now);
