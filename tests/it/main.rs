@@ -34,5 +34,7 @@ mod server_nginx;
 mod tokens;
 // tokenctl keygen, seal and unseal against Go age, both directions.
 mod tokens_age;
+// Issue 14: a tokenctl ensure or rotate killed at any instant converges when rerun.
+mod tokens_crash;
 // keygate up: the newcomer's main job, end to end.
 mod up;

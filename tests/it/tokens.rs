@@ -341,16 +341,20 @@ fn ensure_is_idempotent_and_rotate_updates_its_file_atomically() {
     verify(&env, T0, &token).code(0); // within the default 24 h grace
     at(&env, T0, &["ensure"]).code(0);
 
-    // A client file that no longer works is reported, not silently replaced.
+    // A client file that no longer works is replaced by a new token, and said so (issue 14:
+    // rerunning ensure after a crash converges); what the file held is never echoed.
     std::fs::write(&path, "kg_garbage\n").unwrap();
     let run = at(&env, T0, &["ensure"]);
-    run.code(1);
+    run.code(0);
     assert!(
-        run.stderr.contains("does not hold a working token"),
+        run.stderr.contains("did not hold a working token"),
         "{}",
         run.stderr
     );
     assert!(!run.stderr.contains("kg_garbage"), "{}", run.stderr);
+    let repaired = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    verify(&env, T0, &repaired).code(0);
+    verify(&env, T0, &rotated).code(1); // the replaced token is revoked at once
     // After a revoke, ensure issues a new token into the same file.
     at(&env, T0, &["revoke", "--name", "default"]).code(0);
     let run = at(&env, T0, &["ensure", "--json"]);

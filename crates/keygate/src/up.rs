@@ -141,7 +141,14 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
         out(format!(
             "  token        {} ({}, name '{TOKEN_NAME}')",
             token.token_file.display(),
-            reuse(token.created)
+            match &token.repaired {
+                // Its file was lost (e.g. a run killed by an older build): a new token.
+                Some(r) => format!(
+                    "replaced: the client file {}, id {} revoked",
+                    r.problem, r.old_id
+                ),
+                None => reuse(token.created).to_owned(),
+            }
         ))?;
         if proxy.is_some() {
             match &local_user {

@@ -153,6 +153,30 @@ impl StoreTxn {
         (&mut self.store, &self.pepper)
     }
 
+    /// Delivers a new `token` to each of `files` (0600, atomically), then commits the store
+    /// that knows it, then releases the lock. Returns whether the store file was written.
+    ///
+    /// This order is the recovery rule that makes a token's files and its store entry one
+    /// transaction: a crash (even SIGKILL) before the store is written leaves at most a file
+    /// whose token the store does not know, which the rerun of the same command overwrites;
+    /// a crash after it leaves both. The store never knows a token whose secret reached no
+    /// file, which nothing could recover (only its digest is stored). Every file is staged
+    /// before the first one is renamed into place, so a refused file changes nothing.
+    pub fn commit_delivering(
+        self,
+        token: &TokenSecret,
+        files: &[&Path],
+    ) -> Result<bool, FileError> {
+        let staged = files
+            .iter()
+            .map(|f| stage_token_file(f, token))
+            .collect::<Result<Vec<_>, _>>()?;
+        for file in staged {
+            file.commit()?;
+        }
+        self.commit()
+    }
+
     /// Writes the store (0600, atomically) if it changed, then releases the lock.
     /// Returns whether the file was written.
     pub fn commit(self) -> Result<bool, FileError> {
@@ -327,9 +351,9 @@ pub fn client_token_file(private_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Starts writing `token` (and a newline) to `path` as a 0600 file, through the secure file
-/// layer. Nothing appears at `path` until the caller commits the returned file, which it does
-/// only once the store that knows the token has been committed: dropping it leaves nothing.
-pub fn stage_token_file(path: &Path, token: &TokenSecret) -> Result<AtomicFile, FileError> {
+/// layer. Nothing appears at `path` until the returned file is committed (dropping it leaves
+/// nothing); [`StoreTxn::commit_delivering`] commits it just before the store.
+fn stage_token_file(path: &Path, token: &TokenSecret) -> Result<AtomicFile, FileError> {
     use std::io::Write;
     let mut file = AtomicFile::create(path, FileMode::Secret)?;
     file.write_all(token.expose_secret().as_bytes())
@@ -686,10 +710,21 @@ mod tests {
 pub struct Ensured {
     /// The token's public id.
     pub id: String,
-    /// A token was created just now (otherwise the existing one was kept).
+    /// A token was created just now (otherwise the existing one was kept or repaired).
     pub created: bool,
+    /// The name had an active token but its client file did not hold it, so it was replaced.
+    pub repaired: Option<Repaired>,
     /// The 0600 file holding the plaintext for the local user.
     pub token_file: PathBuf,
+}
+
+/// A client token file that [`ensure_client_token`] found broken and replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repaired {
+    /// The id of the token that was active: revoked now, since its file was lost.
+    pub old_id: String,
+    /// What was wrong with the file ("was missing", "held a revoked token", ...).
+    pub problem: String,
 }
 
 /// Why [`ensure_client_token`] failed. Never carries a token.
@@ -705,23 +740,9 @@ pub enum EnsureError {
     /// The secure file layer refused the client token file.
     #[error(transparent)]
     Fs(#[from] kg_fs::Error),
-    /// The token exists but its plaintext file is gone (a token is shown only when issued).
-    #[error("token '{name}' exists (id {id}), but its client token file '{}' does not", path.display())]
-    ClientFileMissing {
-        name: String,
-        id: String,
-        path: PathBuf,
-    },
-    /// The client token file could not be read.
+    /// The client token file could not be read (not "it is missing": that is repaired).
     #[error("cannot read '{}': {message}", path.display())]
     ClientFileUnreadable { path: PathBuf, message: String },
-    /// The client token file does not hold a working token for the name.
-    #[error("client token file '{}' does not hold a working token for '{name}': {reason}", path.display())]
-    ClientFileStale {
-        path: PathBuf,
-        name: String,
-        reason: String,
-    },
 }
 
 impl EnsureError {
@@ -731,14 +752,7 @@ impl EnsureError {
             EnsureError::File(e) => e.hint(),
             EnsureError::Store(e) => e.hint(),
             EnsureError::Fs(e) => e.hint(),
-            EnsureError::ClientFileMissing { name, path, .. } => Some(format!(
-                "`tokenctl rotate --name {name} --output '{}'` replaces it and writes the new one there",
-                path.display()
-            )),
             EnsureError::ClientFileUnreadable { .. } => None,
-            EnsureError::ClientFileStale { name, .. } => Some(format!(
-                "`tokenctl rotate --name {name}` issues a new token and writes it there"
-            )),
         }
     }
 
@@ -764,10 +778,14 @@ impl EnsureError {
 /// Makes sure the token `name` exists and that its plaintext sits in the local user's 0600
 /// client token file (the auto-generated token of `tokenctl ensure` and `keygate up`).
 ///
-/// Idempotent: when the token exists, its file must still hold a working token for it.
-/// A new token's file is staged before the store is committed and committed after it, so
-/// neither a store entry without its file nor a file without its entry survives a failure
-/// in between (the file is then simply absent, and the error says how to recover).
+/// Idempotent, and convergent after a crash: everything happens under the store lock, and a
+/// new token reaches its file before the store learns it ([`StoreTxn::commit_delivering`]).
+/// When the name has an active token but the file is missing or does not hold a token that
+/// verifies as this name (an old binary killed between the two writes, a deleted file, a
+/// revoked token planted there), the active token is rotated with no grace: its secret cannot
+/// be recovered (only its digest is stored), and a token whose only delivery is lost must
+/// not stay valid. [`Ensured::repaired`] says so. A file that cannot be read at all (a
+/// permission error) is an error, not a repair.
 pub fn ensure_client_token(
     paths: &StorePaths,
     private_dir: &Path,
@@ -779,61 +797,68 @@ pub fn ensure_client_token(
 ) -> Result<Ensured, EnsureError> {
     let token_file = client_token_file(private_dir, name);
     let mut txn = paths.begin(wait, prefix)?;
+    let mut repaired = None;
     if let Some(entry) = txn.store().find_active(name) {
-        let id = entry.id.clone();
-        let token = match std::fs::File::open(&token_file) {
-            Ok(f) => read_token(f).map_err(|e| EnsureError::ClientFileUnreadable {
-                path: token_file.clone(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(EnsureError::ClientFileMissing {
-                    name: name.to_owned(),
-                    id,
-                    path: token_file,
+        let old_id = entry.id.clone();
+        match client_file_problem(&txn, &token_file, name, now)? {
+            None => {
+                return Ok(Ensured {
+                    id: old_id,
+                    created: false,
+                    repaired: None,
+                    token_file,
                 });
             }
-            Err(e) => {
-                return Err(EnsureError::ClientFileUnreadable {
-                    path: token_file,
-                    message: e.to_string(),
-                });
-            }
-        };
-        let verdict = match &token {
-            Some(t) => txn
-                .store()
-                .verify(txn.pepper(), t.expose_secret(), now)
-                .map(|info| info.name == name),
-            None => Err(Reason::Malformed),
-        };
-        return match verdict {
-            Ok(true) => Ok(Ensured {
-                id,
-                created: false,
-                token_file,
-            }),
-            Ok(false) => Err(EnsureError::ClientFileStale {
-                path: token_file,
-                name: name.to_owned(),
-                reason: "it holds a token of another name".into(),
-            }),
-            Err(reason) => Err(EnsureError::ClientFileStale {
-                path: token_file,
-                name: name.to_owned(),
-                reason: reason.to_string(),
-            }),
-        };
+            Some(problem) => repaired = Some(Repaired { old_id, problem }),
+        }
     }
     let (store, pepper) = txn.parts();
-    let (entry, token) = store.create(pepper, name, scopes, None, now)?;
+    let (entry, token) = match repaired {
+        Some(_) => store.rotate(pepper, name, time::Duration::ZERO, now)?,
+        None => store.create(pepper, name, scopes, None, now)?,
+    };
     kg_fs::create_dir_all(token_file.parent().unwrap_or(private_dir), DirMode::Private)?;
-    let staged = stage_token_file(&token_file, &token)?;
-    txn.commit()?;
-    staged.commit()?;
+    txn.commit_delivering(&token, &[&token_file])?;
     Ok(Ensured {
         id: entry.id,
-        created: true,
+        created: repaired.is_none(),
+        repaired,
         token_file,
     })
+}
+
+/// What is wrong with `name`'s client token file, or `None` when it holds a token that
+/// verifies as `name` (active, or retiring within its grace).
+fn client_file_problem(
+    txn: &StoreTxn,
+    path: &Path,
+    name: &str,
+    now: OffsetDateTime,
+) -> Result<Option<String>, EnsureError> {
+    let unreadable = |message: String| EnsureError::ClientFileUnreadable {
+        path: path.to_owned(),
+        message,
+    };
+    let token = match std::fs::File::open(path) {
+        Ok(f) => match read_token(f) {
+            Ok(t) => t,
+            Err(TokenReadError::Io(e)) => return Err(unreadable(e.to_string())),
+            Err(e) => return Ok(Some(format!("did not hold a token ({e})"))),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("was missing".into())),
+        Err(e) => return Err(unreadable(e.to_string())),
+    };
+    let Some(token) = token else {
+        return Ok(Some("was empty".into()));
+    };
+    Ok(
+        match txn.store().verify(txn.pepper(), token.expose_secret(), now) {
+            Ok(info) if info.name == name => None,
+            Ok(_) => Some("held a token of another name".into()),
+            Err(Reason::Unknown) => Some("held a token this store does not know".into()),
+            Err(Reason::Revoked) => Some("held a revoked token".into()),
+            Err(Reason::Expired) => Some("held an expired token".into()),
+            Err(reason) => Some(format!("did not hold a working token ({reason})")),
+        },
+    )
 }

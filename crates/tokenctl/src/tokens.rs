@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use kg_cli::{CliError, ExitStatus, GlobalArgs, note, out, out_json, summary_note};
-use kg_fs::AtomicFile;
-use kg_tokens::files::{client_token_file, stage_token_file};
+use kg_tokens::files::client_token_file;
 use kg_tokens::{Entry, Prefix, Reason, Status, TokenSecret};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -153,11 +152,21 @@ pub(crate) fn ensure(global: &GlobalArgs, args: &EnsureArgs) -> Result<ExitStatu
         now,
     )
     .map_err(ensure_error)?;
+    // A repair is said on stderr even with --json: it revoked a token someone may hold.
+    if let Some(r) = &ensured.repaired {
+        note(format!(
+            "repaired token '{}': its client token file {} (a token is shown only when issued), \
+             so id {} is revoked and new id {} was written there",
+            args.name, r.problem, r.old_id, ensured.id
+        ));
+    }
     if args.json {
         out_json(&json!({
             "name": args.name,
             "id": ensured.id,
             "created": ensured.created,
+            "repaired": ensured.repaired.is_some(),
+            "old_id": ensured.repaired.as_ref().map(|r| &r.old_id),
             "token_file": ensured.token_file,
         }))?;
     } else {
@@ -192,15 +201,10 @@ pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatu
     let (entry, token) = store
         .create(pepper, &args.name, args.scopes.clone(), expires, now)
         .map_err(store_error)?;
-    // The file is filled before the store is written and published after it: a failure
-    // anywhere leaves neither a token without an entry nor an entry whose token was lost.
-    let staged = file
-        .map(|f| stage_token_file(f, &token).map_err(file_error))
-        .transpose()?;
-    txn.commit().map_err(file_error)?;
-    if let Some(staged) = staged {
-        staged.commit()?;
-    }
+    // The file, if any, is written before the store (`commit_delivering`): a crash leaves no
+    // entry whose token was lost, only perhaps a file with a token the store does not know.
+    txn.commit_delivering(&token, file.as_slice())
+        .map_err(file_error)?;
     let mut report = entry_json(&entry, now);
     match file {
         Some(f) => {
@@ -315,20 +319,16 @@ pub(crate) fn rotate(global: &GlobalArgs, args: &RotateArgs) -> Result<ExitStatu
         .rotate(pepper, &args.name, grace, now)
         .map_err(store_error)?;
     let old = old_id.and_then(|id| txn.store().get(&id)).cloned();
-    // Every file that receives the new token is filled first and published only after the
-    // store knows the token.
+    // Every file that receives the new token is written before the store
+    // (`commit_delivering`): a crash leaves the store as it was, and a file holding a token
+    // the store does not know, which rerunning rotate (or ensure) replaces.
     let client_exists = std::fs::symlink_metadata(&client).is_ok();
-    let mut staged: Vec<AtomicFile> = Vec::new();
-    if client_exists {
-        staged.push(stage_token_file(&client, &token).map_err(file_error)?);
-    }
-    if let Some(f) = file {
-        staged.push(stage_token_file(f, &token).map_err(file_error)?);
-    }
-    txn.commit().map_err(file_error)?;
-    for s in staged {
-        s.commit()?;
-    }
+    let files: Vec<&Path> = client_exists
+        .then_some(client.as_path())
+        .into_iter()
+        .chain(file)
+        .collect();
+    txn.commit_delivering(&token, &files).map_err(file_error)?;
     let old_until = old.as_ref().and_then(|o| match o.status {
         Status::Retiring { until } => Some(until),
         _ => None,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use kg_fs::lock::Wait;
-use kg_tokens::files::{FileError, StorePaths, client_token_file, read_token, stage_token_file};
+use kg_tokens::files::{FileError, StorePaths, client_token_file, read_token};
 use kg_tokens::{Prefix, Reason, TokenSecret};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -225,26 +225,52 @@ fn a_missing_pepper_is_an_error_not_a_new_pepper() {
     assert!(!err.to_string().contains("not a pepper"), "{err}");
 }
 
+/// Issue 14: a token's files are written before the store that knows it, so a crash never
+/// leaves an entry whose token reached no file; a file refused by the secure file layer
+/// writes nothing at all, neither the other files nor the store.
 #[test]
-fn token_files_are_staged_0600_and_appear_only_on_commit() {
+fn token_files_are_written_0600_before_the_store_and_a_refused_one_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let p = paths(dir.path());
-    let token = create(&p, "ci");
+    create(&p, "first");
     let client = client_token_file(dir.path(), "ci");
     assert_eq!(client, dir.path().join("client/ci.token"));
     let target = dir.path().join("ci.token");
-    let staged = stage_token_file(&target, &token).unwrap();
-    assert!(!target.exists());
-    drop(staged);
-    assert!(!target.exists());
+    let link = dir.path().join("link.token");
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+    let store_before = std::fs::read(&p.store).unwrap();
+
+    let mut txn = p.begin(Wait::No, &Prefix::default()).unwrap();
+    let (store, pepper) = txn.parts();
+    let (_, token) = store.create(pepper, "ci", vec![], None, T0).unwrap();
+    let err = txn
+        .commit_delivering(&token, &[&target, &link])
+        .unwrap_err();
+    assert!(
+        matches!(err, FileError::Fs(kg_fs::Error::Symlink { .. })),
+        "{err}"
+    );
+    assert!(!target.exists(), "no file was renamed into place");
+    assert!(!dir.path().join("elsewhere").exists());
+    assert_eq!(
+        std::fs::read(&p.store).unwrap(),
+        store_before,
+        "store unchanged"
+    );
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
-    stage_token_file(&target, &token).unwrap().commit().unwrap();
+    assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
+
+    let mut txn = p.begin(Wait::No, &Prefix::default()).unwrap();
+    let (store, pepper) = txn.parts();
+    let (_, token) = store.create(pepper, "ci", vec![], None, T0).unwrap();
+    assert!(txn.commit_delivering(&token, &[&target]).unwrap());
     assert_eq!(mode(&target), 0o600);
     let back = read_token(std::fs::File::open(&target).unwrap())
         .unwrap()
         .unwrap();
     assert_eq!(back.expose_secret(), token.expose_secret());
+    let loaded = p.load(&Prefix::default()).unwrap();
+    assert_eq!(loaded.verify(back.expose_secret(), T0).unwrap().name, "ci");
 }
 
 #[test]
