@@ -694,6 +694,67 @@ fn schedule_prints_units_systemd_accepts_and_a_valid_crontab_line() {
     }
 }
 
+/// Issue 14: as root, `certctl ensure` wrote to `~/.local/share/keygate` while the system
+/// timer renewed `/var/lib/keygate`, an empty home, and the certificate expired. A system job
+/// now renews the home this shell uses (`KEYGATE_HOME`), and without one refuses when this
+/// shell's own home holds certificates that `/var/lib/keygate` would leave unrenewed.
+#[test]
+fn a_system_job_renews_the_home_the_bootstrap_used() {
+    let env = Env::new();
+    let home = env.root().display().to_string();
+    let cron = env.run("certctl", &["schedule", "--system", "--cron"]);
+    cron.code(0);
+    assert!(
+        cron.stdout.contains(&format!(" KEYGATE_HOME={home} ")),
+        "{}",
+        cron.stdout
+    );
+    let units = env.run("certctl", &["schedule", "--system", "--systemd"]);
+    units.code(0);
+    assert!(
+        units
+            .stdout
+            .contains(&format!("Environment=KEYGATE_HOME={home}\n"))
+            && !units.stdout.contains("StateDirectory="),
+        "{}",
+        units.stdout
+    );
+    // No KEYGATE_HOME: the system home, while this shell's own home holds nothing.
+    let without_home = |args: &[&str]| {
+        let mut cmd = env.cmd("certctl");
+        cmd.env_remove("KEYGATE_HOME").args(args);
+        test_support::Run::from(cmd.output().unwrap())
+    };
+    let units = without_home(&["schedule", "--system", "--systemd"]);
+    units.code(0);
+    assert!(
+        units
+            .stdout
+            .contains("Environment=KEYGATE_HOME=/var/lib/keygate\n")
+            && units.stdout.contains("StateDirectory=keygate\n"),
+        "{}",
+        units.stdout
+    );
+    // ... and once `certctl ensure` put a certificate there, the job would never renew it.
+    without_home(&["ensure"]).code(0);
+    let xdg = env.root().join(".local/share/keygate");
+    assert!(xdg.join("certs/default/current/cert.pem").exists());
+    for kind in ["--cron", "--systemd"] {
+        let run = without_home(&["schedule", "--system", kind]);
+        run.code(2);
+        assert_eq!(run.stdout, "", "a job was printed");
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: a system job renews /var/lib/keygate, but this shell's certificates are in '{}'",
+                xdg.display()
+            )) && run.stderr.contains("hint: run the whole bootstrap")
+                && run.stderr.contains("KEYGATE_HOME=/var/lib/keygate"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
 /// Makes `env`'s certificate due and writes a config whose deploy hook creates `marker`.
 fn config_with_marker_hook(env: &Env) -> PathBuf {
     env.run("certctl", &["ensure"]).code(0);

@@ -8,10 +8,13 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use kg_config::{Config, ConfigError, Locations};
+use kg_config::{Config, ConfigError};
 
 #[cfg(feature = "codegen")]
 pub mod codegen;
+
+/// Where things live, as [`GlobalArgs::locations`] resolves them.
+pub use kg_config::Locations;
 
 /// Exit codes, the same for `certctl`, `tokenctl` and `keygate`. Scripts may rely on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
