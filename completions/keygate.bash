@@ -28,6 +28,9 @@ _keygate() {
             keygate,serve)
                 cmd="keygate__subcmd__serve"
                 ;;
+            keygate,unit)
+                cmd="keygate__subcmd__unit"
+                ;;
             keygate,up)
                 cmd="keygate__subcmd__up"
                 ;;
@@ -61,6 +64,9 @@ _keygate() {
             keygate__subcmd__help,serve)
                 cmd="keygate__subcmd__help__subcmd__serve"
                 ;;
+            keygate__subcmd__help,unit)
+                cmd="keygate__subcmd__help__subcmd__unit"
+                ;;
             keygate__subcmd__help,up)
                 cmd="keygate__subcmd__help__subcmd__up"
                 ;;
@@ -77,7 +83,7 @@ _keygate() {
 
     case "${cmd}" in
         keygate)
-            opts="-q -h -V --config --set --quiet --help --version up serve check config help"
+            opts="-q -h -V --config --set --quiet --help --version up serve check unit config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,7 +261,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__help)
-            opts="up serve check config help"
+            opts="up serve check unit config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -352,6 +358,20 @@ _keygate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        keygate__subcmd__help__subcmd__unit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         keygate__subcmd__help__subcmd__up)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -368,6 +388,40 @@ _keygate() {
             ;;
         keygate__subcmd__serve)
             opts="-q -h --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --config --set --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__unit)
+            opts="-q -h --system --listen --cert-id --plain-http --danger-plain-http-non-loopback --upstream --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -32,6 +32,7 @@ complete -c keygate -n "__fish_keygate_needs_command" -s V -l version -d 'Print 
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "unit" -d 'Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
@@ -60,6 +61,16 @@ complete -c keygate -n "__fish_keygate_using_subcommand check" -l danger-plain-h
 complete -c keygate -n "__fish_keygate_using_subcommand check" -l json -d 'Print JSON'
 complete -c keygate -n "__fish_keygate_using_subcommand check" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand check" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l cert-id -d 'Serve this managed certificate [default: server.cert_id, "default"]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l upstream -d 'Proxy authorized requests to URL (http://HOST:PORT on loopback, a private address or a .internal name, or unix:/PATH) [default: server.upstream]' -r
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l system -d 'For a system-wide install (root; KEYGATE_HOME, else /var/lib/keygate) instead of the current user\'s systemd'
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l plain-http -d 'Serve plain HTTP instead of HTTPS; loopback addresses only [default: server.plain_http]'
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -l danger-plain-http-non-loopback -d 'Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text'
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
+complete -c keygate -n "__fish_keygate_using_subcommand unit" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
@@ -80,10 +91,11 @@ complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "paths" -d 'Print the paths keygate uses'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "unit" -d 'Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "paths" -d 'Print the paths keygate uses'

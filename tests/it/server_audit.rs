@@ -187,3 +187,107 @@ fn an_audit_log_another_user_created_or_can_write_is_refused_at_start() {
     );
     assert!(!env.root().join("elsewhere").exists());
 }
+
+/// The service `keygate unit` prints: systemd accepts it (hardened with --system, allowed
+/// the low port it listens on and the audit log's directory), and its logrotate snippet,
+/// run by the real logrotate, rotates a live audit log that keygate then reopens 0600.
+/// Issue 14 asked for a `keygate serve` unit and a logrotate snippet.
+#[test]
+fn the_printed_unit_is_valid_and_its_logrotate_snippet_rotates_a_live_log() {
+    if !have("curl") || !have("logrotate") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.root().join("log");
+    std::fs::create_dir(&dir).unwrap();
+    let log = dir.join("audit.log");
+    config(
+        &env,
+        &format!("[server]\naudit_log = \"{}\"\n", log.display()),
+    );
+    let system = env.run("keygate", &["unit", "--system", "--listen", "0.0.0.0:443"]);
+    system.code(0);
+    for line in [
+        "ExecStart=",
+        " serve --listen 0.0.0.0:443\n",
+        "ProtectSystem=strict\n",
+        "NoNewPrivileges=yes\n",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE\n",
+        &format!("ReadWritePaths={}\n", dir.display()),
+        &format!("Environment=KEYGATE_HOME={}\n", env.root().display()),
+        "# /etc/logrotate.d/keygate\n",
+        "systemctl reload keygate.service\n",
+    ] {
+        assert!(
+            system.stdout.contains(line),
+            "no {line:?} in:\n{}",
+            system.stdout
+        );
+    }
+    let service = section(&system.stdout, "# /etc/systemd/system/keygate.service");
+    if have("systemd-analyze") {
+        let unit = env.root().join("keygate.service");
+        std::fs::write(&unit, &service).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&unit)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The user's snippet through the real logrotate, its reload pointed at this server.
+    let addr = local_addr();
+    let mut kg = keygate(&env, addr, &["--plain-http"]);
+    let auth = url(addr, "/auth");
+    assert_eq!(curl(&[&auth]).status, 401);
+    wait_lines(&log, 1);
+    let user = env.run("keygate", &["unit"]);
+    user.code(0);
+    let snippet = section(&user.stdout, "# a file your own logrotate reads");
+    assert!(
+        snippet.contains("systemctl --user reload keygate.service"),
+        "{snippet}"
+    );
+    let conf = env.root().join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        snippet.replace(
+            "systemctl --user reload keygate.service",
+            &format!("kill -HUP {}", kg.child.id()),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("logrotate")
+        .arg("--force")
+        .arg("--state")
+        .arg(env.root().join("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_reopened(&kg, 1);
+    assert_eq!(curl(&[&auth]).status, 401);
+    assert_eq!(wait_lines(&log, 1).len(), 1);
+    assert_eq!(stat_mode(&log), "600");
+    assert_eq!(wait_lines(&dir.join("audit.log.1"), 1).len(), 1);
+    assert!(kg.running());
+}
+
+/// The lines after the comment line starting with `header`, up to the next `# ` line.
+fn section(text: &str, header: &str) -> String {
+    text.lines()
+        .skip_while(|l| !l.starts_with(header))
+        .skip(1)
+        .take_while(|l| !l.starts_with("# "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}

@@ -30,7 +30,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
     // relative KEYGATE_HOME is refused: cron would resolve it elsewhere).
     let locations = global.locations()?;
     let home = if args.system {
-        Some(system_home(&locations)?)
+        Some(
+            kg_cascade::renew::system_home(&locations)
+                .map_err(|(message, hint)| CliError::usage(message).with_hint(hint))?,
+        )
     } else {
         locations.home.as_ref().map(|h| h.display().to_string())
     };
@@ -66,7 +69,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
         .iter()
         .map(|(k, v)| format!("Environment={}\n", quoted(&format!("{k}={v}"))))
         .collect();
-    let state = if args.system && home.as_deref() == Some(SYSTEM_HOME) {
+    let state = if args.system && home.as_deref() == Some(kg_cascade::renew::SYSTEM_HOME) {
         "StateDirectory=keygate\nStateDirectoryMode=0700\n"
     } else {
         ""
@@ -81,32 +84,6 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
         "# then: systemctl {user}daemon-reload && systemctl {user}enable --now keygate-renew.timer"
     ))?;
     Ok(ExitStatus::Success)
-}
-
-/// The home of a system install when `KEYGATE_HOME` is not set.
-const SYSTEM_HOME: &str = "/var/lib/keygate";
-
-/// The home a root job renews: the one this shell uses, so that the job renews what the
-/// bootstrap created. That is `KEYGATE_HOME` when set; without it a system job renews
-/// [`SYSTEM_HOME`], and certificates already in this shell's own home (root's
-/// `~/.local/share/keygate`) would never be renewed there: refused, saying so.
-fn system_home(locations: &kg_cli::Locations) -> Result<String, CliError> {
-    if let Some(home) = &locations.home {
-        return Ok(home.display().to_string());
-    }
-    if !kg_cascade::renew::managed_ids(locations).is_empty() {
-        return Err(CliError::usage(format!(
-            "a system job renews {SYSTEM_HOME}, but this shell's certificates are in '{}' \
-             (KEYGATE_HOME is not set), so they would never be renewed",
-            locations.private_dir.display()
-        ))
-        .with_hint(format!(
-            "run the whole bootstrap (certctl ensure, tokenctl ensure, keygate serve) with \
-             KEYGATE_HOME={SYSTEM_HOME}, or with KEYGATE_HOME set to the home you use, and print \
-             the job again"
-        )));
-    }
-    Ok(SYSTEM_HOME.to_owned())
 }
 
 /// `text`, single-quoted for cron's shell or systemd's `Environment=` when it holds anything

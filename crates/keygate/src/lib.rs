@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 
 mod serve;
+mod unit;
 mod up;
 
 /// Serve HTTPS and answer /auth for nginx, Caddy, Traefik, Envoy and HAProxy, or protect a web app
@@ -28,6 +29,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check the config, certificate, token store and listen addresses; exit 1 if a check fails
     Check(serve::CheckArgs),
+    /// Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet
+    Unit(unit::UnitArgs),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -49,6 +52,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Up(args) => up::up(&cli.global, args),
         Command::Serve(args) => serve::serve(&cli.global, args),
         Command::Check(args) => serve::check(&cli.global, args),
+        Command::Unit(args) => unit::run(&cli.global, args),
         Command::Config(cmd) => cmd.run(&cli.global),
     }
 }

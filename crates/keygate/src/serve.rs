@@ -37,8 +37,31 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
+impl ServerFlags {
+    /// These flags as `keygate serve` arguments, for a unit that runs it.
+    pub(crate) fn as_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for l in &self.listen {
+            args.extend(["--listen".to_owned(), l.clone()]);
+        }
+        if let Some(id) = &self.cert_id {
+            args.extend(["--cert-id".to_owned(), id.clone()]);
+        }
+        if self.plain_http {
+            args.push("--plain-http".to_owned());
+        }
+        if self.danger_plain_http_non_loopback {
+            args.push("--danger-plain-http-non-loopback".to_owned());
+        }
+        if let Some(u) = &self.upstream {
+            args.extend(["--upstream".to_owned(), u.clone()]);
+        }
+        args
+    }
+}
+
 /// The server's settings from the flags.
-fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> {
+pub(crate) fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings, CliError> {
     let mut flags = Vec::new();
     if !f.listen.is_empty() {
         flags.push(("server.listen", "--listen", f.listen.join(",")));

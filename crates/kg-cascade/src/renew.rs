@@ -342,6 +342,35 @@ pub fn job_env(locations: &Locations) -> (Vec<(&'static str, String)>, Option<St
     (vars, None)
 }
 
+/// The home of a system install when `KEYGATE_HOME` is not set.
+pub const SYSTEM_HOME: &str = "/var/lib/keygate";
+
+/// The home a root job or service (`certctl schedule --system`, `keygate unit --system`)
+/// uses: the one this shell uses, so that it renews and serves what the bootstrap created.
+/// That is `KEYGATE_HOME` when set; without it, [`SYSTEM_HOME`], unless this shell's own
+/// home (root's `~/.local/share/keygate`) holds certificates, which the job would then never
+/// see: refused with `(message, hint)`.
+pub fn system_home(locations: &Locations) -> Result<String, (String, String)> {
+    if let Some(home) = &locations.home {
+        return Ok(home.display().to_string());
+    }
+    if !managed_ids(locations).is_empty() {
+        return Err((
+            format!(
+                "a system job renews {SYSTEM_HOME}, but this shell's certificates are in '{}' \
+                 (KEYGATE_HOME is not set), so they would never be renewed",
+                locations.private_dir.display()
+            ),
+            format!(
+                "run the whole bootstrap (certctl ensure, tokenctl ensure, keygate serve) with \
+                 KEYGATE_HOME={SYSTEM_HOME}, or with KEYGATE_HOME set to the home you use, and \
+                 print the job again"
+            ),
+        ));
+    }
+    Ok(SYSTEM_HOME.to_owned())
+}
+
 /// What to do when the method that issued `id` is not usable at renewal time.
 fn method_hint(method: &str, id: &str) -> String {
     let fix = match method {
