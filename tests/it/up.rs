@@ -177,3 +177,98 @@ fn a_closed_stdout_ends_the_summary_not_the_server() {
         .status();
     assert_eq!(up.child.wait().unwrap().code(), Some(0));
 }
+
+/// Issue 14: after `certctl ensure app.internal 10.0.0.5`, `keygate up` re-issued the
+/// certificate with the default names, and the running server served the narrower one.
+/// `up` now keeps what is published (and served) when no names are configured.
+#[test]
+fn up_keeps_the_names_the_user_chose() {
+    if !have("openssl") {
+        return;
+    }
+    let env = Env::new();
+    env.run(
+        "certctl",
+        &["ensure", "app.internal", "10.0.0.5", "localhost"],
+    )
+    .code(0);
+    let cert = env.root().join("private/certs/default/current/cert.pem");
+    let serial = |path: &std::path::Path| {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-ext", "subjectAltName", "-in"])
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = serial(&cert);
+    assert!(
+        before.contains("DNS:app.internal") && before.contains("IP Address:10.0.0.5"),
+        "{before}"
+    );
+    let up = start(&env, free_port());
+    assert!(
+        up.lines
+            .iter()
+            .any(|l| l.contains("certificate") && l.contains("reused")),
+        "{:?}",
+        up.lines
+    );
+    drop(up);
+    assert_eq!(serial(&cert), before, "the certificate was re-issued");
+}
+
+/// With `--public`, `up` names the LAN address other hosts would use when the certificate
+/// does not cover it, and the command that adds it (in a network namespace of its own with a
+/// default route, so the address is known).
+#[test]
+fn up_public_offers_the_lan_address() {
+    if !have("unshare") || !have("ip") {
+        return;
+    }
+    let env = Env::new();
+    let keygate = env.cmd("keygate");
+    let script = "set -e\n\
+                  ip link set lo up\n\
+                  ip link add kg0 type veth peer name kg1\n\
+                  ip addr add 192.168.77.5/24 dev kg0\n\
+                  ip link set kg1 up\n\
+                  ip link set kg0 up\n\
+                  ip route add default dev kg0\n\
+                  exec \"$KG_BIN\" up --public\n";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "--", "sh", "-c", script]);
+    for (k, v) in keygate.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let child = cmd
+        .env("KG_BIN", keygate.get_program())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = Up {
+        child,
+        lines: Vec::new(),
+    };
+    let stdout = up.child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("stop with");
+        up.lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        up.lines.iter().any(|l| l.contains("LAN")
+            && l.contains("192.168.77.5")
+            && l.contains("certctl ensure")),
+        "{:?}",
+        up.lines
+    );
+}

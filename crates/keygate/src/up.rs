@@ -51,11 +51,18 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
     let now = kg_cli::now(cfg)?;
     let text = |key| cfg.str(key).unwrap_or_default().to_owned();
 
+    let id = text("server.cert_id");
+    // Names the user chose (`certctl ensure app.internal 10.0.0.5`) stay: without names in
+    // the config, `up` asks for what is published, not for the defaults.
+    let names = match cfg.list("cert.names") {
+        [] => kg_cascade::published_names(&ctx.locations, &id).unwrap_or_default(),
+        configured => configured.to_vec(),
+    };
     let cert = kg_cascade::provision(
         &ctx.locations,
         &Request {
-            id: text("server.cert_id"),
-            names: cfg.list("cert.names").to_vec(),
+            id,
+            names,
             method: text("cert.method")
                 .parse::<Method>()
                 .map_err(CliError::usage)?,
@@ -104,6 +111,7 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
     let proxy = settings.upstream.as_ref().map(ToString::to_string);
     let local_user = settings.bypass_user().map(str::to_owned);
     let as_root = settings.bypass() == kg_server::Bypass::RefusedAsRoot;
+    let public = args.public;
     let summary = move || -> Result<(), CliError> {
         let urls: Vec<String> = settings_urls(&settings_listen(&ctx));
         let reuse = |fresh: bool| if fresh { "new" } else { "reused" };
@@ -169,6 +177,20 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
                 urls.first().map_or("", String::as_str)
             ))?;
         }
+        if public && let Some(lan) = lan_address() {
+            let covered = cert.names.iter().any(|n| n.to_string() == lan.to_string());
+            if !covered {
+                out(format!(
+                    "  LAN          other hosts reach this one as {lan}, which the certificate \
+                     does not name: `certctl ensure {} {lan}` adds it",
+                    cert.names
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ))?;
+            }
+        }
         let first = urls.first().cloned().unwrap_or_default();
         let path = if proxy.is_some() { "/" } else { "/auth" };
         out("try it (prints 200):")?;
@@ -217,4 +239,14 @@ fn settings_urls(addrs: &[SocketAddr]) -> Vec<String> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+/// This host's address on the network its default route leads to: what other hosts on the
+/// LAN use to reach it. A UDP socket "connected" to a documentation address sends nothing;
+/// the kernel only picks the source address. `None` without a route.
+fn lan_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }

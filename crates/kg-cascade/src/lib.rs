@@ -24,7 +24,7 @@ pub use error::Error;
 pub use local_ca::{LocalCa, load_local_ca};
 pub use provision::{
     Action, Files, Method, Outcome, Request, Tailnet, check_id, default_names, host_names, lock,
-    provision, provision_locked,
+    provision, provision_locked, published_names,
 };
 
 /// File names inside each published generation (the contract with the server, kept in

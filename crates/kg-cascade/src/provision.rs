@@ -199,6 +199,16 @@ pub fn provision_locked(
     provision_inner(locations, req)
 }
 
+/// The names the published certificate `id` was issued for (as planned), if one is
+/// published: for callers that keep what the user chose instead of asking for the defaults.
+pub fn published_names(locations: &Locations, id: &str) -> Option<Vec<String>> {
+    state::load(&locations.cert_dir(id))
+        .ok()
+        .flatten()
+        .map(|(_, record)| record.names)
+        .filter(|names| !names.is_empty())
+}
+
 fn provision_inner(locations: &Locations, req: &Request) -> Result<Outcome, Error> {
     check_id(&req.id)?;
     let requested = if req.names.is_empty() {
