@@ -106,13 +106,13 @@ complete -c certctl -n "__fish_certctl_using_subcommand ca; and not __fish_seen_
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and not __fish_seen_subcommand_from show export help" -f -a "show" -d 'Print where the CA certificate is and what it says'
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and not __fish_seen_subcommand_from show export help" -f -a "export" -d 'Print the CA certificate (PEM) to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and not __fish_seen_subcommand_from show export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from show" -l id -d 'The CA that clients of this managed certificate must trust (mkcert\'s, keygate\'s, or the self-signed certificate itself) [default: keygate\'s local CA]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from show" -l id -d 'The CA that clients of this managed certificate must trust (mkcert\'s, keygate\'s, or the self-signed certificate itself) [default: cert.id, the certificate keygate serves]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from show" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from show" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
-complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from export" -l id -d 'The CA that clients of this managed certificate must trust (mkcert\'s, keygate\'s, or the self-signed certificate itself) [default: keygate\'s local CA]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from export" -l id -d 'The CA that clients of this managed certificate must trust (mkcert\'s, keygate\'s, or the self-signed certificate itself) [default: cert.id, the certificate keygate serves]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from export" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from export" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from export" -l json -d 'Print JSON'
@@ -121,7 +121,7 @@ complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subc
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print where the CA certificate is and what it says'
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from help" -f -a "export" -d 'Print the CA certificate (PEM) to stdout'
 complete -c certctl -n "__fish_certctl_using_subcommand ca; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c certctl -n "__fish_certctl_using_subcommand trust" -l id -d 'The managed certificate whose CA should be trusted [default: keygate\'s local CA]' -r
+complete -c certctl -n "__fish_certctl_using_subcommand trust" -l id -d 'The managed certificate whose CA should be trusted [default: cert.id, the certificate keygate serves]' -r
 complete -c certctl -n "__fish_certctl_using_subcommand trust" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c certctl -n "__fish_certctl_using_subcommand trust" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c certctl -n "__fish_certctl_using_subcommand trust" -l json -d 'Print JSON'

@@ -863,6 +863,67 @@ fn ca_export_and_trust_name_the_ca_file() {
     let _: &Run = &show;
 }
 
+/// Issue 14: with mkcert chosen, `trust` and `ca export` without `--id` failed ("keygate's
+/// local CA has not been created yet"), and `trust --id default` installed mkcert's root
+/// under keygate's CA name. They now follow the served certificate's CA, and point mkcert
+/// users at `mkcert -install`.
+#[test]
+fn trust_and_export_follow_the_served_certificates_ca_for_mkcert() {
+    if !have("mkcert") {
+        return;
+    }
+    let mut env = env();
+    let caroot = env.root().join("mkcert-ca");
+    std::fs::create_dir_all(&caroot).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    assert!(
+        Command::new("mkcert")
+            .env("CAROOT", &caroot)
+            .current_dir(scratch.path())
+            .arg("x.test")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    env.set("CAROOT", &caroot);
+    env.run("certctl", &["ensure", "--method", "mkcert"])
+        .code(0);
+    let root = std::fs::read_to_string(caroot.join("rootCA.pem")).unwrap();
+    let export = env.run("certctl", &["ca", "export"]);
+    export.code(0);
+    assert_eq!(export.stdout.trim_end(), root.trim_end());
+    for args in [&["trust"][..], &["trust", "--id", "default"][..]] {
+        let trust = env.run("certctl", args);
+        trust.code(0);
+        assert!(
+            trust
+                .stdout
+                .contains(&format!("CAROOT='{}' mkcert -install", caroot.display())),
+            "{}",
+            trust.stdout
+        );
+        assert!(
+            trust
+                .stdout
+                .contains("/usr/local/share/ca-certificates/mkcert-rootCA.crt")
+                && trust.stdout.contains("-n 'mkcert root CA'")
+                && !trust.stdout.contains("keygate-local-ca")
+                && !trust.stdout.contains("keygate local CA"),
+            "{}",
+            trust.stdout
+        );
+    }
+    let json = env.run("certctl", &["trust", "--json"]).json();
+    assert_eq!(json["method"], "mkcert");
+    assert!(
+        json["mkcert_install"]
+            .as_str()
+            .unwrap()
+            .ends_with("mkcert -install")
+    );
+}
+
 /// Security review: `ca export` printed with `print!`, which panics (exit 101) on a closed
 /// pipe.
 #[test]

@@ -13,7 +13,7 @@ pub(crate) enum CaCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct CaArgs {
     /// The CA that clients of this managed certificate must trust (mkcert's, keygate's, or the
-    /// self-signed certificate itself) [default: keygate's local CA]
+    /// self-signed certificate itself) [default: cert.id, the certificate keygate serves]
     #[arg(long)]
     id: Option<String>,
     /// Print JSON
@@ -23,7 +23,7 @@ pub(crate) struct CaArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TrustArgs {
-    /// The managed certificate whose CA should be trusted [default: keygate's local CA]
+    /// The managed certificate whose CA should be trusted [default: cert.id, the certificate keygate serves]
     #[arg(long)]
     id: Option<String>,
     /// Print JSON
@@ -31,31 +31,55 @@ pub(crate) struct TrustArgs {
     json: bool,
 }
 
-/// The CA certificate file for `id`, or keygate's local CA.
-fn ca_file(global: &GlobalArgs, id: Option<&str>) -> Result<(PathBuf, kg_cli::Context), CliError> {
+/// The CA clients of a managed certificate must trust: its file and who issued it.
+struct Ca {
+    file: PathBuf,
+    /// The method of the published certificate (`mkcert`, `local-ca`, ...); `None` for
+    /// keygate's local CA when no certificate is published.
+    method: Option<String>,
+}
+
+/// The CA of certificate `id` (default `cert.id`: the one keygate serves), whichever method
+/// issued it; keygate's local CA when nothing is published yet but the CA exists.
+fn ca_file(global: &GlobalArgs, id: Option<&str>) -> Result<(Ca, kg_cli::Context), CliError> {
     let ctx = global.load(&[])?;
-    if let Some(id) = id {
-        kg_cascade::check_id(id).map_err(crate::cli_error)?;
+    let named = id.is_some();
+    let id = id
+        .map(str::to_owned)
+        .unwrap_or_else(|| ctx.config.str("cert.id").unwrap_or("default").to_owned());
+    kg_cascade::check_id(&id).map_err(crate::cli_error)?;
+    let cert_dir = ctx.locations.cert_dir(&id);
+    if let Some(g) = kg_fs::generation::current(&cert_dir)? {
+        let method = kg_cascade::state::load(&cert_dir)
+            .ok()
+            .flatten()
+            .map(|(_, r)| r.method);
+        let ca = Ca {
+            file: g.file(kg_cascade::files::CA),
+            method,
+        };
+        return Ok((ca, ctx));
     }
-    match id {
-        Some(id) => {
-            let g = kg_fs::generation::current(&ctx.locations.cert_dir(id))?.ok_or_else(|| {
-                CliError::failure(format!("no certificate with id '{id}' has been published")).with_hint("run `certctl ensure` first")
-            })?;
-            Ok((g.file(kg_cascade::files::CA), ctx))
-        }
-        None => match kg_cascade::load_local_ca(&ctx.locations.ca_dir()).map_err(crate::cli_error)? {
-            Some(ca) => Ok((ca.cert_file, ctx)),
-            None => Err(CliError::failure("keygate's local CA has not been created yet")
-                .with_hint("run `certctl ensure` (it creates the CA when neither tailscale nor mkcert is usable), or pass --id")),
-        },
+    if !named
+        && let Some(ca) =
+            kg_cascade::load_local_ca(&ctx.locations.ca_dir()).map_err(crate::cli_error)?
+    {
+        let ca = Ca {
+            file: ca.cert_file,
+            method: None,
+        };
+        return Ok((ca, ctx));
     }
+    Err(
+        CliError::failure(format!("no certificate with id '{id}' has been published"))
+            .with_hint("run `certctl ensure` first"),
+    )
 }
 
 pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, CliError> {
     match cmd {
         CaCommand::Export(args) => {
-            let (file, _) = ca_file(global, args.id.as_deref())?;
+            let (Ca { file, .. }, _) = ca_file(global, args.id.as_deref())?;
             let pem = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::failure(format!("cannot read '{}': {e}", file.display())))?;
             if args.json {
@@ -66,7 +90,7 @@ pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, Cl
             }
         }
         CaCommand::Show(args) => {
-            let (file, ctx) = ca_file(global, args.id.as_deref())?;
+            let (Ca { file, .. }, ctx) = ca_file(global, args.id.as_deref())?;
             let pem = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::failure(format!("cannot read '{}': {e}", file.display())))?;
             let report =
@@ -92,22 +116,59 @@ pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, Cl
 }
 
 /// Prints, does not run: trusting a root is a decision the user makes with their own eyes.
+/// The CA is the one that issued the served certificate: mkcert's root is installed the way
+/// mkcert users know (`mkcert -install`, which also fills the browsers' stores), under
+/// mkcert's name if copied by hand; a tailnet certificate needs nothing.
 pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus, CliError> {
-    let (file, _) = ca_file(global, args.id.as_deref())?;
+    let (ca, _) = ca_file(global, args.id.as_deref())?;
+    let file = ca.file;
+    if ca.method.as_deref() == Some("tailscale") {
+        let note = "the certificate is from Let's Encrypt (through tailscale), which every system already trusts: nothing to install";
+        if args.json {
+            out_json(
+                &serde_json::json!({ "ca_file": file, "method": ca.method, "systems": [], "note": note }),
+            )?;
+        } else {
+            out(format!("# {note}"))?;
+        }
+        return Ok(ExitStatus::Success);
+    }
+    let mkcert = ca.method.as_deref() == Some("mkcert");
+    // The name the root gets in the system and browser stores: whose CA it is.
+    let (base, nick) = if mkcert {
+        ("mkcert-rootCA", "mkcert root CA")
+    } else {
+        ("keygate-local-ca", "keygate local CA")
+    };
+    let install = mkcert.then(|| {
+        let (_, found) = kg_cascade::tiers::mkcert();
+        let caroot = found
+            .map(|m| m.caroot)
+            .filter(|c| std::fs::read(c.join("rootCA.pem")).ok() == std::fs::read(&file).ok());
+        match caroot {
+            Some(c) => format!(
+                "CAROOT={} mkcert -install",
+                kg_cli::shell_quote(&c.display().to_string())
+            ),
+            None => {
+                "mkcert -install   # with CAROOT set to the directory that holds this CA".to_owned()
+            }
+        }
+    });
     let f = kg_cli::shell_quote(&file.display().to_string());
-    let nss = |db: &str| format!("certutil -d \"sql:{db}\" -A -t C,, -n 'keygate local CA' -i {f}");
+    let nss = |db: &str| format!("certutil -d \"sql:{db}\" -A -t C,, -n '{nick}' -i {f}");
     let systems = [
         (
             "Debian, Ubuntu",
             vec![
-                format!("sudo cp {f} /usr/local/share/ca-certificates/keygate-local-ca.crt"),
+                format!("sudo cp {f} /usr/local/share/ca-certificates/{base}.crt"),
                 "sudo update-ca-certificates".to_owned(),
             ],
         ),
         (
             "Fedora, RHEL",
             vec![
-                format!("sudo cp {f} /etc/pki/ca-trust/source/anchors/keygate-local-ca.pem"),
+                format!("sudo cp {f} /etc/pki/ca-trust/source/anchors/{base}.pem"),
                 "sudo update-ca-trust".to_owned(),
             ],
         ),
@@ -133,8 +194,19 @@ pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus,
             .iter()
             .map(|(system, commands)| serde_json::json!({ "system": system, "commands": commands }))
             .collect();
-        out_json(&serde_json::json!({ "ca_file": file, "systems": list }))?;
+        out_json(&serde_json::json!({
+            "ca_file": file,
+            "method": ca.method,
+            "mkcert_install": install,
+            "systems": list
+        }))?;
         return Ok(ExitStatus::Success);
+    }
+    if let Some(install) = &install {
+        out(format!(
+            "# The certificate is mkcert's: mkcert installs its CA into the system and the \
+             browsers' stores.\n{install}\n\n# Or by hand:"
+        ))?;
     }
     out(format!(
         "# Trust the CA in {f}. Run the lines for your system; each needs admin rights once."
