@@ -131,10 +131,22 @@ impl Exposed {
     /// The one-line fix: `chmod 600`, or for a Kubernetes secret volume (root-owned 0644 files
     /// by default) its `defaultMode`.
     pub fn hint(&self) -> String {
-        format!(
-            "run `chmod 600 '{}'` (on a Kubernetes secret volume, set `defaultMode: 0400`)",
-            self.path.display()
-        )
+        Exposed::hint_all(std::slice::from_ref(self)).unwrap_or_default()
+    }
+
+    /// One fix for several exposed files (one `chmod 600` naming them all); `None` for none.
+    pub fn hint_all(exposed: &[Exposed]) -> Option<String> {
+        if exposed.is_empty() {
+            return None;
+        }
+        let paths: Vec<String> = exposed
+            .iter()
+            .map(|e| format!("'{}'", e.path.display()))
+            .collect();
+        Some(format!(
+            "run `chmod 600 {}` (on a Kubernetes secret volume, set `defaultMode: 0400`)",
+            paths.join(" ")
+        ))
     }
 }
 
@@ -154,6 +166,24 @@ impl std::fmt::Display for Exposed {
     }
 }
 
+/// Narrows an existing secret file to 0600 if its mode is wider; returns the mode it had then.
+///
+/// For `certctl doctor --fix`, the one place that changes the mode of an existing file (every
+/// reader only reports it, see [`read_secret`]). Done on one descriptor opened as
+/// `read_secret` opens it, so a symlink or FIFO put in the file's place is refused, never
+/// followed or waited on.
+pub fn narrow_secret(path: &std::path::Path) -> Result<Option<u32>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let (file, meta) = open_secret(path)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(0o600))
+        .map_err(|e| atomic::with_path(e.into(), "change the mode of", path))?;
+    Ok(Some(mode))
+}
+
 /// Reads a file that holds a secret, without changing it.
 ///
 /// The file is opened once (`O_NOFOLLOW`, and `O_NONBLOCK` so that a FIFO planted in its place
@@ -167,9 +197,22 @@ impl std::fmt::Display for Exposed {
 /// could not be tightened anyway. Each caller decides what an exposure means: the server
 /// warns, `keygate check` fails, `certctl doctor --fix` narrows it.
 pub fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
-    use rustix::fs::{Mode, OFlags};
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
+    let (mut file, meta) = open_secret(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| atomic::with_path(e, "read", path))?;
+    Ok(Secret {
+        bytes,
+        exposed: Exposed::of(path, meta.mode()),
+    })
+}
+
+/// Opens a secret once, `O_NOFOLLOW|O_NONBLOCK`, and refuses anything but a regular file;
+/// returns the descriptor and what `fstat` said of it.
+fn open_secret(path: &std::path::Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
+    use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = match rustix::fs::open(path, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -189,7 +232,7 @@ pub fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
             )));
         }
     };
-    let mut file = std::fs::File::from(fd);
+    let file = std::fs::File::from(fd);
     let meta = file
         .metadata()
         .map_err(|e| atomic::with_path(e, "stat", path))?;
@@ -200,11 +243,5 @@ pub fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
             kind: trust::kind(&meta),
         });
     }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| atomic::with_path(e, "read", path))?;
-    Ok(Secret {
-        bytes,
-        exposed: Exposed::of(path, meta.mode()),
-    })
+    Ok((file, meta))
 }

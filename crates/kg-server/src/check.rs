@@ -76,12 +76,15 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
         match Tokens::load(&settings.store, &settings.prefix) {
             // Served with a warning, but a check reports it (and, like every check, changes
             // nothing).
-            Ok(t) => match t.exposed().first() {
-                Some(e) => Err(Failed::new(e.to_string(), Some(e.hint()))),
-                None => Ok(format!(
+            Ok(t) => match t.exposed() {
+                e if e.is_empty() => Ok(format!(
                     "{} token(s) in '{}'",
                     t.len(),
                     settings.store.store.display()
+                )),
+                e => Err(Failed::new(
+                    e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                    kg_fs::Exposed::hint_all(&e),
                 )),
             },
             Err(e) => Err(Failed::new(e.to_string(), e.hint())),
