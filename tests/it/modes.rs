@@ -42,8 +42,8 @@ fn check_reports_a_0644_pepper_and_key_and_leaves_them_0644() {
     // The certificate's key, read through the same rule.
     chmod(&pepper, 0o600);
     cert(&env);
-    let key = std::fs::canonicalize(env.root().join("private/certs/default/current/key.pem"))
-        .unwrap();
+    let key =
+        std::fs::canonicalize(env.root().join("private/certs/default/current/key.pem")).unwrap();
     chmod(&key, 0o644);
     let run = env.run("keygate", &["check"]);
     run.code(1);
@@ -74,7 +74,11 @@ fn serve_as_another_user_serves_root_owned_0644_secrets_with_a_warning() {
     let pepper = env.root().join("private/pepper");
     let store = env.root().join("state/tokens.json");
     // Root's files, readable by everyone, as a secret volume lays them out.
-    for dir in [env.root(), &env.root().join("private"), &env.root().join("state")] {
+    for dir in [
+        env.root(),
+        &env.root().join("private"),
+        &env.root().join("state"),
+    ] {
         chmod(dir, 0o755);
     }
     chmod(&pepper, 0o644);
@@ -97,7 +101,11 @@ fn serve_as_another_user_serves_root_owned_0644_secrets_with_a_warning() {
         let ok = curl(&["-H", &bearer(&good), &url(addr, "/auth")]);
         assert_eq!(ok.status, 200, "{}", kg.output());
     }
-    let bad = curl(&["-H", &bearer(&good.replace("kg_", "kg_x")), &url(addr, "/auth")]);
+    let bad = curl(&[
+        "-H",
+        &bearer(&good.replace("kg_", "kg_x")),
+        &url(addr, "/auth"),
+    ]);
     assert_eq!(bad.status, 401);
 
     let out = kg.output();
@@ -107,7 +115,12 @@ fn serve_as_another_user_serves_root_owned_0644_secrets_with_a_warning() {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["event"] == "secret_exposed" && v["file"] == file.to_str().unwrap())
             .collect();
-        assert_eq!(warnings.len(), 1, "one warning for {}:\n{out}", file.display());
+        assert_eq!(
+            warnings.len(),
+            1,
+            "one warning for {}:\n{out}",
+            file.display()
+        );
         let w = &warnings[0];
         assert_eq!(w["level"], "warn");
         assert_eq!(w["mode"], "0644");

@@ -83,7 +83,10 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
                     settings.store.store.display()
                 )),
                 e => Err(Failed::new(
-                    e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                    e.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
                     kg_fs::Exposed::hint_all(&e),
                 )),
             },

@@ -50,7 +50,14 @@ fn read_secret_reports_a_wide_file_and_leaves_it_alone() {
     let exposed = kg_fs::read_secret(&pepper).unwrap().exposed.unwrap();
     assert_eq!(
         exposed.to_string(),
-        format!("'{}' has mode 0644: its group or others can read it", pepper.display())
+        format!(
+            "'{}' has mode 0644: its group or others can read it",
+            pepper.display()
+        )
     );
-    assert!(exposed.hint().starts_with(&format!("run `chmod 600 '{}'`", pepper.display())));
+    assert!(
+        exposed
+            .hint()
+            .starts_with(&format!("run `chmod 600 '{}'`", pepper.display()))
+    );
 }
