@@ -134,6 +134,41 @@ fn serve_as_another_user_serves_root_owned_0644_secrets_with_a_warning() {
     }
 }
 
+/// The certificate's key follows the same rule: `serve` over TLS used to chmod a 0644 key
+/// silently; it serves it, warns once naming it, and leaves its mode alone.
+#[test]
+fn serve_warns_about_a_0644_key_and_leaves_it() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let ca = cert(&env);
+    let alice = token(&env, "alice", &[]);
+    let key =
+        std::fs::canonicalize(env.root().join("private/certs/default/current/key.pem")).unwrap();
+    chmod(&key, 0o644);
+    let addr = local_addr();
+    let kg = keygate(&env, addr, &[]);
+    let r = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "-H",
+        &bearer(&alice),
+        &format!("https://localhost:{}/auth", addr.port()),
+    ]);
+    assert_eq!(r.status, 200, "{}", kg.output());
+    let out = kg.output();
+    let warnings: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "secret_exposed")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert_eq!(warnings[0]["file"], key.to_str().unwrap());
+    assert_eq!(warnings[0]["mode"], "0644");
+    assert_eq!(stat_mode(&key), "644");
+}
+
 /// `certctl doctor` ignored a 0644 pepper, store and client token file: each is a problem
 /// with its fix, and `doctor --fix` makes them 0600.
 #[test]

@@ -129,7 +129,9 @@ impl Exposed {
     }
 
     /// The one-line fix: `chmod 600`, or for a Kubernetes secret volume (root-owned 0644 files
-    /// by default) its `defaultMode`.
+    /// by default, whose owner a pod cannot choose) its `defaultMode`: 0400 when the container
+    /// runs as root, else 0440 with `fsGroup`, which is the narrowest a non-root reader gets
+    /// there (and is still reported, since the group can read it).
     pub fn hint(&self) -> String {
         Exposed::hint_all(std::slice::from_ref(self)).unwrap_or_default()
     }
@@ -144,7 +146,8 @@ impl Exposed {
             .map(|e| format!("'{}'", e.path.display()))
             .collect();
         Some(format!(
-            "run `chmod 600 {}` (on a Kubernetes secret volume, set `defaultMode: 0400`)",
+            "run `chmod 600 {}` (a Kubernetes secret volume's files are root's: set \
+             `defaultMode: 0400` there for a root container, or 0440 with the pod's `fsGroup`)",
             paths.join(" ")
         ))
     }

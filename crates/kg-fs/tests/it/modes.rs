@@ -61,3 +61,26 @@ fn read_secret_reports_a_wide_file_and_leaves_it_alone() {
             .starts_with(&format!("run `chmod 600 '{}'`", pepper.display()))
     );
 }
+
+/// `narrow_secret` (doctor's fix) is the one place an existing file's mode is narrowed: to
+/// 0600, reporting what it was; a 0600 file is left alone, and a link is refused, its target
+/// untouched (a chmod by path would have followed it).
+#[test]
+fn narrow_secret_narrows_to_0600_and_never_through_a_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("app.token");
+    std::fs::write(&token, b"t").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(kg_fs::narrow_secret(&token).unwrap(), Some(0o644));
+    assert_eq!(mode(&token), 0o600);
+    assert_eq!(kg_fs::narrow_secret(&token).unwrap(), None);
+
+    let target = tmp.path().join("elsewhere");
+    std::fs::write(&target, b"x").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = tmp.path().join("link.token");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = kg_fs::narrow_secret(&link).unwrap_err();
+    assert!(err.to_string().contains("it is a symbolic link"), "{err}");
+    assert_eq!(mode(&target), 0o644);
+}
