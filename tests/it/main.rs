@@ -11,6 +11,8 @@ mod certs;
 mod cli;
 // The localhost bypass: only keygate's own user, as the kernel names it; relays are not local.
 mod local_bypass;
+// Secret modes: reading never changes a secret; exposure is reported, doctor --fix narrows.
+mod modes;
 // Issue 13: every path form that parsers read differently, through keygate's proxy, nginx and
 // Caddy, in front of Flask and Express; none reaches a route its token's scopes do not allow.
 mod paths;

@@ -161,7 +161,7 @@ pub(crate) fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<ExitStatus,
     // parse never get here; they are usage errors (2).
     if failed > 0 {
         return Err(CliError::failure(format!(
-            "{failed} check(s) failed; keygate serve would not start"
+            "{failed} check(s) failed; fix them before running keygate serve"
         )));
     }
     Ok(ExitStatus::Success)

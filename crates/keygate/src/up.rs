@@ -97,6 +97,7 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
         now,
     )
     .map_err(|e| CliError::classified(&e, e.hint(), e.is_usage(), e.is_locked()))?;
+    kg_cli::warn_exposed(&token.exposed);
 
     let settings =
         kg_server::Settings::from_config(l, cfg, false, kg_server::Clock::new(kg_cli::clock(cfg)?))

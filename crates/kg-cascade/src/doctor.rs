@@ -149,6 +149,7 @@ pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding>
     }
 
     local_ca(locations, policy, fix, &mut out);
+    token_files(locations, fix, &mut out);
     stale(
         &locations.state_dir,
         kg_fs::stale_temps(&locations.state_dir),
@@ -215,16 +216,61 @@ fn secret_mode(path: &Path, fix: bool, out: &mut Vec<Finding>) {
     };
     let mode = meta.permissions().mode() & 0o7777;
     let what = format!("mode of {}", path.display());
+    if !meta.is_file() {
+        // A link's own mode says nothing, and fixing through it would chmod its target.
+        out.push(Finding::problem(
+            what,
+            "not a regular file; keygate refuses to read a secret through a link",
+        ));
+        return;
+    }
     if mode & 0o077 == 0 {
         out.push(Finding::ok(what, format!("{mode:04o}")));
         return;
     }
-    let mut f = Finding::problem(&what, format!("{mode:04o}: a private key must be 0600"));
-    if fix && std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).is_ok() {
-        f.fixed = true;
-        f.detail = format!("{mode:04o} changed to 0600");
+    let mut f = Finding::problem(
+        &what,
+        format!(
+            "{mode:04o}: a secret must be 0600; run `chmod 600 '{}'` or `certctl doctor --fix`",
+            path.display()
+        ),
+    );
+    if fix {
+        match kg_fs::narrow_secret(path) {
+            Ok(_) => {
+                f.fixed = true;
+                f.detail = format!("{mode:04o} changed to 0600");
+            }
+            Err(e) => f.detail = format!("{}; cannot fix: {e}", f.detail),
+        }
     }
     out.push(f);
+}
+
+/// The token store, its pepper and the client token files: secrets like the keys (the store
+/// holds only digests, but with the pepper it confirms tokens), so each must be 0600.
+/// Doctor is the one place that narrows an existing file's mode; every other command only
+/// reports it (reading a secret never changes it).
+fn token_files(locations: &Locations, fix: bool, out: &mut Vec<Finding>) {
+    use kg_tokens::files::{PEPPER_FILE, STORE_FILE, client_token_file};
+    secret_mode(&locations.private_dir.join(PEPPER_FILE), fix, out);
+    secret_mode(&locations.state_dir.join(STORE_FILE), fix, out);
+    let client_dir = client_token_file(&locations.private_dir, "x");
+    let Some(client_dir) = client_dir.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(client_dir) else {
+        return;
+    };
+    let mut tokens: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "token"))
+        .collect();
+    tokens.sort();
+    for token in tokens {
+        secret_mode(&token, fix, out);
+    }
 }
 
 fn stale(dir: &Path, paths: Vec<PathBuf>, fix: bool, out: &mut Vec<Finding>) {

@@ -69,8 +69,11 @@ pub(crate) fn load_or_create(
 }
 
 /// Reads a private key without leaving copies of it in memory we do not wipe.
+///
+/// A mode wider than 0600 is not acted on here: `certctl doctor` reports it and
+/// `doctor --fix` narrows it (reading a secret never changes it).
 pub(crate) fn read_key(path: &Path) -> Result<SecretPem, Error> {
-    let bytes = zeroize::Zeroizing::new(kg_fs::read_secret(path)?);
+    let bytes = zeroize::Zeroizing::new(kg_fs::read_secret(path)?.bytes);
     let text = std::str::from_utf8(&bytes).map_err(|_| Error::State {
         path: path.to_owned(),
         message: "the key is not PEM text".into(),

@@ -171,6 +171,15 @@ pub fn note(line: impl std::fmt::Display) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
+/// One `warning:` line on stderr for each secret file read that its group or others can
+/// get at: the command still works (reading never changes a secret), and the line says how
+/// to close the exposure.
+pub fn warn_exposed(exposed: &[kg_fs::Exposed]) {
+    for e in exposed {
+        note(format!("warning: {e}; {}", e.hint()));
+    }
+}
+
 /// Writes a value as pretty JSON to stdout.
 pub fn out_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)

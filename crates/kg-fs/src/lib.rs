@@ -7,7 +7,9 @@
 //!   final mode and `O_NOFOLLOW|O_CLOEXEC|O_EXCL`, filled, `fsync`ed, renamed over the target,
 //!   and then the directory is `fsync`ed. The temporary file is removed on every error path,
 //!   and a temporary file left by a killed process is removed by the next write.
-//! - An existing file's mode is never widened; a secret found wider than 0600 is tightened.
+//! - An existing file's mode is never widened. Rewriting a secret makes it 0600; *reading*
+//!   one never changes it ([`read_secret`] reports a wider mode and the caller decides:
+//!   `certctl doctor --fix` is the one place that narrows an existing file's mode).
 //! - A symlink or non-regular target, and a directory others can write to, are refused.
 //! - A set of files that must change together (a certificate and its key) is published as a
 //!   [`generation`]: a new directory, then one atomic switch of the `current` symlink.
@@ -92,18 +94,136 @@ pub(crate) fn read_bounded(
     Ok(buf)
 }
 
-/// Reads a file that holds a secret, tightening it to 0600 first if it was found wider.
+/// A secret as [`read_secret`] found it: its bytes and, when the file's mode lets its group
+/// or others at it, that exposure.
+///
+/// `Debug` shows the exposure and the length, never the bytes; the caller wraps `bytes` in
+/// a secret type straight away.
+pub struct Secret {
+    /// The file's contents.
+    pub bytes: Vec<u8>,
+    /// `Some` when the mode gives the group or others any access (anything beyond 0600).
+    pub exposed: Option<Exposed>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("len", &self.bytes.len())
+            .field("exposed", &self.exposed)
+            .finish()
+    }
+}
+
+/// A secret file whose mode lets its group or others read or write it.
+///
+/// Displays as `'PATH' has mode 0644: its group or others can read it`, and
+/// [`Exposed::hint`] gives the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposed {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its permission bits as found, e.g. `0o644`.
+    pub mode: u32,
+}
+
+impl Exposed {
+    /// The exposure of a file with `mode` at `path`, or `None` when only its owner has access.
+    pub fn of(path: &std::path::Path, mode: u32) -> Option<Exposed> {
+        (mode & 0o077 != 0).then(|| Exposed {
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        })
+    }
+
+    /// The one-line fix: `chmod 600`, or for a Kubernetes secret volume (root-owned 0644 files
+    /// by default, whose owner a pod cannot choose) its `defaultMode`: 0400 when the container
+    /// runs as root, else 0440 with `fsGroup`, which is the narrowest a non-root reader gets
+    /// there (and is still reported, since the group can read it).
+    pub fn hint(&self) -> String {
+        Exposed::hint_all(std::slice::from_ref(self)).unwrap_or_default()
+    }
+
+    /// One fix for several exposed files (one `chmod 600` naming them all); `None` for none.
+    pub fn hint_all(exposed: &[Exposed]) -> Option<String> {
+        if exposed.is_empty() {
+            return None;
+        }
+        let paths: Vec<String> = exposed
+            .iter()
+            .map(|e| format!("'{}'", e.path.display()))
+            .collect();
+        Some(format!(
+            "run `chmod 600 {}` (a Kubernetes secret volume's files are root's: set \
+             `defaultMode: 0400` there for a root container, or 0440 with the pod's `fsGroup`)",
+            paths.join(" ")
+        ))
+    }
+}
+
+impl std::fmt::Display for Exposed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.mode & 0o022 != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        write!(
+            f,
+            "'{}' has mode {:04o}: its group or others can {what} it",
+            self.path.display(),
+            self.mode
+        )
+    }
+}
+
+/// Narrows an existing secret file to 0600 if its mode is wider; returns the mode it had then.
+///
+/// For `certctl doctor --fix`, the one place that changes the mode of an existing file (every
+/// reader only reports it, see [`read_secret`]). Done on one descriptor opened as
+/// `read_secret` opens it, so a symlink or FIFO put in the file's place is refused, never
+/// followed or waited on.
+pub fn narrow_secret(path: &std::path::Path) -> Result<Option<u32>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let (file, meta) = open_secret(path)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(0o600))
+        .map_err(|e| atomic::with_path(e.into(), "change the mode of", path))?;
+    Ok(Some(mode))
+}
+
+/// Reads a file that holds a secret, without changing it.
 ///
 /// The file is opened once (`O_NOFOLLOW`, and `O_NONBLOCK` so that a FIFO planted in its place
 /// cannot hang the reader), and everything after is done on that descriptor: the check that
-/// it is a regular file, the `fchmod`, the read. Checking a path and then reading it again by
+/// it is a regular file, the mode, the read. Checking a path and then reading it again by
 /// name would let the file be swapped in between.
 ///
-/// Returns the contents; the caller wraps them in a secret type straight away.
-pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    use rustix::fs::{Mode, OFlags};
+/// A mode wider than 0600 is reported in [`Secret::exposed`], never tightened: reading must
+/// not write (a `check` or an `ensure` with nothing to do changes nothing), and a read-only
+/// secret, such as a Kubernetes secret volume's root-owned 0644 files read by another uid,
+/// could not be tightened anyway. Each caller decides what an exposure means: the server
+/// warns, `keygate check` fails, `certctl doctor --fix` narrows it.
+pub fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
+    let (mut file, meta) = open_secret(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| atomic::with_path(e, "read", path))?;
+    Ok(Secret {
+        bytes,
+        exposed: Exposed::of(path, meta.mode()),
+    })
+}
+
+/// Opens a secret once, `O_NOFOLLOW|O_NONBLOCK`, and refuses anything but a regular file;
+/// returns the descriptor and what `fstat` said of it.
+fn open_secret(path: &std::path::Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
+    use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = match rustix::fs::open(path, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -123,7 +243,7 @@ pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, Error> {
             )));
         }
     };
-    let mut file = std::fs::File::from(fd);
+    let file = std::fs::File::from(fd);
     let meta = file
         .metadata()
         .map_err(|e| atomic::with_path(e, "stat", path))?;
@@ -134,12 +254,5 @@ pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, Error> {
             kind: trust::kind(&meta),
         });
     }
-    if meta.mode() & 0o077 != 0 {
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(0o600))
-            .map_err(|e| atomic::with_path(e.into(), "tighten the mode of", path))?;
-    }
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf)
-        .map_err(|e| atomic::with_path(e, "read", path))?;
-    Ok(buf)
+    Ok((file, meta))
 }

@@ -36,17 +36,34 @@ impl LockGuard {
 }
 
 /// Takes the exclusive lock on `path`, creating the lock file (0600) if needed.
+///
+/// On a read-only file system an existing lock file is opened read-only and locked all the
+/// same (`flock` needs no write access), so that a command with nothing to change (an
+/// `ensure` that finds everything in place) succeeds on a read-only home, and still excludes
+/// a writer reaching the same file through a writable mount. A command that does need to
+/// write then fails at the write, naming the file.
 pub fn acquire(path: &Path, wait: Wait) -> Result<LockGuard, Error> {
     crate::check_dir(parent_of(path))?;
-    let file = OpenOptions::new()
+    let flags = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32;
+    let file = match OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .custom_flags(flags)
         .open(path)
-        .map_err(|e| with_path(e, "open lock file", path))?;
+    {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error()) => {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+                // The file system's refusal says more than a missing lock file would.
+                .map_err(|_| with_path(e, "open lock file", path))?
+        }
+        other => other.map_err(|e| with_path(e, "open lock file", path))?,
+    };
     // `None`: fail now; `Some(None)`: a wait too long to represent, i.e. wait for ever.
     let deadline = match wait {
         Wait::No => None,

@@ -74,11 +74,22 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     item(
         "token store".into(),
         match Tokens::load(&settings.store, &settings.prefix) {
-            Ok(t) => Ok(format!(
-                "{} token(s) in '{}'",
-                t.len(),
-                settings.store.store.display()
-            )),
+            // Served with a warning, but a check reports it (and, like every check, changes
+            // nothing).
+            Ok(t) => match t.exposed() {
+                e if e.is_empty() => Ok(format!(
+                    "{} token(s) in '{}'",
+                    t.len(),
+                    settings.store.store.display()
+                )),
+                e => Err(Failed::new(
+                    e.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    kg_fs::Exposed::hint_all(&e),
+                )),
+            },
             Err(e) => Err(Failed::new(e.to_string(), e.hint())),
         },
     );
@@ -179,9 +190,12 @@ fn check_cert(settings: &Settings, now: OffsetDateTime) -> Result<String, Failed
         let pem = std::fs::read_to_string(&cert_path).map_err(|e| {
             Failed::new(format!("cannot read '{}': {e}", cert_path.display()), None)
         })?;
-        let key_pem =
+        let key =
             kg_fs::read_secret(&key_path).map_err(|e| Failed::new(e.to_string(), e.hint()))?;
-        let key_pem = kg_pki::SecretPem::new(String::from_utf8(key_pem).unwrap_or_default());
+        if let Some(e) = key.exposed {
+            return Err(Failed::new(e.to_string(), Some(e.hint())));
+        }
+        let key_pem = kg_pki::SecretPem::new(String::from_utf8(key.bytes).unwrap_or_default());
         let report = kg_pki::inspect(&pem, Some(&key_pem), None, now)
             .map_err(|e| Failed::new(format!("'{}': {e}", cert_path.display()), None))?;
         let fatal: Vec<String> = report

@@ -214,6 +214,7 @@ pub fn start(
 ) -> Result<(Running, impl Future<Output = ()> + Send + 'static), ServeError> {
     let metrics = Arc::new(kg_verifier::metrics());
     let tokens = Tokens::load(&settings.store, &settings.prefix).map_err(ServeError::Tokens)?;
+    kg_verifier::live_store::warn_exposed(&tokens.exposed());
     let tls = if settings.plain_http {
         None
     } else {
@@ -418,6 +419,7 @@ struct CertEvents(Arc<Metrics>);
 
 impl Observer for CertEvents {
     fn serving(&self, set: &CertSet, reloaded: bool) {
+        kg_verifier::live_store::warn_exposed(&set.exposed);
         self.0.cert_not_after(
             set.record.not_after.unix_timestamp(),
             set.record

@@ -101,6 +101,9 @@ pub struct CertSet {
     pub tailnet: Option<(String, Arc<CertifiedKey>)>,
     /// What certctl recorded.
     pub record: Record,
+    /// Keys of this set whose mode lets the group or others at them: served all the same
+    /// (reading never changes a secret), for the host to warn about.
+    pub exposed: Vec<kg_fs::Exposed>,
 }
 
 /// Reads the current generation of `dir`.
@@ -125,7 +128,13 @@ pub fn load(dir: &Path, provider: &CryptoProvider) -> Result<CertSet, CertError>
                 problem: e.to_string(),
             })
         })?;
-    let local = certified_key(&g.file(files::FULLCHAIN), &g.file(files::KEY), provider)?;
+    let mut exposed = Vec::new();
+    let local = certified_key(
+        &g.file(files::FULLCHAIN),
+        &g.file(files::KEY),
+        provider,
+        &mut exposed,
+    )?;
     let tailnet = match &record.tailnet_domain {
         Some(domain) if g.file(files::TAILNET_FULLCHAIN).exists() => Some((
             domain.to_ascii_lowercase(),
@@ -133,6 +142,7 @@ pub fn load(dir: &Path, provider: &CryptoProvider) -> Result<CertSet, CertError>
                 &g.file(files::TAILNET_FULLCHAIN),
                 &g.file(files::TAILNET_KEY),
                 provider,
+                &mut exposed,
             )?,
         )),
         _ => None,
@@ -143,6 +153,7 @@ pub fn load(dir: &Path, provider: &CryptoProvider) -> Result<CertSet, CertError>
         local,
         tailnet,
         record,
+        exposed,
     })
 }
 
@@ -150,6 +161,7 @@ fn certified_key(
     cert: &Path,
     key: &Path,
     provider: &CryptoProvider,
+    exposed: &mut Vec<kg_fs::Exposed>,
 ) -> Result<Arc<CertifiedKey>, CertError> {
     let pem = std::fs::read(cert).map_err(|source| CertError::Read {
         path: cert.to_owned(),
@@ -167,7 +179,9 @@ fn certified_key(
             problem: "no certificate in it".to_owned(),
         });
     }
-    let key_pem = zeroize::Zeroizing::new(kg_fs::read_secret(key)?);
+    let secret = kg_fs::read_secret(key)?;
+    exposed.extend(secret.exposed);
+    let key_pem = zeroize::Zeroizing::new(secret.bytes);
     // The PEM parser's errors describe structure, never content.
     let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| CertError::Pem {
         path: key.to_owned(),

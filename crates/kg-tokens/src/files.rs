@@ -74,13 +74,20 @@ impl StorePaths {
         kg_fs::create_dir_all(parent_of(&self.pepper), DirMode::Private)?;
         let guard = lock::acquire(&self.lock, wait)?;
         let mut text = Vec::new();
+        let mut exposed = Vec::new();
         let (store, original) = match read_store(&self.store, &mut text)? {
             // Parsed, so it is UTF-8.
-            Some((store, _)) => (store, String::from_utf8(text).ok()),
+            Some((store, stamp)) => {
+                exposed.extend(stamp.exposed(&self.store));
+                (store, String::from_utf8(text).ok())
+            }
             None => (Store::new(prefix.clone()), None),
         };
         let pepper = match read_pepper(&self.pepper)? {
-            Some(p) => p,
+            Some((p, e)) => {
+                exposed.extend(e);
+                p
+            }
             None if store.list().is_empty() => {
                 let pepper = Pepper::generate();
                 let text = pepper.to_text();
@@ -104,6 +111,7 @@ impl StorePaths {
             store,
             pepper,
             original,
+            exposed,
         })
     }
 
@@ -119,6 +127,7 @@ impl StorePaths {
             pepper: None,
             stamp: None,
             buf: Vec::new(),
+            exposed: Vec::new(),
         };
         loaded.reload()?;
         Ok(loaded)
@@ -135,6 +144,8 @@ pub struct StoreTxn {
     pepper: Pepper,
     /// The text read from disk, or `None` if there was no store file.
     original: Option<String>,
+    /// The store or pepper file as read lets its group or others at it.
+    exposed: Vec<kg_fs::Exposed>,
 }
 
 impl StoreTxn {
@@ -146,6 +157,12 @@ impl StoreTxn {
     /// The pepper.
     pub fn pepper(&self) -> &Pepper {
         &self.pepper
+    }
+
+    /// The store and pepper files, as read, whose mode lets the group or others at them.
+    /// Reading changed nothing; the command decides how to say so.
+    pub fn exposed(&self) -> &[kg_fs::Exposed] {
+        &self.exposed
     }
 
     /// The store to change, and the pepper that new digests are computed under.
@@ -221,6 +238,8 @@ pub struct LoadedStore {
     /// The file's bytes, kept between reloads so that a reload of a large store reuses
     /// memory that is already mapped instead of faulting in tens of megabytes again.
     buf: Vec<u8>,
+    /// The store and pepper files, as last read, whose mode lets the group or others at them.
+    exposed: Vec<kg_fs::Exposed>,
 }
 
 /// What identifies one version of the store file: inode identity plus change times and size.
@@ -231,6 +250,7 @@ struct Stamp {
     mtime: (i64, i64),
     size: u64,
     ctime: (i64, i64),
+    mode: u32,
 }
 
 impl Stamp {
@@ -241,7 +261,13 @@ impl Stamp {
             mtime: (meta.mtime(), meta.mtime_nsec()),
             size: meta.size(),
             ctime: (meta.ctime(), meta.ctime_nsec()),
+            mode: meta.mode(),
         }
+    }
+
+    /// The exposure of the store file this stamp was taken of.
+    fn exposed(&self, path: &Path) -> Option<kg_fs::Exposed> {
+        kg_fs::Exposed::of(path, self.mode)
     }
 }
 
@@ -254,6 +280,12 @@ impl LoadedStore {
     /// The paths this handle reads.
     pub fn paths(&self) -> &StorePaths {
         &self.paths
+    }
+
+    /// The store and pepper files, as last read, whose mode lets the group or others at
+    /// them: served all the same (reading never changes them), for the server to warn about.
+    pub fn exposed(&self) -> &[kg_fs::Exposed] {
+        &self.exposed
     }
 
     /// Verifies `token` against the store as last read (see [`Store::verify`]). Without a
@@ -313,6 +345,12 @@ impl LoadedStore {
                         store: self.paths.store.clone(),
                     });
                 }
+                let (pepper, pepper_exposed) = pepper.unzip();
+                self.exposed = stamp
+                    .exposed(&self.paths.store)
+                    .into_iter()
+                    .chain(pepper_exposed.flatten())
+                    .collect();
                 self.pepper = pepper;
                 self.store = store;
                 self.stamp = Some(stamp);
@@ -568,8 +606,9 @@ fn read_store(path: &Path, buf: &mut Vec<u8>) -> Result<Option<(Store, Stamp)>, 
     Ok(Some((store, Stamp::of(&meta))))
 }
 
-/// Reads the pepper file; `None` if there is none.
-fn read_pepper(path: &Path) -> Result<Option<Pepper>, FileError> {
+/// Reads the pepper file, with its exposure (see [`kg_fs::read_secret`]); `None` if there is
+/// none.
+fn read_pepper(path: &Path) -> Result<Option<(Pepper, Option<kg_fs::Exposed>)>, FileError> {
     match std::fs::symlink_metadata(path) {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -580,11 +619,13 @@ fn read_pepper(path: &Path) -> Result<Option<Pepper>, FileError> {
             });
         }
     }
-    let bytes = Zeroizing::new(kg_fs::read_secret(path)?);
+    let secret = kg_fs::read_secret(path)?;
+    let exposed = secret.exposed;
+    let bytes = Zeroizing::new(secret.bytes);
     // Invalid UTF-8 is reported like any other non-hex content.
     let text = std::str::from_utf8(&bytes).unwrap_or("\u{0}");
     Pepper::from_text(text)
-        .map(Some)
+        .map(|p| Some((p, exposed)))
         .map_err(|source| FileError::BadPepper {
             path: path.to_owned(),
             source,
@@ -716,6 +757,9 @@ pub struct Ensured {
     pub repaired: Option<Repaired>,
     /// The 0600 file holding the plaintext for the local user.
     pub token_file: PathBuf,
+    /// The store, pepper or client token file, as read, whose mode lets the group or others
+    /// at them (nothing was changed; the command says so).
+    pub exposed: Vec<kg_fs::Exposed>,
 }
 
 /// A client token file that [`ensure_client_token`] found broken and replaced.
@@ -800,18 +844,21 @@ pub fn ensure_client_token(
     let mut repaired = None;
     if let Some(entry) = txn.store().find_active(name) {
         let old_id = entry.id.clone();
-        match client_file_problem(&txn, &token_file, name, now)? {
+        let mut exposed = txn.exposed().to_vec();
+        match client_file_problem(&txn, &token_file, name, now, &mut exposed)? {
             None => {
                 return Ok(Ensured {
                     id: old_id,
                     created: false,
                     repaired: None,
                     token_file,
+                    exposed,
                 });
             }
             Some(problem) => repaired = Some(Repaired { old_id, problem }),
         }
     }
+    let exposed = txn.exposed().to_vec();
     let (store, pepper) = txn.parts();
     let (entry, token) = match repaired {
         Some(_) => store.rotate(pepper, name, time::Duration::ZERO, now)?,
@@ -824,6 +871,7 @@ pub fn ensure_client_token(
         created: repaired.is_none(),
         repaired,
         token_file,
+        exposed,
     })
 }
 
@@ -834,13 +882,20 @@ fn client_file_problem(
     path: &Path,
     name: &str,
     now: OffsetDateTime,
+    exposed: &mut Vec<kg_fs::Exposed>,
 ) -> Result<Option<String>, EnsureError> {
     let unreadable = |message: String| EnsureError::ClientFileUnreadable {
         path: path.to_owned(),
         message,
     };
     let token = match std::fs::File::open(path) {
-        Ok(f) => match read_token(f) {
+        Ok(f) => match {
+            // Its mode, as read: reported, never changed here.
+            if let Ok(meta) = f.metadata() {
+                exposed.extend(kg_fs::Exposed::of(path, meta.mode()));
+            }
+            read_token(f)
+        } {
             Ok(t) => t,
             Err(TokenReadError::Io(e)) => return Err(unreadable(e.to_string())),
             Err(e) => return Ok(Some(format!("did not hold a token ({e})"))),

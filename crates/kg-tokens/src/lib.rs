@@ -99,6 +99,8 @@ mod store;
 mod token;
 
 pub use files::{FileError, LoadedStore, StorePaths, StoreTxn};
+/// A secret file whose mode lets its group or others at it, as reading found it.
+pub use kg_fs::Exposed;
 pub use pepper::{PEPPER_LEN, Pepper, PepperError};
 pub use store::{Digest, Entry, MAX_NAME_LEN, STORE_VERSION, Status, Store, StoreError, TokenInfo};
 pub use token::{

@@ -54,7 +54,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
-use kg_tokens::{FileError, LoadedStore, Prefix, Reason, StorePaths, TokenInfo};
+use kg_tokens::{Exposed, FileError, LoadedStore, Prefix, Reason, StorePaths, TokenInfo};
 use rustix::fs::inotify;
 use time::OffsetDateTime;
 use tokio::io::Interest;
@@ -402,6 +402,7 @@ impl Tokens {
                         "tokens_reloaded",
                         &[("active", &inner.loaded.store().list().len().to_string())],
                     );
+                    warn_exposed(inner.loaded.exposed());
                 }
                 inner.probe = probe;
             }
@@ -420,6 +421,13 @@ impl Tokens {
         }
     }
 
+    /// The store and pepper files, as last read, whose mode lets the group or others at
+    /// them (for `check`, which fails on them, and for the server's warning at start).
+    pub fn exposed(&self) -> Vec<Exposed> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.loaded.exposed().to_vec()
+    }
+
     /// How many entries the store holds (for `check`).
     pub fn len(&self) -> usize {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
@@ -436,6 +444,23 @@ impl Tokens {
     fn watching(&self) -> bool {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner.watch.is_some()
+    }
+}
+
+/// Logs one warning per secret file that was read although its group or others can get at
+/// it (a Kubernetes secret volume's root-owned 0644 files, say): the server serves it, since
+/// reading never changes a secret, and says once per load how to close the exposure.
+pub fn warn_exposed(exposed: &[Exposed]) {
+    for e in exposed {
+        log::warn(
+            "secret_exposed",
+            &[
+                ("file", &e.path.display().to_string()),
+                ("mode", &format!("{:04o}", e.mode)),
+                ("problem", &e.to_string()),
+                ("hint", &e.hint()),
+            ],
+        );
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, note, out, out_json, summary_note};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, note, out, out_json, summary_note, warn_exposed};
 use kg_tokens::files::client_token_file;
 use kg_tokens::{Entry, Prefix, Reason, Status, TokenSecret};
 use serde_json::json;
@@ -152,6 +152,7 @@ pub(crate) fn ensure(global: &GlobalArgs, args: &EnsureArgs) -> Result<ExitStatu
         now,
     )
     .map_err(ensure_error)?;
+    warn_exposed(&ensured.exposed);
     // A repair is said on stderr even with --json: it revoked a token someone may hold.
     if let Some(r) = &ensured.repaired {
         note(format!(
@@ -197,6 +198,7 @@ pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatu
     let mut txn = store_paths(&ctx)
         .begin(wait(args.wait), &config_prefix(&ctx)?)
         .map_err(file_error)?;
+    warn_exposed(txn.exposed());
     let (store, pepper) = txn.parts();
     let (entry, token) = store
         .create(pepper, &args.name, args.scopes.clone(), expires, now)
@@ -250,6 +252,7 @@ pub(crate) fn list(global: &GlobalArgs, args: &ListArgs) -> Result<ExitStatus, C
     let loaded = store_paths(&ctx)
         .load(&config_prefix(&ctx)?)
         .map_err(file_error)?;
+    warn_exposed(loaded.exposed());
     let entries = loaded.store().list();
     if args.json {
         let rows: Vec<_> = entries.iter().map(|e| entry_json(e, now)).collect();
@@ -313,6 +316,7 @@ pub(crate) fn rotate(global: &GlobalArgs, args: &RotateArgs) -> Result<ExitStatu
     let mut txn = store_paths(&ctx)
         .begin(wait(args.wait), &config_prefix(&ctx)?)
         .map_err(file_error)?;
+    warn_exposed(txn.exposed());
     let old_id = txn.store().find_active(&args.name).map(|e| e.id.clone());
     let (store, pepper) = txn.parts();
     let (entry, token) = store
@@ -369,6 +373,7 @@ pub(crate) fn revoke(global: &GlobalArgs, args: &RevokeArgs) -> Result<ExitStatu
     let mut txn = store_paths(&ctx)
         .begin(wait(args.wait), &config_prefix(&ctx)?)
         .map_err(file_error)?;
+    warn_exposed(txn.exposed());
     let (store, _) = txn.parts();
     let (report, text) = match (&args.id, &args.name) {
         (Some(id), _) => {
@@ -430,6 +435,7 @@ pub(crate) fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<ExitStatu
     let loaded = store_paths(&ctx)
         .load(&config_prefix(&ctx)?)
         .map_err(file_error)?;
+    warn_exposed(loaded.exposed());
     let outcome = match &cred.token {
         Some(token) => loaded.verify(token.expose_secret(), now),
         None => Err(Reason::Malformed),
@@ -509,6 +515,7 @@ pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs) -> Result<ExitStatus,
     let mut txn = store_paths(&ctx)
         .begin(wait(args.wait), &config_prefix(&ctx)?)
         .map_err(file_error)?;
+    warn_exposed(txn.exposed());
     let (store, _) = txn.parts();
     let removed = store.prune(retention, now);
     let left = store.list().len();

@@ -9,7 +9,7 @@ mod crash;
 mod generation;
 // Advisory locks, fail-now and wait.
 mod lock;
-// Rewritten files' modes: never widened, secrets tightened.
+// Files' modes: rewriting never widens, reading never changes.
 mod modes;
 // What the layer refuses (symlinks, unsafe parents), and that a refusal writes nothing.
 mod refusals;

@@ -180,13 +180,15 @@ fn what_a_root_job_runs_must_be_roots_even_when_we_are_someone_else() {
 }
 
 #[test]
-fn read_secret_refuses_links_fifos_and_directories_and_tightens_through_the_descriptor() {
+fn read_secret_refuses_links_fifos_and_directories_and_reports_the_mode_of_the_descriptor() {
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("key.pem");
     std::fs::write(&key, b"k").unwrap();
     chmod(&key, 0o644);
-    assert_eq!(read_secret(&key).unwrap(), b"k");
-    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+    let secret = read_secret(&key).unwrap();
+    assert_eq!(secret.bytes, b"k");
+    assert_eq!(secret.exposed.map(|e| e.mode), Some(0o644));
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o644);
 
     let link = tmp.path().join("link.pem");
     std::os::unix::fs::symlink(&key, &link).unwrap();
