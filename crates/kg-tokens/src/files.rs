@@ -889,17 +889,17 @@ fn client_file_problem(
         message,
     };
     let token = match std::fs::File::open(path) {
-        Ok(f) => match {
+        Ok(f) => {
             // Its mode, as read: reported, never changed here.
             if let Ok(meta) = f.metadata() {
                 exposed.extend(kg_fs::Exposed::of(path, meta.mode()));
             }
-            read_token(f)
-        } {
-            Ok(t) => t,
-            Err(TokenReadError::Io(e)) => return Err(unreadable(e.to_string())),
-            Err(e) => return Ok(Some(format!("did not hold a token ({e})"))),
-        },
+            match read_token(f) {
+                Ok(t) => t,
+                Err(TokenReadError::Io(e)) => return Err(unreadable(e.to_string())),
+                Err(e) => return Ok(Some(format!("did not hold a token ({e})"))),
+            }
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("was missing".into())),
         Err(e) => return Err(unreadable(e.to_string())),
     };
