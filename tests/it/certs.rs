@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use test_support::server::free_port;
-use test_support::{Env, Run, have, stat_mode};
+use test_support::{Env, Run, have, mkcert_caroot, stat_mode};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -387,26 +387,6 @@ fn a_second_run_while_the_lock_is_held_exits_75() {
     });
     env.run("certctl", &["issue", "--wait", "10"]).code(0);
     release.join().unwrap();
-}
-
-/// A CAROOT with a CA made by the real mkcert.
-fn mkcert_caroot(env: &Env) -> PathBuf {
-    let caroot = env.root().join("mkcert-ca");
-    std::fs::create_dir_all(&caroot).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let out = Command::new("mkcert")
-        .env("CAROOT", &caroot)
-        .current_dir(scratch.path())
-        .arg("bootstrap.test")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(caroot.join("rootCA-key.pem").exists());
-    caroot
 }
 
 #[test]
@@ -873,19 +853,7 @@ fn trust_and_export_follow_the_served_certificates_ca_for_mkcert() {
         return;
     }
     let mut env = env();
-    let caroot = env.root().join("mkcert-ca");
-    std::fs::create_dir_all(&caroot).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new("mkcert")
-            .env("CAROOT", &caroot)
-            .current_dir(scratch.path())
-            .arg("x.test")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let caroot = mkcert_caroot(&env);
     env.set("CAROOT", &caroot);
     env.run("certctl", &["ensure", "--method", "mkcert"])
         .code(0);

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use test_support::{Env, have, stat_mode};
+use test_support::{Env, have, mkcert_caroot, stat_mode};
 
 fn current(env: &Env, id: &str) -> PathBuf {
     env.root().join("private/certs").join(id).join("current")
@@ -467,19 +467,7 @@ fn a_renewal_keeps_the_ca_that_issued_the_certificate() {
         return;
     }
     let mut env = Env::new();
-    let caroot = env.root().join("mkcert-ca");
-    std::fs::create_dir_all(&caroot).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    assert!(
-        Command::new("mkcert")
-            .env("CAROOT", &caroot)
-            .current_dir(scratch.path())
-            .arg("x.test")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let caroot = mkcert_caroot(&env);
     env.set("CAROOT", &caroot);
     env.run("certctl", &["ensure"]).code(0);
     let issuer = || {

@@ -46,7 +46,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
     if args.cron {
         let env: String = vars
             .iter()
-            .map(|(k, v)| format!("{k}={} ", quoted(v)))
+            .map(|(k, v)| format!("{k}={} ", kg_cli::quote_if_needed(v)))
             .collect();
         let file = if args.system {
             "/etc/cron.d/keygate (with a user field: insert `root` after the times)"
@@ -67,7 +67,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
     };
     let env: String = vars
         .iter()
-        .map(|(k, v)| format!("Environment={}\n", quoted(&format!("{k}={v}"))))
+        .map(|(k, v)| {
+            format!(
+                "Environment={}\n",
+                kg_cli::quote_if_needed(&format!("{k}={v}"))
+            )
+        })
         .collect();
     let state = if args.system && home.as_deref() == Some(kg_cascade::renew::SYSTEM_HOME) {
         "StateDirectory=keygate\nStateDirectoryMode=0700\n"
@@ -84,17 +89,4 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
         "# then: systemctl {user}daemon-reload && systemctl {user}enable --now keygate-renew.timer"
     ))?;
     Ok(ExitStatus::Success)
-}
-
-/// `text`, single-quoted for cron's shell or systemd's `Environment=` when it holds anything
-/// but plain path characters.
-fn quoted(text: &str) -> String {
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-=:+,@".contains(&b))
-    {
-        text.to_owned()
-    } else {
-        kg_cli::shell_quote(text)
-    }
 }

@@ -48,13 +48,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &UnitArgs) -> Result<ExitStatus, Cl
     if let Some(h) = &home {
         service.push_str(&format!(
             "Environment={}\n",
-            quoted(&format!("KEYGATE_HOME={h}"))
+            kg_cli::quote_if_needed(&format!("KEYGATE_HOME={h}"))
         ));
     }
     let exec: Vec<String> = std::iter::once(exe.display().to_string())
         .chain(std::iter::once("serve".to_owned()))
         .chain(serve_flags)
-        .map(|a| quoted(&a))
+        .map(|a| kg_cli::quote_if_needed(&a))
         .collect();
     service.push_str(&format!(
         "ExecStart={}\n\
@@ -93,7 +93,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &UnitArgs) -> Result<ExitStatus, Cl
         if let Some(dir) = audit.as_ref().and_then(|p| p.parent()) {
             service.push_str(&format!(
                 "ReadWritePaths={}\n",
-                quoted(&dir.display().to_string())
+                kg_cli::quote_if_needed(&dir.display().to_string())
             ));
         }
         if home.as_deref() == Some(kg_cascade::renew::SYSTEM_HOME) {
@@ -122,24 +122,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &UnitArgs) -> Result<ExitStatus, Cl
             "{} {{\n    weekly\n    rotate 8\n    compress\n    delaycompress\n    missingok\n    \
              notifempty\n    # keygate creates the new log itself, 0600, on SIGHUP.\n    nocreate\n    \
              postrotate\n        systemctl {how}reload keygate.service\n    endscript\n}}",
-            quoted(&path.display().to_string())
+            kg_cli::quote_if_needed(&path.display().to_string())
         ))?;
     }
     out(format!(
         "# then: systemctl {user}daemon-reload && systemctl {user}enable --now keygate.service"
     ))?;
     Ok(ExitStatus::Success)
-}
-
-/// `text`, double-quoted for systemd and logrotate when it holds anything but plain path
-/// characters.
-fn quoted(text: &str) -> String {
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-=:+,@".contains(&b))
-    {
-        text.to_owned()
-    } else {
-        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-    }
 }

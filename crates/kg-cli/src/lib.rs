@@ -401,6 +401,19 @@ pub fn untrusted(text: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
+/// `text` as it is when it holds only plain path characters, else [`shell_quote`]d: for
+/// printed jobs and units (cron's shell, systemd and logrotate all read single quotes).
+pub fn quote_if_needed(text: &str) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-=:+,@".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        shell_quote(text)
+    }
+}
+
 /// Quotes `s` for a POSIX shell, so printed commands are safe to paste whatever the path.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))

@@ -142,6 +142,27 @@ fn peer_found(found: bool, what: &str) -> bool {
     found
 }
 
+/// A `CAROOT` under `env`'s home holding a CA made by the real mkcert (which signs one
+/// throwaway certificate to create it).
+pub fn mkcert_caroot(env: &Env) -> PathBuf {
+    let caroot = env.root().join("mkcert-ca");
+    std::fs::create_dir_all(&caroot).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = Command::new("mkcert")
+        .env("CAROOT", &caroot)
+        .current_dir(scratch.path())
+        .arg("bootstrap.test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(caroot.join("rootCA-key.pem").exists());
+    caroot
+}
+
 /// An isolated keygate home and the environment to run binaries in.
 #[derive(Debug)]
 pub struct Env {

@@ -23,6 +23,6 @@ pub mod tokens;
 pub use checksum::with_checksum;
 pub use harness::{
     Env, NOBODY, Run, as_nobody, bin, bin_dir, can_be_nobody, fixtures, give_to_nobody, have,
-    have_npm_fixture, have_python_module, stat_mode,
+    have_npm_fixture, have_python_module, mkcert_caroot, stat_mode,
 };
 pub use process::Proc;
