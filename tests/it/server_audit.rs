@@ -291,3 +291,91 @@ fn section(text: &str, header: &str) -> String {
         .map(|l| format!("{l}\n"))
         .collect()
 }
+
+/// Issue 14: audit lines lost on a full disk left no trace but a counter. The loss is now
+/// said once on the server's log (`audit_write_failed`, not one line per lost line), and
+/// `audit_write_recovered` says how many were lost once writing works again; the server
+/// keeps serving throughout. The disk is a 64 KiB tmpfs in a mount namespace of its own.
+#[test]
+fn a_full_disk_is_said_once_and_the_recovery_counts_what_was_lost() {
+    if !have("curl") || !have("unshare") {
+        return;
+    }
+    let env = Env::new();
+    let addr = local_addr();
+    let script = "set -e\n\
+                  mkdir -p \"$KG_DISK\"\n\
+                  mount -t tmpfs -o size=64k tmpfs \"$KG_DISK\"\n\
+                  \"$KG_BIN\" serve --plain-http --listen \"$KG_ADDR\" \
+                    --set server.audit_log=\"$KG_DISK/audit.log\" 2> \"$KG_OUT\" &\n\
+                  kg=$!\n\
+                  n=0; until curl -s -o /dev/null \"http://$KG_ADDR/health\"; do \
+                    n=$((n+1)); [ $n -lt 200 ] || exit 9; sleep 0.05; done\n\
+                  dd if=/dev/zero of=\"$KG_DISK/filler\" bs=4k 2>/dev/null || true\n\
+                  for i in 1 2 3 4 5 6 7 8 9 10; do\n  \
+                    curl -s -o /dev/null -w '%{http_code}\\n' \"http://$KG_ADDR/auth\" >> \"$KG_CODES\"\n  \
+                    sleep 0.15\n\
+                  done\n\
+                  rm \"$KG_DISK/filler\"\n\
+                  curl -s -o /dev/null -w '%{http_code}\\n' \"http://$KG_ADDR/auth\" >> \"$KG_CODES\"\n\
+                  sleep 0.5\n\
+                  tail -n 1 \"$KG_DISK/audit.log\" > \"$KG_LAST\"\n\
+                  kill $kg; wait $kg || true\n";
+    let keygate = env.cmd("keygate");
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--", "sh", "-c", script]);
+    for (k, v) in keygate.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out_file = env.root().join("kg.err");
+    let codes = env.root().join("codes");
+    let last = env.root().join("last");
+    let result = cmd
+        .env("KG_BIN", keygate.get_program())
+        .env("KG_DISK", env.root().join("disk"))
+        .env("KG_ADDR", addr.to_string())
+        .env("KG_OUT", &out_file)
+        .env("KG_CODES", &codes)
+        .env("KG_LAST", &last)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(
+        result.status.success(),
+        "{}{}\n{log}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    // Served throughout: every /auth got its 401.
+    let codes = std::fs::read_to_string(&codes).unwrap();
+    assert_eq!(codes.lines().filter(|c| *c == "401").count(), 11, "{codes}");
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"audit_write_failed\""))
+        .collect();
+    assert_eq!(failed.len(), 1, "said once, not per line:\n{log}");
+    assert!(
+        failed[0].contains("No space left on device"),
+        "{}",
+        failed[0]
+    );
+    let recovered = log
+        .lines()
+        .find(|l| l.contains("\"audit_write_recovered\""))
+        .unwrap_or_else(|| panic!("no recovery line:\n{log}"));
+    let lost: u64 = serde_json::from_str::<serde_json::Value>(recovered).unwrap()["lost_lines"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(lost >= 1, "{recovered}");
+    let last = std::fs::read_to_string(&last).unwrap();
+    assert!(
+        last.contains("\"decision\":\"deny\""),
+        "the log works again: {last}"
+    );
+}

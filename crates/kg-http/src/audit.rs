@@ -18,7 +18,9 @@
 //! - A request appends its line to a shared buffer under a lock (no allocation once the
 //!   buffer has grown); the thread writes the buffer out in one `write` every 100 ms or
 //!   when it passes 64 KiB. If the writer falls 1 MiB behind, lines are dropped and
-//!   counted in `keygate_audit_dropped_total` rather than stalling requests.
+//!   counted in `keygate_audit_dropped_total` rather than stalling requests. A write that
+//!   fails (a full disk) loses its lines too: counted the same way, and said once on the
+//!   server's log (`audit_write_failed`), then `audit_write_recovered` with the number lost.
 //! - SIGHUP reopens a file target ([`Audit::reopen`]), for logrotate's `postrotate`: lines
 //!   logged before the reopen go to the old file, later ones to the new one, none lost or
 //!   split.
@@ -342,6 +344,7 @@ impl std::fmt::Debug for Audit {
 
 fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
     let mut spare: Vec<u8> = Vec::with_capacity(FLUSH_AT);
+    let mut health = Health::default();
     loop {
         let stop;
         let next;
@@ -364,12 +367,12 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
                 .take();
         }
         if let Some(Reopened { file, old_lines }) = next {
-            write_out(shared, out.as_mut(), &old_lines);
+            write_out(shared, out.as_mut(), &old_lines, &mut health);
             // The old file is closed here, after its last lines.
             out = Box::new(file);
         }
         if !spare.is_empty() {
-            write_out(shared, out.as_mut(), &spare);
+            write_out(shared, out.as_mut(), &spare, &mut health);
             spare.clear();
             if spare.capacity() > 4 * FLUSH_AT {
                 spare.shrink_to(FLUSH_AT);
@@ -381,12 +384,49 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
     }
 }
 
-fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8]) {
-    if !lines.is_empty() && out.write_all(lines).and_then(|()| out.flush()).is_err() {
-        // Nowhere to report a broken log but the metrics.
-        shared
-            .metrics
-            .audit_dropped(lines.iter().filter(|&&b| b == b'\n').count() as u64);
+/// Whether the last write failed, and how many lines were lost since, so that a full disk is
+/// said once on the server's log (and once more when writing works again), not per line.
+#[derive(Default)]
+struct Health {
+    lost: Option<u64>,
+}
+
+fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8], health: &mut Health) {
+    if lines.is_empty() {
+        return;
+    }
+    match out.write_all(lines).and_then(|()| out.flush()) {
+        Ok(()) => {
+            if let Some(lost) = health.lost.take() {
+                crate::log::info(
+                    "audit_write_recovered",
+                    &[("lost_lines", &lost.to_string())],
+                );
+            }
+        }
+        Err(e) => {
+            let n = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+            shared.metrics.audit_dropped(n);
+            match &mut health.lost {
+                Some(lost) => *lost += n,
+                None => {
+                    health.lost = Some(n);
+                    // A full disk or a vanished mount: the lines are lost, and this is the one
+                    // place left to say so (keygate_audit_dropped_total counts them too).
+                    crate::log::error(
+                        "audit_write_failed",
+                        &[
+                            ("error", &e.to_string()),
+                            (
+                                "note",
+                                "audit lines are being lost until writing works again; \
+                                 keygate_audit_dropped_total counts them",
+                            ),
+                        ],
+                    );
+                }
+            }
+        }
     }
 }
 
