@@ -862,6 +862,32 @@ fn sigterm_stops_accepting_and_exits_within_the_shutdown_bound() {
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
 
+/// Issue 14: a TLS handshake still pending at SIGTERM held shutdown up by the whole header
+/// timeout (9.8 s with the defaults); no request was sent on it, so it is dropped at once.
+#[test]
+fn a_pending_tls_handshake_does_not_hold_shutdown_up() {
+    let env = Env::new();
+    config(
+        &env,
+        "[server]\nheader_timeout = \"60s\"\nshutdown_timeout = \"30s\"\n",
+    );
+    env.run("certctl", &["ensure"]).code(0);
+    let addr = local_addr();
+    let mut kg = keygate(&env, addr, &[]);
+    // Connected, and never a ClientHello.
+    let _pending = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    kg.signal("TERM");
+    // Well below both timeouts: the old code exited only after the 30 s shutdown bound.
+    assert_eq!(
+        kg.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        kg.output()
+    );
+    assert!(kg.output().contains("\"event\":\"stopped\""));
+}
+
 #[test]
 fn the_connection_cap_holds_others_back_until_a_slot_frees() {
     if !have("curl") {

@@ -221,12 +221,17 @@ impl<S: Site> Serving<S> {
         match &self.tls {
             None => self.serve_io(stream, false, peer, shutdown, permit).await,
             Some(acceptor) => {
-                // The handshake must finish within the header timeout too.
-                let tls = match tokio::time::timeout(self.header_timeout, acceptor.accept(stream))
-                    .await
-                {
-                    Ok(Ok(tls)) => tls,
-                    _ => return,
+                // The handshake must finish within the header timeout too, and a handshake
+                // still pending when the server stops is dropped: no request was sent on it,
+                // and waiting for it held shutdown up by the whole header timeout.
+                let mut stop = shutdown.clone();
+                let handshake = tokio::time::timeout(self.header_timeout, acceptor.accept(stream));
+                let tls = tokio::select! {
+                    r = handshake => match r {
+                        Ok(Ok(tls)) => tls,
+                        _ => return,
+                    },
+                    _ = stop.changed() => return,
                 };
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 self.serve_io(tls, h2, peer, shutdown, permit).await;
