@@ -862,6 +862,34 @@ fn sigterm_stops_accepting_and_exits_within_the_shutdown_bound() {
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
 
+/// Issue 14 reported SIGTERM dropping the request already sent on a keep-alive connection:
+/// it is answered (with `Connection: close`, or the connection then closes) before the
+/// server exits. Checked here on plain HTTP (the fast lane) and by hand over TLS.
+#[test]
+fn a_request_already_sent_when_sigterm_comes_is_answered() {
+    let env = Env::new();
+    let addr = local_addr();
+    let mut kg = keygate(&env, addr, &["--plain-http"]);
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = b"GET /auth HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    conn.write_all(req).unwrap();
+    let mut first = [0u8; 512];
+    let n = std::io::Read::read(&mut conn, &mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 401"));
+    conn.write_all(req).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    kg.signal("TERM");
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut conn, &mut rest);
+    assert!(
+        rest.starts_with(b"HTTP/1.1 401"),
+        "the second request got {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert_eq!(kg.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
 /// Issue 14: a TLS handshake still pending at SIGTERM held shutdown up by the whole header
 /// timeout (9.8 s with the defaults); no request was sent on it, so it is dropped at once.
 #[test]
