@@ -871,7 +871,8 @@ fn a_request_already_sent_when_sigterm_comes_is_answered() {
     let addr = local_addr();
     let mut kg = keygate(&env, addr, &["--plain-http"]);
     let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let req = b"GET /auth HTTP/1.1\r\nHost: localhost\r\n\r\n";
     conn.write_all(req).unwrap();
     let mut first = [0u8; 512];
