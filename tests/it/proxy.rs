@@ -1144,3 +1144,75 @@ fn a_session_ends_when_its_rotated_token_leaves_its_grace_period() {
         "{after:?}"
     );
 }
+
+/// Issue 14: one request had two ids (the audit allow line's, and the one the upstream and
+/// the 502 page got), and its allow line said 200 for a request that got 502. Now the allow
+/// line carries the request's one id and the status the client got.
+#[test]
+fn one_request_one_id_and_the_allow_line_has_the_status_the_client_got() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let alice = token(&env, "alice", &["read"]);
+    let auth = bearer(&alice);
+    // An upstream that answers: the id it is sent is the one the audit line names.
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let kg = keygate_proxy(
+        &env,
+        addr,
+        &up.url,
+        false,
+        &["--set", "server.audit_allows=all"],
+    );
+    let r = curl(&["-H", &auth, &url(addr, "/ok")]);
+    assert_eq!(r.status, 200);
+    let sent = header(&up.last(), "x-request-id").unwrap().to_owned();
+    let ok = allow_line(&kg, "/ok");
+    assert_eq!(ok["request_id"], sent.as_str(), "{ok}");
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["token_name"], "alice");
+    drop(kg);
+
+    // An upstream that is gone: the page, the allow line and the error line share the id,
+    // and the allow line says 502.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let addr = local_addr();
+    let kg = keygate_proxy(
+        &env,
+        addr,
+        &dead,
+        false,
+        &["--set", "server.audit_allows=all"],
+    );
+    let r = curl(&["-H", &auth, &url(addr, "/down")]);
+    assert_eq!(r.status, 502);
+    let page_id = r.header("x-request-id").unwrap().to_owned();
+    assert!(r.body.contains(&page_id));
+    let down = allow_line(&kg, "/down");
+    assert_eq!(down["request_id"], page_id.as_str(), "{down}");
+    assert_eq!(down["status"], 502, "{down}");
+    let lines = audit_lines(&kg.output());
+    let with_id: Vec<_> = lines
+        .iter()
+        .filter(|l| l["request_id"] == page_id.as_str())
+        .collect();
+    assert_eq!(
+        with_id.len(),
+        2,
+        "the allow line and the upstream error: {with_id:?}"
+    );
+}
+
+/// The audit allow line for `path` in `kg`'s output (the writer flushes every 100 ms).
+fn allow_line(kg: &Proc, path: &str) -> serde_json::Value {
+    let mut found = None;
+    eventually(Duration::from_secs(5), || {
+        found = audit_lines(&kg.output())
+            .into_iter()
+            .find(|l| l["path"] == path && l["decision"] == "allow");
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no allow line for {path}:\n{}", kg.output()))
+}

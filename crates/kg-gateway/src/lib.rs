@@ -54,7 +54,8 @@
 //!   peer is a trusted proxy), `X-Forwarded-Proto` says how the client connected,
 //!   `X-Forwarded-Host` which host it asked for; `Host` is the client's, as with Caddy, so
 //!   that the upstream builds links the browser can follow. `X-Request-Id` is keygate's
-//!   correlation id.
+//!   correlation id, the request's one id: its audit line (written once the status the
+//!   client got is known) and a 502 page carry the same.
 //! - Hop-by-hop headers (RFC 9110 section 7.6.1, and those named in `Connection`) are
 //!   dropped both ways, except `Upgrade` on a WebSocket handshake.
 //!
@@ -88,7 +89,7 @@ use kg_http::net;
 use kg_http::response::{closing, empty};
 use kg_http::serve::{Busy, Conn};
 use kg_login::{SessionRef, SignIn};
-use kg_verifier::{Ask, Credential, Ctx, Decision, Need, Outcome, Throttle, Verifier};
+use kg_verifier::{Allowed, Ask, Credential, Ctx, Decision, Need, Outcome, Throttle, Verifier};
 
 use crate::header_policy::{Forwarding, X_REQUEST_ID, connection_tokens, strip_hop_by_hop};
 use crate::routes::Routes;
@@ -108,6 +109,8 @@ enum Who {
     /// A verified bearer token, or a session whose token is still good.
     Token {
         id: String,
+        /// The token's name, for the audit line.
+        name: String,
         /// The identity headers for the upstream.
         identity: Vec<(HeaderName, HeaderValue)>,
         /// The session it came with, if by cookie (then cross-site unsafe requests are
@@ -237,11 +240,39 @@ impl Gateway {
         req: Request<Incoming>,
         conn: Arc<Conn>,
     ) -> Response<GatewayBody> {
-        let who = match self.authorize(&req, &conn) {
+        // One id for the request: its audit line, `X-Request-Id` upstream, a 502 page.
+        let id = self.verifier.audit().ids().next();
+        let who = match self.authorize(&req, &conn, &id) {
             Ok(who) => who,
             Err(resp) => return resp.map(Either::Left),
         };
-        self.forward(req, conn, who).await
+        // The allow's audit line is written once the client's status is known: the upstream
+        // may still fail (502, 504), and the line says what the client got.
+        let v = &*self.verifier;
+        let client = v.client(conn.peer.ip().to_canonical(), req.headers());
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let (outcome, token_id, token_name) = match &who {
+            Who::Token { id, name, .. } => (Outcome::Allow, Some(id.clone()), Some(name.clone())),
+            Who::Local(_) => (Outcome::Local, None, None),
+        };
+        let resp = self.forward(req, conn, who, &id).await;
+        let allowed = Allowed {
+            token_id: token_id.as_deref(),
+            token_name: token_name.as_deref(),
+            local_user: match outcome {
+                Outcome::Local => self.local_bypass.as_ref().map(|(me, _)| me.name.as_str()),
+                _ => None,
+            },
+        };
+        let ctx = Ctx {
+            client,
+            method: method.as_str(),
+            path: Some(path.as_bytes()),
+            request_id: Some(&id),
+        };
+        v.log_allowed(outcome, resp.status().as_u16(), allowed, &ctx);
+        resp
     }
 
     /// Decides who the request is from, or answers it.
@@ -249,6 +280,7 @@ impl Gateway {
         &self,
         req: &Request<Incoming>,
         conn: &Conn,
+        request_id: &str,
     ) -> Result<Who, Box<Response<kg_http::Body>>> {
         let v = &*self.verifier;
         let headers = req.headers();
@@ -258,6 +290,7 @@ impl Gateway {
             client: v.client(peer_ip, headers),
             method: req.method().as_str(),
             path: Some(path),
+            request_id: Some(request_id),
         };
         fn ask<'a>(credential: Credential<'a>, ctx: Ctx<'a>) -> Ask<'a> {
             Ask {
@@ -266,6 +299,8 @@ impl Gateway {
                 ctx,
                 throttle: Throttle::AfterFailure,
                 allow_as: Outcome::Allow,
+                // Written by `serve` with the status the client got.
+                allow_logged_later: true,
             }
         }
         // A judged credential: the identity, or the answer.
@@ -274,6 +309,7 @@ impl Gateway {
                 Decision::Allow(identity) => {
                     let who = Who::Token {
                         id: identity.id.to_owned(),
+                        name: identity.name.to_owned(),
                         identity: identity
                             .headers()
                             .into_iter()
@@ -343,7 +379,8 @@ impl Gateway {
                 *resp.status_mut() = StatusCode::FORBIDDEN;
                 return Err(Box::new(resp));
             }
-            v.record_local(Outcome::Local, 200, &me.name, &ctx);
+            // Counted now; `serve` writes the line with the status the client got.
+            v.count(Outcome::Local);
             return Ok(Who::Local(identity.clone()));
         }
         // 4. Nobody: a browser goes to the sign-in page.
@@ -367,6 +404,7 @@ impl Gateway {
         mut req: Request<Incoming>,
         conn: Arc<Conn>,
         who: Who,
+        id: &str,
     ) -> Response<GatewayBody> {
         let host = req
             .headers()
@@ -376,7 +414,6 @@ impl Gateway {
         let Some(service) = self.routes.route(host) else {
             return empty(StatusCode::NOT_FOUND).map(Either::Left);
         };
-        let id = self.verifier.audit().ids().next();
         if let Some(len) = content_length(req.headers())
             && len > self.max_request_body
         {
@@ -395,7 +432,7 @@ impl Gateway {
             peer: peer_ip,
             trusted,
             scheme: self.scheme,
-            request_id: &id,
+            request_id: id,
             upstream_authority: &service.upstream.authority,
             identity,
             // A bearer token carried keygate's credential: the upstream gets the identity
@@ -442,14 +479,14 @@ impl Gateway {
                 } else {
                     StatusCode::BAD_GATEWAY
                 };
-                return self.failed(status, &id, &detail, &parts, peer_ip);
+                return self.failed(status, id, &detail, &parts, peer_ip);
             }
             Err(_) => {
                 let detail = format!(
                     "no response headers within server.upstream_timeout ({}s)",
                     self.timeout.as_secs()
                 );
-                return self.failed(StatusCode::GATEWAY_TIMEOUT, &id, &detail, &parts, peer_ip);
+                return self.failed(StatusCode::GATEWAY_TIMEOUT, id, &detail, &parts, peer_ip);
             }
         };
         if let Some(len) = content_length(resp.headers())
@@ -457,12 +494,12 @@ impl Gateway {
         {
             let detail =
                 format!("response body of {len} bytes is over server.max_response_body_mib");
-            return self.failed(StatusCode::BAD_GATEWAY, &id, &detail, &parts, peer_ip);
+            return self.failed(StatusCode::BAD_GATEWAY, id, &detail, &parts, peer_ip);
         }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
                 let detail = "the upstream switched protocols without being asked".to_owned();
-                return self.failed(StatusCode::BAD_GATEWAY, &id, &detail, &parts, peer_ip);
+                return self.failed(StatusCode::BAD_GATEWAY, id, &detail, &parts, peer_ip);
             };
             let ws = resp
                 .headers()
@@ -470,7 +507,7 @@ impl Gateway {
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
             if !ws {
                 let detail = "the upstream switched to a protocol other than WebSocket".to_owned();
-                return self.failed(StatusCode::BAD_GATEWAY, &id, &detail, &parts, peer_ip);
+                return self.failed(StatusCode::BAD_GATEWAY, id, &detail, &parts, peer_ip);
             }
             return self.tunnel(resp, client_upgrade, busy, conn, who);
         }

@@ -87,6 +87,9 @@ pub struct Entry<'a> {
     pub path: Option<&'a [u8]>,
     /// Throttled requests from this client not logged since the last line.
     pub suppressed: u32,
+    /// The request's id, when the caller drew it already ([`Audit::ids`]); else one is
+    /// drawn for this line.
+    pub request_id: Option<&'a str>,
 }
 
 /// The audit log.
@@ -239,7 +242,9 @@ impl Audit {
     pub fn log(&self, e: &Entry<'_>) {
         let Some(mut buf) = self.pending() else {
             // The id is spent all the same, so ids stay in step with requests.
-            self.ids.push_next(&mut Vec::new());
+            if e.request_id.is_none() {
+                self.ids.push_next(&mut Vec::new());
+            }
             return;
         };
         let b = &mut *buf;
@@ -247,7 +252,11 @@ impl Audit {
         b.extend_from_slice(b"{\"time\":\"");
         push_time(b, SystemTime::now());
         b.extend_from_slice(b"\",\"request_id\":\"");
-        self.ids.push_next(b);
+        match e.request_id {
+            // Drawn from `ids` (hex and a counter): nothing to escape.
+            Some(id) => b.extend_from_slice(id.as_bytes()),
+            None => self.ids.push_next(b),
+        }
         b.extend_from_slice(b"\",\"decision\":\"");
         b.extend_from_slice(e.decision.as_bytes());
         b.extend_from_slice(b"\",\"reason\":\"");
@@ -535,6 +544,7 @@ mod tests {
             method: "GET",
             path: Some(b"/admin/x?access_token=secret"),
             suppressed: 0,
+            request_id: None,
         });
         audit.close();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -566,6 +576,7 @@ mod tests {
             method: "GET",
             path: Some(path.as_bytes()),
             suppressed: 0,
+            request_id: None,
         });
     }
 

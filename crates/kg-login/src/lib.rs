@@ -392,6 +392,7 @@ impl SignIn {
             ctx: r.ctx(),
             throttle: Throttle::Form,
             allow_as: Outcome::SignedIn,
+            allow_logged_later: false,
         };
         self.verifier.judge(&ask, |decision| {
             let resp = match decision {
@@ -715,6 +716,7 @@ impl<'a> Req<'a> {
             client: self.client,
             method: self.method.as_str(),
             path: Some(self.path.as_bytes()),
+            request_id: None,
         }
     }
 }

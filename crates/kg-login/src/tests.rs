@@ -929,6 +929,7 @@ fn bearer_failures_from_an_address_do_not_lock_people_there_out_of_the_form() {
         client: "127.0.0.1".parse().unwrap(),
         method: "GET",
         path: Some(b"/app"),
+        request_id: None,
     };
     for _ in 0..5 {
         let ask = Ask {
@@ -937,6 +938,7 @@ fn bearer_failures_from_an_address_do_not_lock_people_there_out_of_the_form() {
             ctx,
             throttle: Throttle::AfterFailure,
             allow_as: Outcome::Allow,
+            allow_logged_later: false,
         };
         let refused = t
             .state

@@ -174,6 +174,7 @@ impl Verifier {
             client,
             method,
             path: original,
+            request_id: None,
         };
         if req.has_body {
             // A body means this is not a proxy's auth subrequest; never read it.
@@ -197,6 +198,7 @@ impl Verifier {
             ctx,
             throttle: Throttle::AfterFailure,
             allow_as: Outcome::Allow,
+            allow_logged_later: false,
         };
         self.judge(&ask, |decision| {
             let reply = match decision {
@@ -238,9 +240,11 @@ impl Verifier {
                     client: net::client_addr(peer_ip, headers, &self.trusted),
                     method: req.method().as_str(),
                     path: Some(b"/metrics"),
+                    request_id: None,
                 },
                 throttle: Throttle::First,
                 allow_as: Outcome::Allow,
+                allow_logged_later: false,
             };
             let denied = self.judge(&ask, |decision| {
                 let (status, challenge) = match decision {

@@ -99,6 +99,9 @@ pub struct Ctx<'a> {
     pub method: &'a str,
     /// The path judged, when known.
     pub path: Option<&'a [u8]>,
+    /// The request's id when the caller made one before deciding (the proxy, which also
+    /// sends it upstream as `X-Request-Id`); the audit log draws one otherwise.
+    pub request_id: Option<&'a str>,
 }
 
 /// What a credential must be good for.
@@ -144,6 +147,21 @@ pub struct Ask<'a> {
     /// How a good credential is recorded: [`Outcome::Allow`], or [`Outcome::SignedIn`] for
     /// a sign-in.
     pub allow_as: Outcome,
+    /// An allow is counted now but its audit line is written by the caller once the
+    /// response's status is known ([`Verifier::log_allowed`]): the proxy's upstream may
+    /// still answer 502.
+    pub allow_logged_later: bool,
+}
+
+/// Who a request let through was, for [`Verifier::log_allowed`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allowed<'a> {
+    /// The token's id.
+    pub token_id: Option<&'a str>,
+    /// The token's name.
+    pub token_name: Option<&'a str>,
+    /// The local user, under the localhost bypass.
+    pub local_user: Option<&'a str>,
 }
 
 /// What was decided, for the caller to answer.
@@ -393,8 +411,13 @@ impl Verifier {
                 ask.allow_as,
             ),
         };
+        let later = ask.allow_logged_later && outcome == ask.allow_as;
         let (r, status) = respond(decision);
-        self.note(Note::log(outcome, id, name), status, &ask.ctx);
+        if later {
+            self.metrics.decision(outcome.index());
+        } else {
+            self.note(Note::log(outcome, id, name), status, &ask.ctx);
+        }
         r
     }
 
@@ -476,6 +499,35 @@ impl Verifier {
         self.note(note, status, ctx);
     }
 
+    /// Counts a request let through without a credential (the localhost bypass) whose
+    /// audit line the caller writes once the response's status is known
+    /// ([`Verifier::log_allowed`]).
+    pub fn count(&self, outcome: Outcome) {
+        self.metrics.decision(outcome.index());
+    }
+
+    /// The audit line of a request let through and counted earlier (an allow of an
+    /// [`Ask`] with `allow_logged_later`, or [`Verifier::count`]), with the status the
+    /// client got in the end, as `server.audit_allows` samples allows.
+    pub fn log_allowed(&self, outcome: Outcome, status: u16, who: Allowed<'_>, ctx: &Ctx<'_>) {
+        if outcome.sampled() && !self.audit.wants_allow() {
+            return;
+        }
+        self.audit.log(&Entry {
+            decision: outcome.decision(),
+            reason: outcome.reason(),
+            status,
+            token_id: who.token_id,
+            token_name: who.token_name,
+            local_user: who.local_user,
+            client: ctx.client,
+            method: ctx.method,
+            path: ctx.path,
+            suppressed: 0,
+            request_id: ctx.request_id,
+        });
+    }
+
     fn note(&self, note: Note<'_>, status: u16, ctx: &Ctx<'_>) {
         let (outcome, id, name, local_user, suppressed) = match note {
             Note::Log {
@@ -513,6 +565,7 @@ impl Verifier {
             method: ctx.method,
             path: ctx.path,
             suppressed,
+            request_id: ctx.request_id,
         });
     }
 
