@@ -176,6 +176,50 @@ pub fn open_append(what: &'static str, path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
+/// What [`open_append`] would find at `path`, without creating or changing anything (for a
+/// check, which writes nothing): `Ok(true)` when the file is there and would be used,
+/// `Ok(false)` when it is missing and its directory lets us create it.
+pub fn check_append(what: &'static str, path: &Path) -> Result<bool, Error> {
+    let file = File::options()
+        .append(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(path);
+    match file {
+        Ok(file) => {
+            check_open_file(what, path, &file)?;
+            Ok(true)
+        }
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            Err(Error::NotAFile {
+                what,
+                path: path.to_owned(),
+                kind: "a symbolic link",
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).map_err(|e| {
+                Error::Io(std::io::Error::new(
+                    std::io::Error::from(e).kind(),
+                    format!(
+                        "cannot create {what} '{}': its directory '{}' is missing or not writable",
+                        path.display(),
+                        dir.display()
+                    ),
+                ))
+            })?;
+            Ok(false)
+        }
+        Err(e) => Err(Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot open {what} '{}': {e}", path.display()),
+        ))),
+    }
+}
+
 fn check_path(what: &'static str, path: &Path, owner: TrustedOwner) -> Result<(), Error> {
     let real = fs_err::canonicalize(path)?;
     let meta = fs_err::metadata(&real)?;

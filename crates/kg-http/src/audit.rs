@@ -441,10 +441,20 @@ fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8], health
 
 /// Opens the audit log for appending: created 0600 when missing, never through a symlink, and
 /// never a file another user created or can write to ([`kg_fs::trust::open_append`]; the
-/// server's opener, also used by `keygate check`). A refusal is an `io::Error` wrapping the
+/// server's opener; `keygate check` asks [`check_target`]). A refusal is an `io::Error` wrapping the
 /// [`kg_fs::Error`], whose hint the server shows.
 pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     kg_fs::trust::open_append("audit log", path).map_err(|e| match e {
+        kg_fs::Error::Io(e) => e,
+        refused => std::io::Error::other(refused),
+    })
+}
+
+/// What [`open_append`] would do with `path`, for `keygate check`, which writes nothing:
+/// `Ok(true)` when the log is there and would be appended to, `Ok(false)` when `serve` would
+/// create it (0600). Refusals as for [`open_append`].
+pub fn check_target(path: &Path) -> std::io::Result<bool> {
+    kg_fs::trust::check_append("audit log", path).map_err(|e| match e {
         kg_fs::Error::Io(e) => e,
         refused => std::io::Error::other(refused),
     })

@@ -96,10 +96,18 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     if let AuditTarget::File(path) = &settings.audit {
         item(
             "audit log".into(),
-            // The server's own opener: 0600 and no symlinks, also when `check` is the first
-            // to create the file (a plain create made it 0644 for `serve` to keep using).
-            kg_http::audit::open_append(path)
-                .map(|_| format!("appending to '{}'", path.display()))
+            // The server's own rules, without creating the file: a check writes nothing.
+            kg_http::audit::check_target(path)
+                .map(|there| {
+                    if there {
+                        format!("appending to '{}'", path.display())
+                    } else {
+                        format!(
+                            "'{}' will be created (0600) by keygate serve",
+                            path.display()
+                        )
+                    }
+                })
                 .map_err(|e| {
                     let hint = crate::audit_refusal(&e).and_then(kg_fs::Error::hint);
                     Failed::new(e.to_string(), hint)
