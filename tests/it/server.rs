@@ -814,11 +814,12 @@ fn failed_attempts_are_throttled_per_client_address_and_per_token_id() {
         "{}",
         m.body
     );
-    assert!(
-        audit_lines(&kg.output())
-            .iter()
-            .any(|l| l["reason"] == "throttled")
-    );
+    // The audit writer flushes every 100 ms: wait for it rather than race it.
+    assert!(eventually(Duration::from_secs(5), || audit_lines(
+        &kg.output()
+    )
+    .iter()
+    .any(|l| l["reason"] == "throttled")));
 }
 
 /// `token` with the character at `at` changed.
