@@ -80,6 +80,11 @@ pub fn ambiguity(target: &[u8]) -> Option<Ambiguity> {
     if path.len() > MAX_PATH {
         return Some(Ambiguity::TooLong);
     }
+    // Without escapes the raw bytes are the decoded ones: checked in place, with no buffer
+    // (the common case, and on `/auth`'s path while scope rules exist).
+    if !path.contains(&b'%') {
+        return plain_ambiguity(path);
+    }
     let mut decoded = [0u8; MAX_PATH];
     let mut n = 0;
     // Each segment, raw between slashes: its decoded bytes are checked as a whole.
@@ -129,6 +134,27 @@ pub fn ambiguity(target: &[u8]) -> Option<Ambiguity> {
         return Some(Ambiguity::NotUtf8);
     }
     None
+}
+
+/// [`ambiguity`] of a path without `%` escapes (so no double encoding, no bad escape).
+fn plain_ambiguity(path: &[u8]) -> Option<Ambiguity> {
+    for segment in path[1..].split(|&b| b == b'/') {
+        for &b in segment {
+            match b {
+                b'#' => return Some(Ambiguity::NotAPath),
+                b'\\' => return Some(Ambiguity::Backslash),
+                b';' => return Some(Ambiguity::Parameter),
+                0..0x20 | 0x7f => return Some(Ambiguity::Control),
+                _ => {}
+            }
+        }
+        if !segment.is_empty() && segment.iter().all(|&b| b == b'.') {
+            return Some(Ambiguity::DotSegment);
+        }
+    }
+    std::str::from_utf8(path)
+        .is_err()
+        .then_some(Ambiguity::NotUtf8)
 }
 
 pub(crate) fn hex(b: u8) -> Option<u8> {
