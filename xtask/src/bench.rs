@@ -7,13 +7,14 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod flood;
 mod issue;
 mod renew;
 mod server;
 mod tokens;
 
 /// The benchmarks that exist; later issues add theirs.
-pub(crate) const NAMES: &[&str] = &["issue", "renew", "tokens", "server"];
+pub(crate) const NAMES: &[&str] = &["issue", "renew", "tokens", "server", "flood"];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let names: Vec<&str> = match args.first().map(String::as_str) {
@@ -26,6 +27,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             "server" => server::run(root)?,
             "renew" => renew::run(root)?,
             "tokens" => tokens::run(root)?,
+            "flood" => flood::run(root)?,
             other => bail!(
                 "unknown benchmark '{other}'; available: {}",
                 NAMES.join(", ")

@@ -202,7 +202,17 @@ pub static SETTINGS: &[Setting] = &[
             max: 1_000_000,
         },
         default: Some("1024"),
-        doc: "concurrent connections; more wait in the kernel's accept queue",
+        doc: "open connections; when all are open, the one waiting longest for a request gives way (one answering a request never does)",
+    },
+    Setting {
+        key: "server.max_connections_per_source",
+        env: None,
+        kind: Kind::U32 {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: Some("256"),
+        doc: "open connections one address may hold (server.trusted_proxies are exempt); beyond it, its own waiting connections give way",
     },
     Setting {
         key: "server.header_timeout",

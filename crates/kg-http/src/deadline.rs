@@ -31,11 +31,14 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use crate::slots::Activity;
 
 /// A byte stream whose reads fail with `TimedOut` once its deadline passes.
 pub struct Deadline<IO> {
@@ -50,13 +53,13 @@ pub struct Deadline<IO> {
     header_timeout: Duration,
     idle_timeout: Duration,
     h2: bool,
-    /// Requests the service has answered on this connection, and how many we have seen.
-    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// What the connection shares with the connection table: requests answered (of which
+    /// we have seen `seen`), requests in progress that stream (a proxied body, a WebSocket
+    /// tunnel: while any is, the deadline does not apply, since a slow upload or a quiet
+    /// socket is then the application's business, bounded by the upstream timeout and the
+    /// proxy's own limits), and when the connection began waiting for a request.
+    activity: Arc<Activity>,
     seen: u64,
-    /// Requests in progress that stream (a proxied body, a WebSocket tunnel): while any is,
-    /// the deadline does not apply, since a slow upload or a quiet socket is then the
-    /// application's business, bounded by the upstream timeout and the proxy's own limits.
-    active: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Armed when a write waits for the peer to take bytes (made on the first such wait).
     stall: Option<Pin<Box<Sleep>>>,
     /// A write is waiting and the peer has taken nothing since `stall` was armed.
@@ -71,8 +74,7 @@ impl<IO> Deadline<IO> {
         header_timeout: Duration,
         idle_timeout: Duration,
         h2: bool,
-        served: std::sync::Arc<std::sync::atomic::AtomicU64>,
-        active: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        activity: Arc<Activity>,
     ) -> Self {
         let deadline = Instant::now() + header_timeout;
         Deadline {
@@ -84,9 +86,8 @@ impl<IO> Deadline<IO> {
             header_timeout,
             idle_timeout,
             h2,
-            served,
+            activity,
             seen: 0,
-            active,
             stall: None,
             stalled: false,
         }
@@ -105,7 +106,7 @@ impl<IO> Deadline<IO> {
         loop {
             ready!(self.sleep.as_mut().poll(cx));
             let now = Instant::now();
-            if now >= self.deadline && self.active.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            if now >= self.deadline && self.activity.busy() {
                 self.deadline = now + self.header_timeout;
             }
             if now >= self.deadline {
@@ -234,16 +235,21 @@ impl<IO> Deadline<IO> {
         if self.h2 {
             // On HTTP/2 a write may be a PING or SETTINGS acknowledgement: only a request
             // answered since we last looked counts.
-            let served = self.served.load(std::sync::atomic::Ordering::Relaxed);
+            let served = self
+                .activity
+                .served
+                .load(std::sync::atomic::Ordering::Relaxed);
             if served == self.seen {
                 return;
             }
             self.seen = served;
         }
         self.idle = true;
+        let now = Instant::now();
+        // The connection table sheds the connection that has waited longest first.
+        self.activity.waiting_from(now);
         // Later than the armed instant (or equal): no timer operation.
-        let at = Instant::now() + self.idle_timeout;
-        self.set_deadline(at);
+        self.set_deadline(now + self.idle_timeout);
     }
 }
 

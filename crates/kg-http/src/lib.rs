@@ -1,11 +1,11 @@
 //! Hardened HTTP hosting that knows no credential.
 //!
-//! What every room of the server stands on: listeners and the accept loop under a connection
-//! cap ([`serve`]), header and idle deadlines ([`deadline`]), the HTTP/1 fast-lane mechanism
-//! ([`fast_lane`]), the head limits, the [`Headers`] view shared by hyper and the lane, the
-//! client address behind trusted proxies ([`net`]), the failure rate limiter ([`limiter`]),
-//! the JSON-line log ([`log`]), the audit sink ([`audit`]), request ids ([`ids`]) and the
-//! metrics registry ([`metrics`]).
+//! What every room of the server stands on: listeners and the accept loop ([`serve`]) with
+//! the connection table that sheds waiting connections first ([`slots`]), header and idle
+//! deadlines ([`deadline`]), the HTTP/1 fast-lane mechanism ([`fast_lane`]), the head limits,
+//! the [`Headers`] view shared by hyper and the lane, the client address behind trusted proxies
+//! ([`net`]), the failure rate limiter ([`limiter`]), the JSON-line log ([`log`]), the audit
+//! sink ([`audit`]), request ids ([`ids`]) and the metrics registry ([`metrics`]).
 //!
 //! Nothing here parses, verifies or even names a credential: the rooms above (kg-verifier,
 //! kg-login, kg-gateway) decide, this crate carries their requests and their records.
@@ -23,6 +23,7 @@ pub mod net;
 pub mod peer_owner;
 pub mod response;
 pub mod serve;
+pub mod slots;
 
 pub use headers::{Headers, visible};
 

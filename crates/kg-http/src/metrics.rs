@@ -29,6 +29,9 @@ pub struct Metrics {
     tailnet_not_after: AtomicI64,
     connections: AtomicU64,
     connections_open: AtomicI64,
+    /// Connections that gave way: the table was full, or their source was at its cap.
+    connections_shed: [AtomicU64; 2],
+    connections_refused: AtomicU64,
     audit_dropped: AtomicU64,
 }
 
@@ -74,6 +77,20 @@ impl Metrics {
     /// A connection ended.
     pub fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    /// A connection was told to give way for a new one.
+    pub fn connection_shed(&self, why: crate::slots::Shed) {
+        let i = match why {
+            crate::slots::Shed::Full => 0,
+            crate::slots::Shed::Source => 1,
+        };
+        self.connections_shed[i].fetch_add(1, Relaxed);
+    }
+
+    /// A connection was turned away: its source held its cap, all busy.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
     }
 
     /// Audit lines dropped because the writer fell behind.
@@ -147,11 +164,21 @@ impl Metrics {
              # HELP keygate_connections_open Connections open now.\n\
              # TYPE keygate_connections_open gauge\n\
              keygate_connections_open {}\n\
+             # HELP keygate_connections_shed_total Connections closed to make room: the table was full, or their source held its cap.\n\
+             # TYPE keygate_connections_shed_total counter\n\
+             keygate_connections_shed_total{{reason=\"full\"}} {}\n\
+             keygate_connections_shed_total{{reason=\"source\"}} {}\n\
+             # HELP keygate_connections_refused_total Connections turned away: their source held its cap and every one was busy.\n\
+             # TYPE keygate_connections_refused_total counter\n\
+             keygate_connections_refused_total {}\n\
              # HELP keygate_audit_dropped_total Audit lines dropped because the log writer fell behind.\n\
              # TYPE keygate_audit_dropped_total counter\n\
              keygate_audit_dropped_total {}",
             self.connections.load(Relaxed),
             self.connections_open.load(Relaxed),
+            self.connections_shed[0].load(Relaxed),
+            self.connections_shed[1].load(Relaxed),
+            self.connections_refused.load(Relaxed),
             self.audit_dropped.load(Relaxed),
         );
         s

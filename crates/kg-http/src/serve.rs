@@ -1,7 +1,8 @@
 //! Listening, accepting, serving connections, and shutting down.
 //!
 //! A [`Site`] says what answers: a hyper service per connection and, optionally, a fast
-//! lane that HTTP/1 connections start in. This module owns the rest: the connection cap,
+//! lane that HTTP/1 connections start in. This module owns the rest: admission to the
+//! connection table ([`crate::slots`]),
 //! TLS handshakes within the header timeout, [`Deadline`], HTTP/1 and HTTP/2, and graceful
 //! shutdown.
 
@@ -9,14 +10,14 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::deadline::Deadline;
@@ -24,6 +25,7 @@ use crate::fast_lane::{self, Answer};
 use crate::log;
 use crate::metrics::Metrics;
 use crate::peer_owner;
+use crate::slots::{Activity, Admission, Shed, Slot, Slots};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -74,8 +76,9 @@ impl Answer for NoLane {
     }
 }
 
-/// A connection's state shared with its requests: the peer, how many requests are
-/// answered and streaming (the connection's deadline reads both), and the shutdown signal.
+/// A connection's state shared with its requests: the peer, its place in the connection
+/// table (how many requests are answered and streaming, which the deadline and the table
+/// read), and the shutdown signal.
 #[derive(Debug)]
 pub struct Conn {
     /// The socket peer.
@@ -84,37 +87,34 @@ pub struct Conn {
     /// [wants it](Site::wants_peer_owner) and the kernel said ([`crate::peer_owner`]):
     /// looked up once, at accept, never per request.
     pub peer_owner: Option<u32>,
-    /// Requests answered on this connection; the deadline reads it (HTTP/2 bytes that
-    /// complete no request must not keep a connection alive).
-    served: Arc<AtomicU64>,
-    /// Requests whose bodies are still streaming; the deadline waits while any is.
-    active: Arc<AtomicUsize>,
     /// Changes when the server stops.
     pub shutdown: watch::Receiver<bool>,
     /// Held for as long as the connection or anything it became (a tunnel) is open.
-    _permit: OwnedSemaphorePermit,
+    slot: Slot,
 }
 
 impl Conn {
     /// Counts a request answered.
     pub fn answered(&self) {
-        self.served.fetch_add(1, Relaxed);
+        self.slot.activity().served.fetch_add(1, Relaxed);
     }
 
-    /// Marks a request as streaming until the guard drops.
+    /// Marks a request as streaming until the guard drops: meanwhile no deadline applies
+    /// and the connection is never shed.
     pub fn busy(&self) -> Busy {
-        self.active.fetch_add(1, Relaxed);
-        Busy(Arc::clone(&self.active))
+        let activity = Arc::clone(self.slot.activity());
+        activity.active.fetch_add(1, Relaxed);
+        Busy(activity)
     }
 }
 
 /// One request in progress on a connection.
 #[derive(Debug)]
-pub struct Busy(Arc<AtomicUsize>);
+pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
+        self.0.active.fetch_sub(1, Relaxed);
     }
 }
 
@@ -126,6 +126,10 @@ pub struct Serving<S> {
     h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     header_timeout: Duration,
     idle_timeout: Duration,
+    /// For the shedding warning's rate: when serving began, and the minute (in seconds
+    /// from then, plus 60) of the last warning.
+    started: std::time::Instant,
+    warned: AtomicU64,
 }
 
 impl<S> std::fmt::Debug for Serving<S> {
@@ -157,24 +161,20 @@ impl<S: Site> Serving<S> {
             h2,
             header_timeout,
             idle_timeout,
+            started: std::time::Instant::now(),
+            warned: AtomicU64::new(0),
         }
     }
 
-    /// Accepts on `listener` until `shutdown` changes, within the connection cap.
+    /// Accepts on `listener` until `shutdown` changes; `slots` decides which connections
+    /// are served and which give way ([`crate::slots`]).
     pub async fn accept_loop(
         self: Arc<Self>,
         listener: TcpListener,
-        permits: Arc<Semaphore>,
+        slots: Arc<Slots>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
-            let permit = tokio::select! {
-                p = Arc::clone(&permits).acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return,
-                },
-                _ = shutdown.changed() => return,
-            };
             let accepted = tokio::select! {
                 r = listener.accept() => r,
                 _ = shutdown.changed() => return,
@@ -188,25 +188,76 @@ impl<S: Site> Serving<S> {
                     continue;
                 }
             };
+            let admitted = tokio::select! {
+                a = slots.admit(peer.ip()) => a,
+                _ = shutdown.changed() => return,
+            };
+            let slot = match admitted {
+                Admission::In { slot, shed } => {
+                    if let Some(why) = shed {
+                        self.site.metrics().connection_shed(why);
+                        self.say_shedding(why, peer);
+                    }
+                    slot
+                }
+                Admission::Refused => {
+                    self.site.metrics().connection_refused();
+                    self.say_shedding(Shed::Source, peer);
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let this = Arc::clone(&self);
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 this.site.metrics().connection_opened();
-                this.serve(stream, peer, shutdown, permit).await;
+                let activity = Arc::clone(slot.activity());
+                tokio::select! {
+                    _ = this.serve(stream, peer, shutdown, slot) => {}
+                    // Shed: dropping the connection closes it.
+                    _ = activity.shed() => {}
+                }
                 this.site.metrics().connection_closed();
             });
         }
     }
 
-    /// Serves one connection. The permit is held until it closes, or until what it became
+    /// One warning a minute at most while connections are shed or refused: an attack must
+    /// not fill the log, and the metrics count every one.
+    fn say_shedding(&self, why: Shed, peer: SocketAddr) {
+        let now = self.started.elapsed().as_secs() + 60;
+        let last = self.warned.load(Relaxed);
+        if now < last + 60
+            || self
+                .warned
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let (event, note) = match why {
+            Shed::Full => (
+                "connections_full",
+                "server.max_connections are open: the connections waiting longest for a \
+                 request give way to new ones",
+            ),
+            Shed::Source => (
+                "connections_per_source_full",
+                "one address holds server.max_connections_per_source connections: its own \
+                 waiting connections give way, or it is refused; see keygate_connections_shed_total",
+            ),
+        };
+        log::warn(event, &[("source", &peer.ip().to_string()), ("note", note)]);
+    }
+
+    /// Serves one connection. The slot is held until it closes, or until what it became
     /// (a WebSocket tunnel) has closed too.
     async fn serve(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) {
         // Before the TLS handshake: the peer's socket is surely still open.
         let owner = if self.site.wants_peer_owner() && crate::net::is_loopback(peer.ip()) {
@@ -219,7 +270,7 @@ impl<S: Site> Serving<S> {
         };
         let peer = (peer, owner);
         match &self.tls {
-            None => self.serve_io(stream, false, peer, shutdown, permit).await,
+            None => self.serve_io(stream, false, peer, shutdown, slot).await,
             Some(acceptor) => {
                 // The handshake must finish within the header timeout too, and a handshake
                 // still pending when the server stops is dropped: no request was sent on it,
@@ -234,7 +285,7 @@ impl<S: Site> Serving<S> {
                     _ = stop.changed() => return,
                 };
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                self.serve_io(tls, h2, peer, shutdown, permit).await;
+                self.serve_io(tls, h2, peer, shutdown, slot).await;
             }
         }
     }
@@ -245,27 +296,22 @@ impl<S: Site> Serving<S> {
         h2: bool,
         (peer, peer_owner): (SocketAddr, Option<u32>),
         shutdown: watch::Receiver<bool>,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let served = Arc::new(AtomicU64::new(0));
-        let active = Arc::new(AtomicUsize::new(0));
         let io = Deadline::new(
             io,
             self.header_timeout,
             self.idle_timeout,
             h2,
-            Arc::clone(&served),
-            Arc::clone(&active),
+            Arc::clone(slot.activity()),
         );
         let conn = Arc::new(Conn {
             peer,
             peer_owner,
-            served,
-            active,
             shutdown: shutdown.clone(),
-            _permit: permit,
+            slot,
         });
         let svc = self.site.service(conn);
         if h2 {

@@ -81,10 +81,11 @@ use kg_http::audit::Audit;
 use kg_http::log;
 use kg_http::metrics::{Metrics, Reload};
 use kg_http::serve::{Serving, Site};
+use kg_http::slots::Slots;
 use kg_tls::server::{CertError, CertSet, Observer};
 use kg_verifier::{Tokens, Verifier};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use check::{CheckItem, check};
@@ -288,7 +289,11 @@ pub fn start(
         );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let slots = Slots::new(
+        settings.max_connections,
+        settings.max_connections_per_source,
+        settings.trusted_proxies.clone(),
+    );
     let loops = match settings.gateway() {
         None => accept_loops(
             settings,
@@ -298,7 +303,7 @@ pub fn start(
             tls,
             listeners,
             &addrs,
-            &permits,
+            &slots,
             &stop_rx,
         ),
         Some(g) => {
@@ -346,10 +351,9 @@ pub fn start(
                 sign_in,
                 gateway,
             };
-            accept_loops(settings, site, tls, listeners, &addrs, &permits, &stop_rx)
+            accept_loops(settings, site, tls, listeners, &addrs, &slots, &stop_rx)
         }
     };
-    let max = settings.max_connections as u32;
     let grace = settings.shutdown_timeout;
     let mut stopped = stop_rx;
     let done = async move {
@@ -358,15 +362,12 @@ pub fn start(
         for l in loops {
             let _ = l.await;
         }
-        // Every connection holds a permit: all of them back means all connections ended.
-        let drained = tokio::time::timeout(grace, permits.acquire_many(max)).await;
-        if drained.is_err() {
+        // Every connection holds a slot: an empty table means all connections ended.
+        let open = slots.drained(grace).await;
+        if open > 0 {
             log::warn(
                 "shutdown_timeout",
-                &[(
-                    "open_connections",
-                    &(max as usize - permits.available_permits()).to_string(),
-                )],
+                &[("open_connections", &open.to_string())],
             );
         }
         verifier.audit().close();
@@ -388,7 +389,7 @@ fn accept_loops<S: Site>(
     tls: Option<tokio_rustls::TlsAcceptor>,
     listeners: Vec<TcpListener>,
     addrs: &[SocketAddr],
-    permits: &Arc<Semaphore>,
+    slots: &Arc<Slots>,
     stop: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let serving = Arc::new(Serving::new(
@@ -409,7 +410,7 @@ fn accept_loops<S: Site>(
                     ("pid", &std::process::id().to_string()),
                 ],
             );
-            tokio::spawn(Arc::clone(&serving).accept_loop(l, Arc::clone(permits), stop.clone()))
+            tokio::spawn(Arc::clone(&serving).accept_loop(l, Arc::clone(slots), stop.clone()))
         })
         .collect()
 }

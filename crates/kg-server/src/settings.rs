@@ -39,6 +39,8 @@ pub struct Settings {
     pub audit_allows: AuditAllows,
     /// Concurrent connections.
     pub max_connections: usize,
+    /// Open connections one address outside the trusted proxies may hold.
+    pub max_connections_per_source: usize,
     /// Time for a request head, from its first byte or from connecting.
     pub header_timeout: Duration,
     /// Idle time after which a keep-alive connection is closed.
@@ -320,6 +322,7 @@ impl Settings {
             audit,
             audit_allows,
             max_connections: config.u32("server.max_connections") as usize,
+            max_connections_per_source: config.u32("server.max_connections_per_source") as usize,
             header_timeout: duration("server.header_timeout")?,
             idle_timeout: duration("server.idle_timeout")?,
             shutdown_timeout: duration("server.shutdown_timeout")?,

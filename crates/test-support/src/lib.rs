@@ -12,6 +12,7 @@
 //! Test code talks to the person running it on stderr, like the test runner does.
 #![allow(clippy::print_stderr)]
 
+pub mod attack;
 mod checksum;
 mod harness;
 mod process;

@@ -47,43 +47,14 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         bail!("this benchmark pins the server and wrk to two different CPUs; it needs 2");
     }
-    crate::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "keygate",
-            "-p",
-            "certctl",
-            "-p",
-            "tokenctl",
-        ],
-    )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
-    let bin = |name: &str| target.join("release").join(name);
-    let scratch = std::env::temp_dir().join(format!("keygate-bench-server-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
-    let _cleanup = RemoveOnDrop(scratch.clone());
-    let home = scratch.join("home");
-    std::fs::create_dir_all(&home)?;
-    let ours = |name: &str| {
-        let mut c = Command::new(bin(name));
-        c.env("KEYGATE_HOME", &home);
-        c
-    };
-    check(
-        ours("certctl")
-            .args(["ensure", "--method", "local-ca"])
-            .output()?,
-    )?;
-    let out = ours("tokenctl")
-        .args(["create", "--name", "bench", "--scope", "read"])
-        .output()?;
-    let token = String::from_utf8(check(out)?.stdout)?.trim().to_owned();
+    let Setup {
+        bin,
+        scratch,
+        home,
+        token,
+        _cleanup,
+    } = setup(root, "server")?;
+    let bin = |name: &str| bin.join(name);
     // An attacker's guess: the right id, a wrong secret, a valid checksum (CRC32 is no
     // secret). This is the costly denial: the HMAC is computed before the refusal.
     let wrong = {
@@ -346,7 +317,68 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// What the server benchmarks start from: release binaries, a scratch directory (removed
+/// when this drops) with a keygate home holding a local-CA certificate, and a token.
+pub(super) struct Setup {
+    /// Where the release binaries are.
+    pub bin: PathBuf,
+    pub scratch: PathBuf,
+    pub home: PathBuf,
+    /// A valid token with the scope `read`.
+    pub token: String,
+    pub _cleanup: RemoveOnDrop,
+}
+
+/// Builds the release binaries and prepares a home in a fresh scratch directory named
+/// after the benchmark.
+pub(super) fn setup(root: &Path, name: &str) -> Result<Setup> {
+    crate::run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "keygate",
+            "-p",
+            "certctl",
+            "-p",
+            "tokenctl",
+        ],
+    )?;
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let bin = target.join("release");
+    let scratch = std::env::temp_dir().join(format!("keygate-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let cleanup = RemoveOnDrop(scratch.clone());
+    let home = scratch.join("home");
+    std::fs::create_dir_all(&home)?;
+    let ours = |name: &str| {
+        let mut c = Command::new(bin.join(name));
+        c.env("KEYGATE_HOME", &home);
+        c
+    };
+    check(
+        ours("certctl")
+            .args(["ensure", "--method", "local-ca"])
+            .output()?,
+    )?;
+    let out = ours("tokenctl")
+        .args(["create", "--name", "bench", "--scope", "read"])
+        .output()?;
+    let token = String::from_utf8(check(out)?.stdout)?.trim().to_owned();
+    Ok(Setup {
+        bin,
+        scratch,
+        home,
+        token,
+        _cleanup: cleanup,
+    })
+}
+
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => 0.0,
@@ -492,10 +524,10 @@ fn cpu_model() -> String {
 
 /// A server under test, stopped when dropped (it is a [`Proc`]). Its CPU and memory include
 /// every descendant (nginx's workers).
-struct Server(Proc);
+pub(super) struct Server(Proc);
 
 impl Server {
-    fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Server> {
+    pub(super) fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Server> {
         let proc = Proc::start(name, cmd, log).with_context(|| format!("cannot start {name}"))?;
         Ok(Server(proc))
     }
@@ -534,7 +566,7 @@ impl Server {
     }
 
     /// Peak resident memory of every process, KiB.
-    fn rss_peak_kib(&mut self) -> u64 {
+    pub(super) fn rss_peak_kib(&mut self) -> u64 {
         self.pids()
             .iter()
             .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
@@ -547,7 +579,7 @@ impl Server {
     }
 }
 
-struct RemoveOnDrop(PathBuf);
+pub(super) struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -555,7 +587,7 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn wait_port(port: u16) -> Result<()> {
+pub(super) fn wait_port(port: u16) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -566,7 +598,7 @@ fn wait_port(port: u16) -> Result<()> {
     bail!("nothing listens on port {port}")
 }
 
-fn check(out: std::process::Output) -> Result<std::process::Output> {
+pub(super) fn check(out: std::process::Output) -> Result<std::process::Output> {
     if !out.status.success() {
         bail!("{}", String::from_utf8_lossy(&out.stderr));
     }
