@@ -304,21 +304,56 @@ impl LoadedStore {
     ///
     /// Costs one `stat` when nothing changed. On error the last good store is kept.
     pub fn reload_if_changed(&mut self) -> Result<bool, FileError> {
-        let now = match std::fs::symlink_metadata(&self.paths.store) {
-            Ok(meta) => Some(Stamp::of(&meta)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(FileError::Read {
-                    path: self.paths.store.clone(),
-                    source,
-                });
-            }
-        };
-        if now == self.stamp {
+        if self.current_stamp()? == self.stamp {
             return Ok(false);
         }
         self.reload()?;
         Ok(true)
+    }
+
+    /// The store as it is on disk now, as a new handle, when the file changed since this one
+    /// was read (`Ok(None)` when it did not), leaving this one untouched: the server builds
+    /// the next table off the serving path while requests go on being verified against this
+    /// one, then swaps. The rules of [`LoadedStore::reload`] apply (a store that was read and
+    /// is gone is an error). `buf` is the caller's read buffer, kept between reloads so that
+    /// reading a large store reuses memory already mapped.
+    pub fn next(&self, buf: &mut Vec<u8>) -> Result<Option<LoadedStore>, FileError> {
+        if self.current_stamp()? == self.stamp {
+            return Ok(None);
+        }
+        let mut next = LoadedStore {
+            paths: self.paths.clone(),
+            prefix: self.prefix.clone(),
+            store: Store::new(self.prefix.clone()),
+            pepper: None,
+            stamp: self.stamp,
+            buf: std::mem::take(buf),
+            exposed: Vec::new(),
+        };
+        let read = next.reload();
+        *buf = std::mem::take(&mut next.buf);
+        read.map(|()| Some(next))
+    }
+
+    /// How many entries the store holds.
+    pub fn len(&self) -> usize {
+        self.store.list().len()
+    }
+
+    /// Whether the store holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn current_stamp(&self) -> Result<Option<Stamp>, FileError> {
+        match std::fs::symlink_metadata(&self.paths.store) {
+            Ok(meta) => Ok(Some(Stamp::of(&meta))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(FileError::Read {
+                path: self.paths.store.clone(),
+                source,
+            }),
+        }
     }
 
     /// Reads the store and its pepper unconditionally. Nothing changes on error: the last

@@ -52,7 +52,9 @@ use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use kg_tokens::{Exposed, FileError, LoadedStore, Prefix, Reason, StorePaths, TokenInfo};
 use rustix::fs::inotify;
@@ -65,7 +67,44 @@ use kg_http::metrics::{Metrics, Reload};
 
 /// The store, and how to notice that it changed.
 pub struct Tokens {
+    shared: Arc<Shared>,
+}
+
+/// What requests and the builder of the next table share.
+struct Shared {
     inner: RwLock<Inner>,
+    /// A build is wanted or running (mirrors `build.running || build.pending`): a request
+    /// that sees it looks at the build, since under the watch the store stops looking
+    /// stale as soon as the builder has taken in the events, before the new table is in.
+    building: AtomicBool,
+    build: Mutex<Build>,
+    /// Wakes the builder.
+    wake: Condvar,
+    /// Notified when a build ends.
+    built: Condvar,
+    /// The builder's read buffer, kept between builds.
+    buf: Mutex<Vec<u8>>,
+    /// Held by a test to keep the builder from building (a build that takes long).
+    #[cfg(test)]
+    hold: Mutex<()>,
+}
+
+/// The builder's state.
+struct Build {
+    /// A build is running (or about to start).
+    running: bool,
+    /// Another build is wanted once the running one ends: a request came during it.
+    pending: bool,
+    /// Builds finished so far.
+    finished: u64,
+    /// When the running build was asked for.
+    since: Instant,
+    /// Where the builder counts reloads (the first asker's registry).
+    metrics: Option<Arc<Metrics>>,
+    /// The builder thread was started.
+    spawned: bool,
+    /// The `Tokens` was dropped: the builder ends.
+    stop: bool,
 }
 
 struct Inner {
@@ -310,10 +349,27 @@ impl Tokens {
         // The probe was opened first: if the file was replaced in between, this sees it.
         loaded.reload_if_changed()?;
         Ok(Tokens {
-            inner: RwLock::new(Inner {
-                loaded,
-                probe,
-                watch,
+            shared: Arc::new(Shared {
+                inner: RwLock::new(Inner {
+                    loaded,
+                    probe,
+                    watch,
+                }),
+                building: AtomicBool::new(false),
+                build: Mutex::new(Build {
+                    running: false,
+                    pending: false,
+                    finished: 0,
+                    since: Instant::now(),
+                    metrics: None,
+                    spawned: false,
+                    stop: false,
+                }),
+                wake: Condvar::new(),
+                built: Condvar::new(),
+                buf: Mutex::new(Vec::new()),
+                #[cfg(test)]
+                hold: Mutex::new(()),
             }),
         })
     }
@@ -323,7 +379,7 @@ impl Tokens {
         &self,
         token: &str,
         now: OffsetDateTime,
-        metrics: &Metrics,
+        metrics: &Arc<Metrics>,
         f: impl FnOnce(Verdict<'_>) -> R,
     ) -> R {
         let inner = self.fresh(metrics);
@@ -340,7 +396,7 @@ impl Tokens {
         &self,
         id: &str,
         now: OffsetDateTime,
-        metrics: &Metrics,
+        metrics: &Arc<Metrics>,
         f: impl FnOnce(Verdict<'_>) -> R,
     ) -> R {
         let inner = self.fresh(metrics);
@@ -360,78 +416,41 @@ impl Tokens {
 
     /// The store, read-locked, after picking up any change to it: the check and the
     /// verification that follows share one read lock when nothing changed (the usual case).
-    fn fresh(&self, metrics: &Metrics) -> RwLockReadGuard<'_, Inner> {
-        {
-            let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-            if !inner.stale() {
+    ///
+    /// When the store changed, the next table is built on the builder thread, off the
+    /// serving path, while this lock stays free for everyone (at 100,000 tokens a build
+    /// takes tens of milliseconds, and building under the write lock stalled every request
+    /// that long: issue 14, item 6). A request that finds the store changed waits for the
+    /// build, so that a change made before it was sent applies to it, as long as the table
+    /// it would wait for is small ([`WAIT_BELOW`] entries: a build of a few milliseconds).
+    /// With a larger one it waits at most [`MAX_WAIT`] from the moment the build was asked
+    /// for, and is then answered from the previous table: no request waits longer, and the
+    /// change applies once its table is in.
+    fn fresh(&self, metrics: &Arc<Metrics>) -> RwLockReadGuard<'_, Inner> {
+        let small = {
+            let inner = self.read();
+            if !self.shared.building.load(Ordering::Acquire) && !inner.stale() {
                 return inner;
             }
-        }
-        self.reload(metrics);
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+            inner.loaded.len() < WAIT_BELOW
+        };
+        self.shared.await_build(metrics, small);
+        self.read()
     }
 
-    /// Re-reads the store under the write lock, if it is still stale then.
-    fn reload(&self, metrics: &Metrics) {
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        // Another request may have refreshed while this one waited for the lock.
-        if !inner.stale() {
-            return;
-        }
-        // Take in the events before reading: one queued after this marks the watch again.
-        if let Some(w) = &inner.watch
-            && let Err(why) = w.drain()
-        {
-            log::info(
-                "tokens_watch_stopped",
-                &[
-                    ("reason", why),
-                    ("checking", "the store file on every request"),
-                ],
-            );
-            inner.watch = None;
-        }
-        // Open the probe before reading, so that a change after the read is seen next time
-        // (also under the watch: the probe takes over from the state it was left in).
-        let probe = Probe::open(inner.loaded.paths());
-        match inner.loaded.reload_if_changed() {
-            Ok(changed) => {
-                if changed {
-                    metrics.reload(Reload::Tokens, true);
-                    log::info(
-                        "tokens_reloaded",
-                        &[("active", &inner.loaded.store().list().len().to_string())],
-                    );
-                    warn_exposed(inner.loaded.exposed());
-                }
-                inner.probe = probe;
-            }
-            Err(e) => {
-                metrics.reload(Reload::Tokens, false);
-                log::error(
-                    "tokens_reload_failed",
-                    &[
-                        ("error", &e.to_string()),
-                        ("keeping", "the last good token store"),
-                    ],
-                );
-                // Wait for the next change before trying (and logging) again.
-                inner.probe = probe;
-            }
-        }
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.shared.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The store and pepper files, as last read, whose mode lets the group or others at
     /// them (for `check`, which fails on them, and for the server's warning at start).
     pub fn exposed(&self) -> Vec<Exposed> {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner.loaded.exposed().to_vec()
+        self.read().loaded.exposed().to_vec()
     }
 
     /// How many entries the store holds (for `check`).
     pub fn len(&self) -> usize {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner.loaded.store().list().len()
+        self.read().loaded.len()
     }
 
     /// Whether the store is empty.
@@ -442,8 +461,182 @@ impl Tokens {
     /// Whether changes are noticed through the watch (else through the probe).
     #[cfg(test)]
     fn watching(&self) -> bool {
-        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner.watch.is_some()
+        self.read().watch.is_some()
+    }
+}
+
+impl Drop for Tokens {
+    fn drop(&mut self) {
+        self.shared.lock_build().stop = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+/// Below this many entries, a request that finds the store changed waits for the new table
+/// however long it takes (a few milliseconds), so a change always applies to the next
+/// request; the tests and most stores live here.
+const WAIT_BELOW: usize = 10_000;
+/// How long a request waits for a larger table, from the moment its build was asked for.
+const MAX_WAIT: Duration = Duration::from_millis(10);
+
+impl Shared {
+    fn lock_build(&self) -> MutexGuard<'_, Build> {
+        self.build.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn buf(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.buf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a build (one more if one is running: it may have started before the change
+    /// this request saw) and waits for it as [`Tokens::fresh`] says.
+    fn await_build(self: &Arc<Self>, metrics: &Arc<Metrics>, small: bool) {
+        let mut b = self.lock_build();
+        if b.stop {
+            return;
+        }
+        let target = if b.running {
+            b.pending = true;
+            b.finished + 2
+        } else {
+            b.running = true;
+            b.since = Instant::now();
+            b.finished + 1
+        };
+        if b.metrics.is_none() {
+            b.metrics = Some(Arc::clone(metrics));
+        }
+        self.building.store(true, Ordering::Release);
+        if !b.spawned {
+            let shared = Arc::clone(self);
+            let started = std::thread::Builder::new()
+                .name("kg-tokens-build".into())
+                .spawn(move || shared.builder());
+            match started {
+                Ok(_) => b.spawned = true,
+                Err(e) => {
+                    // No thread: build here, on the serving path, as before.
+                    log::error("tokens_builder_unavailable", &[("error", &e.to_string())]);
+                    drop(b);
+                    self.build_once();
+                    let mut b = self.lock_build();
+                    b.finished += 1;
+                    b.running = false;
+                    b.pending = false;
+                    self.building.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        self.wake.notify_one();
+        while b.finished < target && !b.stop {
+            if small {
+                b = self.built.wait(b).unwrap_or_else(|e| e.into_inner());
+            } else {
+                let left = (b.since + MAX_WAIT).saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                b = self
+                    .built
+                    .wait_timeout(b, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+    }
+
+    /// The builder thread: builds whenever asked, until the `Tokens` is dropped.
+    fn builder(self: Arc<Self>) {
+        loop {
+            {
+                let mut b = self.lock_build();
+                while !b.running && !b.stop {
+                    b = self.wake.wait(b).unwrap_or_else(|e| e.into_inner());
+                }
+                if b.stop {
+                    return;
+                }
+                b.pending = false;
+            }
+            self.build_once();
+            let mut b = self.lock_build();
+            b.finished += 1;
+            if b.pending {
+                b.since = Instant::now();
+            } else {
+                b.running = false;
+                self.building.store(false, Ordering::Release);
+            }
+            drop(b);
+            self.built.notify_all();
+        }
+    }
+
+    /// Builds the next table while requests go on reading the current one, then swaps it
+    /// in under the write lock (a pointer's worth of work); the old table is freed after,
+    /// here, outside every lock.
+    fn build_once(&self) {
+        #[cfg(test)]
+        let _held = self.hold.lock().unwrap_or_else(|e| e.into_inner());
+        let metrics = self.lock_build().metrics.clone();
+        let mut buf = std::mem::take(&mut *self.buf());
+        // Take in the events before reading: one queued after this marks the watch again.
+        // Open the probe before reading, so that a change after the read is seen next time
+        // (also under the watch: the probe takes over from the state it was left in).
+        let (watch_lost, probe, next) = {
+            let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            let watch_lost = inner.watch.as_ref().and_then(|w| w.drain().err());
+            let probe = Probe::open(inner.loaded.paths());
+            (watch_lost, probe, inner.loaded.next(&mut buf))
+        };
+        *self.buf() = buf;
+        let mut old = None;
+        let mut loaded = None;
+        {
+            let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            if watch_lost.is_some() {
+                inner.watch = None;
+            }
+            inner.probe = probe;
+            match next {
+                Ok(Some(next)) => {
+                    loaded = Some((next.len(), next.exposed().to_vec()));
+                    old = Some(std::mem::replace(&mut inner.loaded, next));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if let Some(m) = &metrics {
+                        m.reload(Reload::Tokens, false);
+                    }
+                    // Wait for the next change before trying (and logging) again.
+                    log::error(
+                        "tokens_reload_failed",
+                        &[
+                            ("error", &e.to_string()),
+                            ("keeping", "the last good token store"),
+                        ],
+                    );
+                }
+            }
+        }
+        if let Some(why) = watch_lost {
+            log::info(
+                "tokens_watch_stopped",
+                &[
+                    ("reason", why),
+                    ("checking", "the store file on every request"),
+                ],
+            );
+        }
+        if let Some((active, exposed)) = loaded {
+            if let Some(m) = &metrics {
+                m.reload(Reload::Tokens, true);
+            }
+            log::info("tokens_reloaded", &[("active", &active.to_string())]);
+            warn_exposed(&exposed);
+        }
+        drop(old);
     }
 }
 
@@ -541,7 +734,7 @@ mod tests {
         }
     }
 
-    fn check(tokens: &Tokens, token: &str, metrics: &Metrics) -> Result<(), Reason> {
+    fn check(tokens: &Tokens, token: &str, metrics: &Arc<Metrics>) -> Result<(), Reason> {
         tokens.verify(token, OffsetDateTime::now_utc(), metrics, |v| match v {
             Verdict::Valid(_) => Ok(()),
             Verdict::Invalid(reason) => Err(reason),
@@ -549,7 +742,7 @@ mod tests {
     }
 
     fn verdict(tokens: &Tokens, token: &str) -> Result<(), Reason> {
-        check(tokens, token, &Metrics::default())
+        check(tokens, token, &Arc::default())
     }
 
     /// Lets the reactor take in what the kernel queued, as it does between two requests.
@@ -586,7 +779,7 @@ mod tests {
         let f = Fixture::new();
         let (id, token) = f.issue("alice");
         let tokens = f.load();
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
         std::fs::remove_file(&f.paths.store).unwrap();
         turn().await;
         assert_eq!(check(&tokens, &token, &metrics), Ok(()));
@@ -622,12 +815,12 @@ mod tests {
         turn().await;
         assert_eq!(verdict(&tokens, &token), Err(Reason::Revoked));
         // Read, not just noticed: the next check finds nothing new.
-        assert!(!tokens.inner.read().unwrap().stale());
+        assert!(!tokens.read().stale());
         // check_id goes the same way.
         let (bob, _) = f.issue("bob");
         f.revoke(&bob);
         turn().await;
-        let standing = tokens.check_id(&bob, OffsetDateTime::now_utc(), &Metrics::default(), |v| {
+        let standing = tokens.check_id(&bob, OffsetDateTime::now_utc(), &Arc::default(), |v| {
             matches!(v, Verdict::Invalid(Reason::Revoked))
         });
         assert!(standing);
@@ -769,7 +962,7 @@ mod tests {
         let (id, token) = f.issue("alice");
         let tokens = f.load();
         assert!(tokens.watching());
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
         let failed = |m: &Metrics| {
             m.render()
                 .contains("keygate_reloads_total{what=\"tokens\",result=\"error\"} 1\n")
@@ -790,17 +983,73 @@ mod tests {
         assert!(tokens.watching());
     }
 
+    /// Issue 14, item 6: at 100,000 tokens a reload built the next table under the write
+    /// lock, stalling every request (p99 65 ms). With more than [`WAIT_BELOW`] entries, a
+    /// build that takes long (held here) no longer holds requests up: they are answered from
+    /// the previous table within [`MAX_WAIT`], and the change applies once its table is in.
+    #[test]
+    fn a_slow_build_of_a_large_store_holds_no_request_up() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        {
+            let mut txn = f.paths.begin(Wait::No, &Prefix::default()).unwrap();
+            let (store, pepper) = txn.parts();
+            for i in 0..WAIT_BELOW {
+                let now = OffsetDateTime::now_utc();
+                store
+                    .create(pepper, &format!("t{i}"), vec![], None, now)
+                    .unwrap();
+            }
+            assert!(txn.commit().unwrap());
+        }
+        let tokens = f.load();
+        assert!(tokens.len() > WAIT_BELOW);
+        let held = tokens.shared.hold.lock().unwrap();
+        f.revoke(&id);
+        let asked = Instant::now();
+        assert_eq!(verdict(&tokens, &token), Ok(()));
+        let waited = asked.elapsed();
+        // Generous against a loaded machine; the build it would wait for never ends.
+        assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while verdict(&tokens, &token).is_ok() {
+            assert!(Instant::now() < deadline, "the revocation never applied");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(verdict(&tokens, &token), Err(Reason::Revoked));
+    }
+
+    /// A small store (most of them, and every test's) keeps the stronger promise: a request
+    /// that finds the store changed waits for the new table, however long the build takes.
+    #[test]
+    fn a_request_to_a_small_store_waits_for_its_change() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        let tokens = Arc::new(f.load());
+        let held = tokens.shared.hold.lock().unwrap();
+        f.revoke(&id);
+        let asking = {
+            let (tokens, token) = (Arc::clone(&tokens), token.clone());
+            std::thread::spawn(move || verdict(&tokens, &token))
+        };
+        std::thread::sleep(MAX_WAIT * 5);
+        assert!(!asking.is_finished(), "answered before the new table was in");
+        drop(held);
+        assert_eq!(asking.join().unwrap(), Err(Reason::Revoked));
+    }
+
     #[tokio::test]
     async fn a_change_to_another_file_in_the_directory_reads_nothing() {
         let f = Fixture::new();
         let (_, token) = f.issue("alice");
         let tokens = f.load();
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
         std::fs::write(f.root.join("state/audit.log"), "x").unwrap();
         turn().await;
-        assert!(tokens.inner.read().unwrap().stale());
+        assert!(tokens.read().stale());
         assert_eq!(check(&tokens, &token, &metrics), Ok(()));
-        assert!(!tokens.inner.read().unwrap().stale());
+        assert!(!tokens.read().stale());
         assert!(
             metrics
                 .render()
