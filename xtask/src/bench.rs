@@ -9,12 +9,13 @@ use anyhow::{Context, Result, bail};
 
 mod flood;
 mod issue;
+mod reload;
 mod renew;
 mod server;
 mod tokens;
 
 /// The benchmarks that exist; later issues add theirs.
-pub(crate) const NAMES: &[&str] = &["issue", "renew", "tokens", "server", "flood"];
+pub(crate) const NAMES: &[&str] = &["issue", "renew", "tokens", "server", "flood", "reload"];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let names: Vec<&str> = match args.first().map(String::as_str) {
@@ -28,6 +29,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             "renew" => renew::run(root)?,
             "tokens" => tokens::run(root)?,
             "flood" => flood::run(root)?,
+            "reload" => reload::run(root)?,
             other => bail!(
                 "unknown benchmark '{other}'; available: {}",
                 NAMES.join(", ")

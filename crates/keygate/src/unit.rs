@@ -51,6 +51,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &UnitArgs) -> Result<ExitStatus, Cl
             kg_cli::quote_if_needed(&format!("KEYGATE_HOME={h}"))
         ));
     }
+    // glibc raises its mmap threshold each time a large block is freed, after which the
+    // megabyte-sized arrays of each token-store reload stay in the heap, fragmented: at
+    // 100,000 tokens resident memory settles near 330 MB instead of 92 (BENCHMARKS.md,
+    // `reload`). A fixed threshold keeps them in mappings returned on free.
+    service.push_str("Environment=MALLOC_MMAP_THRESHOLD_=1048576\n");
     let exec: Vec<String> = std::iter::once(exe.display().to_string())
         .chain(std::iter::once("serve".to_owned()))
         .chain(serve_flags)

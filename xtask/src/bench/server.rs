@@ -388,7 +388,7 @@ pub(super) fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// A wrk latency such as `192.00us`, `3.07ms` or `1.20s`, in microseconds.
-fn micros(text: &str) -> f64 {
+pub(super) fn micros(text: &str) -> f64 {
     let (number, scale) = if let Some(n) = text.strip_suffix("us") {
         (n, 1.0)
     } else if let Some(n) = text.strip_suffix("ms") {
@@ -533,7 +533,7 @@ impl Server {
     }
 
     /// The process and its descendants (taskset execs, so the child's pid is the server's).
-    fn pids(&self) -> Vec<u32> {
+    pub(super) fn pids(&self) -> Vec<u32> {
         let mut all = vec![self.0.child.id()];
         let mut i = 0;
         while i < all.len() {
@@ -565,14 +565,24 @@ impl Server {
             .sum()
     }
 
+    /// Resident memory of every process now, KiB.
+    pub(super) fn rss_kib(&mut self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
     /// Peak resident memory of every process, KiB.
     pub(super) fn rss_peak_kib(&mut self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// A `/proc/PID/status` field in kB, summed over every process.
+    fn status_kib(&self, key: &str) -> u64 {
         self.pids()
             .iter()
             .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
             .filter_map(|s| {
                 s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .find_map(|l| l.strip_prefix(key))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             })
             .sum()
