@@ -84,7 +84,7 @@ fn config_explain_shows_each_value_and_its_source() {
         run.code(0);
         let rows = run.json();
         for (key, value, source) in &cases {
-            let row = rows
+            let row = rows["settings"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -260,7 +260,7 @@ fn the_test_clock_is_visible_in_config_explain() {
     let mut env = Env::new();
     env.set("KEYGATE_TEST_NOW", "2030-01-01T00:00:00Z");
     let rows = env.run("certctl", &["config", "explain", "--json"]).json();
-    let row = rows
+    let row = rows["settings"]
         .as_array()
         .unwrap()
         .iter()

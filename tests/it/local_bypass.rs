@@ -160,7 +160,7 @@ fn the_users_own_requests_pass_and_the_app_is_told_who_it_is() {
     }
     let start = kg.output();
     assert!(
-        start.contains("\"local_bypass\":\"on\"") && start.contains("\"local_user\":\"nobody\""),
+        start.contains("\"local_bypass\":true") && start.contains("\"local_user\":\"nobody\""),
         "{start}"
     );
 }
@@ -268,7 +268,7 @@ fn as_root_the_bypass_grants_nothing_unless_the_danger_setting_says_so() {
         log.contains("\"event\":\"local_bypass_off_as_root\""),
         "{log}"
     );
-    assert!(log.contains("\"local_bypass\":\"off\""), "{log}");
+    assert!(log.contains("\"local_bypass\":false"), "{log}");
     drop(kg);
     let check = env.run(
         "keygate",

@@ -9,6 +9,8 @@ mod browser;
 mod certs;
 // Conventions of every binary: exit codes, config resolution and explain, secrets, pipes.
 mod cli;
+// Issue 14 item 13: every --json document against its schema and snapshot; log and audit lines.
+mod json;
 // The localhost bypass: only keygate's own user, as the kernel names it; relays are not local.
 mod local_bypass;
 // Secret modes: reading never changes a secret; exposure is reported, doctor --fix narrows.

@@ -113,7 +113,9 @@ fn serve_as_another_user_serves_root_owned_0644_secrets_with_a_warning() {
         let warnings: Vec<serde_json::Value> = out
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["event"] == "secret_exposed" && v["file"] == file.to_str().unwrap())
+            .filter(|v| {
+                v["event"] == "secret_exposed" && v["secret_file"] == file.to_str().unwrap()
+            })
             .collect();
         assert_eq!(
             warnings.len(),
@@ -164,7 +166,7 @@ fn serve_warns_about_a_0644_key_and_leaves_it() {
         .filter(|v| v["event"] == "secret_exposed")
         .collect();
     assert_eq!(warnings.len(), 1, "{out}");
-    assert_eq!(warnings[0]["file"], key.to_str().unwrap());
+    assert_eq!(warnings[0]["secret_file"], key.to_str().unwrap());
     assert_eq!(warnings[0]["mode"], "0644");
     assert_eq!(stat_mode(&key), "644");
 }

@@ -428,13 +428,12 @@ fn a_truncated_cert_is_renewed_and_nothing_else_is_touched() {
 
     let status = env.run("certctl", &["status", "--json"]);
     status.code(1);
-    let broken = status
-        .json()
+    let broken = status.json()["certificates"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["id"] == "default")
-        .unwrap()["broken"]
+        .unwrap()["reason"]
         .clone();
     assert!(
         broken
@@ -528,7 +527,7 @@ fn a_renewal_keeps_the_ca_that_issued_the_certificate() {
     );
     assert_eq!(generation(&env, "default"), before);
     let status = env.run("certctl", &["status", "--json"]);
-    assert_eq!(status.json()[0]["method"], "mkcert");
+    assert_eq!(status.json()["certificates"][0]["method"], "mkcert");
 
     // The job schedule prints carries the CAROOT, and in that environment renewal works
     // with mkcert's CA.

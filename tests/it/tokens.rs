@@ -93,7 +93,7 @@ fn twenty_concurrent_creates_all_land() {
     let list = env.run("tokenctl", &["list", "--json"]);
     list.code(0);
     let rows = list.json();
-    let mut names: Vec<&str> = rows
+    let mut names: Vec<&str> = rows["tokens"]
         .as_array()
         .unwrap()
         .iter()
@@ -128,8 +128,8 @@ fn expiry_follows_the_clock() {
         run.stderr
     );
     let list = at(&env, "2026-11-01T13:00:00Z", &["list", "--json"]).json();
-    assert_eq!(list[0]["status"], "expired");
-    assert_eq!(list[0]["expires"], "2026-11-01T13:00:00Z");
+    assert_eq!(list["tokens"][0]["state"], "expired");
+    assert_eq!(list["tokens"][0]["expires_at"], "2026-11-01T13:00:00Z");
     // An expiry that is not in the future is bad input.
     at(&env, T0, &["create", "--name", "x", "--expires", "0"]).code(2);
     // So is one past the calendar's end, which panicked (exit 101; issue 14, item 7), and
@@ -146,8 +146,7 @@ fn expiry_follows_the_clock() {
         "{}",
         run.stderr
     );
-    let names: Vec<_> = at(&env, T0, &["list", "--json"])
-        .json()
+    let names: Vec<_> = at(&env, T0, &["list", "--json"]).json()["tokens"]
         .as_array()
         .unwrap()
         .iter()
@@ -170,13 +169,13 @@ fn rotate_with_grace_keeps_the_old_token_until_the_end() {
     let new = report["token"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     assert_eq!(report["old_id"], &old[3..15]);
-    assert_eq!(report["old_valid_until"], "2026-11-01T14:00:00Z");
+    assert_eq!(report["old_retires_at"], "2026-11-01T14:00:00Z");
     assert_eq!(report["scopes"], serde_json::json!(["read"]));
 
     // Before the end of the grace period both work; the old one reports its end.
     let run = verify_stdin(&env, "2026-11-01T13:59:59Z", &old, &["--json"]);
     run.code(0);
-    assert_eq!(run.json()["expires"], "2026-11-01T14:00:00Z");
+    assert_eq!(run.json()["expires_at"], "2026-11-01T14:00:00Z");
     verify(&env, "2026-11-01T13:59:59Z", &new).code(0);
     // After it, only the new one.
     let run = verify(&env, "2026-11-01T14:00:00Z", &old);
@@ -191,7 +190,7 @@ fn rotate_with_grace_keeps_the_old_token_until_the_end() {
     )
     .unwrap();
     let report = at(&env, T0, &["rotate", "--name", "svc", "--json"]).json();
-    assert_eq!(report["old_valid_until"], "2026-11-01T12:10:00Z");
+    assert_eq!(report["old_retires_at"], "2026-11-01T12:10:00Z");
 }
 
 #[test]
@@ -232,12 +231,12 @@ fn revoke_by_id_and_by_name() {
     // Again: nothing to do, still success.
     let run = at(&env, T0, &["revoke", &a[3..15], "--json"]);
     run.code(0);
-    assert_eq!(run.json()["revoked"], 0);
+    assert_eq!(run.json()["revoked_count"], 0);
 
     // By name: the active and the retiring token both go at once.
     let run = at(&env, T0, &["revoke", "--name", "b", "--json"]);
     run.code(0);
-    assert_eq!(run.json()["revoked"], 2);
+    assert_eq!(run.json()["revoked_count"], 2);
     verify(&env, T0, &b1).code(1);
     verify(&env, T0, &b2).code(1);
 
@@ -266,10 +265,9 @@ fn prune_removes_only_entries_past_retention() {
     let later = "2026-12-06T12:00:00Z";
     let run = at(&env, later, &["prune", "--json"]);
     run.code(0);
-    assert_eq!(run.json()["removed"], 2);
-    assert_eq!(run.json()["remaining"], 2);
-    let names: Vec<String> = at(&env, later, &["list", "--json"])
-        .json()
+    assert_eq!(run.json()["removed_count"], 2);
+    assert_eq!(run.json()["remaining_count"], 2);
+    let names: Vec<String> = at(&env, later, &["list", "--json"]).json()["tokens"]
         .as_array()
         .unwrap()
         .iter()
@@ -309,8 +307,7 @@ fn ensure_is_idempotent_and_rotate_updates_its_file_atomically() {
     assert!(again.stderr.is_empty(), "{}", again.stderr);
     assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
     assert_eq!(
-        at(&env, T0, &["list", "--json"])
-            .json()
+        at(&env, T0, &["list", "--json"]).json()["tokens"]
             .as_array()
             .unwrap()
             .len(),
@@ -391,7 +388,7 @@ fn concurrent_changes_queue_for_the_lock_by_default() {
         );
     }
     let list = at(&env, T0, &["list", "--json"]).json();
-    assert_eq!(list.as_array().unwrap().len(), 21);
+    assert_eq!(list["tokens"].as_array().unwrap().len(), 21);
 }
 
 #[test]
@@ -965,8 +962,9 @@ fn every_reporting_command_speaks_json() {
             .unwrap()
             .ends_with("client/default.token")
     );
-    assert!(
-        rotate.get("token").is_none(),
+    assert_eq!(
+        rotate["token"],
+        serde_json::Value::Null,
         "written to the client file, not shown"
     );
 }

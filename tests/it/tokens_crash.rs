@@ -28,7 +28,7 @@ fn a_killed_ensure_converges_when_rerun() {
         // The client file is written before the store, so the store never knew a token
         // whose file was lost: the rerun repaired nothing, and there is one entry in all.
         let entries = at(&env, T0, &["list", "--json"]).json();
-        if rerun.stderr.contains("repaired") || entries.as_array().unwrap().len() != 1 {
+        if rerun.stderr.contains("repaired") || entries["tokens"].as_array().unwrap().len() != 1 {
             failures.push(format!("kill {i}: a token was lost: {}", rerun.stderr));
         }
         // Nor is a killed run's temporary file (a token) left beside the client file.
@@ -100,7 +100,7 @@ fn a_killed_create_with_output_never_keeps_an_entry_without_its_file() {
         ];
         kill_after(&env, &create, span * i / KILLS);
         let list = at(&env, T0, &["list", "--json"]).json();
-        let entry = list
+        let entry = list["tokens"]
             .as_array()
             .unwrap()
             .iter()
@@ -283,23 +283,24 @@ fn converged(env: &Env, rerun: &Run) -> Result<(), String> {
 
 fn active_ids(env: &Env) -> Vec<String> {
     let list = at(env, T0, &["list", "--json"]).json();
-    list.as_array()
+    list["tokens"]
+        .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["name"] == "default" && e["status"] == "active")
+        .filter(|e| e["name"] == "default" && e["state"] == "active")
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect()
 }
 
 fn status_of(env: &Env, id: &str) -> String {
     let list = at(env, T0, &["list", "--json"]).json();
-    let entry = list
+    let entry = list["tokens"]
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["id"] == id)
         .unwrap_or_else(|| panic!("no entry {id}"));
-    entry["status"].as_str().unwrap().to_owned()
+    entry["state"].as_str().unwrap().to_owned()
 }
 
 /// The id of the token in the token file at `path`, as `verify` reports it.

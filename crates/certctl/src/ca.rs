@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, absolute, out, out_doc};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum CaCommand {
@@ -83,7 +83,10 @@ pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, Cl
             let pem = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::failure(format!("cannot read '{}': {e}", file.display())))?;
             if args.json {
-                out_json(&serde_json::json!({ "file": file, "pem": pem }))?;
+                out_doc(
+                    "certctl.ca.export/1",
+                    &serde_json::json!({ "ca_file": absolute(&file), "pem": pem }),
+                )?;
             } else {
                 // Through `out`, like everything else: a closed pipe is not an error.
                 out(pem.trim_end())?;
@@ -98,8 +101,14 @@ pub(crate) fn run(global: &GlobalArgs, cmd: &CaCommand) -> Result<ExitStatus, Cl
                     CliError::failure(format!("cannot read CA '{}': {e}", file.display()))
                 })?;
             if args.json {
-                out_json(
-                    &serde_json::json!({ "file": file, "ca": report.leaf, "days_left": report.days_left }),
+                let secs = (report.leaf.not_after - kg_cli::now(&ctx.config)?).whole_seconds();
+                out_doc(
+                    "certctl.ca.show/1",
+                    &serde_json::json!({
+                        "ca_file": absolute(&file),
+                        "ca": report.leaf,
+                        "expires_in_secs": secs,
+                    }),
                 )?;
             } else {
                 out(format!("{}", file.display()))?;
@@ -125,8 +134,15 @@ pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus,
     if ca.method.as_deref() == Some("tailscale") {
         let note = "the certificate is from Let's Encrypt (through tailscale), which every system already trusts: nothing to install";
         if args.json {
-            out_json(
-                &serde_json::json!({ "ca_file": file, "method": ca.method, "systems": [], "note": note }),
+            out_doc(
+                "certctl.trust/1",
+                &serde_json::json!({
+                    "ca_file": absolute(&file),
+                    "method": ca.method,
+                    "mkcert_install": null,
+                    "systems": [],
+                    "note": note,
+                }),
             )?;
         } else {
             out(format!("# {note}"))?;
@@ -194,12 +210,16 @@ pub(crate) fn trust(global: &GlobalArgs, args: &TrustArgs) -> Result<ExitStatus,
             .iter()
             .map(|(system, commands)| serde_json::json!({ "system": system, "commands": commands }))
             .collect();
-        out_json(&serde_json::json!({
-            "ca_file": file,
-            "method": ca.method,
-            "mkcert_install": install,
-            "systems": list
-        }))?;
+        out_doc(
+            "certctl.trust/1",
+            &serde_json::json!({
+                "ca_file": absolute(&file),
+                "method": ca.method,
+                "mkcert_install": install,
+                "systems": list,
+                "note": null,
+            }),
+        )?;
         return Ok(ExitStatus::Success);
     }
     if let Some(install) = &install {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use kg_cascade::{Action, Method, Outcome, Request};
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json, summary};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_doc, summary};
 use kg_fs::lock::Wait;
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +73,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args, force: bool) -> Result<ExitS
     };
     let outcome = kg_cascade::provision(&ctx.locations, &req).map_err(crate::cli_error)?;
     if args.json {
-        out_json(&outcome)?;
+        let schema = if force {
+            "certctl.issue/1"
+        } else {
+            "certctl.ensure/1"
+        };
+        out_doc(schema, &outcome)?;
     } else {
         print_text(&outcome, req.method)?;
     }

@@ -1,7 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json, untrusted};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, Item, Verdict, out, out_doc, untrusted};
 use kg_pki::{Report, SecretPem};
 
 #[derive(Debug, clap::Args)]
@@ -69,7 +69,16 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
         }
     })?;
     if args.json {
-        out_json(&serde_json::json!({ "source": source, "report": report }))?;
+        out_doc(
+            "certctl.inspect/1",
+            &serde_json::json!({
+                "source": source,
+                "leaf": report.leaf,
+                "expires_in_secs": (report.leaf.not_after - now).whole_seconds(),
+                "chain": report.chain,
+                "problems": problems(&report),
+            }),
+        )?;
     } else {
         print_text(&source, &report)?;
     }
@@ -78,6 +87,21 @@ pub(crate) fn run(global: &GlobalArgs, args: &Args) -> Result<ExitStatus, CliErr
     } else {
         ExitStatus::Failure
     })
+}
+
+/// The problems as findings, the one item shape of every list of checks: each is a failure
+/// (any problem makes inspect exit 1).
+fn problems(r: &Report) -> Vec<Item> {
+    r.problems
+        .iter()
+        .map(|p| Item {
+            check: p.code().to_owned(),
+            status: Verdict::Fail,
+            detail: p.to_string(),
+            hint: None,
+            fixed: None,
+        })
+        .collect()
 }
 
 fn looks_like_address(target: &str) -> bool {

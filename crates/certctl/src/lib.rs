@@ -71,7 +71,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Schedule(args) => schedule::run(&cli.global, args),
         Command::Ca(cmd) => ca::run(&cli.global, cmd),
         Command::Trust(args) => ca::trust(&cli.global, args),
-        Command::Config(cmd) => cmd.run(&cli.global),
+        Command::Config(cmd) => cmd.run("certctl", &cli.global),
     }
 }
 

@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use kg_cascade::renew::{CurrentCas, Policy, check, managed_ids};
-use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, out, out_json, summary, summary_note};
+use kg_cli::{
+    CliError, Context, ExitStatus, GlobalArgs, Item, Verdict, out, out_doc, summary, summary_note,
+};
 use kg_fs::lock::Wait;
 
 /// The longest random delay before renewing from a non-interactive run, as certbot and lego.
@@ -109,7 +111,10 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
                 .iter()
                 .map(|(id, why)| serde_json::json!({ "id": id, "reason": why }))
                 .collect();
-            out_json(&serde_json::json!({ "would_renew": list }))?;
+            out_doc(
+                "certctl.renew/1",
+                &serde_json::json!({ "dry_run": true, "would_renew": list }),
+            )?;
         } else {
             for (id, why) in &due {
                 out(format!("would renew '{id}': {why}"))?;
@@ -133,7 +138,15 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
     }
     if due.is_empty() {
         if args.json {
-            out_json(&serde_json::json!({ "renewed": [], "failed": [] }))?;
+            out_doc(
+                "certctl.renew/1",
+                &serde_json::json!({
+                    "dry_run": false,
+                    "renewed": [],
+                    "failed": [],
+                    "deploy_hook_failed": [],
+                }),
+            )?;
         }
         return Ok(ExitStatus::Success);
     }
@@ -209,7 +222,15 @@ pub(crate) fn renew(global: &GlobalArgs, args: &RenewArgs) -> Result<ExitStatus,
             .iter()
             .map(|(id, e)| serde_json::json!({ "id": id, "error": e }))
             .collect();
-        out_json(&serde_json::json!({ "renewed": renewed, "failed": f, "deploy_hook_failed": h }))?;
+        out_doc(
+            "certctl.renew/1",
+            &serde_json::json!({
+                "dry_run": false,
+                "renewed": renewed,
+                "failed": f,
+                "deploy_hook_failed": h,
+            }),
+        )?;
     }
     if failed.is_empty() && hook_failed.is_empty() {
         return Ok(ExitStatus::Success);
@@ -273,7 +294,10 @@ pub(crate) fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatu
         .collect();
     let bad = checks.iter().any(|c| c.due.is_some() || c.broken.is_some());
     if args.json {
-        out_json(&checks)?;
+        out_doc(
+            "certctl.status/1",
+            &serde_json::json!({ "ok": !bad, "certificates": checks }),
+        )?;
     } else if checks.is_empty() {
         out("no managed certificates; `certctl ensure` creates one")?;
     } else {
@@ -332,7 +356,28 @@ pub(crate) fn doctor(global: &GlobalArgs, args: &DoctorArgs) -> Result<ExitStatu
     let findings = kg_cascade::doctor::doctor(&ctx.locations, &policy, args.fix);
     let remaining = findings.iter().filter(|f| f.remains()).count();
     if args.json {
-        out_json(&serde_json::json!({ "findings": findings, "problems_remaining": remaining }))?;
+        let items: Vec<Item> = findings
+            .iter()
+            .map(|f| Item {
+                check: f.id.to_owned(),
+                status: if f.ok || f.fixed {
+                    Verdict::Ok
+                } else {
+                    Verdict::Fail
+                },
+                detail: format!("{}: {}", f.check, f.detail),
+                hint: None,
+                fixed: args.fix.then_some(f.fixed),
+            })
+            .collect();
+        out_doc(
+            "certctl.doctor/1",
+            &serde_json::json!({
+                "ok": remaining == 0,
+                "checks": items,
+                "problem_count": remaining,
+            }),
+        )?;
     } else {
         for f in &findings {
             let tag = if f.fixed {

@@ -53,6 +53,6 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Serve(args) => serve::serve(&cli.global, args),
         Command::Check(args) => serve::check(&cli.global, args),
         Command::Unit(args) => unit::run(&cli.global, args),
-        Command::Config(cmd) => cmd.run(&cli.global),
+        Command::Config(cmd) => cmd.run("keygate", &cli.global),
     }
 }

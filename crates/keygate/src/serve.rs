@@ -1,6 +1,6 @@
 //! `keygate serve` and `keygate check`: flags to settings, settings to the library.
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, out, out_json};
+use kg_cli::{CliError, ExitStatus, GlobalArgs, Verdict, out, out_doc};
 use kg_server::{ServeError, Settings, SettingsError};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -94,7 +94,8 @@ pub(crate) fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings,
             "danger_plain_http_non_loopback",
             &[(
                 "note",
-                "serving plain HTTP beyond loopback: bearer tokens cross the network in clear text",
+                "serving plain HTTP beyond loopback: bearer tokens cross the network in clear text"
+                    .into(),
             )],
         );
     }
@@ -104,11 +105,12 @@ pub(crate) fn settings(global: &GlobalArgs, f: &ServerFlags) -> Result<Settings,
         kg_server::warn(
             "test_clock",
             &[
-                ("now", t),
+                ("now", t.into()),
                 (
                     "note",
                     "test.now (KEYGATE_TEST_NOW) fixes the clock: tokens and certificates are \
-                     judged at this time, not the real one; unset it outside tests",
+                     judged at this time, not the real one; unset it outside tests"
+                        .into(),
                 ),
             ],
         );
@@ -137,7 +139,24 @@ pub(crate) fn check(global: &GlobalArgs, args: &CheckArgs) -> Result<ExitStatus,
     let items = kg_server::check(&settings, settings.clock.now());
     let failed = items.iter().filter(|i| !i.ok).count();
     if args.json {
-        out_json(&serde_json::json!({ "ok": failed == 0, "checks": items }))?;
+        let checks: Vec<kg_cli::Item> = items
+            .iter()
+            .map(|i| kg_cli::Item {
+                check: i.id.to_owned(),
+                status: match (i.ok, &i.hint) {
+                    (false, _) => Verdict::Fail,
+                    (true, Some(_)) => Verdict::Warn,
+                    (true, None) => Verdict::Ok,
+                },
+                detail: format!("{}: {}", i.what, i.detail),
+                hint: i.hint.clone(),
+                fixed: None,
+            })
+            .collect();
+        out_doc(
+            "keygate.check/1",
+            &serde_json::json!({ "ok": failed == 0, "checks": checks }),
+        )?;
     } else {
         for i in &items {
             let line = format!(

@@ -5,15 +5,17 @@ use std::path::{Path, PathBuf};
 
 use kg_config::Locations;
 use kg_fs::generation;
-use serde::Serialize;
 
 use crate::renew::{CurrentCas, Policy, check, managed_ids};
 use crate::{files, state};
 
 /// One thing doctor looked at.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Finding {
-    /// What was checked, e.g. `mode of /path/key.pem`.
+    /// A stable id of the kind of check (`dir_mode`, `secret_mode`, `cert_expiry`, ...):
+    /// what `--json` names `check`, for scripts to match on.
+    pub id: &'static str,
+    /// What was checked, e.g. `mode of /path/key.pem`, for people.
     pub check: String,
     /// Fine as found.
     pub ok: bool,
@@ -24,8 +26,9 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn ok(check: impl Into<String>, detail: impl Into<String>) -> Finding {
+    fn ok(id: &'static str, check: impl Into<String>, detail: impl Into<String>) -> Finding {
         Finding {
+            id,
             check: check.into(),
             ok: true,
             fixed: false,
@@ -33,8 +36,9 @@ impl Finding {
         }
     }
 
-    fn problem(check: impl Into<String>, detail: impl Into<String>) -> Finding {
+    fn problem(id: &'static str, check: impl Into<String>, detail: impl Into<String>) -> Finding {
         Finding {
+            id,
             check: check.into(),
             ok: false,
             fixed: false,
@@ -68,14 +72,17 @@ pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding>
         check_dir(&cert_dir, me, fix, &mut out);
         match generation::current(&cert_dir) {
             Ok(Some(g)) => out.push(Finding::ok(
+                "current_link",
                 format!("certificate '{id}': current link"),
                 format!("points to generation {}", g.number),
             )),
             Ok(None) => out.push(Finding::problem(
+                "current_link",
                 format!("certificate '{id}': current link"),
                 "missing; run `certctl ensure --id ID` to publish again",
             )),
             Err(e) => out.push(Finding::problem(
+                "current_link",
                 format!("certificate '{id}': current link"),
                 format!("{e}; run `certctl renew --id {id} --force`"),
             )),
@@ -102,10 +109,12 @@ pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding>
             };
             out.push(match verdict {
                 Ok(()) => Finding::ok(
+                    "cert_verified",
                     format!("certificate '{id}': key, names and chain"),
                     "the key matches and the chain verifies",
                 ),
                 Err(e) => Finding::problem(
+                    "cert_verified",
                     format!("certificate '{id}': key, names and chain"),
                     format!("{e}; run `certctl renew --id {id} --force`"),
                 ),
@@ -114,14 +123,17 @@ pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding>
         let c = check(locations, &id, policy, &mut cas);
         out.push(match (&c.broken, &c.due) {
             (Some(b), _) => Finding::problem(
+                "cert_files",
                 format!("certificate '{id}': files"),
                 format!("{b}; run `certctl renew --id {id} --force`"),
             ),
             (None, Some(d)) => Finding::problem(
+                "cert_expiry",
                 format!("certificate '{id}': expiry"),
                 format!("{d}; run `certctl renew`"),
             ),
             (None, None) => Finding::ok(
+                "cert_expiry",
                 format!("certificate '{id}': expiry"),
                 format!("{} days left", c.days_left.unwrap_or_default()),
             ),
@@ -136,6 +148,7 @@ pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding>
         if all.len() > policy.keep {
             let extra = all.len() - policy.keep;
             let mut f = Finding::problem(
+                "old_generations",
                 format!("certificate '{id}': old generations"),
                 format!("{extra} beyond the {} kept", policy.keep),
             );
@@ -172,6 +185,7 @@ pub fn doctor(locations: &Locations, policy: &Policy, fix: bool) -> Vec<Finding>
             "not available"
         };
         out.push(Finding::ok(
+            "method",
             format!("method {}", tier.method),
             format!("{state}: {}", tier.reason),
         ));
@@ -187,6 +201,7 @@ fn check_dir(dir: &Path, me: u32, fix: bool, out: &mut Vec<Finding>) {
     let mode = meta.permissions().mode() & 0o7777;
     if meta.uid() != me && meta.uid() != 0 {
         out.push(Finding::problem(
+            "dir_owner",
             what,
             format!(
                 "owned by uid {}, not by you (uid {me}); fix the owner with chown",
@@ -197,6 +212,7 @@ fn check_dir(dir: &Path, me: u32, fix: bool, out: &mut Vec<Finding>) {
     }
     if mode & 0o077 != 0 {
         let mut f = Finding::problem(
+            "dir_mode",
             &what,
             format!("mode {mode:04o}; a private directory should be 0700"),
         );
@@ -206,7 +222,7 @@ fn check_dir(dir: &Path, me: u32, fix: bool, out: &mut Vec<Finding>) {
         }
         out.push(f);
     } else {
-        out.push(Finding::ok(what, "private (0700) and yours"));
+        out.push(Finding::ok("dir_mode", what, "private (0700) and yours"));
     }
 }
 
@@ -219,16 +235,18 @@ fn secret_mode(path: &Path, fix: bool, out: &mut Vec<Finding>) {
     if !meta.is_file() {
         // A link's own mode says nothing, and fixing through it would chmod its target.
         out.push(Finding::problem(
+            "secret_mode",
             what,
             "not a regular file; keygate refuses to read a secret through a link",
         ));
         return;
     }
     if mode & 0o077 == 0 {
-        out.push(Finding::ok(what, format!("{mode:04o}")));
+        out.push(Finding::ok("secret_mode", what, format!("{mode:04o}")));
         return;
     }
     let mut f = Finding::problem(
+        "secret_mode",
         &what,
         format!(
             "{mode:04o}: a secret must be 0600; run `chmod 600 '{}'` or `certctl doctor --fix`",
@@ -276,6 +294,7 @@ fn token_files(locations: &Locations, fix: bool, out: &mut Vec<Finding>) {
 fn stale(dir: &Path, paths: Vec<PathBuf>, fix: bool, out: &mut Vec<Finding>) {
     for path in paths {
         let mut f = Finding::problem(
+            "stale_file",
             format!("stale file in {}", dir.display()),
             format!("'{}' was left by a process that died", path.display()),
         );
@@ -297,6 +316,7 @@ fn stale(dir: &Path, paths: Vec<PathBuf>, fix: bool, out: &mut Vec<Finding>) {
 fn local_ca(locations: &Locations, policy: &Policy, fix: bool, out: &mut Vec<Finding>) {
     let Ok(Some(g)) = generation::current(&locations.ca_dir()) else {
         out.push(Finding::ok(
+            "local_ca",
             "local CA",
             "not created (it is made on first use)",
         ));
@@ -314,6 +334,7 @@ fn local_ca(locations: &Locations, policy: &Policy, fix: bool, out: &mut Vec<Fin
                 .any(|p| matches!(p, kg_pki::Problem::KeyMismatch | kg_pki::Problem::Expired)) =>
         {
             out.push(Finding::problem(
+                "local_ca",
                 "local CA",
                 format!(
                     "{}; remove {} to create a new CA, then trust it again",
@@ -327,13 +348,15 @@ fn local_ca(locations: &Locations, policy: &Policy, fix: bool, out: &mut Vec<Fin
             ));
         }
         Ok(r) if r.days_left < 365 => out.push(Finding::problem(
+            "local_ca",
             "local CA",
             format!("expires in {} days; plan a new CA", r.days_left),
         )),
         Ok(r) => out.push(Finding::ok(
+            "local_ca",
             "local CA",
             format!("{}, {} days left", r.leaf.subject, r.days_left),
         )),
-        Err(e) => out.push(Finding::problem("local CA", e.to_string())),
+        Err(e) => out.push(Finding::problem("local_ca", "local CA", e.to_string())),
     }
 }

@@ -95,14 +95,21 @@ pub enum Action {
     WouldKeep,
 }
 
-/// The files of the live generation (paths through the `current` link).
+/// The files of the live generation (paths through the `current` link). In JSON every
+/// path is a `<what>_file` (or `_dir`), as everywhere (`docs/json.md`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Files {
+    #[serde(rename = "cert_dir")]
     pub dir: PathBuf,
+    #[serde(rename = "cert_file")]
     pub cert: PathBuf,
+    #[serde(rename = "chain_file")]
     pub chain: PathBuf,
+    #[serde(rename = "fullchain_file")]
     pub fullchain: PathBuf,
+    #[serde(rename = "key_file")]
     pub key: PathBuf,
+    #[serde(rename = "ca_file")]
     pub ca: PathBuf,
 }
 
@@ -110,9 +117,11 @@ pub struct Files {
 #[derive(Debug, Clone, Serialize)]
 pub struct Tailnet {
     pub domain: String,
+    #[serde(rename = "fullchain_file")]
     pub fullchain: PathBuf,
+    #[serde(rename = "key_file")]
     pub key: PathBuf,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "time::serde::rfc3339", rename = "expires_at")]
     pub not_after: OffsetDateTime,
 }
 
@@ -131,7 +140,8 @@ pub struct Outcome {
     pub names: Vec<SanName>,
     pub generation: Option<u64>,
     pub files: Option<Files>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    /// The live (or would-be kept) certificate's end of validity (`expires_at` in JSON).
+    #[serde(with = "time::serde::rfc3339::option", rename = "expires_at")]
     pub not_after: Option<OffsetDateTime>,
     pub serial: Option<String>,
     pub tailnet: Option<Tailnet>,

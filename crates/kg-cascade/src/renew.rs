@@ -29,21 +29,48 @@ pub struct Policy {
     pub now: OffsetDateTime,
 }
 
-/// The state of one managed certificate.
+/// Where one managed certificate stands, a closed set (`certctl status --json`'s `state`,
+/// documented in `docs/json.md`): the first that applies of missing, broken, expired, due,
+/// valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Published, intact, and not due.
+    Valid,
+    /// Intact and still valid, but due for renewal (its time came, its names or CA changed).
+    Due,
+    /// Intact, and past its end of validity.
+    Expired,
+    /// Nothing is published for the id (no `current` link).
+    Missing,
+    /// Published, but unreadable, damaged, mismatched, or with a key others can read.
+    Broken,
+}
+
+/// The state of one managed certificate, as `certctl status --json` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub id: String,
+    pub state: State,
+    /// Why it is not valid (what is broken, or why it is due), in one line; `null` when
+    /// valid.
+    pub reason: Option<String>,
     pub method: Option<String>,
     pub names: Vec<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "time::serde::rfc3339::option", rename = "expires_at")]
     pub not_after: Option<OffsetDateTime>,
+    /// Whole seconds from now to `not_after`; negative once expired.
+    pub expires_in_secs: Option<i64>,
+    #[serde(skip)]
     pub days_left: Option<i64>,
     /// When it will be renewed (a third of the lifetime before expiry, or `renew_before`).
     #[serde(with = "time::serde::rfc3339::option")]
     pub renew_at: Option<OffsetDateTime>,
-    /// Why it is due for renewal; `None` when it is not.
+    /// Why it is due for renewal; `None` when it is not (a broken certificate is due).
+    #[serde(skip)]
     pub due: Option<String>,
     /// Files missing, damaged, mismatched or with wrong modes; `None` when all are right.
+    #[serde(skip)]
     pub broken: Option<String>,
 }
 
@@ -104,9 +131,12 @@ impl CurrentCas {
 pub fn check(locations: &Locations, id: &str, policy: &Policy, cas: &mut CurrentCas) -> Check {
     let mut c = Check {
         id: id.to_owned(),
+        state: State::Missing,
+        reason: None,
         method: None,
         names: Vec::new(),
         not_after: None,
+        expires_in_secs: None,
         days_left: None,
         renew_at: None,
         due: None,
@@ -117,11 +147,14 @@ pub fn check(locations: &Locations, id: &str, policy: &Policy, cas: &mut Current
         Ok(None) => {
             c.broken = Some("nothing is published (no `current` link)".into());
             c.due = c.broken.clone();
+            c.reason = c.broken.clone();
             return c;
         }
         Err(e) => {
+            c.state = State::Broken;
             c.broken = Some(e.to_string());
             c.due = c.broken.clone();
+            c.reason = c.broken.clone();
             return c;
         }
     };
@@ -129,6 +162,7 @@ pub fn check(locations: &Locations, id: &str, policy: &Policy, cas: &mut Current
     c.names = record.names.clone();
     c.not_after = Some(record.not_after);
     c.days_left = Some((record.not_after - policy.now).whole_days());
+    c.expires_in_secs = Some((record.not_after - policy.now).whole_seconds());
     let renew_at = kg_pki::renew_at(
         record.not_before,
         record.not_after,
@@ -145,6 +179,13 @@ pub fn check(locations: &Locations, id: &str, policy: &Policy, cas: &mut Current
         .broken
         .clone()
         .or_else(|| due_reason(locations, id, &record, policy, renew_at, cas));
+    c.state = match (&c.broken, &c.due) {
+        (Some(_), _) => State::Broken,
+        (None, Some(_)) if policy.now >= record.not_after => State::Expired,
+        (None, Some(_)) => State::Due,
+        (None, None) => State::Valid,
+    };
+    c.reason = c.due.clone();
     c
 }
 

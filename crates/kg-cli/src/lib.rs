@@ -180,11 +180,50 @@ pub fn warn_exposed(exposed: &[kg_fs::Exposed]) {
     }
 }
 
-/// Writes a value as pretty JSON to stdout.
-pub fn out_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
+/// Writes a `--json` document to stdout, pretty-printed: one JSON object whose first key is
+/// `"schema": "<binary>.<command>/<n>"` (`docs/json.md`), then the fields of `body`, which
+/// must serialize as an object (a struct or a map) in the vocabulary documented there.
+/// The number in `schema` changes only with an incompatible change to that command's shape.
+pub fn out_doc(schema: &str, body: &impl serde::Serialize) -> Result<(), CliError> {
+    #[derive(serde::Serialize)]
+    struct Doc<'a, T> {
+        schema: &'a str,
+        #[serde(flatten)]
+        body: &'a T,
+    }
+    let text = serde_json::to_string_pretty(&Doc { schema, body })
         .map_err(|e| CliError::failure(format!("cannot encode JSON: {e}")))?;
     out(text)
+}
+
+/// The verdict of one check, in every list of findings (`keygate check`, `certctl doctor`,
+/// the problems `certctl inspect` finds): a closed set, documented in `docs/json.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Fine as found (or repaired: see [`Item::fixed`]).
+    Ok,
+    /// Works, but worth knowing: the hint says what to do.
+    Warn,
+    /// A problem: the command exits 1.
+    Fail,
+}
+
+/// One finding, the one item shape of every list of checks under `--json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Item {
+    /// A stable id of what was checked (`certificate`, `key_mode`, `expired`, ...): scripts
+    /// match on it. Several items may share one id (one per listen address, one per file).
+    pub check: String,
+    pub status: Verdict,
+    /// What was found, in one line, naming the object (a path, an address, an id).
+    pub detail: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// `certctl doctor --fix` repaired it (then `status` is `ok`); left out elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<bool>,
 }
 
 /// Options every binary accepts before its subcommand.
@@ -315,15 +354,22 @@ pub enum ConfigCommand {
 }
 
 impl ConfigCommand {
-    pub fn run(&self, global: &GlobalArgs) -> Result<ExitStatus, CliError> {
+    /// Runs it for `binary` (`certctl`, `tokenctl` or `keygate`), which names the JSON
+    /// documents' schema (`certctl.config.explain/1`).
+    pub fn run(&self, binary: &str, global: &GlobalArgs) -> Result<ExitStatus, CliError> {
         let json = match self {
             // Where the files are is worth knowing before the config file exists.
-            ConfigCommand::Paths { json } => return paths(&global.locations()?, *json),
+            ConfigCommand::Paths { json } => {
+                return paths(binary, &global.locations()?, *json);
+            }
             ConfigCommand::Explain { json } => *json,
         };
         let ctx = global.load(&[])?;
         if json {
-            out_json(&ctx.config.explain())?;
+            out_doc(
+                &format!("{binary}.config.explain/1"),
+                &serde_json::json!({ "settings": ctx.config.explain() }),
+            )?;
         } else {
             let rows = ctx.config.explain();
             let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
@@ -341,20 +387,36 @@ impl ConfigCommand {
 }
 
 /// `config paths`.
-fn paths(l: &Locations, json: bool) -> Result<ExitStatus, CliError> {
+fn paths(binary: &str, l: &Locations, json: bool) -> Result<ExitStatus, CliError> {
     let paths = serde_json::json!({
-        "config_file": l.config_file,
-        "state_dir": l.state_dir,
-        "private_dir": l.private_dir,
+        "config_file": absolute(&l.config_file),
+        "state_dir": absolute(&l.state_dir),
+        "private_dir": absolute(&l.private_dir),
     });
     if json {
-        out_json(&paths)?;
+        out_doc(&format!("{binary}.config.paths/1"), &paths)?;
     } else {
         out(format!("config file  {}", l.config_file.display()))?;
         out(format!("state        {}", l.state_dir.display()))?;
         out(format!("private      {}", l.private_dir.display()))?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// `path` made absolute against the working directory (without resolving symlinks), for
+/// `--json` documents, whose `*_file` and `*_dir` values are always absolute paths.
+pub fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// An instant as `--json` documents write it: RFC 3339 in UTC, whole seconds
+/// (`2030-01-01T00:00:00Z`), in keys ending `_at`.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The current time, or the test clock `test.now` (`KEYGATE_TEST_NOW`), which exists only so

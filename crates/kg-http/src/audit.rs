@@ -3,10 +3,15 @@
 //! says is the rooms' business; this module only keeps the promises below.
 //!
 //! ```text
-//! {"time":"2026-11-01T12:00:00.123Z","request_id":"5f3a9c01-17","decision":"deny",
-//!  "reason":"unknown","status":401,"token_id":null,"token_name":null,
-//!  "client":"198.51.100.4","method":"GET","path":"/admin/users"}
+//! {"ts":"2026-11-01T12:00:00.123Z","kind":"audit","event":"decision",
+//!  "request_id":"5f3a9c01-17","decision":"deny","reason":"unknown","status":401,
+//!  "token_id":null,"token_name":null,"client":"198.51.100.4","method":"GET",
+//!  "path":"/admin/users"}
 //! ```
+//!
+//! The envelope (`ts`, `kind`, `event`) is the server log's, with `kind: "audit"` where a
+//! log line has its `level`; `event` is `decision` or `upstream_error`. Numbers are JSON
+//! numbers (`status`, `suppressed`), absent values `null` (`docs/schema/audit-line.json`).
 //!
 //! - Never a token, a secret or an `Authorization` header: the fields are the token's id and
 //!   name (from the store, once the token verified, or the id of a well-formed token that did
@@ -170,8 +175,8 @@ impl Audit {
             crate::log::error(
                 "audit_reopen_failed",
                 &[
-                    ("error", &e.to_string()),
-                    ("note", "still appending to the file opened before"),
+                    ("error", (&e.to_string()).into()),
+                    ("note", "still appending to the file opened before".into()),
                 ],
             );
         })?;
@@ -249,9 +254,9 @@ impl Audit {
         };
         let b = &mut *buf;
         let before = b.len();
-        b.extend_from_slice(b"{\"time\":\"");
+        b.extend_from_slice(b"{\"ts\":\"");
         push_time(b, SystemTime::now());
-        b.extend_from_slice(b"\",\"request_id\":\"");
+        b.extend_from_slice(b"\",\"kind\":\"audit\",\"event\":\"decision\",\"request_id\":\"");
         match e.request_id {
             // Drawn from `ids` (hex and a counter): nothing to escape.
             Some(id) => b.extend_from_slice(id.as_bytes()),
@@ -303,9 +308,11 @@ impl Audit {
         detail: &str,
     ) {
         let mut line = Vec::with_capacity(256);
-        line.extend_from_slice(b"{\"time\":\"");
+        line.extend_from_slice(b"{\"ts\":\"");
         push_time(&mut line, SystemTime::now());
-        line.extend_from_slice(b"\",\"request_id\":");
+        line.extend_from_slice(
+            b"\",\"kind\":\"audit\",\"event\":\"upstream_error\",\"request_id\":",
+        );
         push_str(&mut line, id.as_bytes());
         line.extend_from_slice(b",\"decision\":\"error\",\"reason\":\"upstream\",\"status\":");
         push_u64(&mut line, u64::from(status));
@@ -407,10 +414,7 @@ fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8], health
     match out.write_all(lines).and_then(|()| out.flush()) {
         Ok(()) => {
             if let Some(lost) = health.lost.take() {
-                crate::log::info(
-                    "audit_write_recovered",
-                    &[("lost_lines", &lost.to_string())],
-                );
+                crate::log::info("audit_write_recovered", &[("lost_lines", lost.into())]);
             }
         }
         Err(e) => {
@@ -425,11 +429,12 @@ fn write_out(shared: &Shared, out: &mut (dyn Write + Send), lines: &[u8], health
                     crate::log::error(
                         "audit_write_failed",
                         &[
-                            ("error", &e.to_string()),
+                            ("error", (&e.to_string()).into()),
                             (
                                 "note",
                                 "audit lines are being lost until writing works again; \
-                                 keygate_audit_dropped_total counts them",
+                                 keygate_audit_dropped_total counts them"
+                                    .into(),
                             ),
                         ],
                     );
@@ -559,6 +564,9 @@ mod tests {
         audit.close();
         let text = std::fs::read_to_string(&path).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert!(text.starts_with("{\"ts\":\""), "{text}");
+        assert_eq!(v["kind"], "audit");
+        assert_eq!(v["event"], "decision");
         assert_eq!(v["decision"], "deny");
         assert_eq!(v["reason"], "unknown");
         assert_eq!(v["status"], 401);

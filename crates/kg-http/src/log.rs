@@ -1,6 +1,8 @@
-//! The server's own log: one JSON object per line on stderr (`time`, `level`, `event`, then
-//! fields), the same shape as the audit log so that one reader handles both. Used for
-//! start-up, reloads and errors: rare events, written directly.
+//! The server's own log: one JSON object per line on stderr, in the envelope the audit log
+//! shares (`docs/json.md`, `docs/schema/log-line.json`): `ts` (RFC 3339 UTC), `level`,
+//! `event`, then the fields, each with its JSON type: counts, numbers and durations (`_secs`)
+//! as numbers, switches as booleans, the rest as strings. Used for start-up, reloads and
+//! errors: rare events, written directly.
 //!
 //! Callers pass only names, paths, counts and error texts. Error texts from kg-tokens and
 //! kg-fs never contain token material (their documented guarantee).
@@ -8,37 +10,102 @@
 use std::io::Write;
 use std::time::SystemTime;
 
+use crate::ids::push_u64;
+
+/// One field's value, written with its JSON type.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Str(&'a str),
+    /// A count, a number (a status code, a generation, a pid) or whole seconds.
+    U64(u64),
+    Bool(bool),
+    /// `null`: the field is known but has no value here.
+    Null,
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Value<'a> {
+        Value::Str(s)
+    }
+}
+
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(s: &'a String) -> Value<'a> {
+        Value::Str(s)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Value<'a> {
+    fn from(s: Option<&'a str>) -> Value<'a> {
+        s.map_or(Value::Null, Value::Str)
+    }
+}
+
+impl From<bool> for Value<'_> {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+macro_rules! from_unsigned {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value<'_> {
+            fn from(n: $t) -> Self {
+                Value::U64(n as u64)
+            }
+        }
+    )*};
+}
+from_unsigned!(u16, u32, u64, usize);
+
 /// Logs an informational event.
-pub fn info(event: &str, fields: &[(&str, &str)]) {
+pub fn info(event: &str, fields: &[(&str, Value<'_>)]) {
     write("info", event, fields);
 }
 
 /// Logs a warning.
-pub fn warn(event: &str, fields: &[(&str, &str)]) {
+pub fn warn(event: &str, fields: &[(&str, Value<'_>)]) {
     write("warn", event, fields);
 }
 
 /// Logs an error.
-pub fn error(event: &str, fields: &[(&str, &str)]) {
+pub fn error(event: &str, fields: &[(&str, Value<'_>)]) {
     write("error", event, fields);
 }
 
-fn write(level: &str, event: &str, fields: &[(&str, &str)]) {
+fn write(level: &str, event: &str, fields: &[(&str, Value<'_>)]) {
     let mut line = Vec::with_capacity(256);
-    line.extend_from_slice(b"{\"time\":\"");
-    push_time(&mut line, SystemTime::now());
+    push_line(&mut line, SystemTime::now(), level, event, fields);
+    let _ = std::io::stderr().lock().write_all(&line);
+}
+
+/// Appends one whole log line, newline included.
+fn push_line(
+    line: &mut Vec<u8>,
+    at: SystemTime,
+    level: &str,
+    event: &str,
+    fields: &[(&str, Value<'_>)],
+) {
+    line.extend_from_slice(b"{\"ts\":\"");
+    push_time(line, at);
     line.extend_from_slice(b"\",\"level\":\"");
     line.extend_from_slice(level.as_bytes());
     line.extend_from_slice(b"\",\"event\":");
-    push_str(&mut line, event.as_bytes());
+    push_str(line, event.as_bytes());
     for (k, v) in fields {
         line.push(b',');
-        push_str(&mut line, k.as_bytes());
+        push_str(line, k.as_bytes());
         line.push(b':');
-        push_str(&mut line, v.as_bytes());
+        match *v {
+            Value::Str(s) => push_str(line, s.as_bytes()),
+            Value::U64(n) => push_u64(line, n),
+            Value::Bool(true) => line.extend_from_slice(b"true"),
+            Value::Bool(false) => line.extend_from_slice(b"false"),
+            Value::Null => line.extend_from_slice(b"null"),
+        }
     }
     line.extend_from_slice(b"}\n");
-    let _ = std::io::stderr().lock().write_all(&line);
 }
 
 /// Appends `t` as RFC 3339 UTC with milliseconds, e.g. `2026-11-01T12:00:00.123Z`.
@@ -170,6 +237,31 @@ mod tests {
             );
             assert_eq!(String::from_utf8(out).unwrap(), *want);
         }
+    }
+
+    #[test]
+    fn lines_carry_the_envelope_and_typed_values() {
+        let mut line = Vec::new();
+        push_line(
+            &mut line,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_793_534_400_000),
+            "info",
+            "cert_loaded",
+            &[
+                ("id", "default".into()),
+                ("generation", 3u64.into()),
+                ("open_connections", 0usize.into()),
+                ("local_bypass", true.into()),
+                ("local_user", None.into()),
+            ],
+        );
+        let text = String::from_utf8(line).unwrap();
+        assert_eq!(
+            text,
+            "{\"ts\":\"2026-11-01T12:00:00.000Z\",\"level\":\"info\",\"event\":\"cert_loaded\",\
+             \"id\":\"default\",\"generation\":3,\"open_connections\":0,\"local_bypass\":true,\
+             \"local_user\":null}\n"
+        );
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl<S: Site> Serving<S> {
                 Ok(x) => x,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    log::error("accept_failed", &[("error", &e.to_string())]);
+                    log::error("accept_failed", &[("error", (&e.to_string()).into())]);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -247,7 +247,14 @@ impl<S: Site> Serving<S> {
                  waiting connections give way, or it is refused; see keygate_connections_shed_total",
             ),
         };
-        log::warn(event, &[("source", &peer.ip().to_string()), ("note", note)]);
+        // `client`, as the audit line names the same address (docs/json.md).
+        log::warn(
+            event,
+            &[
+                ("client", (&peer.ip().to_string()).into()),
+                ("note", note.into()),
+            ],
+        );
     }
 
     /// Serves one connection. The slot is held until it closes, or until what it became

@@ -60,20 +60,22 @@ pub struct CertFacts {
     pub subject: String,
     /// Issuer DN.
     pub issuer: String,
-    /// DNS and IP subjectAltNames, as found (not re-validated).
+    /// DNS and IP subjectAltNames, as found (not re-validated); `names` in JSON.
+    #[serde(rename = "names")]
     pub sans: Vec<SanName>,
-    /// Other subjectAltName entries (email, URI, ...), as `type:value`.
+    /// Other subjectAltName entries (email, URI, ...), as `type:value`; `other_names` in JSON.
+    #[serde(rename = "other_names")]
     pub other_sans: Vec<String>,
     /// Serial number in upper-case hex, as `openssl x509 -serial` prints it.
     pub serial: String,
     /// SHA-256 of the DER, colon-separated upper-case hex, as `openssl x509 -fingerprint
     /// -sha256` prints it.
     pub sha256_fingerprint: String,
-    /// Start of validity.
-    #[serde(with = "time::serde::rfc3339")]
+    /// Start of validity (`starts_at` in JSON, where every instant is a key ending `_at`).
+    #[serde(with = "time::serde::rfc3339", rename = "starts_at")]
     pub not_before: OffsetDateTime,
-    /// End of validity (inclusive).
-    #[serde(with = "time::serde::rfc3339")]
+    /// End of validity, inclusive (`expires_at` in JSON).
+    #[serde(with = "time::serde::rfc3339", rename = "expires_at")]
     pub not_after: OffsetDateTime,
     /// `ecdsa-p256`, `ecdsa-p384`, `ecdsa-p521`, `ed25519`, `ed448`, `rsa`, `rsa-pss`, or the
     /// algorithm OID.
@@ -124,11 +126,30 @@ pub enum Problem {
     /// An RSA key below 2048 bits, or a SHA-1 (or MD5) signature on a non-root certificate.
     WeakKey,
     /// The leaf is valid for more than 825 days, which Apple refuses.
+    #[serde(rename = "validity_over_825_days")]
     ValidityOver825Days,
     /// The key file can be read by group or others (the mode, permission bits only).
     KeyFileModeTooWide(u32),
     /// The leaf lacks the serverAuth extended key usage, which Apple requires.
     NoServerAuthEku,
+}
+
+impl Problem {
+    /// The problem's stable id, as `--json` findings name it (`expired`, `ip_as_dns_san`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Problem::CnOnly => "cn_only",
+            Problem::IpAsDnsSan(_) => "ip_as_dns_san",
+            Problem::Expired => "expired",
+            Problem::NotYetValid => "not_yet_valid",
+            Problem::KeyMismatch => "key_mismatch",
+            Problem::KeyUnreadable => "key_unreadable",
+            Problem::WeakKey => "weak_key",
+            Problem::ValidityOver825Days => "validity_over_825_days",
+            Problem::KeyFileModeTooWide(_) => "key_file_mode_too_wide",
+            Problem::NoServerAuthEku => "no_server_auth_eku",
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -508,5 +529,9 @@ mod tests {
             serde_json::to_string(&all[2]).unwrap(),
             r#"{"kind":"expired"}"#
         );
+        for p in &all {
+            let v = serde_json::to_value(p).unwrap();
+            assert_eq!(v["kind"], p.code(), "{p:?}");
+        }
     }
 }

@@ -27,16 +27,18 @@ impl Failed {
 }
 
 /// One line of `keygate check`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct CheckItem {
-    /// What was checked, e.g. `certificate 'default'`.
+    /// A stable id of what was checked (`certificate`, `token_store`, `audit_log`, `listen`,
+    /// `upstream`, `required_scopes`, `tls`): `--json` names it `check`.
+    pub id: &'static str,
+    /// What was checked, for people, e.g. `certificate 'default'`.
     pub what: String,
     /// Whether it is fit to serve.
     pub ok: bool,
     /// What was found.
     pub detail: String,
-    /// What to do, when not ok (or worth a warning).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What to do, when not ok (or worth a warning: ok with a hint is a warning).
     pub hint: Option<String>,
 }
 
@@ -46,15 +48,17 @@ pub struct CheckItem {
 /// proxy's own connect, which never connects to an address the upstream policy refuses.
 pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     let mut items = Vec::new();
-    let mut item = |what: String, r: Result<String, Failed>| {
+    let mut item = |id: &'static str, what: String, r: Result<String, Failed>| {
         items.push(match r {
             Ok(detail) => CheckItem {
+                id,
                 what,
                 ok: true,
                 detail,
                 hint: None,
             },
             Err(Failed { detail, hint }) => CheckItem {
+                id,
                 what,
                 ok: false,
                 detail,
@@ -64,14 +68,16 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     };
     if settings.plain_http {
         item(
+            "tls",
             "tls".into(),
             Ok("off: plain HTTP on loopback (server.plain_http)".into()),
         );
     } else {
         let what = format!("certificate '{}'", settings.cert_id);
-        item(what, check_cert(settings, now));
+        item("certificate", what, check_cert(settings, now));
     }
     item(
+        "token_store",
         "token store".into(),
         match Tokens::load(&settings.store, &settings.prefix) {
             // Served with a warning, but a check reports it (and, like every check, changes
@@ -95,6 +101,7 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     );
     if let AuditTarget::File(path) = &settings.audit {
         item(
+            "audit_log",
             "audit log".into(),
             // The server's own rules, without creating the file: a check writes nothing.
             kg_http::audit::check_target(path)
@@ -125,7 +132,7 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
                 crate::bind_hint(&e, true),
             )),
         };
-        item(format!("listen {addr}"), r);
+        item("listen", format!("listen {addr}"), r);
     }
     if let Some(up) = &settings.upstream {
         // The probe is the proxy's own connect: an address the upstream policy refuses (a
@@ -159,6 +166,7 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
                 ),
             };
         items.push(CheckItem {
+            id: "upstream",
             what: "upstream".into(),
             ok,
             detail: format!("{ok_detail}; {}", settings.bypass().says()),
@@ -167,6 +175,7 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
     }
     if settings.scopes_need_every_scope() {
         items.push(CheckItem {
+            id: "required_scopes",
             what: "required scopes".into(),
             ok: true,
             detail: "no trusted proxy: the original path is never believed, so every request \

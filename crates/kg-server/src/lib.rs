@@ -201,7 +201,7 @@ pub fn serve_then(settings: &Settings, ready: impl FnOnce()) -> Result<(), Serve
         let why = kg_http::serve::signal()
             .await
             .map_err(|e| ServeError::Setup(format!("signal handlers: {e}")))?;
-        log::info("shutting_down", &[("signal", why)]);
+        log::info("shutting_down", &[("signal", why.into())]);
         running.stop();
         let _ = done.await;
         Ok(())
@@ -229,9 +229,9 @@ pub fn start(
         log::info(
             "cert_loaded",
             &[
-                ("id", &settings.cert_id),
-                ("generation", &first.generation.to_string()),
-                ("serial", &first.record.serial),
+                ("id", (&settings.cert_id).into()),
+                ("generation", first.generation.into()),
+                ("serial", (&first.record.serial).into()),
             ],
         );
         let resolver = Arc::new(kg_tls::server::Resolver::new(
@@ -256,7 +256,7 @@ pub fn start(
         async move {
             while hangup.recv().await.is_some() {
                 if verifier.audit().reopen().is_ok() {
-                    log::info("audit_reopened", &[("signal", "SIGHUP")]);
+                    log::info("audit_reopened", &[("signal", "SIGHUP".into())]);
                 }
             }
         }
@@ -284,7 +284,8 @@ pub fn start(
             &[(
                 "note",
                 "server.required_scopes match the original path, which is only believed from \
-                 server.trusted_proxies; without any, every request needs every scope",
+                 server.trusted_proxies; without any, every request needs every scope"
+                    .into(),
             )],
         );
     }
@@ -319,21 +320,18 @@ pub fn start(
             log::info(
                 "proxying",
                 &[
-                    ("upstream", &g.upstream.to_string()),
+                    ("upstream", (&g.upstream.to_string()).into()),
                     (
                         "local_bypass",
-                        match settings.bypass() {
-                            Bypass::User(_) => "on",
-                            Bypass::Off | Bypass::RefusedAsRoot => "off",
-                        },
+                        matches!(settings.bypass(), Bypass::User(_)).into(),
                     ),
-                    ("local_user", settings.bypass_user().unwrap_or("")),
+                    ("local_user", settings.bypass_user().into()),
                 ],
             );
             match settings.bypass() {
                 Bypass::RefusedAsRoot => log::warn(
                     "local_bypass_off_as_root",
-                    &[("note", &settings.bypass().says())],
+                    &[("note", (&settings.bypass().says()).into())],
                 ),
                 Bypass::User(_) if kg_http::peer_owner::euid() == 0 => log::warn(
                     "danger_local_bypass_as_root",
@@ -341,7 +339,8 @@ pub fn start(
                         "note",
                         "every process of root's on this host gets in without credentials, \
                          relays run as root (sshd, tailscaled, a proxy) and what they forward \
-                         included",
+                         included"
+                            .into(),
                     )],
                 ),
                 _ => {}
@@ -365,10 +364,7 @@ pub fn start(
         // Every connection holds a slot: an empty table means all connections ended.
         let open = slots.drained(grace).await;
         if open > 0 {
-            log::warn(
-                "shutdown_timeout",
-                &[("open_connections", &open.to_string())],
-            );
+            log::warn("shutdown_timeout", &[("open_connections", open.into())]);
         }
         verifier.audit().close();
         log::info("stopped", &[]);
@@ -406,8 +402,8 @@ fn accept_loops<S: Site>(
             log::info(
                 "listening",
                 &[
-                    ("url", &format!("{scheme}://{addr}")),
-                    ("pid", &std::process::id().to_string()),
+                    ("url", (&format!("{scheme}://{addr}")).into()),
+                    ("pid", std::process::id().into()),
                 ],
             );
             tokio::spawn(Arc::clone(&serving).accept_loop(l, Arc::clone(slots), stop.clone()))
@@ -431,8 +427,8 @@ impl Observer for CertEvents {
             log::info(
                 "cert_reloaded",
                 &[
-                    ("generation", &set.generation.to_string()),
-                    ("serial", &set.record.serial),
+                    ("generation", set.generation.into()),
+                    ("serial", (&set.record.serial).into()),
                 ],
             );
             self.0.reload(Reload::Cert, true);
@@ -444,8 +440,8 @@ impl Observer for CertEvents {
         log::error(
             "cert_reload_failed",
             &[
-                ("error", &error.to_string()),
-                ("keeping_generation", &kept.to_string()),
+                ("error", (&error.to_string()).into()),
+                ("keeping_generation", kept.into()),
             ],
         );
     }

@@ -328,8 +328,8 @@ impl Tokens {
         let watch = Watch::start(paths).unwrap_or_else(|e| {
             let error = e.to_string();
             let mut fields = vec![
-                ("error", error.as_str()),
-                ("checking", "the store file on every request"),
+                ("error", error.as_str().into()),
+                ("checking", "the store file on every request".into()),
             ];
             let limit = [rustix::io::Errno::MFILE, rustix::io::Errno::NOSPC]
                 .map(|n| Some(n.raw_os_error()))
@@ -337,7 +337,8 @@ impl Tokens {
             if limit {
                 fields.push((
                     "hint",
-                    "raise the sysctl fs.inotify.max_user_instances or fs.inotify.max_user_watches",
+                    "raise the sysctl fs.inotify.max_user_instances or fs.inotify.max_user_watches"
+                        .into(),
                 ));
             }
             log::info("tokens_watch_unavailable", &fields);
@@ -518,7 +519,10 @@ impl Shared {
                 Ok(_) => b.spawned = true,
                 Err(e) => {
                     // No thread: build here, on the serving path, as before.
-                    log::error("tokens_builder_unavailable", &[("error", &e.to_string())]);
+                    log::error(
+                        "tokens_builder_unavailable",
+                        &[("error", (&e.to_string()).into())],
+                    );
                     // It reads the store after every request so far asked: it serves them all.
                     let asked = b.asked;
                     drop(b);
@@ -546,7 +550,10 @@ impl Shared {
     fn builder(self: Arc<Self>) {
         let tid = rustix::thread::gettid();
         if let Err(e) = rustix::process::setpriority_process(Some(tid), 10) {
-            log::info("tokens_builder_priority", &[("error", &e.to_string())]);
+            log::info(
+                "tokens_builder_priority",
+                &[("error", (&e.to_string()).into())],
+            );
         }
         loop {
             {
@@ -608,8 +615,8 @@ impl Shared {
                     log::error(
                         "tokens_reload_failed",
                         &[
-                            ("error", &e.to_string()),
-                            ("keeping", "the last good token store"),
+                            ("error", (&e.to_string()).into()),
+                            ("keeping", "the last good token store".into()),
                         ],
                     );
                 }
@@ -619,8 +626,8 @@ impl Shared {
             log::info(
                 "tokens_watch_stopped",
                 &[
-                    ("reason", why),
-                    ("checking", "the store file on every request"),
+                    ("reason", why.into()),
+                    ("checking", "the store file on every request".into()),
                 ],
             );
         }
@@ -628,7 +635,7 @@ impl Shared {
             if let Some(m) = &metrics {
                 m.reload(Reload::Tokens, true);
             }
-            log::info("tokens_reloaded", &[("active", &active.to_string())]);
+            log::info("tokens_reloaded", &[("active", active.into())]);
             warn_exposed(&exposed);
         }
         drop(old);
@@ -643,10 +650,10 @@ pub fn warn_exposed(exposed: &[Exposed]) {
         log::warn(
             "secret_exposed",
             &[
-                ("file", &e.path.display().to_string()),
-                ("mode", &format!("{:04o}", e.mode)),
-                ("problem", &e.to_string()),
-                ("hint", &e.hint()),
+                ("secret_file", (&e.path.display().to_string()).into()),
+                ("mode", (&format!("{:04o}", e.mode)).into()),
+                ("problem", (&e.to_string()).into()),
+                ("hint", (&e.hint()).into()),
             ],
         );
     }

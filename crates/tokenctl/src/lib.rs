@@ -86,7 +86,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Unseal(args) => seal::unseal(g, args),
         Command::Config(cmd) => {
             load(g, &[])?;
-            cmd.run(g)
+            cmd.run("tokenctl", g)
         }
     }
 }
@@ -202,10 +202,9 @@ pub(crate) fn now(config: &kg_config::Config) -> Result<time::OffsetDateTime, Cl
     Ok(t.replace_nanosecond(0).unwrap_or(t))
 }
 
-/// RFC 3339 text of a time, for output.
+/// RFC 3339 text of a time, for output (UTC, as every `--json` instant).
 pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+    kg_cli::rfc3339(t)
 }
 
 #[cfg(test)]

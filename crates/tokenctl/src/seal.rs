@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, note, out, out_json};
+use kg_cli::{CliError, Context, ExitStatus, GlobalArgs, absolute, note, out, out_doc};
 use kg_fs::{AtomicFile, FileMode};
 use kg_tokens::seal::{
     Identities, Recipients, SealError, parse_identity_file, parse_recipient, parse_recipients_file,
@@ -78,7 +78,10 @@ pub(crate) fn keygen(global: &GlobalArgs, args: &KeygenArgs) -> Result<ExitStatu
     }
     kg_fs::write_atomic(path, identity.expose_secret().as_bytes(), FileMode::Secret)?;
     if args.json {
-        out_json(&json!({"recipient": recipient, "file": path}))?;
+        out_doc(
+            "tokenctl.keygen/1",
+            &json!({"recipient": recipient, "identity_file": absolute(path)}),
+        )?;
     } else {
         note(format!("Public key: {recipient}"));
         out(path.display())?;

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use kg_cli::{CliError, ExitStatus, GlobalArgs, note, out, out_json, summary_note, warn_exposed};
+use kg_cli::{
+    CliError, ExitStatus, GlobalArgs, absolute, note, out, out_doc, summary_note, warn_exposed,
+};
 use kg_tokens::files::client_token_file;
 use kg_tokens::{Entry, Prefix, Reason, Status, TokenSecret};
 use serde_json::json;
@@ -162,14 +164,17 @@ pub(crate) fn ensure(global: &GlobalArgs, args: &EnsureArgs) -> Result<ExitStatu
         ));
     }
     if args.json {
-        out_json(&json!({
-            "name": args.name,
-            "id": ensured.id,
-            "created": ensured.created,
-            "repaired": ensured.repaired.is_some(),
-            "old_id": ensured.repaired.as_ref().map(|r| &r.old_id),
-            "token_file": ensured.token_file,
-        }))?;
+        out_doc(
+            "tokenctl.ensure/1",
+            &json!({
+                "name": args.name,
+                "id": ensured.id,
+                "created": ensured.created,
+                "repaired": ensured.repaired.is_some(),
+                "old_id": ensured.repaired.as_ref().map(|r| &r.old_id),
+                "token_file": absolute(&ensured.token_file),
+            }),
+        )?;
     } else {
         if ensured.created {
             summary_note(format!("created token '{}' (id {})", args.name, ensured.id));
@@ -208,11 +213,12 @@ pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatu
     txn.commit_delivering(&token, file.as_slice())
         .map_err(file_error)?;
     let mut report = entry_json(&entry, now);
+    report["output_file"] = json!(file.map(absolute));
+    report["token"] = json!(null);
     match file {
         Some(f) => {
-            report["file"] = json!(f);
             if args.json {
-                out_json(&report)?;
+                out_doc("tokenctl.create/1", &report)?;
             } else {
                 out(format!(
                     "created token '{}' (id {}); written to {}",
@@ -222,7 +228,7 @@ pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatu
                 ))?;
             }
         }
-        None => show_token_once(&mut report, &token, args.json, || {
+        None => show_token_once("tokenctl.create/1", &mut report, &token, args.json, || {
             format!("created token '{}' (id {})", entry.name, entry.id)
         })?,
     }
@@ -232,6 +238,7 @@ pub(crate) fn create(global: &GlobalArgs, args: &CreateArgs) -> Result<ExitStatu
 /// Prints a new token on stdout (alone on its line, so it can be piped) or in the JSON
 /// report, with a note on stderr that it is not shown again.
 fn show_token_once(
+    schema: &str,
     report: &mut serde_json::Value,
     token: &TokenSecret,
     json: bool,
@@ -239,7 +246,7 @@ fn show_token_once(
 ) -> Result<(), CliError> {
     if json {
         report["token"] = json!(token.expose_secret());
-        out_json(report)
+        out_doc(schema, report)
     } else {
         summary_note(format!("{}; it is shown only this once", what()));
         out(token.expose_secret())
@@ -256,7 +263,13 @@ pub(crate) fn list(global: &GlobalArgs, args: &ListArgs) -> Result<ExitStatus, C
     let entries = loaded.store().list();
     if args.json {
         let rows: Vec<_> = entries.iter().map(|e| entry_json(e, now)).collect();
-        out_json(&rows)?;
+        out_doc(
+            "tokenctl.list/1",
+            &json!({
+                "store_file": absolute(&loaded.paths().store),
+                "tokens": rows,
+            }),
+        )?;
         return Ok(ExitStatus::Success);
     }
     if entries.is_empty() {
@@ -339,9 +352,10 @@ pub(crate) fn rotate(global: &GlobalArgs, args: &RotateArgs) -> Result<ExitStatu
     });
     let mut report = entry_json(&entry, now);
     report["old_id"] = json!(old.as_ref().map(|o| &o.id));
-    report["old_valid_until"] = json!(old_until.map(rfc3339));
-    report["token_file"] = json!(client_exists.then_some(&client));
-    report["file"] = json!(file);
+    report["old_retires_at"] = json!(old_until.map(rfc3339));
+    report["token_file"] = json!(client_exists.then(|| absolute(&client)));
+    report["output_file"] = json!(file.map(absolute));
+    report["token"] = json!(null);
     let old_text = match (&old, old_until) {
         (Some(o), Some(t)) => format!("old id {} keeps working until {}", o.id, rfc3339(t)),
         (Some(o), None) => format!("old id {} is revoked", o.id),
@@ -352,9 +366,11 @@ pub(crate) fn rotate(global: &GlobalArgs, args: &RotateArgs) -> Result<ExitStatu
         entry.name, entry.id
     );
     if !client_exists && file.is_none() {
-        show_token_once(&mut report, &token, args.json, || summary)?;
+        show_token_once("tokenctl.rotate/1", &mut report, &token, args.json, || {
+            summary
+        })?;
     } else if args.json {
-        out_json(&report)?;
+        out_doc("tokenctl.rotate/1", &report)?;
     } else {
         out(&summary)?;
         if client_exists {
@@ -385,14 +401,14 @@ pub(crate) fn revoke(global: &GlobalArgs, args: &RevokeArgs) -> Result<ExitStatu
                 format!("token {id} ('{name}') was already revoked; nothing changed")
             };
             (
-                json!({"id": id, "name": name, "revoked": usize::from(changed)}),
+                json!({"id": id, "name": name, "revoked_count": usize::from(changed)}),
                 text,
             )
         }
         (None, Some(name)) => {
             let n = store.revoke_name(name, now).map_err(store_error)?;
             (
-                json!({"name": name, "revoked": n}),
+                json!({"id": null, "name": name, "revoked_count": n}),
                 format!("revoked {n} token(s) named '{name}'"),
             )
         }
@@ -400,7 +416,7 @@ pub(crate) fn revoke(global: &GlobalArgs, args: &RevokeArgs) -> Result<ExitStatu
     };
     txn.commit().map_err(file_error)?;
     if args.json {
-        out_json(&report)?;
+        out_doc("tokenctl.revoke/1", &report)?;
     } else {
         out(text)?;
     }
@@ -443,13 +459,18 @@ pub(crate) fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<ExitStatu
     match outcome {
         Ok(info) => {
             if args.json {
-                out_json(&json!({
-                    "valid": true,
-                    "id": info.id,
-                    "name": info.name,
-                    "scopes": info.scopes,
-                    "expires": info.expires.map(rfc3339),
-                }))?;
+                out_doc(
+                    "tokenctl.verify/1",
+                    &json!({
+                        "valid": true,
+                        "id": info.id,
+                        "name": info.name,
+                        "scopes": info.scopes,
+                        "expires_at": info.expires.map(rfc3339),
+                        "reason": null,
+                        "detail": null,
+                    }),
+                )?;
             } else {
                 let scopes = if info.scopes.is_empty() {
                     "(none)".to_owned()
@@ -474,11 +495,18 @@ pub(crate) fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<ExitStatu
                 format!("the token from {} is not valid: {reason}", cred.from)
             };
             if args.json {
-                out_json(&json!({
-                    "valid": false,
-                    "reason": reason.as_str(),
-                    "message": message,
-                }))?;
+                out_doc(
+                    "tokenctl.verify/1",
+                    &json!({
+                        "valid": false,
+                        "id": null,
+                        "name": null,
+                        "scopes": [],
+                        "expires_at": null,
+                        "reason": reason.as_str(),
+                        "detail": message,
+                    }),
+                )?;
                 return Ok(ExitStatus::Failure);
             }
             Err(CliError::failure(message).with_hint(reason_hint(reason)))
@@ -522,11 +550,14 @@ pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs) -> Result<ExitStatus,
     txn.commit().map_err(file_error)?;
     let retention_text = kg_config::format_duration(retention.unsigned_abs());
     if args.json {
-        out_json(&json!({
-            "removed": removed,
-            "remaining": left,
-            "retention": retention_text,
-        }))?;
+        out_doc(
+            "tokenctl.prune/1",
+            &json!({
+                "removed_count": removed,
+                "remaining_count": left,
+                "retention_secs": retention.whole_seconds(),
+            }),
+        )?;
     } else {
         out(format!(
             "removed {removed} token(s) revoked or expired more than {retention_text} ago; {left} remain"
@@ -551,11 +582,14 @@ pub(crate) fn format(global: &GlobalArgs, args: &FormatArgs) -> Result<ExitStatu
         kg_tokens::SECRET_LEN
     );
     match (args.json, args.regex) {
-        (true, _) => out_json(&json!({
-            "prefix": prefix.as_str(),
-            "format": layout,
-            "regex": regex,
-        }))?,
+        (true, _) => out_doc(
+            "tokenctl.format/1",
+            &json!({
+                "prefix": prefix.as_str(),
+                "format": layout,
+                "regex": regex,
+            }),
+        )?,
         (false, true) => out(regex)?,
         (false, false) => {
             out(format!("format: {layout}"))?;
@@ -577,10 +611,10 @@ fn entry_json(e: &Entry, now: OffsetDateTime) -> serde_json::Value {
         "id": e.id,
         "name": e.name,
         "scopes": e.scopes,
-        "status": status_word(e, now),
-        "created": rfc3339(e.created),
-        "expires": e.expires.map(rfc3339),
-        "retiring_until": until,
+        "state": status_word(e, now),
+        "created_at": rfc3339(e.created),
+        "expires_at": e.expires.map(rfc3339),
+        "retires_at": until,
         "revoked_at": revoked_at,
     })
 }

@@ -801,12 +801,9 @@ fn inspect_reports_our_chain_without_problems() {
     assert_eq!(report.leaf.issuer, report.chain[0].subject);
 
     let json: serde_json::Value = serde_json::to_value(&report).unwrap();
-    assert_eq!(
-        json["leaf"]["sans"][1],
-        serde_json::json!({"type": "ip", "value": "::1"})
-    );
-    assert_eq!(json["leaf"]["not_before"], "2026-06-01T11:55:00Z");
-    assert_eq!(json["leaf"]["not_after"], "2026-08-30T12:00:00Z");
+    assert_eq!(json["leaf"]["names"][1], "::1");
+    assert_eq!(json["leaf"]["starts_at"], "2026-06-01T11:55:00Z");
+    assert_eq!(json["leaf"]["expires_at"], "2026-08-30T12:00:00Z");
     assert_eq!(json["leaf"]["eku"], serde_json::json!(["serverAuth"]));
     assert_eq!(json["days_left"], 90);
 }
