@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use test_support::attack::Slowloris;
 
-use super::server::{Server, median, setup, wait_port};
+use super::server::{Server, median, nginx_on_cpu0, rounds, setup, wait_port};
 use super::tool;
 
 const SOCKETS: usize = 1500;
@@ -31,11 +31,7 @@ const SECONDS: u64 = 8;
 const GIVE_UP: Duration = Duration::from_secs(20);
 
 pub(crate) fn run(root: &std::path::Path) -> Result<()> {
-    let rounds: usize = std::env::var("KEYGATE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(3);
+    let rounds = rounds()?;
     for t in ["nginx", "taskset"] {
         tool(t)?;
     }
@@ -58,17 +54,7 @@ pub(crate) fn run(root: &std::path::Path) -> Result<()> {
              location = /auth {{\n      if ($kg_ok) {{ return 200; }}\n      return 401;\n    }}\n  }}\n}}\n"
         ),
     )?;
-    let _nginx = Server::spawn(
-        "nginx",
-        Command::new("taskset")
-            .args(["-c", "0", "nginx", "-p"])
-            .arg(&nginx_dir)
-            .arg("-c")
-            .arg(nginx_dir.join("nginx.conf"))
-            .arg("-g")
-            .arg(format!("daemon off; pid {d}/nginx.pid;")),
-        &s.scratch.join("nginx.log"),
-    )?;
+    let _nginx = nginx_on_cpu0(&nginx_dir, &s.scratch.join("nginx.log"))?;
     let keygate = |listen: u16, plain: bool, log: &str| {
         let mut c = Command::new("taskset");
         c.args(["-c", "0"]).arg(s.bin.join("keygate")).arg("serve");

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::server::{Server, check, median, micros, setup, wait_port};
+use super::server::{Server, check, median, micros, nginx_on_cpu0, rounds, setup, wait_port};
 use super::tool;
 
 const FILL: usize = 100_000;
@@ -35,11 +35,7 @@ const SECONDS: u64 = 20;
 const EVERY: Duration = Duration::from_millis(333);
 
 pub(crate) fn run(root: &Path) -> Result<()> {
-    let rounds: usize = std::env::var("KEYGATE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(3);
+    let rounds = rounds()?;
     for t in ["nginx", "taskset", "wrk"] {
         tool(t)?;
     }
@@ -88,17 +84,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
              location = /auth {{\n      if ($kg_ok) {{ return 200; }}\n      return 401;\n    }}\n  }}\n}}\n"
         ),
     )?;
-    let mut nginx = Server::spawn(
-        "nginx",
-        Command::new("taskset")
-            .args(["-c", "0", "nginx", "-p"])
-            .arg(&nginx_dir)
-            .arg("-c")
-            .arg(nginx_dir.join("nginx.conf"))
-            .arg("-g")
-            .arg(format!("daemon off; pid {d}/nginx.pid;")),
-        &s.scratch.join("nginx.log"),
-    )?;
+    let mut nginx = nginx_on_cpu0(&nginx_dir, &s.scratch.join("nginx.log"))?;
     let kg_log = s.scratch.join("keygate.log");
     let mut keygate = Server::spawn(
         "keygate",

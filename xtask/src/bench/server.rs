@@ -33,14 +33,7 @@ const CONNECTIONS: &str = "32";
 const DURATION: &str = "5s";
 
 pub(crate) fn run(root: &Path) -> Result<()> {
-    let rounds: usize = match std::env::var("KEYGATE_BENCH_ROUNDS") {
-        Ok(n) => n
-            .parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .context("KEYGATE_BENCH_ROUNDS must be a positive whole number")?,
-        Err(_) => 3,
-    };
+    let rounds = rounds()?;
     for t in ["wrk", "nginx", "taskset", "openssl"] {
         tool(t)?;
     }
@@ -117,17 +110,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     );
     std::fs::write(nginx_dir.join("nginx.conf"), conf)?;
 
-    let mut nginx = Server::spawn(
-        "nginx",
-        Command::new("taskset")
-            .args(["-c", "0", "nginx", "-p"])
-            .arg(&nginx_dir)
-            .arg("-c")
-            .arg(nginx_dir.join("nginx.conf"))
-            .arg("-g")
-            .arg(format!("daemon off; pid {d}/nginx.pid;")),
-        &scratch.join("nginx.log"),
-    )?;
+    let mut nginx = nginx_on_cpu0(&nginx_dir, &scratch.join("nginx.log"))?;
     let mut keygate = Server::spawn(
         "keygate",
         Command::new("taskset")
@@ -376,6 +359,33 @@ pub(super) fn setup(root: &Path, name: &str) -> Result<Setup> {
         token,
         _cleanup: cleanup,
     })
+}
+
+/// How many rounds a benchmark runs: `KEYGATE_BENCH_ROUNDS`, 3 by default.
+pub(super) fn rounds() -> Result<usize> {
+    match std::env::var("KEYGATE_BENCH_ROUNDS") {
+        Ok(n) => n
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .context("KEYGATE_BENCH_ROUNDS must be a positive whole number"),
+        Err(_) => Ok(3),
+    }
+}
+
+/// nginx on CPU 0 in the foreground, from `dir/nginx.conf`, its pid file in `dir`.
+pub(super) fn nginx_on_cpu0(dir: &Path, log: &Path) -> Result<Server> {
+    Server::spawn(
+        "nginx",
+        Command::new("taskset")
+            .args(["-c", "0", "nginx", "-p"])
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-g")
+            .arg(format!("daemon off; pid {}/nginx.pid;", dir.display())),
+        log,
+    )
 }
 
 pub(super) fn median(mut v: Vec<f64>) -> f64 {
