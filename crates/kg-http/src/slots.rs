@@ -170,7 +170,11 @@ impl Slots {
             freed.as_mut().enable();
             match self.try_admit(source, capped) {
                 Some(admission) => return admission,
-                None => freed.await,
+                // Also look again after a while: a busy connection that goes idle (its
+                // request answered) can now be shed, and no slot was freed to say so.
+                None => {
+                    let _ = tokio::time::timeout(RECHECK, freed).await;
+                }
             }
         }
     }
@@ -186,7 +190,9 @@ impl Slots {
             shed = Some(Shed::Source);
         }
         if t.entries.len() - t.shedding >= self.max {
-            if t.shed_one(|_| true) {
+            // From the source holding the most first, so that a client with one connection
+            // is not the one to go while another holds hundreds; then the oldest anywhere.
+            if t.shed_from_heaviest(&self.exempt) {
                 shed = Some(Shed::Full);
             } else if shed.is_none() {
                 return None;
@@ -238,7 +244,43 @@ impl Slots {
     }
 }
 
+/// How often an admission waiting for a slot looks at the table again.
+const RECHECK: Duration = Duration::from_millis(100);
+
 impl Table {
+    /// Tells a connection that is not busy to close: of the sources holding the most
+    /// connections (trusted proxies count as holding none), the one that has waited
+    /// longest. False when every connection is busy. One pass over the table.
+    fn shed_from_heaviest(&mut self, exempt: &[Cidr]) -> bool {
+        let by_source = &self.by_source;
+        let held = |ip: IpAddr| {
+            if is_trusted(ip, exempt) {
+                0
+            } else {
+                by_source.get(&ip).copied().unwrap_or(0)
+            }
+        };
+        let victim = self
+            .entries
+            .values_mut()
+            .filter(|e| !e.shed && !e.activity.busy())
+            .min_by_key(|e| {
+                (
+                    std::cmp::Reverse(held(e.source)),
+                    e.activity.waiting_since.load(Relaxed),
+                )
+            });
+        match victim {
+            Some(e) => {
+                e.shed = true;
+                e.activity.shed.notify_one();
+                self.shedding += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Tells the longest-waiting connection that is not busy (among those `pick` takes) to
     /// close; false when there is none.
     fn shed_one(&mut self, pick: impl Fn(&Entry) -> bool) -> bool {
@@ -312,6 +354,26 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(20), slot.activity().shed())
             .await
             .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_sheds_from_the_source_holding_the_most_first() {
+        let slots = Slots::new(4, 10, vec![]);
+        let (client, _) = admit(&slots, "10.0.0.1").await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let mut attack = Vec::new();
+        for _ in 0..3 {
+            attack.push(admit(&slots, "10.0.0.9").await.0);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // The client's connection is the oldest waiting one, but the attack holds three.
+        let (_new, shed) = admit(&slots, "10.0.0.9").await;
+        assert_eq!(shed, Some(Shed::Full));
+        assert!(
+            !is_shed(&client).await,
+            "the client with one connection stays"
+        );
+        assert!(is_shed(&attack[0]).await);
     }
 
     #[tokio::test(start_paused = true)]
