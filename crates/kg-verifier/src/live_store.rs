@@ -83,6 +83,9 @@ struct Shared {
     built: Condvar,
     /// The builder's read buffer, kept between builds.
     buf: Mutex<Vec<u8>>,
+    /// Held through each build: one at a time, so a later read is never swapped in before
+    /// an earlier one (the thread and an inline build, when the thread could not start).
+    serial: Mutex<()>,
     /// Held by a test to keep the builder from building (a build that takes long).
     #[cfg(test)]
     hold: Mutex<()>,
@@ -367,6 +370,7 @@ impl Tokens {
                 wake: Condvar::new(),
                 built: Condvar::new(),
                 buf: Mutex::new(Vec::new()),
+                serial: Mutex::new(()),
                 #[cfg(test)]
                 hold: Mutex::new(()),
             }),
@@ -427,7 +431,7 @@ impl Tokens {
     /// its table is in (a build of tens of milliseconds; waiting even 10 ms for it made the
     /// wait the p99 under frequent reloads, BENCHMARKS.md `reload`).
     fn fresh(&self, metrics: &Arc<Metrics>) -> RwLockReadGuard<'_, Inner> {
-        let small = {
+        let (small, stale) = {
             let inner = self.read();
             let building = self.shared.building.load(Ordering::Acquire);
             let stale = inner.stale();
@@ -439,9 +443,9 @@ impl Tokens {
             if !small && !stale {
                 return inner;
             }
-            small
+            (small, stale)
         };
-        self.shared.await_build(metrics, small);
+        self.shared.await_build(metrics, small, stale);
         self.read()
     }
 
@@ -493,18 +497,27 @@ impl Shared {
         self.buf.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks for a build (one more if one is running: it may have started before the change
-    /// this request saw) and waits for it as [`Tokens::fresh`] says.
-    fn await_build(self: &Arc<Self>, metrics: &Arc<Metrics>, small: bool) {
+    /// Asks for a build when the request saw the store `stale` (one more if one is
+    /// running: it may have read the store before the change this request saw), and waits
+    /// as [`Tokens::fresh`] says. A request that saw only that a build is under way asks
+    /// for nothing: the build running (or asked for) took in every event before reading,
+    /// so it covers what this request saw; it waits for that build. (Asking for one more
+    /// here chained builds for as long as requests kept coming.)
+    fn await_build(self: &Arc<Self>, metrics: &Arc<Metrics>, small: bool, stale: bool) {
         let mut b = self.lock_build();
         if b.stop {
             return;
         }
-        let target = if b.started > b.finished {
-            b.started + 1
-        } else {
-            b.finished + 1
+        let running = b.started > b.finished;
+        let target = match (stale, running) {
+            (true, true) => b.started + 1,
+            (true, false) => b.finished + 1,
+            (false, true) => b.started,
+            (false, false) => b.asked,
         };
+        if target <= b.finished {
+            return;
+        }
         b.asked = b.asked.max(target);
         if b.metrics.is_none() {
             b.metrics = Some(Arc::clone(metrics));
@@ -531,6 +544,8 @@ impl Shared {
                     b.finished = b.finished.max(asked);
                     b.started = b.started.max(b.finished);
                     self.building.store(b.asked > b.finished, Ordering::Release);
+                    drop(b);
+                    self.built.notify_all();
                     return;
                 }
             }
@@ -568,7 +583,8 @@ impl Shared {
             }
             self.build_once();
             let mut b = self.lock_build();
-            b.finished = b.started;
+            // An inline build (no thread at first) may have got further meanwhile.
+            b.finished = b.finished.max(b.started);
             self.building.store(b.asked > b.finished, Ordering::Release);
             drop(b);
             self.built.notify_all();
@@ -579,6 +595,7 @@ impl Shared {
     /// in under the write lock (a pointer's worth of work); the old table is freed after,
     /// here, outside every lock.
     fn build_once(&self) {
+        let _one_at_a_time = self.serial.lock().unwrap_or_else(|e| e.into_inner());
         #[cfg(test)]
         let _held = self.hold.lock().unwrap_or_else(|e| e.into_inner());
         let metrics = self.lock_build().metrics.clone();
