@@ -11,9 +11,10 @@
 //!   client behind them shares their address. A source at its cap that connects again
 //!   makes its own longest-waiting connection give way, or is refused when all of its
 //!   connections are busy.
-//! - **Shed the waiting first.** When the whole table is full, the connection that has waited
-//!   longest for a request head gives way: one still in its TLS handshake, one sending a head
-//!   slowly, or one idle between keep-alive requests. A connection answering a request,
+//! - **Shed the waiting first, from the heaviest source.** When the whole table is full, a
+//!   connection waiting for a request head gives way: one still in its TLS handshake, one
+//!   sending a head slowly, or one idle between keep-alive requests; of the sources holding
+//!   the most connections (trusted proxies count as none), the one that has waited longest. A connection answering a request,
 //!   streaming a body or carrying a tunnel ([`Activity::busy`]) is never shed; when every
 //!   connection is busy, the new one waits for a slot as before.
 //!
@@ -21,6 +22,12 @@
 //! which [`crate::deadline::Deadline`] records with one relaxed store where it already reads
 //! the clock. A valid client is accepted at once, sends its head at once and is answered
 //! before any slow socket is older than it; the attacker's sockets are the ones that go.
+//! An attack that reopens a socket for each one shed turns the table over quickly, and
+//! would soon make a client in a slow handshake the oldest: counting by source first keeps
+//! a client with one connection from going while another address holds hundreds. From the
+//! client's own address (behind one NAT, say) that protection is gone, and such a client
+//! can be shed mid-handshake; an attack from many addresses (an IPv6 /64 holds plenty) is
+//! not grouped by prefix yet.
 //! nginx (`limit_conn`) and HAProxy (`maxconn` per source via stick tables) refuse a
 //! source over its limit; neither sheds an idle connection for a new one. Closing an idle
 //! keep-alive connection is what every server does at its idle timeout, and clients retry
