@@ -267,44 +267,48 @@ impl Table {
                 by_source.get(&ip).copied().unwrap_or(0)
             }
         };
-        let victim = self
-            .entries
-            .values_mut()
-            .filter(|e| !e.shed && !e.activity.busy())
-            .min_by_key(|e| {
+        shed_first(
+            &mut self.entries,
+            &mut self.shedding,
+            |_| true,
+            |e| {
                 (
                     std::cmp::Reverse(held(e.source)),
                     e.activity.waiting_since.load(Relaxed),
                 )
-            });
-        match victim {
-            Some(e) => {
-                e.shed = true;
-                e.activity.shed.notify_one();
-                self.shedding += 1;
-                true
-            }
-            None => false,
-        }
+            },
+        )
     }
 
     /// Tells the longest-waiting connection that is not busy (among those `pick` takes) to
     /// close; false when there is none.
     fn shed_one(&mut self, pick: impl Fn(&Entry) -> bool) -> bool {
-        let victim = self
-            .entries
-            .values_mut()
-            .filter(|e| !e.shed && !e.activity.busy() && pick(e))
-            .min_by_key(|e| e.activity.waiting_since.load(Relaxed));
-        match victim {
-            Some(e) => {
-                e.shed = true;
-                e.activity.shed.notify_one();
-                self.shedding += 1;
-                true
-            }
-            None => false,
+        shed_first(&mut self.entries, &mut self.shedding, pick, |e| {
+            e.activity.waiting_since.load(Relaxed)
+        })
+    }
+}
+
+/// Tells the entry that is not busy, not already shed and taken by `pick`, with the least
+/// `key`, to close; false when there is none.
+fn shed_first<K: Ord>(
+    entries: &mut HashMap<u64, Entry>,
+    shedding: &mut usize,
+    pick: impl Fn(&Entry) -> bool,
+    key: impl Fn(&Entry) -> K,
+) -> bool {
+    let victim = entries
+        .values_mut()
+        .filter(|e| !e.shed && !e.activity.busy() && pick(e))
+        .min_by_key(|e| key(e));
+    match victim {
+        Some(e) => {
+            e.shed = true;
+            e.activity.shed.notify_one();
+            *shedding += 1;
+            true
         }
+        None => false,
     }
 }
 
