@@ -335,16 +335,6 @@ impl LoadedStore {
         read.map(|()| Some(next))
     }
 
-    /// How many entries the store holds.
-    pub fn len(&self) -> usize {
-        self.store.list().len()
-    }
-
-    /// Whether the store holds no entry.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn current_stamp(&self) -> Result<Option<Stamp>, FileError> {
         match std::fs::symlink_metadata(&self.paths.store) {
             Ok(meta) => Ok(Some(Stamp::of(&meta))),

@@ -438,7 +438,7 @@ impl Tokens {
             if !building && !stale {
                 return inner;
             }
-            let small = inner.loaded.len() < WAIT_BELOW;
+            let small = inner.loaded.store().list().len() < WAIT_BELOW;
             // A large table being built and nothing newer seen: nothing to ask or wait for.
             if !small && !stale {
                 return inner;
@@ -461,7 +461,7 @@ impl Tokens {
 
     /// How many entries the store holds (for `check`).
     pub fn len(&self) -> usize {
-        self.read().loaded.len()
+        self.read().loaded.store().list().len()
     }
 
     /// Whether the store is empty.
@@ -620,7 +620,7 @@ impl Shared {
             inner.probe = probe;
             match next {
                 Ok(Some(next)) => {
-                    loaded = Some((next.len(), next.exposed().to_vec()));
+                    loaded = Some((next.store().list().len(), next.exposed().to_vec()));
                     old = Some(std::mem::replace(&mut inner.loaded, next));
                 }
                 Ok(None) => {}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use test_support::attack::Slowloris;
 
-use super::server::{Server, median, nginx_on_cpu0, rounds, setup, wait_port};
+use super::server::{Server, median, nginx_conf, nginx_on_cpu0, rounds, setup, wait_port};
 use super::tool;
 
 const SOCKETS: usize = 1500;
@@ -41,17 +41,17 @@ pub(crate) fn run(root: &std::path::Path) -> Result<()> {
     let current = s.home.join("private/certs/default/current");
     let nginx_dir = s.scratch.join("nginx");
     std::fs::create_dir_all(&nginx_dir)?;
-    let (d, c, token) = (nginx_dir.display(), current.display(), &s.token);
+    let (c, token) = (current.display(), &s.token);
     std::fs::write(
         nginx_dir.join("nginx.conf"),
-        format!(
-            "worker_processes 1;\nerror_log {d}/error.log crit;\nevents {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/b;\n  proxy_temp_path {d}/p;\n  \
-             fastcgi_temp_path {d}/f;\n  uwsgi_temp_path {d}/u;\n  scgi_temp_path {d}/s;\n  \
-             map_hash_bucket_size 128;\n  map $http_authorization $kg_ok {{\n    default 0;\n    \"Bearer {token}\" 1;\n  }}\n  \
-             server {{\n    listen 127.0.0.1:{nx_http};\n    listen 127.0.0.1:{nx_https} ssl;\n    \
-             ssl_certificate {c}/fullchain.pem;\n    ssl_certificate_key {c}/key.pem;\n    \
-             location = /auth {{\n      if ($kg_ok) {{ return 200; }}\n      return 401;\n    }}\n  }}\n}}\n"
+        nginx_conf(
+            &nginx_dir,
+            &format!(
+                "  map_hash_bucket_size 128;\n  map $http_authorization $kg_ok {{\n    default 0;\n    \"Bearer {token}\" 1;\n  }}\n  \
+                 server {{\n    listen 127.0.0.1:{nx_http};\n    listen 127.0.0.1:{nx_https} ssl;\n    \
+                 ssl_certificate {c}/fullchain.pem;\n    ssl_certificate_key {c}/key.pem;\n    \
+                 location = /auth {{\n      if ($kg_ok) {{ return 200; }}\n      return 401;\n    }}\n  }}\n"
+            ),
         ),
     )?;
     let _nginx = nginx_on_cpu0(&nginx_dir, &s.scratch.join("nginx.log"))?;

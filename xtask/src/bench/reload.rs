@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::server::{Server, check, median, micros, nginx_on_cpu0, rounds, setup, wait_port};
+use super::server::{
+    Server, check, median, micros, nginx_conf, nginx_on_cpu0, rounds, setup, wait_port,
+};
 use super::tool;
 
 const FILL: usize = 100_000;
@@ -67,21 +69,20 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let (kg_port, nx_port, unit_port) = (port(20), port(21), port(22));
     let nginx_dir = s.scratch.join("nginx");
     std::fs::create_dir_all(&nginx_dir)?;
-    let d = nginx_dir.display();
     let mut map = String::with_capacity(filled.len() * 2);
     for t in std::iter::once(s.token.as_str()).chain(filled.lines()) {
         map.push_str(&format!("    \"Bearer {t}\" 1;\n"));
     }
     std::fs::write(
         nginx_dir.join("nginx.conf"),
-        format!(
-            "worker_processes 1;\nerror_log {d}/error.log crit;\nevents {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/b;\n  proxy_temp_path {d}/p;\n  \
-             fastcgi_temp_path {d}/f;\n  uwsgi_temp_path {d}/u;\n  scgi_temp_path {d}/s;\n  \
-             map_hash_bucket_size 128;\n  map_hash_max_size 262144;\n  \
-             map $http_authorization $kg_ok {{\n    default 0;\n{map}  }}\n  \
-             server {{\n    listen 127.0.0.1:{nx_port};\n    \
-             location = /auth {{\n      if ($kg_ok) {{ return 200; }}\n      return 401;\n    }}\n  }}\n}}\n"
+        nginx_conf(
+            &nginx_dir,
+            &format!(
+                "  map_hash_bucket_size 128;\n  map_hash_max_size 262144;\n  \
+                 map $http_authorization $kg_ok {{\n    default 0;\n{map}  }}\n  \
+                 server {{\n    listen 127.0.0.1:{nx_port};\n    \
+                 location = /auth {{\n      if ($kg_ok) {{ return 200; }}\n      return 401;\n    }}\n  }}\n"
+            ),
         ),
     )?;
     let mut nginx = nginx_on_cpu0(&nginx_dir, &s.scratch.join("nginx.log"))?;

@@ -373,6 +373,17 @@ pub(super) fn rounds() -> Result<usize> {
     }
 }
 
+/// An nginx.conf for `dir`: one worker, no access log, its temporary files in `dir`, and
+/// `http` (directives of the `http` block, indented by two).
+pub(super) fn nginx_conf(dir: &Path, http: &str) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\nerror_log {d}/error.log crit;\nevents {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/b;\n  proxy_temp_path {d}/p;\n  \
+         fastcgi_temp_path {d}/f;\n  uwsgi_temp_path {d}/u;\n  scgi_temp_path {d}/s;\n{http}}}\n"
+    )
+}
+
 /// nginx on CPU 0 in the foreground, from `dir/nginx.conf`, its pid file in `dir`.
 pub(super) fn nginx_on_cpu0(dir: &Path, log: &Path) -> Result<Server> {
     Server::spawn(
