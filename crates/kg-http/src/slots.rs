@@ -255,60 +255,48 @@ impl Slots {
 const RECHECK: Duration = Duration::from_millis(100);
 
 impl Table {
-    /// Tells a connection that is not busy to close: of the sources holding the most
-    /// connections (trusted proxies count as holding none), the one that has waited
-    /// longest. False when every connection is busy. One pass over the table.
+    /// Tells a connection that is not busy to close: the longest-waiting one of the source
+    /// holding the most connections when one source holds more than any other (trusted
+    /// proxies not counted), else the longest-waiting one anywhere. False when every
+    /// connection is busy. One pass over the sources, then one over the table comparing
+    /// addresses: this runs on every admission while the table is full, in the accept loop.
     fn shed_from_heaviest(&mut self, exempt: &[Cidr]) -> bool {
-        let by_source = &self.by_source;
-        let held = |ip: IpAddr| {
+        let mut heaviest: Option<(IpAddr, usize)> = None;
+        let mut tied = false;
+        for (&ip, &n) in &self.by_source {
             if is_trusted(ip, exempt) {
-                0
-            } else {
-                by_source.get(&ip).copied().unwrap_or(0)
+                continue;
             }
-        };
-        shed_first(
-            &mut self.entries,
-            &mut self.shedding,
-            |_| true,
-            |e| {
-                (
-                    std::cmp::Reverse(held(e.source)),
-                    e.activity.waiting_since.load(Relaxed),
-                )
-            },
-        )
+            match heaviest {
+                Some((_, m)) if n < m => {}
+                Some((_, m)) if n == m => tied = true,
+                _ => {
+                    heaviest = Some((ip, n));
+                    tied = false;
+                }
+            }
+        }
+        let dominant = heaviest.filter(|&(_, n)| !tied && n > 1).map(|(ip, _)| ip);
+        dominant.is_some_and(|h| self.shed_one(|e| e.source == h)) || self.shed_one(|_| true)
     }
 
     /// Tells the longest-waiting connection that is not busy (among those `pick` takes) to
     /// close; false when there is none.
     fn shed_one(&mut self, pick: impl Fn(&Entry) -> bool) -> bool {
-        shed_first(&mut self.entries, &mut self.shedding, pick, |e| {
-            e.activity.waiting_since.load(Relaxed)
-        })
-    }
-}
-
-/// Tells the entry that is not busy, not already shed and taken by `pick`, with the least
-/// `key`, to close; false when there is none.
-fn shed_first<K: Ord>(
-    entries: &mut HashMap<u64, Entry>,
-    shedding: &mut usize,
-    pick: impl Fn(&Entry) -> bool,
-    key: impl Fn(&Entry) -> K,
-) -> bool {
-    let victim = entries
-        .values_mut()
-        .filter(|e| !e.shed && !e.activity.busy() && pick(e))
-        .min_by_key(|e| key(e));
-    match victim {
-        Some(e) => {
-            e.shed = true;
-            e.activity.shed.notify_one();
-            *shedding += 1;
-            true
+        let victim = self
+            .entries
+            .values_mut()
+            .filter(|e| !e.shed && !e.activity.busy() && pick(e))
+            .min_by_key(|e| e.activity.waiting_since.load(Relaxed));
+        match victim {
+            Some(e) => {
+                e.shed = true;
+                e.activity.shed.notify_one();
+                self.shedding += 1;
+                true
+            }
+            None => false,
         }
-        None => false,
     }
 }
 
