@@ -13,8 +13,9 @@
 //!   connections are busy.
 //! - **Shed the waiting first, from the heaviest source.** When the whole table is full, a
 //!   connection waiting for a request head gives way: one still in its TLS handshake, one
-//!   sending a head slowly, or one idle between keep-alive requests; of the sources holding
-//!   the most connections (trusted proxies count as none), the one that has waited longest. A connection answering a request,
+//!   sending a head slowly, or one idle between keep-alive requests: the longest-waiting
+//!   one of the source holding more connections than any other (trusted proxies not
+//!   counted), or, with no such source, the longest-waiting one anywhere. A connection answering a request,
 //!   streaming a body or carrying a tunnel ([`Activity::busy`]) is never shed; when every
 //!   connection is busy, the new one waits for a slot as before.
 //!
@@ -34,8 +35,8 @@
 //! a request on a reused connection that was closed (curl, nginx's upstream keep-alive).
 //!
 //! The table is a mutex over a map, taken twice per connection (admit, drop). Finding a
-//! victim scans the table: only when a source or the table is full, at most
-//! `max_connections` entries.
+//! victim scans the sources and the table, comparing addresses and instants: only when a
+//! source or the table is full, at most `max_connections` entries.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
