@@ -89,6 +89,9 @@ struct Shared {
     /// Held by a test to keep the builder from building (a build that takes long).
     #[cfg(test)]
     hold: Mutex<()>,
+    /// Set by a test to make the next build panic.
+    #[cfg(test)]
+    panic_next: AtomicBool,
 }
 
 /// The builder's state.
@@ -105,6 +108,9 @@ struct Build {
     metrics: Option<Arc<Metrics>>,
     /// The builder thread was started.
     spawned: bool,
+    /// When starting the builder thread last failed: until a minute has passed, builds
+    /// run inline without another attempt (and another error line) per request.
+    spawn_failed: Option<std::time::Instant>,
     /// The `Tokens` was dropped: the builder ends.
     stop: bool,
 }
@@ -365,6 +371,7 @@ impl Tokens {
                     finished: 0,
                     metrics: None,
                     spawned: false,
+                    spawn_failed: None,
                     stop: false,
                 }),
                 wake: Condvar::new(),
@@ -373,6 +380,8 @@ impl Tokens {
                 serial: Mutex::new(()),
                 #[cfg(test)]
                 hold: Mutex::new(()),
+                #[cfg(test)]
+                panic_next: AtomicBool::new(false),
             }),
         })
     }
@@ -483,9 +492,39 @@ impl Drop for Tokens {
     }
 }
 
+/// How long after failing to start the builder thread the next attempt is made.
+const SPAWN_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Held by the builder thread: when it ends by a panic, the build it was running counts as
+/// ended (the last good table stays), the thread as not started, and every waiting
+/// request is woken.
+struct BuilderGone(Arc<Shared>);
+
+impl Drop for BuilderGone {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut b = self.0.lock_build();
+        b.spawned = false;
+        b.finished = b.finished.max(b.started);
+        // Whatever was asked is given up: the requests go on with the table they have.
+        b.asked = b.finished;
+        self.0.building.store(false, Ordering::Release);
+        drop(b);
+        self.0.built.notify_all();
+        log::error(
+            "tokens_build_panicked",
+            &[("keeping", "the last good token store".into())],
+        );
+    }
+}
+
 /// Below this many entries, a request that finds the store changed waits for the new table
 /// however long it takes (a few milliseconds), so a change always applies to the next
-/// request; the tests and most stores live here.
+/// request; the tests and most stores live here. "Small" is judged by the table in use,
+/// since the next one is not read yet: a store that grows past it in one change (a bulk
+/// import) makes the requests that see that change wait once for its build.
 const WAIT_BELOW: usize = 10_000;
 
 impl Shared {
@@ -524,18 +563,36 @@ impl Shared {
         }
         self.building.store(true, Ordering::Release);
         if !b.spawned {
-            let shared = Arc::clone(self);
-            let started = std::thread::Builder::new()
-                .name("kg-tokens-build".into())
-                .spawn(move || shared.builder());
+            let retry = b.spawn_failed.is_none_or(|at| at.elapsed() >= SPAWN_RETRY);
+            let started = if retry {
+                let shared = Arc::clone(self);
+                std::thread::Builder::new()
+                    .name("kg-tokens-build".into())
+                    .spawn(move || shared.builder())
+                    .map_err(Some)
+            } else {
+                Err(None)
+            };
             match started {
-                Ok(_) => b.spawned = true,
+                Ok(_) => {
+                    b.spawned = true;
+                    b.spawn_failed = None;
+                }
                 Err(e) => {
                     // No thread: build here, on the serving path, as before.
-                    log::error(
-                        "tokens_builder_unavailable",
-                        &[("error", (&e.to_string()).into())],
-                    );
+                    if let Some(e) = e {
+                        b.spawn_failed = Some(std::time::Instant::now());
+                        log::error(
+                            "tokens_builder_unavailable",
+                            &[
+                                ("error", (&e.to_string()).into()),
+                                (
+                                    "building",
+                                    "on the serving path; retrying in a minute".into(),
+                                ),
+                            ],
+                        );
+                    }
                     // It reads the store after every request so far asked: it serves them all.
                     let asked = b.asked;
                     drop(b);
@@ -563,6 +620,9 @@ impl Shared {
     /// priority it took every other slice from the worker). On Linux the nice value of a
     /// thread id is that thread's alone; lowering one's own priority needs no privilege.
     fn builder(self: Arc<Self>) {
+        // Should a build panic, the requests waiting for it must not wait for ever: the
+        // guard marks it ended and the thread gone, and the next request starts another.
+        let _gone = BuilderGone(Arc::clone(&self));
         let tid = rustix::thread::gettid();
         if let Err(e) = rustix::process::setpriority_process(Some(tid), 10) {
             log::info(
@@ -598,6 +658,11 @@ impl Shared {
         let _one_at_a_time = self.serial.lock().unwrap_or_else(|e| e.into_inner());
         #[cfg(test)]
         let _held = self.hold.lock().unwrap_or_else(|e| e.into_inner());
+        #[cfg(test)]
+        assert!(
+            !self.panic_next.swap(false, Ordering::Relaxed),
+            "a build panics, as a test asked"
+        );
         let metrics = self.lock_build().metrics.clone();
         let mut buf = std::mem::take(&mut *self.buf());
         // Take in the events before reading: one queued after this marks the watch again.
@@ -1059,6 +1124,35 @@ mod tests {
         );
         drop(held);
         assert_eq!(asking.join().unwrap(), Err(Reason::Revoked));
+    }
+
+    /// A build that panics leaves no request waiting for it: they are answered from the last
+    /// good table, and the next change starts a new builder thread that applies it.
+    #[test]
+    fn a_build_that_panics_holds_no_request_and_the_next_change_applies() {
+        let f = Fixture::new();
+        let (id, token) = f.issue("alice");
+        let (_, bob) = f.issue("bob");
+        let tokens = Arc::new(f.load());
+        tokens.shared.panic_next.store(true, Ordering::Relaxed);
+        f.revoke(&id);
+        let asking = {
+            let (tokens, token) = (Arc::clone(&tokens), token.clone());
+            std::thread::spawn(move || verdict(&tokens, &token))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !asking.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "a request waits for a dead build"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Its build died: answered from the table before the revocation.
+        assert_eq!(asking.join().unwrap(), Ok(()));
+        assert_eq!(verdict(&tokens, &bob), Ok(()));
+        f.issue("carol");
+        assert_eq!(verdict(&tokens, &token), Err(Reason::Revoked));
     }
 
     #[tokio::test]
