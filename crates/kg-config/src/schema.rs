@@ -202,7 +202,7 @@ pub static SETTINGS: &[Setting] = &[
             max: 1_000_000,
         },
         default: Some("1024"),
-        doc: "open connections; when all are open, the one waiting longest for a request gives way (one answering a request never does)",
+        doc: "open connections; when all are open, one waiting for a request gives way (one in a request never does)",
     },
     Setting {
         key: "server.max_connections_per_source",
@@ -212,7 +212,7 @@ pub static SETTINGS: &[Setting] = &[
             max: 1_000_000,
         },
         default: Some("256"),
-        doc: "open connections one address may hold (server.trusted_proxies are exempt); beyond it, its own waiting connections give way",
+        doc: "open connections one source (an IPv4 address, or an IPv6 /64) may hold (server.trusted_proxies are exempt); beyond it, its own waiting connections give way",
     },
     Setting {
         key: "server.header_timeout",

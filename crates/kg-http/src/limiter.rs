@@ -8,7 +8,6 @@
 //! IPv6 clients are keyed by their /64, which is what one host or customer usually gets.
 
 use std::hash::{BuildHasher, Hash};
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -195,13 +194,8 @@ fn find(shard: &mut [Slot], h: u64) -> Option<&mut Slot> {
     set_of(shard, h).iter_mut().find(|s| s.key == h)
 }
 
-/// The rate-limiting key of a client address: IPv4 as is, IPv6 by its /64.
-pub fn client_key(ip: IpAddr) -> u128 {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => u128::from(v4.to_bits()),
-        IpAddr::V6(v6) => (v6.to_bits() & !((1u128 << 64) - 1)) | 1,
-    }
-}
+/// The rate limiter counts clients as the connection table does: [`client_key`].
+pub use crate::net::client_key;
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -214,6 +208,7 @@ impl std::fmt::Debug for Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn a_burst_of_failures_throttles_only_that_key() {

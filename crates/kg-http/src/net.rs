@@ -107,6 +107,18 @@ pub const CLIENT_ADDRESS_HEADERS: [&str; 8] = [
     "x-originating-ip",
 ];
 
+/// The key one client is counted under, by the failed-attempt limiter and the connection
+/// table alike: an IPv4 address as is (an IPv4-mapped IPv6 address as that IPv4 address),
+/// an IPv6 address by its /64. One host is routinely given a whole /64 (RFC 6177), so
+/// counting IPv6 by address would give an attacker 2^64 clients; an IPv4 /24 routinely
+/// holds many unrelated clients, so IPv4 is not grouped.
+pub fn client_key(ip: IpAddr) -> u128 {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => u128::from(v4.to_bits()),
+        IpAddr::V6(v6) => (v6.to_bits() & !((1u128 << 64) - 1)) | 1,
+    }
+}
+
 /// Whether the socket peer is one of the trusted proxies.
 pub fn is_trusted(peer: IpAddr, trusted: &[Cidr]) -> bool {
     trusted.iter().any(|c| c.contains(peer))

@@ -38,7 +38,7 @@ pub trait Site: Send + Sync + Sized + 'static {
             Request<Incoming>,
             Response = Response<Self::Body>,
             Error = Infallible,
-            Future: Send + 'static,
+            Future: Send + Unpin + 'static,
         > + Send
         + 'static;
     /// The fast lane's answerer ([`NoLane`] for none).
@@ -94,11 +94,6 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Counts a request answered.
-    pub fn answered(&self) {
-        self.slot.activity().served.fetch_add(1, Relaxed);
-    }
-
     /// Marks a request as streaming until the guard drops: meanwhile no deadline applies
     /// and the connection is never shed.
     pub fn busy(&self) -> Busy {
@@ -115,6 +110,63 @@ pub struct Busy(Arc<Activity>);
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A site's service as the server runs it: every request is counted in the connection
+/// table from the call (its head was read) until its response is handed to hyper, so that
+/// the table never sheds a connection in a request ([`crate::slots`]), and counted as
+/// answered then (the HTTP/2 deadline reads it). Here, once, rather than in each site.
+struct Counted<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Counted<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Future: Unpin>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = InRequest<S::Future>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        self.activity.requests.fetch_add(1, Relaxed);
+        InRequest {
+            answer: self.inner.call(req),
+            activity: Some(Arc::clone(&self.activity)),
+        }
+    }
+}
+
+/// A request's answer being worked out; the request stops counting when it resolves or is
+/// dropped (the client went away).
+struct InRequest<F> {
+    answer: F,
+    activity: Option<Arc<Activity>>,
+}
+
+impl<F: Future + Unpin> Future for InRequest<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let out = std::task::ready!(Pin::new(&mut self.answer).poll(cx));
+        if let Some(activity) = self.activity.take() {
+            activity.served.fetch_add(1, Relaxed);
+            activity.requests.fetch_sub(1, Relaxed);
+        }
+        std::task::Poll::Ready(out)
+    }
+}
+
+impl<F> Drop for InRequest<F> {
+    fn drop(&mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.requests.fetch_sub(1, Relaxed);
+        }
     }
 }
 
@@ -243,8 +295,9 @@ impl<S: Site> Serving<S> {
             ),
             Shed::Source => (
                 "connections_per_source_full",
-                "one address holds server.max_connections_per_source connections: its own \
-                 waiting connections give way, or it is refused; see keygate_connections_shed_total",
+                "one source (an address, or an IPv6 /64) holds \
+                 server.max_connections_per_source connections: its own waiting connections \
+                 give way, or it is refused; see keygate_connections_shed_total",
             ),
         };
         // `client`, as the audit line names the same address (docs/json.md).
@@ -314,13 +367,17 @@ impl<S: Site> Serving<S> {
             h2,
             Arc::clone(slot.activity()),
         );
+        let activity = Arc::clone(slot.activity());
         let conn = Arc::new(Conn {
             peer,
             peer_owner,
             shutdown: shutdown.clone(),
             slot,
         });
-        let svc = self.site.service(conn);
+        let svc = Counted {
+            inner: self.site.service(conn),
+            activity,
+        };
         if h2 {
             serve_until(self.h2.serve_connection(TokioIo::new(io), svc), shutdown).await;
             return;

@@ -6,18 +6,24 @@
 //! 1,024 slots and the kernel's accept queue, and valid `/auth` requests waited for
 //! seconds behind it (issue 14, item 5). Two rules replace it:
 //!
-//! - **Per source.** One source address may hold at most `per_source` connections
-//!   (`server.max_connections_per_source`); the trusted proxies are exempt, since every
-//!   client behind them shares their address. A source at its cap that connects again
-//!   makes its own longest-waiting connection give way, or is refused when all of its
+//! - **Per source.** One source may hold at most `per_source` connections
+//!   (`server.max_connections_per_source`). A source is an IPv4 address or an IPv6 /64
+//!   ([`client_key`], as the failed-attempt limiter counts clients): a host is given a
+//!   whole /64, and counting its addresses one by one would let it hold the table with
+//!   one connection per address. The trusted proxies are exempt, since every client
+//!   behind them shares their address. A source at its cap that connects again makes
+//!   its own longest-waiting connection give way, or is refused when all of its
 //!   connections are busy.
 //! - **Shed the waiting first, from the heaviest source.** When the whole table is full, a
 //!   connection waiting for a request head gives way: one still in its TLS handshake, one
 //!   sending a head slowly, or one idle between keep-alive requests: the longest-waiting
 //!   one of the source holding more connections than any other (trusted proxies not
-//!   counted), or, with no such source, the longest-waiting one anywhere. A connection answering a request,
-//!   streaming a body or carrying a tunnel ([`Activity::busy`]) is never shed; when every
-//!   connection is busy, the new one waits for a slot as before.
+//!   counted), or, with no such source, the longest-waiting one anywhere. A connection in
+//!   a request is never shed: from the moment its head is read until its response is
+//!   handed over ([`Activity::in_request`]: a sign-in form's body still arriving, a proxied
+//!   request waiting for its upstream), and while a body streams or a tunnel is open
+//!   ([`Activity::busy`]). When every connection is in a request, the new one waits for a
+//!   slot as before.
 //!
 //! "Waited longest" is the instant a connection last finished a response (or was accepted),
 //! which [`crate::deadline::Deadline`] records with one relaxed store where it already reads
@@ -27,8 +33,12 @@
 //! would soon make a client in a slow handshake the oldest: counting by source first keeps
 //! a client with one connection from going while another address holds hundreds. From the
 //! client's own address (behind one NAT, say) that protection is gone, and such a client
-//! can be shed mid-handshake; an attack from many addresses (an IPv6 /64 holds plenty) is
-//! not grouped by prefix yet.
+//! can be shed mid-handshake. An attack from many IPv4 addresses with a connection or two
+//! each has no heaviest source either: then the longest-waiting connection anywhere goes,
+//! which is an attacker's slow socket or someone's idle keep-alive connection, never a
+//! request in progress. Keeping its sockets young with cheap requests buys an attacker
+//! nothing: each is then answered, and a valid client's new connection still displaces
+//! the oldest of them.
 //! nginx (`limit_conn`) and HAProxy (`maxconn` per source via stick tables) refuse a
 //! source over its limit; neither sheds an idle connection for a new one. Closing an idle
 //! keep-alive connection is what every server does at its idle timeout, and clients retry
@@ -47,7 +57,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::net::{Cidr, is_trusted};
+use crate::net::{Cidr, client_key, is_trusted};
 
 /// What one connection shares with the table: whether it is busy, when it began waiting
 /// for a request, and how many requests it has answered. Written by the connection
@@ -61,6 +71,10 @@ pub struct Activity {
     /// Requests whose bodies are still streaming, or tunnels; while any is, the connection
     /// is busy: no deadline applies and it is never shed.
     pub(crate) active: AtomicUsize,
+    /// Requests read and not yet answered ([`crate::serve`] counts them around every call
+    /// of the site's service): the connection is not shed, but its deadlines still apply,
+    /// so a body that never arrives is cut off at the header timeout as before.
+    pub(crate) requests: AtomicUsize,
     /// Milliseconds from `epoch` to the instant the connection was accepted or last
     /// finished writing a response: how long it has waited for a request.
     waiting_since: AtomicU64,
@@ -75,6 +89,7 @@ impl Activity {
         let a = Activity {
             served: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
             waiting_since: AtomicU64::new(0),
             epoch,
             shed: Notify::new(),
@@ -94,6 +109,17 @@ impl Activity {
     /// Whether a request is in progress that must not be cut (a streaming body, a tunnel).
     pub(crate) fn busy(&self) -> bool {
         self.active.load(Relaxed) > 0
+    }
+
+    /// Whether a request has been read and not yet answered.
+    pub(crate) fn in_request(&self) -> bool {
+        self.requests.load(Relaxed) > 0
+    }
+
+    /// Whether the table may tell this connection to give way: it is waiting for a
+    /// request (or in its TLS handshake), not in one.
+    fn sheddable(&self) -> bool {
+        !self.busy() && !self.in_request()
     }
 
     /// Resolves when the table sheds this connection.
@@ -135,7 +161,8 @@ pub struct Slots {
 struct Table {
     next: u64,
     entries: HashMap<u64, Entry>,
-    by_source: HashMap<IpAddr, usize>,
+    /// Connections per source ([`client_key`]); trusted proxies are not counted.
+    by_source: HashMap<u128, usize>,
     /// Entries told to give way that have not closed yet: they no longer count as taking
     /// a place, so one shed admits one connection.
     shedding: usize,
@@ -143,13 +170,14 @@ struct Table {
 
 #[derive(Debug)]
 struct Entry {
-    source: IpAddr,
+    /// Its source's key; `None` for a trusted proxy.
+    source: Option<u128>,
     activity: Arc<Activity>,
     shed: bool,
 }
 
 impl Slots {
-    /// A table of `max` connections, `per_source` of them from one address outside
+    /// A table of `max` connections, `per_source` of them from one source outside
     /// `exempt` (the trusted proxies).
     pub fn new(max: usize, per_source: usize, exempt: Vec<Cidr>) -> Arc<Slots> {
         Arc::new(Slots {
@@ -169,14 +197,14 @@ impl Slots {
 
     /// A slot for a connection from `source`: at once, by shedding a waiting connection, or
     /// once one closes when every connection is busy.
-    pub async fn admit(self: &Arc<Self>, source: IpAddr) -> Admission {
-        let capped = !is_trusted(source, &self.exempt);
+    pub async fn admit(self: &Arc<Self>, peer: IpAddr) -> Admission {
+        let source = (!is_trusted(peer, &self.exempt)).then(|| client_key(peer));
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             // Registered before the table is read: a slot freed after the read wakes us.
             freed.as_mut().enable();
-            match self.try_admit(source, capped) {
+            match self.try_admit(source) {
                 Some(admission) => return admission,
                 // Also look again after a while: a busy connection that goes idle (its
                 // request answered) can now be shed, and no slot was freed to say so.
@@ -188,10 +216,12 @@ impl Slots {
     }
 
     /// A slot now, a refusal, or `None`: every connection is busy, wait for one to close.
-    fn try_admit(self: &Arc<Self>, source: IpAddr, capped: bool) -> Option<Admission> {
+    fn try_admit(self: &Arc<Self>, source: Option<u128>) -> Option<Admission> {
         let mut t = self.lock();
         let mut shed = None;
-        if capped && t.by_source.get(&source).copied().unwrap_or(0) >= self.per_source {
+        if let Some(key) = source
+            && t.by_source.get(&key).copied().unwrap_or(0) >= self.per_source
+        {
             if !t.shed_one(|e| e.source == source) {
                 return Some(Admission::Refused);
             }
@@ -200,7 +230,7 @@ impl Slots {
         if t.entries.len() - t.shedding >= self.max {
             // From the source holding the most first, so that a client with one connection
             // is not the one to go while another holds hundreds; then the oldest anywhere.
-            if t.shed_from_heaviest(&self.exempt) {
+            if t.shed_from_heaviest() {
                 shed = Some(Shed::Full);
             } else if shed.is_none() {
                 return None;
@@ -217,7 +247,9 @@ impl Slots {
                 shed: false,
             },
         );
-        *t.by_source.entry(source).or_default() += 1;
+        if let Some(key) = source {
+            *t.by_source.entry(key).or_default() += 1;
+        }
         Some(Admission::In {
             slot: Slot {
                 slots: Arc::clone(self),
@@ -256,38 +288,38 @@ impl Slots {
 const RECHECK: Duration = Duration::from_millis(100);
 
 impl Table {
-    /// Tells a connection that is not busy to close: the longest-waiting one of the source
-    /// holding the most connections when one source holds more than any other (trusted
-    /// proxies not counted), else the longest-waiting one anywhere. False when every
-    /// connection is busy. One pass over the sources, then one over the table comparing
-    /// addresses: this runs on every admission while the table is full, in the accept loop.
-    fn shed_from_heaviest(&mut self, exempt: &[Cidr]) -> bool {
-        let mut heaviest: Option<(IpAddr, usize)> = None;
+    /// Tells a connection waiting for a request to close: the longest-waiting one of the
+    /// source holding the most connections when one source holds more than any other
+    /// (trusted proxies are not counted), else the longest-waiting one anywhere. False when
+    /// every connection is in a request. One pass over the sources, then one over the
+    /// table comparing keys: this runs on every admission while the table is full, in the
+    /// accept loop.
+    fn shed_from_heaviest(&mut self) -> bool {
+        let mut heaviest: Option<(u128, usize)> = None;
         let mut tied = false;
-        for (&ip, &n) in &self.by_source {
-            if is_trusted(ip, exempt) {
-                continue;
-            }
+        for (&key, &n) in &self.by_source {
             match heaviest {
                 Some((_, m)) if n < m => {}
                 Some((_, m)) if n == m => tied = true,
                 _ => {
-                    heaviest = Some((ip, n));
+                    heaviest = Some((key, n));
                     tied = false;
                 }
             }
         }
-        let dominant = heaviest.filter(|&(_, n)| !tied && n > 1).map(|(ip, _)| ip);
-        dominant.is_some_and(|h| self.shed_one(|e| e.source == h)) || self.shed_one(|_| true)
+        let dominant = heaviest
+            .filter(|&(_, n)| !tied && n > 1)
+            .map(|(key, _)| key);
+        dominant.is_some_and(|h| self.shed_one(|e| e.source == Some(h))) || self.shed_one(|_| true)
     }
 
-    /// Tells the longest-waiting connection that is not busy (among those `pick` takes) to
-    /// close; false when there is none.
+    /// Tells the longest-waiting connection waiting for a request (among those `pick`
+    /// takes) to close; false when there is none.
     fn shed_one(&mut self, pick: impl Fn(&Entry) -> bool) -> bool {
         let victim = self
             .entries
             .values_mut()
-            .filter(|e| !e.shed && !e.activity.busy() && pick(e))
+            .filter(|e| !e.shed && e.activity.sheddable() && pick(e))
             .min_by_key(|e| e.activity.waiting_since.load(Relaxed));
         match victim {
             Some(e) => {
@@ -323,10 +355,12 @@ impl Drop for Slot {
             if e.shed {
                 t.shedding -= 1;
             }
-            if let Some(n) = t.by_source.get_mut(&e.source) {
+            if let Some(key) = e.source
+                && let Some(n) = t.by_source.get_mut(&key)
+            {
                 *n -= 1;
                 if *n == 0 {
-                    t.by_source.remove(&e.source);
+                    t.by_source.remove(&key);
                 }
             }
         }
@@ -399,6 +433,56 @@ mod tests {
         answered.activity().waiting_from(Instant::now());
         drop(waiting);
         assert_eq!(slots.open(), 3);
+    }
+
+    /// The review's finding: a connection whose request head was read, its body still
+    /// arriving (a sign-in form), was the longest-waiting one and was shed mid-request.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_in_a_request_is_never_shed() {
+        let slots = Slots::new(2, 10, vec![]);
+        let (reading, _) = admit(&slots, "10.0.0.1").await;
+        reading.activity().requests.fetch_add(1, Relaxed);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (waiting, _) = admit(&slots, "10.0.0.2").await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (_new, shed) = admit(&slots, "10.0.0.3").await;
+        assert_eq!(shed, Some(Shed::Full));
+        assert!(
+            !is_shed(&reading).await,
+            "the oldest, but in a request: it stays"
+        );
+        assert!(is_shed(&waiting).await);
+    }
+
+    /// An IPv6 host holds a /64: one connection from each of its addresses is still one
+    /// source, capped as one and the heaviest when the table is full.
+    #[tokio::test(start_paused = true)]
+    async fn the_addresses_of_one_ipv6_64_are_one_source() {
+        let slots = Slots::new(6, 3, vec![]);
+        let (client, _) = admit(&slots, "2001:db8:9::1").await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let mut attack = Vec::new();
+        for i in 1..=3 {
+            let (slot, shed) = admit(&slots, &format!("2001:db8:1:2::{i}")).await;
+            assert_eq!(shed, None);
+            attack.push(slot);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // A fourth address in the same /64: the source is at its cap of 3.
+        let (_fourth, shed) = admit(&slots, "2001:db8:1:2:ffff::4").await;
+        assert_eq!(shed, Some(Shed::Source));
+        assert!(is_shed(&attack[0]).await);
+        assert!(!is_shed(&client).await);
+        // Another /64 is another source.
+        let (_other, shed) = admit(&slots, "2001:db8:1:3::1").await;
+        assert_eq!(shed, None);
+        // IPv4-mapped and plain IPv4 are one source too.
+        let (_v4, _) = admit(&slots, "10.0.0.1").await;
+        let (_mapped, _) = admit(&slots, "::ffff:10.0.0.1").await;
+        assert_eq!(
+            slots.lock().by_source.get(&client_key(ip("10.0.0.1"))),
+            Some(&2)
+        );
     }
 
     #[tokio::test(start_paused = true)]

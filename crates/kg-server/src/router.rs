@@ -64,7 +64,6 @@ impl hyper::service::Service<Request<Incoming>> for VerifyingService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let resp = kg_http::too_large(&req)
             .unwrap_or_else(|| self.verifier.handle(&req, self.conn.peer, req.uri().path()));
-        self.conn.answered();
         ready(Ok(resp))
     }
 }
@@ -118,11 +117,7 @@ impl hyper::service::Service<Request<Incoming>> for ProxyingService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let site = Arc::clone(&self.site);
         let conn = Arc::clone(&self.conn);
-        Box::pin(async move {
-            let resp = site.route(req, &conn).await;
-            conn.answered();
-            Ok(resp)
-        })
+        Box::pin(async move { Ok(site.route(req, &conn).await) })
     }
 }
 

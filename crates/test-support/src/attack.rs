@@ -10,10 +10,10 @@ use std::time::Duration;
 /// What a slowloris sends on each socket, a byte per tick: a request head that never ends.
 const HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
 
-/// Holds `sockets` connections to a server from one source address, sends each a byte of
-/// a never-ending request head every 100 ms (or nothing, to hold TLS handshakes pending),
-/// and opens a new one whenever the server closes one: the attack of issue 14, item 5.
-/// Stops, closing them all, when dropped.
+/// Holds `sockets` connections to a server from the source addresses given (in turn, one
+/// socket from each), sends each a byte of a never-ending request head every 100 ms (or
+/// nothing, to hold TLS handshakes pending), and opens a new one whenever the server closes
+/// one: the attack of issue 14, item 5. Stops, closing them all, when dropped.
 #[derive(Debug)]
 pub struct Slowloris {
     stop: Arc<AtomicBool>,
@@ -23,9 +23,11 @@ pub struct Slowloris {
 }
 
 impl Slowloris {
-    /// Starts holding `sockets` connections to `target` from `from`; `drip` sends head
-    /// bytes, otherwise nothing is sent.
-    pub fn start(target: SocketAddr, from: IpAddr, sockets: usize, drip: bool) -> Slowloris {
+    /// Starts holding `sockets` connections to `target` from the addresses `from`; `drip`
+    /// sends head bytes, otherwise nothing is sent.
+    pub fn start(target: SocketAddr, from: &[IpAddr], sockets: usize, drip: bool) -> Slowloris {
+        assert!(!from.is_empty(), "a slowloris needs a source address");
+        let from = from.to_vec();
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(AtomicUsize::new(0));
         let closed_by_server = Arc::new(AtomicUsize::new(0));
@@ -37,9 +39,11 @@ impl Slowloris {
             );
             std::thread::spawn(move || {
                 let mut held: Vec<(TcpStream, usize)> = Vec::with_capacity(sockets);
+                let mut sources = from.iter().cycle();
                 while !stop.load(Relaxed) {
                     while held.len() < sockets && !stop.load(Relaxed) {
-                        match connect_from(from, target) {
+                        let source = *sources.next().expect("a cycle of a non-empty list");
+                        match connect_from(source, target) {
                             Ok(s) => held.push((s, 0)),
                             Err(_) => break,
                         }

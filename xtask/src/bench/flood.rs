@@ -95,7 +95,7 @@ pub(crate) fn run(root: &std::path::Path) -> Result<()> {
             );
             let addr = SocketAddr::from(([127, 0, 0, 1], *p));
             let attack = attacked.then(|| {
-                let a = Slowloris::start(addr, IpAddr::from([127, 0, 0, 1]), SOCKETS, !is_tls);
+                let a = Slowloris::start(addr, &[IpAddr::from([127, 0, 0, 1])], SOCKETS, !is_tls);
                 // Let it take the table (and the accept queue) first.
                 let start = Instant::now();
                 while a.open() < 1_000 && start.elapsed() < Duration::from_secs(10) {
