@@ -28,6 +28,9 @@ _keygate() {
             keygate,serve)
                 cmd="keygate__subcmd__serve"
                 ;;
+            keygate,store)
+                cmd="keygate__subcmd__store"
+                ;;
             keygate,unit)
                 cmd="keygate__subcmd__unit"
                 ;;
@@ -64,6 +67,9 @@ _keygate() {
             keygate__subcmd__help,serve)
                 cmd="keygate__subcmd__help__subcmd__serve"
                 ;;
+            keygate__subcmd__help,store)
+                cmd="keygate__subcmd__help__subcmd__store"
+                ;;
             keygate__subcmd__help,unit)
                 cmd="keygate__subcmd__help__subcmd__unit"
                 ;;
@@ -76,6 +82,21 @@ _keygate() {
             keygate__subcmd__help__subcmd__config,paths)
                 cmd="keygate__subcmd__help__subcmd__config__subcmd__paths"
                 ;;
+            keygate__subcmd__help__subcmd__store,backup)
+                cmd="keygate__subcmd__help__subcmd__store__subcmd__backup"
+                ;;
+            keygate__subcmd__store,backup)
+                cmd="keygate__subcmd__store__subcmd__backup"
+                ;;
+            keygate__subcmd__store,help)
+                cmd="keygate__subcmd__store__subcmd__help"
+                ;;
+            keygate__subcmd__store__subcmd__help,backup)
+                cmd="keygate__subcmd__store__subcmd__help__subcmd__backup"
+                ;;
+            keygate__subcmd__store__subcmd__help,help)
+                cmd="keygate__subcmd__store__subcmd__help__subcmd__help"
+                ;;
             *)
                 ;;
         esac
@@ -83,7 +104,7 @@ _keygate() {
 
     case "${cmd}" in
         keygate)
-            opts="-q -h -V --config --set --quiet --help --version up serve check unit config help"
+            opts="-q -h -V --config --set --quiet --help --version up serve check unit store config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -261,7 +282,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__help)
-            opts="up serve check unit config help"
+            opts="up serve check unit store config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -358,6 +379,34 @@ _keygate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        keygate__subcmd__help__subcmd__store)
+            opts="backup"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__help__subcmd__store__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         keygate__subcmd__help__subcmd__unit)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -413,6 +462,92 @@ _keygate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__store)
+            opts="-q -h --config --set --quiet --help backup help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__store__subcmd__backup)
+            opts="-q -h --config --set --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__store__subcmd__help)
+            opts="backup help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__store__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__store__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -33,6 +33,7 @@ complete -c keygate -n "__fish_keygate_needs_command" -f -a "up" -d 'Get a certi
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "unit" -d 'Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "store" -d 'Back up the store browser sessions live in'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand up" -l listen -d 'Listen on ADDR (IP:PORT; repeatable) [default: server.listen, 127.0.0.1:8443]' -r
@@ -71,6 +72,18 @@ complete -c keygate -n "__fish_keygate_using_subcommand unit" -l plain-http -d '
 complete -c keygate -n "__fish_keygate_using_subcommand unit" -l danger-plain-http-non-loopback -d 'Allow plain HTTP on addresses other hosts can reach: tokens then cross the network in clear text'
 complete -c keygate -n "__fish_keygate_using_subcommand unit" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c keygate -n "__fish_keygate_using_subcommand unit" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600), while a server may be using it'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and __fish_seen_subcommand_from backup" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand store; and __fish_seen_subcommand_from backup" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand store; and __fish_seen_subcommand_from backup" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and __fish_seen_subcommand_from backup" -s h -l help -d 'Print help'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600), while a server may be using it'
+complete -c keygate -n "__fish_keygate_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand config; and not __fish_seen_subcommand_from explain paths help" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
@@ -91,11 +104,13 @@ complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "paths" -d 'Print the paths keygate uses'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "unit" -d 'Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit store config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit store config help" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit store config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit store config help" -f -a "unit" -d 'Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit store config help" -f -a "store" -d 'Back up the store browser sessions live in'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit store config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit store config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "backup" -d 'Write a consistent copy of the store to FILE (0600), while a server may be using it'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "paths" -d 'Print the paths keygate uses'

@@ -1216,3 +1216,162 @@ fn allow_line(kg: &Proc, path: &str) -> serde_json::Value {
     });
     found.unwrap_or_else(|| panic!("no allow line for {path}:\n{}", kg.output()))
 }
+
+/// Issue 15, the store: browser sessions live in `state/keygate.db` under a key kept in
+/// `private/login.key`, so a restart keeps a browser signed in (before, sessions lived in
+/// memory and every restart signed everyone out). Both files are 0600; the database holds
+/// no session id (only its digest); `keygate store backup` makes a private copy that
+/// Python's own sqlite3 reads; a new key signs everyone out; and a store written by a newer
+/// keygate stops `serve` and fails `check`, naming the file, leaving it byte for byte.
+#[test]
+fn sessions_outlive_a_restart_in_a_private_store_that_backs_up_and_refuses_a_newer_schema() {
+    if !have("curl") || !have("python3") {
+        return;
+    }
+    let env = Env::new();
+    let alice = token(&env, "alice", &[]);
+    let up = Upstream::tcp();
+    let jar = env.root().join("cookies.txt");
+    let jar = jar.to_str().unwrap();
+    let page = |addr: std::net::SocketAddr| {
+        curl(&[
+            "-b",
+            jar,
+            "-H",
+            "Accept: text/html",
+            &format!("http://{addr}/app"),
+        ])
+        .status
+    };
+    let db = env.root().join("state/keygate.db");
+    let key = env.root().join("private/login.key");
+
+    let addr = local_addr();
+    let kg = plain_proxy(&env, addr, &up.url, false);
+    sign_in_form(addr, jar, &alice);
+    assert_eq!(page(addr), 200);
+    assert_eq!(test_support::stat_mode(&db), "600");
+    assert_eq!(test_support::stat_mode(&key), "600");
+    drop(kg);
+
+    let addr = local_addr();
+    let kg = plain_proxy(&env, addr, &up.url, false);
+    assert_eq!(page(addr), 200, "the restart signed the browser out");
+
+    // A backup while the server runs: private, and a database Python reads.
+    let copy = env.root().join("backup.db");
+    env.run("keygate", &["store", "backup", copy.to_str().unwrap()])
+        .code(0);
+    assert_eq!(test_support::stat_mode(&copy), "600");
+    let cookie = std::fs::read_to_string(jar)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.split_once("keygate_session\t")
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .expect("a session cookie in the jar");
+    let py = r#"
+import base64, sqlite3, sys
+db, cookie = sys.argv[1], sys.argv[2]
+session_id = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))[:32]
+rows = sqlite3.connect(db).execute("select digest, token_id from sessions").fetchall()
+assert len(rows) == 1, rows
+assert session_id not in open(db, "rb").read(), "the session id is in the store"
+print(rows[0][1])
+"#;
+    for file in [&copy, &db] {
+        let out = Command::new("python3")
+            .args(["-c", py, file.to_str().unwrap(), &cookie])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let holder = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(holder.len(), 12, "a token id: {holder}");
+        assert!(alice.contains(&holder));
+    }
+    drop(kg);
+
+    // A new key: every browser is signed out.
+    std::fs::remove_file(&key).unwrap();
+    let addr = local_addr();
+    let kg = plain_proxy(&env, addr, &up.url, false);
+    assert_eq!(
+        page(addr),
+        303,
+        "a cookie signed under the old key was taken"
+    );
+    drop(kg);
+
+    // A store from a newer keygate.
+    let set = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             c.execute('pragma user_version = 99'); c.commit()",
+            db.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(set.success());
+    let before = std::fs::read(&db).unwrap();
+    let upstream = format!("server.upstream={}", up.url);
+    let check = env.run(
+        "keygate",
+        &["check", "--plain-http", "--set", &upstream, "--json"],
+    );
+    check.code(1);
+    let store = check.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "store")
+        .cloned()
+        .expect("a store check");
+    assert_eq!(store["status"], "fail", "{store}");
+    assert!(
+        store["detail"].as_str().unwrap().contains("newer"),
+        "{store}"
+    );
+    let addr = local_addr();
+    let listen = addr.to_string();
+    let mut serve = env.cmd("keygate");
+    serve
+        .args([
+            "serve",
+            "--plain-http",
+            "--listen",
+            &listen,
+            "--set",
+            &upstream,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = serve.spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("serve started on a newer store");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("keygate.db") && stderr.contains("schema version 99"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the newer store was changed"
+    );
+}

@@ -781,6 +781,14 @@ const RULES: &[Rule] = &[
               change",
     },
     Rule {
+        patterns: &["rusqlite"],
+        home: &["crates/kg-store/"],
+        exceptions: &[],
+        scope: &[],
+        why: "kg-store is the only crate that speaks SQL (ARCHITECTURE.md): add a method to \
+              its trait, with a conformance check, and call that",
+    },
+    Rule {
         // Verifying a token or judging one by id, charging the failure limiter, checking a
         // scope, counting a decision, writing an audit line of one.
         patterns: &[
@@ -1112,6 +1120,17 @@ mod tests {
             check_rule(rule, "crates/kg-login/src/lib.rs", charge).len(),
             2
         );
+    }
+
+    #[test]
+    fn only_the_store_speaks_sql() {
+        let rule = RULES
+            .iter()
+            .find(|r| r.patterns == ["rusqlite"])
+            .expect("the SQL rule");
+        let sql = "fn f(c: &rusqlite::Connection) {}\n";
+        assert_eq!(check_rule(rule, "crates/kg-login/src/lib.rs", sql).len(), 1);
+        assert!(check_rule(rule, "crates/kg-store/src/sqlite.rs", sql).is_empty());
     }
 
     #[test]

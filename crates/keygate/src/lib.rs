@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 
 mod serve;
+mod store;
 mod unit;
 mod up;
 
@@ -31,6 +32,9 @@ enum Command {
     Check(serve::CheckArgs),
     /// Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet
     Unit(unit::UnitArgs),
+    /// Back up the store browser sessions live in
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -53,6 +57,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Serve(args) => serve::serve(&cli.global, args),
         Command::Check(args) => serve::check(&cli.global, args),
         Command::Unit(args) => unit::run(&cli.global, args),
+        Command::Store(cmd) => store::run(&cli.global, cmd),
         Command::Config(cmd) => cmd.run("keygate", &cli.global),
     }
 }

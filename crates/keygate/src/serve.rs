@@ -38,6 +38,17 @@ pub(crate) struct CheckArgs {
 }
 
 impl ServerFlags {
+    /// No flags: the settings as the config gives them.
+    pub(crate) fn none() -> ServerFlags {
+        ServerFlags {
+            listen: Vec::new(),
+            cert_id: None,
+            plain_http: false,
+            danger_plain_http_non_loopback: false,
+            upstream: None,
+        }
+    }
+
     /// These flags as `keygate serve` arguments, for a unit that runs it.
     pub(crate) fn as_args(&self) -> Vec<String> {
         let mut args = Vec::new();

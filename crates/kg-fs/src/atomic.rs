@@ -96,6 +96,12 @@ impl AtomicFile {
         self.bits
     }
 
+    /// The temporary file's path, for a writer that must open the file by name (SQLite's
+    /// online backup writes a database copy into it); it already has its final mode.
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// Flushes the data to disk, renames it over the target, and syncs the directory.
     pub fn commit(self) -> Result<(), Error> {
         self.temp

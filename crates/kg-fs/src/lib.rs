@@ -220,6 +220,36 @@ pub fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
     })
 }
 
+/// Makes sure a private file exists at `path` for another program to write in place (a
+/// SQLite database, which SQLite itself writes): created empty with mode 0600 when absent
+/// (`O_EXCL|O_NOFOLLOW`, the exact mode set on the descriptor, never create-then-chmod),
+/// left as it is otherwise. True when it was created. A symlink, a directory or a FIFO at
+/// the path is refused; an existing file's exposure is returned for the caller to report.
+pub fn ensure_private_file(path: &std::path::Path) -> Result<(bool, Option<Exposed>), Error> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    check_dir(atomic::parent_of(path))?;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(path);
+    match created {
+        Ok(file) => {
+            rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(0o600))
+                .map_err(|e| atomic::with_path(e.into(), "set the mode of", path))?;
+            file.sync_all()
+                .map_err(|e| atomic::with_path(e, "sync", path))?;
+            Ok((true, None))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let (_, meta) = open_secret(path)?;
+            Ok((false, Exposed::of(path, meta.mode())))
+        }
+        Err(e) => Err(atomic::with_path(e, "create", path)),
+    }
+}
+
 /// Opens a secret once, `O_NOFOLLOW|O_NONBLOCK`, and refuses anything but a regular file;
 /// returns the descriptor and what `fstat` said of it.
 fn open_secret(path: &std::path::Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {

@@ -1,6 +1,7 @@
-//! The process key: 32 random bytes drawn at start-up, under which sign-in signs its CSRF
-//! cookies and sessions sign their cookies and derive their CSRF values, each use under a
-//! label of its own. A restart draws a new key, which ends every session and form.
+//! The sign-in key: 32 random bytes under which sign-in signs its CSRF cookies and sessions
+//! sign their cookies and derive their CSRF values, each use under a label of its own. The
+//! server keeps it in a private file (`private/login.key`), so sessions and forms survive
+//! a restart; a new key ends them all.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -9,8 +10,11 @@ use zeroize::Zeroizing;
 /// HMAC-SHA-256.
 pub type HmacSha256 = Hmac<Sha256>;
 
-/// The process key.
+/// The sign-in key.
 pub struct ProcessKey(Zeroizing<[u8; 32]>);
+
+/// The length of a key.
+pub const KEY_LEN: usize = 32;
 
 impl ProcessKey {
     /// A fresh random key.
@@ -19,6 +23,11 @@ impl ProcessKey {
         // Without randomness the process cannot keep any secret.
         getrandom::fill(&mut key[..]).expect("the operating system's random number generator");
         ProcessKey(key)
+    }
+
+    /// The key in `bytes` (as kept in its file).
+    pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> ProcessKey {
+        ProcessKey(Zeroizing::new(*bytes))
     }
 
     /// An HMAC under the key, `label` (which names the use) already fed in.

@@ -120,6 +120,7 @@ const CSRF_LABEL: &[u8] = b"keygate sign-in csrf v1\0";
 const MSG_REFUSED: &str = "That token was not accepted.";
 const MSG_MISSING: &str = "Enter a token to sign in.";
 const MSG_CSRF: &str = "This form has expired or was sent from another site. Please try again.";
+const MSG_UNAVAILABLE: &str = "Sign-in is unavailable right now. Please try again shortly.";
 const MSG_SIGN_OUT_CSRF: &str = "Sign-out could not be confirmed. Please try again.";
 
 const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
@@ -137,14 +138,22 @@ pub struct SignIn {
 }
 
 impl SignIn {
-    /// The endpoints for `settings`, judging tokens with `verifier`.
-    pub fn new(settings: &Settings, verifier: Arc<Verifier>) -> SignIn {
-        SignIn::build(
-            settings.secure,
-            &settings.realm,
-            Sessions::new(settings.session_lifetime, settings.session_idle_timeout),
-            verifier,
-        )
+    /// The endpoints for `settings`, judging tokens with `verifier`, keeping sessions in
+    /// `store` with cookies and forms signed under `key`.
+    pub fn new(
+        settings: &Settings,
+        verifier: Arc<Verifier>,
+        store: Arc<dyn kg_store::SessionStore>,
+        key: key::ProcessKey,
+    ) -> SignIn {
+        let sessions = Sessions::open(
+            store,
+            key,
+            verifier.clock().clone(),
+            settings.session_lifetime,
+            settings.session_idle_timeout,
+        );
+        SignIn::build(settings.secure, &settings.realm, sessions, verifier)
     }
 
     fn build(secure: bool, realm: &str, sessions: Sessions, verifier: Arc<Verifier>) -> SignIn {
@@ -401,7 +410,21 @@ impl SignIn {
                     if let Some(old) = self.session_of(r.headers, r.https) {
                         self.sessions.end(&old);
                     }
-                    let new = self.sessions.create(who.id);
+                    let new = match self.sessions.create(who.id) {
+                        Ok(new) => new,
+                        Err(_) => {
+                            // Logged by `Sessions::create`; the person can retry.
+                            return (
+                                self.form_response(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    r,
+                                    next,
+                                    Some(MSG_UNAVAILABLE),
+                                ),
+                                503,
+                            );
+                        }
+                    };
                     let mut resp = self.see_other(next);
                     set_cookie(&mut resp, &self.session_cookie(r.https, &new.cookie_value));
                     set_cookie(&mut resp, &SignIn::clear_csrf_cookie(r.https));

@@ -1,26 +1,37 @@
 //! Browser sessions for the reverse proxy: what a sign-in with a token leaves behind.
 //!
-//! A session is an entry in a bounded in-memory table, named by 32 random bytes. The cookie
-//! carries that id and an HMAC-SHA-256 of it under a key drawn at start-up, so:
+//! A session is a row in the store ([`kg_store::SessionStore`]), named by 32 random bytes.
+//! The cookie carries that id and an HMAC-SHA-256 of it under the sign-in key, so:
 //!
 //! - the cookie holds no token, no token name and nothing else a reader could use;
 //! - a forged or altered cookie is refused by one HMAC, compared in constant time, before
-//!   the table is looked at (no lookup timing for unauthenticated ids);
-//! - a restart draws a new key, which ends every session (they live in memory only).
+//!   the store is looked at (no lookup, and no lookup timing, for unauthenticated ids);
+//! - the store holds only the SHA-256 digest of each id, so the database, or a backup of
+//!   it, gives nobody a cookie to present;
+//! - the key is kept (`private/login.key`, read by the server), so a restart keeps every
+//!   session; a new key ends them all.
 //!
-//! A session ends at the first of: its absolute lifetime, its idle timeout (slid by every
-//! use), [`Sessions::end`] (sign-out, or the caller found its token revoked), or eviction
-//! when the table is full (the least recently used goes first). The table stores the token
-//! id and times; the CSRF value of a session is derived from its id under the key, so no
-//! other secret is kept.
+//! A session ends at the first of: its absolute lifetime, its idle timeout (slid by use),
+//! [`Sessions::end`] (sign-out, or the caller found its token revoked), or eviction when
+//! the store holds its bound (the least recently used goes first). A use is written to
+//! the store when it moves the last use on by at least [`TOUCH_EVERY`] (or a tenth of the
+//! idle timeout, when shorter): a write per request would make every proxied request a
+//! database commit, and the idle timeout is then exact to within that step.
+//!
+//! The store failing (a full or read-only disk) fails closed: a session that cannot be
+//! read is no session, and a sign-in that cannot be stored is refused with a 503.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
+use kg_http::log;
+use kg_store::{SessionLimits, SessionRecord, SessionStore};
+use kg_verifier::Clock;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::key::ProcessKey;
@@ -34,6 +45,8 @@ pub const ID_LEN: usize = 32;
 const TAG_LEN: usize = 32;
 /// Length of a cookie value: base64url without padding of the id and its tag.
 pub const COOKIE_VALUE_LEN: usize = (ID_LEN + TAG_LEN) * 4 / 3 + 1;
+/// The coarsest step in which a session's last use is written to the store.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// Domain separation of the two uses of the key.
 const COOKIE_LABEL: &[u8] = b"keygate session cookie v1\0";
@@ -41,13 +54,14 @@ const CSRF_LABEL: &[u8] = b"keygate session csrf v1\0";
 
 type Id = [u8; ID_LEN];
 
-/// The live sessions of this process.
+/// The browser sessions, kept in the store.
 pub struct Sessions {
     key: ProcessKey,
     lifetime: Duration,
     idle_timeout: Duration,
     capacity: usize,
-    table: Mutex<Table>,
+    store: Arc<dyn SessionStore>,
+    clock: Clock,
 }
 
 /// A live session, as a request found it.
@@ -70,47 +84,59 @@ pub struct NewSession {
     pub session: SessionRef,
 }
 
-#[derive(Default)]
-struct Table {
-    by_id: HashMap<Id, Entry>,
-    /// Sessions by last use, least recent first: use number to id.
-    by_use: BTreeMap<u64, Id>,
-    uses: u64,
+/// Unix milliseconds.
+fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-struct Entry {
-    token_id: String,
-    created: Instant,
-    used: Instant,
-    /// The key of this session in `by_use`.
-    use_no: u64,
+fn ms_of(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn digest(id: &Id) -> [u8; 32] {
+    Sha256::digest(id).into()
 }
 
 impl Sessions {
-    /// An empty table of at most [`MAX_SESSIONS`], under a fresh random key.
-    pub fn new(lifetime: Duration, idle_timeout: Duration) -> Sessions {
-        Sessions::with_capacity(lifetime, idle_timeout, MAX_SESSIONS)
-    }
-
-    /// [`Sessions::new`] with another bound (at least 1).
-    pub fn with_capacity(lifetime: Duration, idle_timeout: Duration, capacity: usize) -> Sessions {
+    /// The sessions in `store`, their cookies signed under `key`, judged by `clock`; at
+    /// most [`MAX_SESSIONS`].
+    pub fn open(
+        store: Arc<dyn SessionStore>,
+        key: ProcessKey,
+        clock: Clock,
+        lifetime: Duration,
+        idle_timeout: Duration,
+    ) -> Sessions {
         Sessions {
-            key: ProcessKey::new(),
+            key,
             lifetime,
             idle_timeout,
-            capacity: capacity.max(1),
-            table: Mutex::new(Table::default()),
+            capacity: MAX_SESSIONS,
+            store,
+            clock,
         }
+    }
+
+    /// The same with another bound (at least 1).
+    pub fn with_capacity(mut self, capacity: usize) -> Sessions {
+        self.capacity = capacity.max(1);
+        self
     }
 
     /// Begins a session for the token with id `token_id`; returns the cookie value (an
     /// opaque signed reference: random id and HMAC, nothing else) and the CSRF value.
-    pub fn create(&self, token_id: &str) -> NewSession {
-        self.create_at(token_id, Instant::now())
+    /// A store that cannot take it is logged here, and the error returned.
+    pub fn create(&self, token_id: &str) -> Result<NewSession, kg_store::Error> {
+        self.create_at(token_id, self.clock.now())
+            .inspect_err(|e| say("session_create_failed", e))
     }
 
     /// [`Sessions::create`] at `now`.
-    pub fn create_at(&self, token_id: &str, now: Instant) -> NewSession {
+    pub fn create_at(
+        &self,
+        token_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<NewSession, kg_store::Error> {
         let mut id = Zeroizing::new([0u8; ID_LEN]);
         getrandom::fill(&mut id[..]).expect("the operating system's random number generator");
         let mut raw = Zeroizing::new([0u8; ID_LEN + TAG_LEN]);
@@ -118,43 +144,27 @@ impl Sessions {
         raw[ID_LEN..].copy_from_slice(&self.tag(COOKIE_LABEL, &id));
         let cookie_value = Zeroizing::new(URL_SAFE_NO_PAD.encode(&raw[..]));
         let csrf = self.csrf_of(&id);
-        {
-            let mut t = self.lock();
-            self.sweep(&mut t, now);
-            // One token's holder cannot crowd everyone else out of the table by signing in
-            // over and over: past its share, its own least recently used session goes.
-            let mine: Vec<(u64, [u8; ID_LEN])> = t
-                .by_id
-                .iter()
-                .filter(|(_, e)| e.token_id == token_id)
-                .map(|(k, e)| (e.use_no, *k))
-                .collect();
-            if mine.len() >= MAX_PER_TOKEN
-                && let Some(&(use_no, oldest)) = mine.iter().min_by_key(|(u, _)| *u)
-            {
-                t.by_use.remove(&use_no);
-                t.by_id.remove(&oldest);
-            }
-            while t.by_id.len() >= self.capacity {
-                let Some((_, oldest)) = t.by_use.pop_first() else {
-                    break;
-                };
-                t.by_id.remove(&oldest);
-            }
-            t.uses += 1;
-            let use_no = t.uses;
-            t.by_use.insert(use_no, *id);
-            t.by_id.insert(
-                *id,
-                Entry {
-                    token_id: token_id.to_owned(),
-                    created: now,
-                    used: now,
-                    use_no,
-                },
-            );
-        }
-        NewSession {
+        let now = ms(now);
+        // Sign-ins are rare: the sweep of ended sessions rides on them.
+        self.store.sweep_sessions(
+            now.saturating_sub(ms_of(self.lifetime)),
+            now.saturating_sub(ms_of(self.idle_timeout)),
+        )?;
+        // One token's holder cannot crowd everyone else out by signing in over and over:
+        // past its share, its own least recently used session goes.
+        self.store.insert_session(
+            &SessionRecord {
+                digest: digest(&id),
+                token_id: token_id.to_owned(),
+                created: now,
+                used: now,
+            },
+            SessionLimits {
+                per_token: MAX_PER_TOKEN,
+                total: self.capacity,
+            },
+        )?;
+        Ok(NewSession {
             cookie_value,
             csrf: csrf.clone(),
             session: SessionRef {
@@ -162,19 +172,19 @@ impl Sessions {
                 id,
                 csrf,
             },
-        }
+        })
     }
 
     /// The live session a cookie value names. The HMAC is checked (in constant time)
     /// before any lookup; a session past its lifetime or idle timeout is removed and gives
     /// `None`; a hit slides the idle timeout.
     pub fn get(&self, cookie_value: &str) -> Option<SessionRef> {
-        self.get_at(cookie_value, Instant::now())
+        self.get_at(cookie_value, self.clock.now())
     }
 
     /// [`Sessions::get`] at `now`.
-    pub fn get_at(&self, cookie_value: &str, now: Instant) -> Option<SessionRef> {
-        let id = self.open(cookie_value)?;
+    pub fn get_at(&self, cookie_value: &str, now: OffsetDateTime) -> Option<SessionRef> {
+        let id = self.open_cookie(cookie_value)?;
         let token_id = self.touch(&id, now)?;
         let csrf = self.csrf_of(&id);
         Some(SessionRef { token_id, id, csrf })
@@ -184,41 +194,48 @@ impl Sessions {
     /// WebSocket tunnel opened with it, checked periodically, since the tunnel makes no
     /// requests of its own.
     pub fn alive(&self, session: &SessionRef) -> bool {
-        self.touch(&session.id, Instant::now()).is_some()
+        self.touch(&session.id, self.clock.now()).is_some()
     }
 
     /// The token id of the live session `id`, after recording a use at `now`; a session past
-    /// its lifetime or idle timeout is removed and gives `None`.
-    fn touch(&self, id: &Id, now: Instant) -> Option<String> {
-        let mut t = self.lock();
-        let t = &mut *t;
-        let e = t.by_id.get_mut(id)?;
-        if self.expired(e, now) {
-            let use_no = e.use_no;
-            t.by_use.remove(&use_no);
-            t.by_id.remove(id);
+    /// its lifetime or idle timeout is removed and gives `None`. A store that cannot be read
+    /// gives `None` too.
+    fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<String> {
+        let d = digest(id);
+        let record = self.store.session(&d).unwrap_or_else(|e| {
+            say("session_read_failed", &e);
+            None
+        })?;
+        let now = ms(now);
+        if now.saturating_sub(record.created) >= ms_of(self.lifetime)
+            || now.saturating_sub(record.used) >= ms_of(self.idle_timeout)
+        {
+            if let Err(e) = self.store.end_session(&d) {
+                say("session_end_failed", &e);
+            }
             return None;
         }
-        e.used = e.used.max(now);
-        t.by_use.remove(&e.use_no);
-        t.uses += 1;
-        e.use_no = t.uses;
-        t.by_use.insert(e.use_no, *id);
-        Some(e.token_id.clone())
+        let step = ms_of(TOUCH_EVERY.min(self.idle_timeout / 10));
+        if now.saturating_sub(record.used) >= step
+            && let Err(e) = self.store.touch_session(&d, now)
+        {
+            // The session stays valid; its idle timeout slides at the next write.
+            say("session_touch_failed", &e);
+        }
+        Some(record.token_id)
     }
 
     /// Ends a session (sign-out, or its token is no longer valid). Ending one that already
     /// ended does nothing.
     pub fn end(&self, session: &SessionRef) {
-        let mut t = self.lock();
-        if let Some(e) = t.by_id.remove(&*session.id) {
-            t.by_use.remove(&e.use_no);
+        if let Err(e) = self.store.end_session(&digest(&session.id)) {
+            say("session_end_failed", &e);
         }
     }
 
     /// How many sessions are held (some may have expired and not been swept yet).
     pub fn len(&self) -> usize {
-        self.lock().by_id.len()
+        self.store.session_count().unwrap_or(0)
     }
 
     /// Whether no session is held.
@@ -232,7 +249,7 @@ impl Sessions {
     }
 
     /// The id inside a cookie value whose HMAC matches, without any lookup.
-    fn open(&self, cookie_value: &str) -> Option<Zeroizing<Id>> {
+    fn open_cookie(&self, cookie_value: &str) -> Option<Zeroizing<Id>> {
         // The length is public: refusing other lengths early reveals nothing.
         if cookie_value.len() != COOKIE_VALUE_LEN {
             return None;
@@ -253,26 +270,6 @@ impl Sessions {
         Some(id)
     }
 
-    fn expired(&self, e: &Entry, now: Instant) -> bool {
-        now.saturating_duration_since(e.created) >= self.lifetime
-            || now.saturating_duration_since(e.used) >= self.idle_timeout
-    }
-
-    /// Drops idle sessions from the least recently used end: they are a prefix of the
-    /// use order, so this costs nothing when there are none.
-    fn sweep(&self, t: &mut Table, now: Instant) {
-        while let Some((&use_no, id)) = t.by_use.first_key_value() {
-            let id = *id;
-            match t.by_id.get(&id) {
-                Some(e) if !self.expired(e, now) => break,
-                _ => {
-                    t.by_use.remove(&use_no);
-                    t.by_id.remove(&id);
-                }
-            }
-        }
-    }
-
     fn csrf_of(&self, id: &Id) -> String {
         URL_SAFE_NO_PAD.encode(self.tag(CSRF_LABEL, id))
     }
@@ -289,10 +286,11 @@ impl Sessions {
     pub(crate) fn key(&self) -> &ProcessKey {
         &self.key
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
+/// One error line for a store failure (the store names itself in the error).
+fn say(event: &str, e: &kg_store::Error) {
+    log::error(event, &[("error", (&e.to_string()).into())]);
 }
 
 impl SessionRef {
@@ -306,7 +304,7 @@ impl SessionRef {
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sessions")
-            .field("len", &self.len())
+            .field("store", &self.store)
             .field("capacity", &self.capacity)
             .field("lifetime", &self.lifetime)
             .field("idle_timeout", &self.idle_timeout)
@@ -334,13 +332,24 @@ impl std::fmt::Debug for NewSession {
 mod tests {
     use super::*;
 
+    /// Sessions in a fresh in-memory store under a fresh key, on the system clock.
+    fn in_memory(lifetime: Duration, idle: Duration) -> Sessions {
+        Sessions::open(
+            Arc::new(kg_store::SqliteStore::memory().unwrap()),
+            ProcessKey::new(),
+            Clock::new(OffsetDateTime::now_utc),
+            lifetime,
+            idle,
+        )
+    }
+
     #[test]
     fn one_token_cannot_push_other_sessions_out() {
-        let s = Sessions::with_capacity(Duration::from_secs(3600), Duration::from_secs(600), 150);
-        let other = s.create("BBBBBBBBBBBB");
-        let first = s.create("AAAAAAAAAAAA");
+        let s = in_memory(Duration::from_secs(3600), Duration::from_secs(600)).with_capacity(150);
+        let other = s.create("BBBBBBBBBBBB").unwrap();
+        let first = s.create("AAAAAAAAAAAA").unwrap();
         for _ in 0..(2 * MAX_PER_TOKEN) {
-            s.create("AAAAAAAAAAAA");
+            s.create("AAAAAAAAAAAA").unwrap();
         }
         assert!(
             s.get(&other.cookie_value).is_some(),
@@ -356,14 +365,14 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn sessions() -> Sessions {
-        Sessions::new(12 * HOUR, HOUR)
+        in_memory(12 * HOUR, HOUR)
     }
 
     #[test]
     fn a_cookie_names_its_session_and_nothing_else() {
         let s = sessions();
-        let t0 = Instant::now();
-        let new = s.create_at("0123456789AB", t0);
+        let t0 = OffsetDateTime::now_utc();
+        let new = s.create_at("0123456789AB", t0).unwrap();
         assert_eq!(new.cookie_value.len(), COOKIE_VALUE_LEN);
         assert!(!new.cookie_value.contains("0123456789AB"));
         let got = s.get_at(&new.cookie_value, t0).unwrap();
@@ -371,7 +380,7 @@ mod tests {
         assert_eq!(got.csrf(), new.csrf);
         assert_ne!(new.csrf.as_str(), new.cookie_value.as_str());
         // Two sessions of one token are distinct.
-        let other = s.create_at("0123456789AB", t0);
+        let other = s.create_at("0123456789AB", t0).unwrap();
         assert_ne!(*other.cookie_value, *new.cookie_value);
         assert_ne!(other.csrf, new.csrf);
         assert_eq!(s.len(), 2);
@@ -380,8 +389,8 @@ mod tests {
     #[test]
     fn a_tampered_or_foreign_cookie_is_refused() {
         let s = sessions();
-        let t0 = Instant::now();
-        let value = s.create_at("0123456789AB", t0).cookie_value;
+        let t0 = OffsetDateTime::now_utc();
+        let value = s.create_at("0123456789AB", t0).unwrap().cookie_value;
         let bytes = value.as_bytes();
         // Flip each character in turn: the id part and the tag part.
         for i in [0, 10, 42, 43, 60, COOKIE_VALUE_LEN - 2] {
@@ -394,16 +403,16 @@ mod tests {
         assert!(s.get_at(&format!("{}A", *value), t0).is_none());
         assert!(s.get_at("", t0).is_none());
         assert!(s.get_at(&"*".repeat(COOKIE_VALUE_LEN), t0).is_none());
-        // Another process (another key) cannot vouch for this one's ids.
+        // Another key cannot vouch for this one's ids.
         assert!(sessions().get_at(&value, t0).is_none());
         assert!(s.get_at(&value, t0).is_some());
     }
 
     #[test]
     fn sessions_end_after_their_lifetime_even_when_used() {
-        let s = Sessions::new(3 * HOUR, HOUR);
-        let t0 = Instant::now();
-        let value = s.create_at("0123456789AB", t0).cookie_value;
+        let s = in_memory(3 * HOUR, HOUR);
+        let t0 = OffsetDateTime::now_utc();
+        let value = s.create_at("0123456789AB", t0).unwrap().cookie_value;
         for m in (30..180).step_by(30) {
             let at = t0 + Duration::from_secs(m * 60 - 1);
             assert!(s.get_at(&value, at).is_some(), "at {m} minutes");
@@ -414,9 +423,9 @@ mod tests {
 
     #[test]
     fn idle_sessions_end_and_use_slides_the_timeout() {
-        let s = Sessions::new(12 * HOUR, HOUR);
-        let t0 = Instant::now();
-        let value = s.create_at("0123456789AB", t0).cookie_value;
+        let s = in_memory(12 * HOUR, HOUR);
+        let t0 = OffsetDateTime::now_utc();
+        let value = s.create_at("0123456789AB", t0).unwrap().cookie_value;
         let t1 = t0 + HOUR - Duration::from_secs(1);
         assert!(s.get_at(&value, t1).is_some());
         let t2 = t1 + HOUR - Duration::from_secs(1);
@@ -428,9 +437,9 @@ mod tests {
     #[test]
     fn ending_a_session_refuses_its_cookie() {
         let s = sessions();
-        let t0 = Instant::now();
-        let a = s.create_at("0123456789AB", t0);
-        let b = s.create_at("0123456789AB", t0);
+        let t0 = OffsetDateTime::now_utc();
+        let a = s.create_at("0123456789AB", t0).unwrap();
+        let b = s.create_at("0123456789AB", t0).unwrap();
         s.end(&a.session);
         s.end(&a.session);
         assert!(s.get_at(&a.cookie_value, t0).is_none());
@@ -440,15 +449,16 @@ mod tests {
 
     #[test]
     fn a_full_table_evicts_the_least_recently_used() {
-        let s = Sessions::with_capacity(12 * HOUR, HOUR, 3);
-        let t0 = Instant::now();
-        let at = |secs| t0 + Duration::from_secs(secs);
-        let a = s.create_at("a", at(0)).cookie_value;
-        let b = s.create_at("b", at(1)).cookie_value;
-        let c = s.create_at("c", at(2)).cookie_value;
+        let s = in_memory(12 * HOUR, HOUR).with_capacity(3);
+        let t0 = OffsetDateTime::now_utc();
+        // Minutes apart: a use is written to the store in steps of TOUCH_EVERY.
+        let at = |m: u64| t0 + Duration::from_secs(m * 60);
+        let a = s.create_at("a", at(0)).unwrap().cookie_value;
+        let b = s.create_at("b", at(1)).unwrap().cookie_value;
+        let c = s.create_at("c", at(2)).unwrap().cookie_value;
         // `a` is the oldest but used most recently; `b` is now the least recently used.
         assert!(s.get_at(&a, at(3)).is_some());
-        let d = s.create_at("d", at(4)).cookie_value;
+        let d = s.create_at("d", at(4)).unwrap().cookie_value;
         assert_eq!(s.len(), 3);
         assert!(s.get_at(&b, at(5)).is_none());
         for v in [&a, &c, &d] {
@@ -459,29 +469,57 @@ mod tests {
     #[test]
     fn the_default_bound_holds() {
         let s = sessions();
-        let t0 = Instant::now();
+        let t0 = OffsetDateTime::now_utc();
         for i in 0..MAX_SESSIONS + 50 {
-            s.create_at(&i.to_string(), t0);
+            s.create_at(&i.to_string(), t0).unwrap();
         }
         assert_eq!(s.len(), MAX_SESSIONS);
-        let t = s.lock();
-        assert_eq!(t.by_use.len(), MAX_SESSIONS);
     }
 
     #[test]
     fn idle_sessions_are_swept_when_a_new_one_begins() {
-        let s = Sessions::new(12 * HOUR, HOUR);
-        let t0 = Instant::now();
-        s.create_at("a", t0);
-        s.create_at("b", t0);
-        s.create_at("c", t0 + 2 * HOUR);
+        let s = in_memory(12 * HOUR, HOUR);
+        let t0 = OffsetDateTime::now_utc();
+        s.create_at("a", t0).unwrap();
+        s.create_at("b", t0).unwrap();
+        s.create_at("c", t0 + 2 * HOUR).unwrap();
         assert_eq!(s.len(), 1);
+    }
+
+    /// A restart (a new `Sessions` over the same store, under the kept key) keeps the
+    /// session; a new key ends it; the store holds the id's digest, never the id.
+    #[test]
+    fn sessions_outlive_a_restart_under_the_kept_key_and_the_store_holds_no_id() {
+        let store: Arc<dyn SessionStore> = Arc::new(kg_store::SqliteStore::memory().unwrap());
+        let bytes = [7u8; 32];
+        let open = |key: [u8; 32]| {
+            Sessions::open(
+                Arc::clone(&store),
+                ProcessKey::from_bytes(&key),
+                Clock::new(OffsetDateTime::now_utc),
+                12 * HOUR,
+                HOUR,
+            )
+        };
+        let new = open(bytes).create("0123456789AB").unwrap();
+        let again = open(bytes);
+        assert_eq!(
+            again.get(&new.cookie_value).map(|s| s.token_id),
+            Some("0123456789AB".to_owned())
+        );
+        assert!(
+            store.session(&new.session.id).unwrap().is_none(),
+            "the id itself is a key"
+        );
+        let row = store.session(&digest(&new.session.id)).unwrap().unwrap();
+        assert_ne!(row.digest, *new.session.id);
+        assert!(open([8u8; 32]).get(&new.cookie_value).is_none());
     }
 
     #[test]
     fn debug_output_holds_no_secret() {
         let s = sessions();
-        let new = s.create("0123456789AB");
+        let new = s.create("0123456789AB").unwrap();
         for text in [
             format!("{s:?}"),
             format!("{new:?}"),

@@ -51,7 +51,23 @@ pub fn sign_in(dir: &Path, secure: bool) -> crate::SignIn {
     crate::SignIn::build(
         secure,
         "keygate",
-        crate::Sessions::new(Duration::from_secs(12 * 3600), Duration::from_secs(3600)),
+        sessions(Duration::from_secs(12 * 3600), Duration::from_secs(3600)),
         kg_verifier::testing::verifier(&base, dir),
     )
+}
+
+/// Sessions in a fresh in-memory store under a fresh key, on the system clock.
+pub fn sessions(lifetime: Duration, idle: Duration) -> crate::Sessions {
+    crate::Sessions::open(
+        std::sync::Arc::new(kg_store::SqliteStore::memory().expect("an in-memory store")),
+        crate::key::ProcessKey::new(),
+        kg_verifier::Clock::new(time::OffsetDateTime::now_utc),
+        lifetime,
+        idle,
+    )
+}
+
+/// A fresh in-memory store, for [`crate::SignIn::new`].
+pub fn store() -> std::sync::Arc<dyn kg_store::SessionStore> {
+    std::sync::Arc::new(kg_store::SqliteStore::memory().expect("an in-memory store"))
 }

@@ -82,7 +82,12 @@ fn settings_decide_the_scheme_and_the_lifetime() {
     let dir = tempfile::tempdir().unwrap();
     let new = |flags: &[(&str, &str)]| {
         let s = settings(dir.path(), flags);
-        SignIn::new(&s.login, verifier(&s.base, dir.path()))
+        SignIn::new(
+            &s.login,
+            verifier(&s.base, dir.path()),
+            crate::testing::store(),
+            crate::key::ProcessKey::new(),
+        )
     };
     let peer: IpAddr = "192.0.2.7".parse().unwrap();
     let none = HeaderMap::new();
@@ -105,7 +110,12 @@ fn https_behind_a_plain_listener_is_a_trusted_proxys_word_only() {
             ("server.trusted_proxies", "127.0.0.1/32,10.0.0.0/8"),
         ],
     );
-    let plain = SignIn::new(&s.login, verifier(&s.base, dir.path()));
+    let plain = SignIn::new(
+        &s.login,
+        verifier(&s.base, dir.path()),
+        crate::testing::store(),
+        crate::key::ProcessKey::new(),
+    );
     let proxy: IpAddr = "127.0.0.1".parse().unwrap();
     let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
     let outsider: IpAddr = "127.0.0.7".parse().unwrap();
@@ -209,7 +219,7 @@ fn html_is_escaped() {
     let s = SignIn::build(
         false,
         "<b>&\"realm'",
-        Sessions::new(HOUR, HOUR),
+        crate::testing::sessions(HOUR, HOUR),
         verifier(&base, dir.path()),
     );
     let page = s.sign_in_page("c\"><script>", "/x\"><script>", Some("<i>oops</i>"));
@@ -497,7 +507,12 @@ impl Harness {
         let (tokens, metrics, audit) = loaded(settings, dir.path());
         let verifier = Arc::new(Verifier::new(&settings.verifier, tokens, metrics, audit));
         let state = Arc::new(State {
-            signin: SignIn::new(&setup.login, Arc::clone(&verifier)),
+            signin: SignIn::new(
+                &setup.login,
+                Arc::clone(&verifier),
+                crate::testing::store(),
+                crate::key::ProcessKey::new(),
+            ),
             verifier,
         });
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -26,11 +26,31 @@ impl Failed {
     }
 }
 
+/// The store sign-in keeps its sessions in, read without writing (proxy mode opens it).
+fn check_store(db: &std::path::Path) -> Result<String, Failed> {
+    match kg_store::SqliteStore::inspect(db) {
+        Ok(None) => Ok(format!(
+            "'{}' will be created (0600) by keygate serve",
+            db.display()
+        )),
+        Ok(Some(seen)) => match seen.exposed {
+            Some(e) => Err(Failed::new(e.to_string(), Some(e.hint()))),
+            None => Ok(format!(
+                "'{}': schema {}, {} session(s)",
+                db.display(),
+                seen.schema_version,
+                seen.sessions
+            )),
+        },
+        Err(e) => Err(Failed::new(e.to_string(), e.hint())),
+    }
+}
+
 /// One line of `keygate check`.
 #[derive(Debug, Clone)]
 pub struct CheckItem {
-    /// A stable id of what was checked (`certificate`, `token_store`, `audit_log`, `listen`,
-    /// `upstream`, `required_scopes`, `tls`): `--json` names it `check`.
+    /// A stable id of what was checked (`certificate`, `token_store`, `store`, `audit_log`,
+    /// `listen`, `upstream`, `required_scopes`, `tls`): `--json` names it `check`.
     pub id: &'static str,
     /// What was checked, for people, e.g. `certificate 'default'`.
     pub what: String,
@@ -99,6 +119,9 @@ pub fn check(settings: &Settings, now: OffsetDateTime) -> Vec<CheckItem> {
             Err(e) => Err(Failed::new(e.to_string(), e.hint())),
         },
     );
+    if settings.upstream.is_some() {
+        item("store", "store".into(), check_store(&settings.db));
+    }
     if let AuditTarget::File(path) = &settings.audit {
         item(
             "audit_log",

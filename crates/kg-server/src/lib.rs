@@ -73,6 +73,7 @@
 mod check;
 mod router;
 mod settings;
+mod state;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
@@ -121,6 +122,12 @@ pub enum ServeError {
         /// What the kernel said.
         source: std::io::Error,
     },
+    /// The store could not be opened.
+    #[error("{0}")]
+    Store(#[source] kg_store::Error),
+    /// A file sign-in keeps (its key, its directories) could not be read or written.
+    #[error("{0}")]
+    File(#[source] kg_fs::Error),
     /// The runtime, the TLS configuration or the signal handlers could not be set up.
     #[error("cannot start the server: {0}")]
     Setup(String),
@@ -132,6 +139,8 @@ impl ServeError {
         match self {
             ServeError::Cert { source, .. } => source.hint(),
             ServeError::Tokens(e) => e.hint(),
+            ServeError::Store(e) => e.hint(),
+            ServeError::File(e) => e.hint(),
             ServeError::Bind { source, .. } => bind_hint(source, false),
             ServeError::Audit(e) => audit_refusal(e).and_then(kg_fs::Error::hint),
             _ => None,
@@ -148,6 +157,12 @@ impl ServeError {
             _ => false,
         }
     }
+}
+
+/// `keygate store backup`: a consistent 0600 copy of the store at `to`, taken while a
+/// server may be using it.
+pub fn backup_store(settings: &Settings, to: &std::path::Path) -> Result<(), ServeError> {
+    kg_store::SqliteStore::backup_file(&settings.db, to).map_err(ServeError::Store)
 }
 
 /// The secure file layer's refusal inside an audit log error, if that is what it is.
@@ -308,9 +323,12 @@ pub fn start(
             &stop_rx,
         ),
         Some(g) => {
+            let (store, key) = state::open(settings)?;
             let sign_in = Arc::new(kg_login::SignIn::new(
                 &settings.login(),
                 Arc::clone(&verifier),
+                store,
+                key,
             ));
             let gateway = Arc::new(kg_gateway::Gateway::new(
                 &g,

@@ -67,6 +67,12 @@ pub struct Settings {
     pub session_lifetime: Duration,
     /// A browser session's idle timeout, slid by every request.
     pub session_idle_timeout: Duration,
+    /// The store (browser sessions): `state/keygate.db`.
+    pub db: PathBuf,
+    /// Sign-in's key, which signs session cookies and forms: `private/login.key`.
+    pub login_key: PathBuf,
+    /// The lock taken to create the key once.
+    pub login_lock: PathBuf,
     /// More request headers the proxy removes before forwarding.
     pub strip_headers: kg_gateway::StripHeaders,
     /// The clock expiry is judged by: the binary's one clock, so that the test clock
@@ -315,6 +321,9 @@ impl Settings {
             cert_dir: locations.cert_dir(&cert_id),
             cert_id,
             store: StorePaths::new(&locations.state_dir, &locations.private_dir),
+            db: locations.state_dir.join(DB_FILE),
+            login_key: locations.private_dir.join("login.key"),
+            login_lock: locations.lock_file("login"),
             prefix,
             trusted_proxies,
             scopes,
@@ -399,6 +408,9 @@ impl Settings {
         !self.scopes.is_empty() && self.trusted_proxies.is_empty() && self.upstream.is_none()
     }
 }
+
+/// The store's file name in the state directory.
+pub const DB_FILE: &str = "keygate.db";
 
 #[cfg(test)]
 mod tests {

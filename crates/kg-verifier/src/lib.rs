@@ -270,6 +270,11 @@ impl Verifier {
         }
     }
 
+    /// The clock expiry is judged by (sign-in judges its sessions by it too).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

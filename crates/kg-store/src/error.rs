@@ -1,0 +1,62 @@
+//! What can go wrong with the store, each naming the database and with a hint.
+
+use std::path::PathBuf;
+
+/// A store error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database file could not be created, checked or opened.
+    #[error(transparent)]
+    Fs(#[from] kg_fs::Error),
+    /// SQLite refused to open the file.
+    #[error("cannot open the store '{}': {detail}", path.display())]
+    Open { path: PathBuf, detail: String },
+    /// The file is not a SQLite database (or is damaged).
+    #[error("the store '{}' is not a keygate database (or is damaged)", path.display())]
+    NotADatabase { path: PathBuf },
+    /// Written by a newer keygate, whose schema this one does not know.
+    #[error(
+        "the store '{}' has schema version {found}, newer than this keygate knows ({known})",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// A statement failed.
+    #[error("the store could not {what}: {detail}")]
+    Sql { what: &'static str, detail: String },
+}
+
+impl Error {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Fs(e) => e.hint(),
+            Error::Open { .. } => {
+                Some("check that the state directory exists and is writable by this user".into())
+            }
+            Error::NotADatabase { .. } => Some(
+                "restore it from a backup (`keygate store backup` makes one), or move it \
+                 aside to start with an empty store (every browser is signed out)"
+                    .into(),
+            ),
+            Error::TooNew { .. } => Some(
+                "run the newer keygate that wrote it, or restore a backup made by this version"
+                    .into(),
+            ),
+            Error::Sql { detail, .. } if detail.contains("locked") || detail.contains("busy") => {
+                Some("another process holds the store: try again".into())
+            }
+            Error::Sql { .. } => None,
+        }
+    }
+
+    pub(crate) fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |e| Error::Sql {
+            what,
+            detail: e.to_string(),
+        }
+    }
+}

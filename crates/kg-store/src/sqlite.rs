@@ -1,0 +1,372 @@
+//! The SQLite implementation: one connection behind a mutex, WAL, versioned migrations.
+//!
+//! One connection: every statement here is a point read or write of microseconds, and
+//! SQLite serializes writers anyway; a pool would add threads and no throughput. Writes
+//! take the write lock at their start (`BEGIN IMMEDIATE`), so two processes on one file
+//! (the server and `keygate store backup`) wait for each other through SQLite's busy
+//! timeout instead of failing half-way.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::{DIGEST_LEN, Error, SessionLimits, SessionRecord, SessionStore};
+
+/// The migrations, in order: version N is the state after the first N. Never edit one
+/// that has shipped; add the next.
+const MIGRATIONS: &[&str] = &[
+    // 1: browser sessions.
+    "CREATE TABLE sessions (
+        digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        token_id TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        used INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_token ON sessions (token_id, used);
+    CREATE INDEX sessions_by_used ON sessions (used);",
+];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a statement waits for another process's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The store in a SQLite file (or in memory, for tests).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// What a read-only look at a store file found (for `keygate check`).
+#[derive(Debug)]
+pub struct Inspection {
+    /// Its schema version.
+    pub schema_version: i64,
+    /// How many sessions it holds.
+    pub sessions: usize,
+    /// Its mode, when the group or others may read it.
+    pub exposed: Option<kg_fs::Exposed>,
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating it (0600) when absent, and brings its schema up
+    /// to [`SCHEMA_VERSION`]. A schema newer than that is refused and left as it is.
+    pub fn open(path: &Path) -> Result<SqliteStore, Error> {
+        let (_, exposed) = kg_fs::ensure_private_file(path)?;
+        // The exposure is for `check` to report; the server warns through `inspect`.
+        let _ = exposed;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, e))?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+        };
+        store.prepare(true)?;
+        Ok(store)
+    }
+
+    /// An empty store in memory, gone when dropped.
+    pub fn memory() -> Result<SqliteStore, Error> {
+        let conn =
+            Connection::open_in_memory().map_err(|e| open_error(Path::new(":memory:"), e))?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+        };
+        store.prepare(false)?;
+        Ok(store)
+    }
+
+    /// Looks at the store at `path` without writing anything: `None` when there is none
+    /// yet (the server creates it), else its schema version and size. A file that is not
+    /// a database, or one with a newer schema, is an error.
+    pub fn inspect(path: &Path) -> Result<Option<Inspection>, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Open {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        if !meta.is_file() {
+            return Err(Error::Open {
+                path: path.to_owned(),
+                detail: "not a regular file".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(Error::sql("set its busy timeout"))?;
+        let version = user_version(&conn, path)?;
+        if version > SCHEMA_VERSION {
+            return Err(too_new(path, version));
+        }
+        let sessions = if version >= 1 {
+            conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| classify(path, e, "count the sessions"))? as usize
+        } else {
+            0
+        };
+        Ok(Some(Inspection {
+            schema_version: version,
+            sessions,
+            exposed: kg_fs::Exposed::of(path, meta.mode()),
+        }))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open store.
+    pub fn schema_version(&self) -> Result<i64, Error> {
+        user_version(&self.lock(), &self.path)
+    }
+
+    /// Writes a consistent copy of the store to `to` (0600, atomically: `to` is a complete
+    /// database or untouched), while the store stays in use. SQLite's online backup copies
+    /// the pages under a read transaction, so a write committed meanwhile is either in the
+    /// copy or not, never half.
+    pub fn backup(&self, to: &Path) -> Result<(), Error> {
+        copy(&self.lock(), to)
+    }
+
+    /// [`SqliteStore::backup`] of the store file at `from`, opened read-only: the copy is
+    /// taken as the file is (no migration runs), while a server goes on using it.
+    pub fn backup_file(from: &Path, to: &Path) -> Result<(), Error> {
+        if !from.exists() {
+            return Err(Error::Open {
+                path: from.to_owned(),
+                detail: "there is no store yet (keygate serve makes it in proxy mode)".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            from,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(from, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(Error::sql("set its busy timeout"))?;
+        // A file that is not a database fails here, before anything is written.
+        user_version(&conn, from)?;
+        copy(&conn, to)
+    }
+
+    /// Settings for every connection, then the migrations.
+    fn prepare(&self, file: bool) -> Result<(), Error> {
+        let mut conn = self.lock();
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(Error::sql("set its busy timeout"))?;
+        let version = user_version(&conn, &self.path)?;
+        if version > SCHEMA_VERSION {
+            return Err(too_new(&self.path, version));
+        }
+        if file {
+            // WAL: readers never wait for the writer; NORMAL: a commit is durable once
+            // the WAL is synced at checkpoint, and never corrupt (SQLite's own advice
+            // for WAL). The -wal and -shm files take the database file's mode.
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| classify(&self.path, e, "switch to WAL"))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(Error::sql("set synchronous"))?;
+        }
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(Error::sql("turn on foreign keys"))?;
+        migrate(&mut conn, &self.path)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-statement leaves SQLite consistent (it rolls back what was not
+        // committed): the connection is still usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The online backup of `conn` into a new 0600 file that replaces `to` once complete.
+fn copy(conn: &Connection, to: &Path) -> Result<(), Error> {
+    let file = kg_fs::AtomicFile::create(to, kg_fs::FileMode::Secret)?;
+    {
+        let mut dst = Connection::open(file.temp_path()).map_err(|e| open_error(to, e))?;
+        let backup =
+            rusqlite::backup::Backup::new(conn, &mut dst).map_err(Error::sql("start a backup"))?;
+        backup
+            .run_to_completion(256, Duration::from_millis(5), None)
+            .map_err(Error::sql("copy itself"))?;
+    }
+    file.commit()?;
+    Ok(())
+}
+
+/// Applies the migrations the file lacks, each version in one transaction with its
+/// `user_version`, under the write lock: two processes starting at once migrate once.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(path, e, "begin a migration"))?;
+        let version = user_version(&tx, path)?;
+        if version > SCHEMA_VERSION {
+            return Err(too_new(path, version));
+        }
+        if version == SCHEMA_VERSION {
+            return tx.commit().map_err(Error::sql("end a migration"));
+        }
+        let next = MIGRATIONS[version as usize];
+        tx.execute_batch(next)
+            .map_err(Error::sql("apply a migration"))?;
+        tx.pragma_update(None, "user_version", version + 1)
+            .map_err(Error::sql("record its schema version"))?;
+        tx.commit().map_err(Error::sql("commit a migration"))?;
+    }
+}
+
+fn user_version(conn: &Connection, path: &Path) -> Result<i64, Error> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify(path, e, "read its schema version"))
+}
+
+fn too_new(path: &Path, found: i64) -> Error {
+    Error::TooNew {
+        path: path.to_owned(),
+        found,
+        known: SCHEMA_VERSION,
+    }
+}
+
+fn open_error(path: &Path, e: rusqlite::Error) -> Error {
+    classify(path, e, "open")
+}
+
+/// A file that is not a database says so, whatever statement found out.
+fn classify(path: &Path, e: rusqlite::Error, what: &'static str) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => Error::NotADatabase {
+            path: path.to_owned(),
+        },
+        Some(rusqlite::ErrorCode::CannotOpen) => Error::Open {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        },
+        _ => Error::Sql {
+            what,
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    let digest: Vec<u8> = r.get(0)?;
+    let mut d = [0u8; DIGEST_LEN];
+    // The CHECK constraint keeps every digest this long.
+    d.copy_from_slice(&digest);
+    Ok(SessionRecord {
+        digest: d,
+        token_id: r.get(1)?,
+        created: r.get(2)?,
+        used: r.get(3)?,
+    })
+}
+
+impl SessionStore for SqliteStore {
+    fn insert_session(&self, session: &SessionRecord, limits: SessionLimits) -> Result<(), Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("begin a session"))?;
+        // Keep `per_token - 1` of the token's sessions, the most recently used.
+        tx.execute(
+            "DELETE FROM sessions WHERE digest IN (
+                SELECT digest FROM sessions WHERE token_id = ?1
+                ORDER BY used DESC LIMIT -1 OFFSET ?2)",
+            params![session.token_id, limits.per_token.max(1) as i64 - 1],
+        )
+        .map_err(Error::sql("bound a token's sessions"))?;
+        let count: i64 = tx
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .map_err(Error::sql("count the sessions"))?;
+        let total = limits.total.max(1) as i64;
+        if count >= total {
+            tx.execute(
+                "DELETE FROM sessions WHERE digest IN (
+                    SELECT digest FROM sessions ORDER BY used ASC LIMIT ?1)",
+                params![count - total + 1],
+            )
+            .map_err(Error::sql("bound the sessions"))?;
+        }
+        tx.execute(
+            "INSERT INTO sessions (digest, token_id, created, used) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                &session.digest[..],
+                session.token_id,
+                session.created,
+                session.used
+            ],
+        )
+        .map_err(Error::sql("store a session"))?;
+        tx.commit().map_err(Error::sql("commit a session"))
+    }
+
+    fn session(&self, digest: &[u8; DIGEST_LEN]) -> Result<Option<SessionRecord>, Error> {
+        self.lock()
+            .prepare_cached(
+                "SELECT digest, token_id, created, used FROM sessions WHERE digest = ?1",
+            )
+            .and_then(|mut st| st.query_row(params![&digest[..]], record).optional())
+            .map_err(Error::sql("read a session"))
+    }
+
+    fn touch_session(&self, digest: &[u8; DIGEST_LEN], used: i64) -> Result<(), Error> {
+        self.lock()
+            .prepare_cached("UPDATE sessions SET used = max(used, ?2) WHERE digest = ?1")
+            .and_then(|mut st| st.execute(params![&digest[..], used]))
+            .map(|_| ())
+            .map_err(Error::sql("record a session's use"))
+    }
+
+    fn end_session(&self, digest: &[u8; DIGEST_LEN]) -> Result<bool, Error> {
+        self.lock()
+            .prepare_cached("DELETE FROM sessions WHERE digest = ?1")
+            .and_then(|mut st| st.execute(params![&digest[..]]))
+            .map(|n| n > 0)
+            .map_err(Error::sql("end a session"))
+    }
+
+    fn sweep_sessions(&self, created_before: i64, used_before: i64) -> Result<usize, Error> {
+        self.lock()
+            .execute(
+                "DELETE FROM sessions WHERE created < ?1 OR used < ?2",
+                params![created_before, used_before],
+            )
+            .map_err(Error::sql("sweep the sessions"))
+    }
+
+    fn session_count(&self) -> Result<usize, Error> {
+        self.lock()
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(Error::sql("count the sessions"))
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
