@@ -27,6 +27,7 @@ fn fixture() -> &'static Fixture {
         let values = [&plain, &https].map(|s| {
             s.sessions()
                 .create("tok_fuzz")
+                .expect("an in-memory store takes a session")
                 .cookie_value
                 .as_str()
                 .to_owned()
