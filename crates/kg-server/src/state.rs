@@ -20,10 +20,8 @@ pub(crate) fn open(settings: &Settings) -> Result<(Arc<SqliteStore>, ProcessKey)
         kg_fs::create_dir_all(dir, DirMode::Private).map_err(ServeError::File)?;
     }
     let store = SqliteStore::open(&settings.db).map_err(ServeError::Store)?;
-    if let Ok(Some(seen)) = SqliteStore::inspect(&settings.db)
-        && let Some(exposed) = seen.exposed
-    {
-        warn_exposed(&[exposed]);
+    if let Some(exposed) = store.exposed() {
+        warn_exposed(std::slice::from_ref(exposed));
     }
     let key = login_key(&settings.login_key, &settings.login_lock)?;
     Ok((Arc::new(store), key))

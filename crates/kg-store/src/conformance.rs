@@ -8,8 +8,15 @@ use crate::{SessionLimits, SessionRecord, SessionStore};
 pub fn sessions(make: &dyn Fn() -> Box<dyn SessionStore>) {
     for (name, check) in SESSION_CHECKS {
         let store = make();
-        check(&*store);
-        let _ = name;
+        let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&*store)));
+        if let Err(e) = broken {
+            let why = e
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            panic!("the session store breaks \"{name}\": {why}");
+        }
     }
 }
 

@@ -38,6 +38,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The file's mode at open, when the group or others may read it.
+    exposed: Option<kg_fs::Exposed>,
 }
 
 /// What a read-only look at a store file found (for `keygate check`).
@@ -56,8 +58,6 @@ impl SqliteStore {
     /// to [`SCHEMA_VERSION`]. A schema newer than that is refused and left as it is.
     pub fn open(path: &Path) -> Result<SqliteStore, Error> {
         let (_, exposed) = kg_fs::ensure_private_file(path)?;
-        // The exposure is for `check` to report; the server warns through `inspect`.
-        let _ = exposed;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -66,6 +66,7 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            exposed,
         };
         store.prepare(true)?;
         Ok(store)
@@ -78,13 +79,15 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
+            exposed: None,
         };
         store.prepare(false)?;
         Ok(store)
     }
 
-    /// Looks at the store at `path` without writing anything: `None` when there is none
-    /// yet (the server creates it), else its schema version and size. A file that is not
+    /// Looks at the store at `path`, opened read-only (SQLite may still create the `-wal`
+    /// and `-shm` files of a WAL database, with the database's mode): `None` when there is
+    /// none yet (the server creates it), else its schema version and size. A file that is not
     /// a database, or one with a newer schema, is an error.
     pub fn inspect(path: &Path) -> Result<Option<Inspection>, Error> {
         use std::os::unix::fs::MetadataExt;
@@ -104,13 +107,7 @@ impl SqliteStore {
                 detail: "not a regular file".into(),
             });
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_error(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(Error::sql("set its busy timeout"))?;
+        let conn = open_read_only(path)?;
         let version = user_version(&conn, path)?;
         if version > SCHEMA_VERSION {
             return Err(too_new(path, version));
@@ -131,6 +128,12 @@ impl SqliteStore {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's mode as found at open, when its group or others may read it (an
+    /// existing file keeps its mode; one this store created is 0600).
+    pub fn exposed(&self) -> Option<&kg_fs::Exposed> {
+        self.exposed.as_ref()
     }
 
     /// The schema version of the open store.
@@ -155,13 +158,7 @@ impl SqliteStore {
                 detail: "there is no store yet (keygate serve makes it in proxy mode)".into(),
             });
         }
-        let conn = Connection::open_with_flags(
-            from,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_error(from, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(Error::sql("set its busy timeout"))?;
+        let conn = open_read_only(from)?;
         // A file that is not a database fails here, before anything is written.
         user_version(&conn, from)?;
         copy(&conn, to)
@@ -195,6 +192,19 @@ impl SqliteStore {
         // committed): the connection is still usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A read-only connection to the store file at `path`, waiting for writers as every
+/// connection here does.
+fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_error(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(Error::sql("set its busy timeout"))?;
+    Ok(conn)
 }
 
 /// The online backup of `conn` into a new 0600 file that replaces `to` once complete.

@@ -40,6 +40,12 @@ const LIMITS: SessionLimits = SessionLimits {
     total: 10,
 };
 
+/// Bounds no test here reaches.
+const ROOMY: SessionLimits = SessionLimits {
+    per_token: 1000,
+    total: 1000,
+};
+
 #[test]
 fn a_new_store_is_private_and_keeps_its_sessions_across_opens() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,27 +139,13 @@ fn a_backup_is_a_private_consistent_copy() {
     let path = dir.path().join("keygate.db");
     let s = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
     for n in 0..50u8 {
-        s.insert_session(
-            &one(n),
-            SessionLimits {
-                per_token: 1000,
-                total: 1000,
-            },
-        )
-        .unwrap();
+        s.insert_session(&one(n), ROOMY).unwrap();
     }
     let writer = {
         let s = std::sync::Arc::clone(&s);
         std::thread::spawn(move || {
             for n in 50..200u8 {
-                s.insert_session(
-                    &one(n),
-                    SessionLimits {
-                        per_token: 1000,
-                        total: 1000,
-                    },
-                )
-                .unwrap();
+                s.insert_session(&one(n), ROOMY).unwrap();
             }
         })
     };
