@@ -44,7 +44,13 @@ impl Proc {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("{} exited ({status}):\n{}", self.name, self.output());
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // A connection to itself is no listener: a port taken from the ephemeral range
+            // (`free_port`) can be the one the kernel picks for this connect, and Linux then
+            // completes a TCP self-connect. Seen once in CI: the relay was not up yet and
+            // the next curl was refused.
+            if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                && s.local_addr().ok() != s.peer_addr().ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(30));
