@@ -188,7 +188,11 @@ pub fn verify<T: DeserializeOwned>(
     {
         return Err(JwtError::ForbiddenHeader);
     }
-    if !header.typ.as_deref().is_some_and(|t| typ_matches(t, rules.typ)) {
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| typ_matches(t, rules.typ))
+    {
         return Err(JwtError::WrongType);
     }
     let (alg, key) = header
@@ -329,7 +333,10 @@ mod tests {
         let t = reheader(&token, r#"{"alg":"EdDSA","typ":"at+jwt"}"#);
         assert_eq!(refused(&t), JwtError::UnknownKey);
         // An ID token (or any JWT) presented as an access token.
-        let t = reheader(&token, &format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#));
+        let t = reheader(
+            &token,
+            &format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#),
+        );
         assert_eq!(refused(&t), JwtError::WrongType);
         // A changed payload.
         let (head, rest) = token.split_once('.').unwrap();
@@ -355,7 +362,10 @@ mod tests {
             verify::<AccessClaims>(&sign(key, TYP_ACCESS, c), &keys, &rules(now)).map(|_| ())
         };
         let c = claims(NOW, 600);
-        assert_eq!(check(&c, NOW + time::Duration::seconds(600 + SKEW - 1)), Ok(()));
+        assert_eq!(
+            check(&c, NOW + time::Duration::seconds(600 + SKEW - 1)),
+            Ok(())
+        );
         assert_eq!(
             check(&c, NOW + time::Duration::seconds(600 + SKEW)),
             Err(JwtError::Expired)
@@ -371,10 +381,15 @@ mod tests {
         other.aud = Audience::Many(vec!["https://api.example".into()]);
         assert_eq!(check(&other, NOW), Err(JwtError::WrongAudience));
         // A mistyped `exp` is not skipped (CVE-2026-25537 in jsonwebtoken < 10.3).
-        let text = serde_json::to_string(&c)
-            .unwrap()
-            .replace(&format!("\"exp\":{}", c.exp), &format!("\"exp\":\"{}\"", c.exp));
-        let t = sign(key, TYP_ACCESS, &serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        let text = serde_json::to_string(&c).unwrap().replace(
+            &format!("\"exp\":{}", c.exp),
+            &format!("\"exp\":\"{}\"", c.exp),
+        );
+        let t = sign(
+            key,
+            TYP_ACCESS,
+            &serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        );
         assert_eq!(
             verify::<AccessClaims>(&t, &keys, &rules(NOW)).unwrap_err(),
             JwtError::Malformed

@@ -547,7 +547,10 @@ mod tests {
         let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 6);
         for k in keys {
-            assert!(k.get("d").is_none() && k.get("p").is_none(), "no private part: {k}");
+            assert!(
+                k.get("d").is_none() && k.get("p").is_none(),
+                "no private part: {k}"
+            );
             assert_eq!(k["use"], "sig");
         }
         assert!(!format!("{set:?}").contains("PRIVATE"));

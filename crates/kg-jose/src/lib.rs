@@ -33,7 +33,6 @@ mod jwt;
 mod keys;
 
 pub use jwt::{
-    AccessClaims, Audience, JwtError, MAX_JWT_LEN, Rules, SKEW, TYP_ACCESS, new_jti, sign,
-    verify,
+    AccessClaims, Audience, JwtError, MAX_JWT_LEN, Rules, SKEW, TYP_ACCESS, new_jti, sign, verify,
 };
 pub use keys::{Alg, KeyInfo, KeySet, KeySetError, KeyState, PublicKeys, SigningKey};

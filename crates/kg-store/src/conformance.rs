@@ -2,22 +2,180 @@
 //! this crate's tests, PostgreSQL's when it comes. Each check takes a fresh, empty store
 //! from `make` and panics, naming the rule, when the store breaks it.
 
-use crate::{SessionLimits, SessionRecord, SessionStore};
+use crate::{ClientRecord, ClientStore, SecretRecord, SessionLimits, SessionRecord, SessionStore};
 
 /// Runs every [`SessionStore`] check.
 pub fn sessions(make: &dyn Fn() -> Box<dyn SessionStore>) {
     for (name, check) in SESSION_CHECKS {
         let store = make();
-        let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&*store)));
-        if let Err(e) = broken {
-            let why = e
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| e.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
-            panic!("the session store breaks \"{name}\": {why}");
-        }
+        run("session", name, || check(&*store));
     }
+}
+
+/// Runs every [`ClientStore`] check.
+pub fn clients(make: &dyn Fn() -> Box<dyn ClientStore>) {
+    for (name, check) in CLIENT_CHECKS {
+        let store = make();
+        run("client", name, || check(&*store));
+    }
+}
+
+/// Runs one check, and names the rule when the store breaks it.
+fn run(kind: &str, name: &str, check: impl FnOnce()) {
+    let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    if let Err(e) = broken {
+        let why = e
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| e.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        panic!("the {kind} store breaks \"{name}\": {why}");
+    }
+}
+
+type ClientCheck = fn(&dyn ClientStore);
+
+/// The client checks, by name.
+pub const CLIENT_CHECKS: &[(&str, ClientCheck)] = &[
+    ("a client and its secret read back whole", client_reads_back),
+    ("a live name is unique, a revoked one is free", client_names),
+    (
+        "a rotation adds a secret and ends the others at the grace",
+        client_rotation,
+    ),
+    ("revoking ends a client once", client_revoke),
+    (
+        "revoked tokens are listed until they expire",
+        token_revocations,
+    ),
+];
+
+fn client(id: &str, name: &str) -> ClientRecord {
+    ClientRecord {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        grants: vec!["client_credentials".into()],
+        scopes: vec!["deploy".into(), "read".into()],
+        redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        public: false,
+        created: 1_000,
+        revoked: None,
+    }
+}
+
+fn secret(id: &str, n: u8, created: i64) -> SecretRecord {
+    SecretRecord {
+        id: id.to_owned(),
+        digest: [n; 32],
+        created,
+        until: None,
+    }
+}
+
+fn client_reads_back(s: &dyn ClientStore) {
+    let c = client("kgc_AAAA", "deploy");
+    s.insert_client(&c, Some(&secret("S1", 1, 1_000))).unwrap();
+    assert_eq!(s.client("kgc_AAAA").unwrap(), Some(c.clone()));
+    assert_eq!(s.client_named("deploy").unwrap(), Some(c.clone()));
+    assert_eq!(s.client("kgc_BBBB").unwrap(), None, "an unknown id is none");
+    assert_eq!(s.clients().unwrap(), vec![c]);
+    assert_eq!(
+        s.client_secrets("kgc_AAAA").unwrap(),
+        vec![secret("S1", 1, 1_000)]
+    );
+    let public = ClientRecord {
+        public: true,
+        grants: vec![],
+        scopes: vec![],
+        redirect_uris: vec![],
+        ..client("kgc_PPPP", "cli")
+    };
+    s.insert_client(&public, None).unwrap();
+    assert_eq!(s.client("kgc_PPPP").unwrap(), Some(public), "empty lists");
+    assert!(s.client_secrets("kgc_PPPP").unwrap().is_empty());
+}
+
+fn client_names(s: &dyn ClientStore) {
+    s.insert_client(&client("kgc_AAAA", "deploy"), None)
+        .unwrap();
+    let err = s
+        .insert_client(&client("kgc_BBBB", "deploy"), Some(&secret("S1", 1, 1)))
+        .unwrap_err();
+    assert!(matches!(err, crate::Error::Conflict { .. }), "{err}");
+    assert_eq!(s.client("kgc_BBBB").unwrap(), None, "nothing written");
+    assert!(s.client_secrets("kgc_BBBB").unwrap().is_empty());
+    assert!(s.revoke_client("kgc_AAAA", 2_000).unwrap());
+    s.insert_client(&client("kgc_BBBB", "deploy"), None)
+        .unwrap();
+    assert_eq!(s.client_named("deploy").unwrap().unwrap().id, "kgc_BBBB");
+}
+
+fn client_rotation(s: &dyn ClientStore) {
+    s.insert_client(&client("kgc_AAAA", "deploy"), Some(&secret("S1", 1, 1_000)))
+        .unwrap();
+    assert!(
+        s.add_client_secret("kgc_AAAA", &secret("S2", 2, 2_000), 5_000)
+            .unwrap()
+    );
+    // A second rotation with a later grace does not lengthen the first secret's.
+    assert!(
+        s.add_client_secret("kgc_AAAA", &secret("S3", 3, 3_000), 9_000)
+            .unwrap()
+    );
+    let until: Vec<_> = s
+        .client_secrets("kgc_AAAA")
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.id, x.until))
+        .collect();
+    assert_eq!(
+        until,
+        vec![
+            ("S1".into(), Some(5_000)),
+            ("S2".into(), Some(9_000)),
+            ("S3".into(), None)
+        ]
+    );
+    assert!(
+        !s.add_client_secret("kgc_NONE", &secret("S4", 4, 1), 1)
+            .unwrap(),
+        "an unknown client"
+    );
+    s.revoke_client("kgc_AAAA", 4_000).unwrap();
+    assert!(
+        !s.add_client_secret("kgc_AAAA", &secret("S5", 5, 1), 1)
+            .unwrap(),
+        "a revoked client"
+    );
+    assert_eq!(
+        s.client_secrets("kgc_AAAA").unwrap().len(),
+        3,
+        "nothing added"
+    );
+}
+
+fn client_revoke(s: &dyn ClientStore) {
+    s.insert_client(&client("kgc_AAAA", "deploy"), None)
+        .unwrap();
+    assert!(s.revoke_client("kgc_AAAA", 2_000).unwrap(), "revoked");
+    assert!(!s.revoke_client("kgc_AAAA", 3_000).unwrap(), "already");
+    assert!(!s.revoke_client("kgc_NONE", 3_000).unwrap(), "unknown");
+    assert_eq!(s.client("kgc_AAAA").unwrap().unwrap().revoked, Some(2_000));
+    assert_eq!(s.client_named("deploy").unwrap(), None);
+    assert_eq!(
+        s.revocations(0).unwrap().clients,
+        vec!["kgc_AAAA".to_owned()]
+    );
+}
+
+fn token_revocations(s: &dyn ClientStore) {
+    s.revoke_token("jti-1", "kgc_AAAA", 100).unwrap();
+    s.revoke_token("jti-1", "kgc_AAAA", 100).unwrap();
+    s.revoke_token("jti-2", "kgc_AAAA", 200).unwrap();
+    assert_eq!(s.revocations(50).unwrap().tokens.len(), 2);
+    assert_eq!(s.revocations(100).unwrap().tokens, vec!["jti-2".to_owned()]);
+    assert_eq!(s.sweep_revoked_tokens(100).unwrap(), 1);
+    assert_eq!(s.revocations(0).unwrap().tokens, vec!["jti-2".to_owned()]);
 }
 
 type Check = fn(&dyn SessionStore);

@@ -24,6 +24,9 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    /// A live record of the same name exists.
+    #[error("a {what} named '{name}' exists")]
+    Conflict { what: &'static str, name: String },
     /// A statement failed.
     #[error("the store could not {what}: {detail}")]
     Sql { what: &'static str, detail: String },
@@ -50,6 +53,9 @@ impl Error {
                 Some("another process holds the store: try again".into())
             }
             Error::Sql { .. } => None,
+            Error::Conflict { what, .. } => Some(format!(
+                "choose another name, or revoke the existing {what} first"
+            )),
         }
     }
 

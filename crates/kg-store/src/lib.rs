@@ -7,7 +7,8 @@
 //! the process (built in, `bundled`: no server, no system library), keeps its file at 0600
 //! in the state directory, and in WAL mode lets readers go on while one writer commits.
 //!
-//! What the rest of keygate sees is a narrow trait per kind of state ([`SessionStore`]),
+//! What the rest of keygate sees is a narrow trait per kind of state ([`SessionStore`],
+//! [`ClientStore`]),
 //! never SQL: this is the only crate that speaks it (ARCHITECTURE.md). Each trait has a
 //! conformance suite ([`conformance`]) that states the contract as tests, so that a second
 //! implementation (PostgreSQL, for several instances) is held to the same behaviour.
@@ -80,4 +81,107 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// How many sessions are stored.
     fn session_count(&self) -> Result<usize, Error>;
+}
+
+/// An OAuth client as stored. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The client id (not secret).
+    pub id: String,
+    /// The operator's name for it; unique among clients not revoked.
+    pub name: String,
+    /// The grant types it may use.
+    pub grants: Vec<String>,
+    /// The scopes it may be given.
+    pub scopes: Vec<String>,
+    /// Its registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// A public client has no secret (a CLI, a single-page app).
+    pub public: bool,
+    /// When it was registered.
+    pub created: i64,
+    /// When it was revoked, if it was.
+    pub revoked: Option<i64>,
+}
+
+/// One secret of a confidential client: its HMAC digest under the pepper, never the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// The secret's id (visible inside the secret, as a token's is).
+    pub id: String,
+    /// HMAC-SHA-256 of the whole secret under the pepper.
+    pub digest: [u8; DIGEST_LEN],
+    /// When it was made, Unix milliseconds.
+    pub created: i64,
+    /// When it stops being accepted (after a rotation's grace), if ever.
+    pub until: Option<i64>,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("id", &self.id)
+            .field("created", &self.created)
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is revoked now: clients, and access tokens (by `jti`) not yet expired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    /// Ids of revoked clients.
+    pub clients: Vec<String>,
+    /// `jti`s of revoked access tokens that have not expired yet.
+    pub tokens: Vec<String>,
+}
+
+/// Where OAuth clients and revocations live.
+pub trait ClientStore: Send + Sync + std::fmt::Debug {
+    /// Registers `client` with its first secret (confidential clients); one transaction.
+    /// A live client of the same name is [`Error::Conflict`].
+    fn insert_client(
+        &self,
+        client: &ClientRecord,
+        secret: Option<&SecretRecord>,
+    ) -> Result<(), Error>;
+
+    /// The client with `id`, revoked or not.
+    fn client(&self, id: &str) -> Result<Option<ClientRecord>, Error>;
+
+    /// The live (not revoked) client named `name`.
+    fn client_named(&self, name: &str) -> Result<Option<ClientRecord>, Error>;
+
+    /// Every client, oldest first.
+    fn clients(&self) -> Result<Vec<ClientRecord>, Error>;
+
+    /// A client's secrets, oldest first.
+    fn client_secrets(&self, client_id: &str) -> Result<Vec<SecretRecord>, Error>;
+
+    /// Adds `secret` and ends every other secret of the client at `others_until` (or
+    /// earlier, if one already ends sooner); one transaction. False, and nothing written,
+    /// when the client is unknown or revoked.
+    fn add_client_secret(
+        &self,
+        client_id: &str,
+        secret: &SecretRecord,
+        others_until: i64,
+    ) -> Result<bool, Error>;
+
+    /// Revokes the client at `at`; false if it was unknown or already revoked.
+    fn revoke_client(&self, id: &str, at: i64) -> Result<bool, Error>;
+
+    /// Records that the access token `jti` of `client_id` is revoked until it `expires`
+    /// (Unix seconds); revoking it again changes nothing.
+    fn revoke_token(&self, jti: &str, client_id: &str, expires: i64) -> Result<(), Error>;
+
+    /// What is revoked at `now` (Unix seconds, as tokens' `exp`).
+    fn revocations(&self, now: i64) -> Result<Revocations, Error>;
+
+    /// Forgets revoked tokens that have expired by `now` (Unix seconds); how many.
+    fn sweep_revoked_tokens(&self, now: i64) -> Result<usize, Error>;
+
+    /// A number that changes when another connection (another process) has committed a
+    /// change since the last call: a cheap "look again" signal for caches.
+    fn changes(&self) -> Result<i64, Error>;
 }

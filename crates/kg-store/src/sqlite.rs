@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::{DIGEST_LEN, Error, SessionLimits, SessionRecord, SessionStore};
+use crate::{
+    ClientRecord, ClientStore, DIGEST_LEN, Error, Revocations, SecretRecord, SessionLimits,
+    SessionRecord, SessionStore,
+};
 
 /// The migrations, in order: version N is the state after the first N. Never edit one
 /// that has shipped; add the next.
@@ -26,6 +29,32 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX sessions_by_token ON sessions (token_id, used);
     CREATE INDEX sessions_by_used ON sessions (used);",
+    // 2: OAuth clients, their secrets (digests) and revoked access tokens.
+    "CREATE TABLE clients (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        grants TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        redirect_uris TEXT NOT NULL,
+        public INTEGER NOT NULL CHECK (public IN (0, 1)),
+        created INTEGER NOT NULL,
+        revoked INTEGER
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX clients_by_live_name ON clients (name) WHERE revoked IS NULL;
+    CREATE TABLE client_secrets (
+        client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        digest BLOB NOT NULL CHECK (length(digest) = 32),
+        created INTEGER NOT NULL,
+        until INTEGER,
+        PRIMARY KEY (client_id, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE revoked_tokens (
+        jti TEXT PRIMARY KEY NOT NULL,
+        client_id TEXT NOT NULL,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);",
 ];
 
 /// The schema version this build writes and reads.
@@ -370,6 +399,219 @@ impl SessionStore for SqliteStore {
             .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
             .map_err(Error::sql("count the sessions"))
+    }
+}
+
+/// Lists are stored as one text column, space-separated: no grant, scope or URI holds a
+/// space (the clients' rules refuse them before they get here).
+fn join(list: &[String]) -> String {
+    list.join(" ")
+}
+
+fn split(text: String) -> Vec<String> {
+    text.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+const CLIENT_COLUMNS: &str =
+    "id, name, grants, scopes, redirect_uris, public, created, revoked FROM clients";
+
+fn client_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
+    Ok(ClientRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        grants: split(r.get(2)?),
+        scopes: split(r.get(3)?),
+        redirect_uris: split(r.get(4)?),
+        public: r.get(5)?,
+        created: r.get(6)?,
+        revoked: r.get(7)?,
+    })
+}
+
+fn secret_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRecord> {
+    let digest: Vec<u8> = r.get(1)?;
+    let mut d = [0u8; DIGEST_LEN];
+    d.copy_from_slice(&digest);
+    Ok(SecretRecord {
+        id: r.get(0)?,
+        digest: d,
+        created: r.get(2)?,
+        until: r.get(3)?,
+    })
+}
+
+fn insert_secret(
+    tx: &rusqlite::Transaction<'_>,
+    client_id: &str,
+    secret: &SecretRecord,
+) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO client_secrets (client_id, id, digest, created, until)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            client_id,
+            secret.id,
+            &secret.digest[..],
+            secret.created,
+            secret.until
+        ],
+    )
+    .map(|_| ())
+    .map_err(Error::sql("store a client secret"))
+}
+
+impl ClientStore for SqliteStore {
+    fn insert_client(
+        &self,
+        client: &ClientRecord,
+        secret: Option<&SecretRecord>,
+    ) -> Result<(), Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("begin a client"))?;
+        let inserted = tx.execute(
+            "INSERT INTO clients (id, name, grants, scopes, redirect_uris, public, created, revoked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                client.id,
+                client.name,
+                join(&client.grants),
+                join(&client.scopes),
+                join(&client.redirect_uris),
+                client.public,
+                client.created,
+                client.revoked
+            ],
+        );
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(Error::Conflict {
+                    what: "client",
+                    name: client.name.clone(),
+                });
+            }
+            other => other.map_err(Error::sql("store a client"))?,
+        };
+        if let Some(secret) = secret {
+            insert_secret(&tx, &client.id, secret)?;
+        }
+        tx.commit().map_err(Error::sql("commit a client"))
+    }
+
+    fn client(&self, id: &str) -> Result<Option<ClientRecord>, Error> {
+        self.lock()
+            .prepare_cached(&format!("SELECT {CLIENT_COLUMNS} WHERE id = ?1"))
+            .and_then(|mut st| st.query_row(params![id], client_record).optional())
+            .map_err(Error::sql("read a client"))
+    }
+
+    fn client_named(&self, name: &str) -> Result<Option<ClientRecord>, Error> {
+        self.lock()
+            .prepare_cached(&format!(
+                "SELECT {CLIENT_COLUMNS} WHERE name = ?1 AND revoked IS NULL"
+            ))
+            .and_then(|mut st| st.query_row(params![name], client_record).optional())
+            .map_err(Error::sql("read a client"))
+    }
+
+    fn clients(&self) -> Result<Vec<ClientRecord>, Error> {
+        self.lock()
+            .prepare_cached(&format!("SELECT {CLIENT_COLUMNS} ORDER BY created, id"))
+            .and_then(|mut st| st.query_map([], client_record)?.collect())
+            .map_err(Error::sql("list the clients"))
+    }
+
+    fn client_secrets(&self, client_id: &str) -> Result<Vec<SecretRecord>, Error> {
+        self.lock()
+            .prepare_cached(
+                "SELECT id, digest, created, until FROM client_secrets
+                 WHERE client_id = ?1 ORDER BY created, id",
+            )
+            .and_then(|mut st| st.query_map(params![client_id], secret_record)?.collect())
+            .map_err(Error::sql("read a client's secrets"))
+    }
+
+    fn add_client_secret(
+        &self,
+        client_id: &str,
+        secret: &SecretRecord,
+        others_until: i64,
+    ) -> Result<bool, Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("begin a rotation"))?;
+        let live: bool = tx
+            .query_row(
+                "SELECT count(*) FROM clients WHERE id = ?1 AND revoked IS NULL",
+                params![client_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(Error::sql("read a client"))?;
+        if !live {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE client_secrets SET until = min(coalesce(until, ?2), ?2) WHERE client_id = ?1",
+            params![client_id, others_until],
+        )
+        .map_err(Error::sql("retire a client's secrets"))?;
+        insert_secret(&tx, client_id, secret)?;
+        tx.commit().map_err(Error::sql("commit a rotation"))?;
+        Ok(true)
+    }
+
+    fn revoke_client(&self, id: &str, at: i64) -> Result<bool, Error> {
+        self.lock()
+            .prepare_cached("UPDATE clients SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL")
+            .and_then(|mut st| st.execute(params![id, at]))
+            .map(|n| n > 0)
+            .map_err(Error::sql("revoke a client"))
+    }
+
+    fn revoke_token(&self, jti: &str, client_id: &str, expires: i64) -> Result<(), Error> {
+        self.lock()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO revoked_tokens (jti, client_id, expires) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| st.execute(params![jti, client_id, expires]))
+            .map(|_| ())
+            .map_err(Error::sql("revoke a token"))
+    }
+
+    fn revocations(&self, now: i64) -> Result<Revocations, Error> {
+        let conn = self.lock();
+        let clients = conn
+            .prepare_cached("SELECT id FROM clients WHERE revoked IS NOT NULL")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(Error::sql("read the revoked clients"))?;
+        let tokens = conn
+            .prepare_cached("SELECT jti FROM revoked_tokens WHERE expires > ?1")
+            .and_then(|mut st| st.query_map(params![now], |r| r.get(0))?.collect())
+            .map_err(Error::sql("read the revoked tokens"))?;
+        Ok(Revocations { clients, tokens })
+    }
+
+    fn sweep_revoked_tokens(&self, now: i64) -> Result<usize, Error> {
+        self.lock()
+            .execute(
+                "DELETE FROM revoked_tokens WHERE expires <= ?1",
+                params![now],
+            )
+            .map_err(Error::sql("sweep the revoked tokens"))
+    }
+
+    fn changes(&self) -> Result<i64, Error> {
+        self.lock()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(Error::sql("read the data version"))
     }
 }
 

@@ -22,6 +22,18 @@ fn sqlite_on_disk_passes_the_session_conformance_suite() {
     assert_eq!(n.get(), kg_store::conformance::SESSION_CHECKS.len());
 }
 
+#[test]
+fn sqlite_passes_the_client_conformance_suite_in_memory_and_on_disk() {
+    kg_store::conformance::clients(&|| Box::new(SqliteStore::memory().unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::cell::Cell::new(0);
+    kg_store::conformance::clients(&|| {
+        n.set(n.get() + 1);
+        Box::new(SqliteStore::open(&dir.path().join(format!("c{}.db", n.get()))).unwrap())
+    });
+    assert_eq!(n.get(), kg_store::conformance::CLIENT_CHECKS.len());
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
