@@ -63,9 +63,31 @@ impl Form {
     }
 }
 
+/// Every field of a form body, decoded into buffers wiped on drop, in order (repeats kept,
+/// so the caller can refuse them): for the OAuth endpoints, whose forms carry client secrets,
+/// codes and refresh tokens.
+pub fn fields(body: &[u8]) -> Vec<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for pair in body.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let mut n = Zeroizing::new(Vec::with_capacity(name.len()));
+        percent_decode_into(name, &mut n);
+        let mut v = Zeroizing::new(Vec::with_capacity(value.len()));
+        percent_decode_into(value, &mut v);
+        out.push((n, v));
+    }
+    out
+}
+
 /// Decodes `+` and `%XX` into `out`, which has room for all of `input` (so it never
 /// reallocates and leaves a copy behind); a `%` without two hex digits stays as it is.
-pub(crate) fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
+pub fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut i = 0;
     while i < input.len() {
@@ -92,7 +114,7 @@ pub(crate) fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
 
 /// Reads a form body: the right type, at most [`MAX_FORM_BYTES`], within
 /// [`BODY_TIMEOUT`], into a buffer wiped on drop that never reallocates.
-pub(crate) async fn read_form(
+pub async fn read_form(
     headers: &HeaderMap,
     mut body: Incoming,
 ) -> Result<Zeroizing<Vec<u8>>, StatusCode> {

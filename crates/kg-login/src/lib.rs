@@ -40,7 +40,7 @@
 
 #![forbid(unsafe_code)]
 
-mod form;
+pub mod form;
 pub mod key;
 mod page;
 pub mod sessions;

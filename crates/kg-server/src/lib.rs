@@ -78,6 +78,7 @@ mod state;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 
+use kg_fs::lock::Wait;
 use kg_http::audit::Audit;
 use kg_http::log;
 use kg_http::metrics::{Metrics, Reload};
@@ -125,6 +126,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error("{0}")]
     Store(#[source] kg_store::Error),
+    /// The signing keys could not be read or made.
+    #[error("{0}")]
+    Keys(#[source] kg_oauth::keyring::KeyError),
     /// A file sign-in keeps (its key, its directories) could not be read or written.
     #[error("{0}")]
     File(#[source] kg_fs::Error),
@@ -140,6 +144,7 @@ impl ServeError {
             ServeError::Cert { source, .. } => source.hint(),
             ServeError::Tokens(e) => e.hint(),
             ServeError::Store(e) => e.hint(),
+            ServeError::Keys(e) => e.hint(),
             ServeError::File(e) => e.hint(),
             ServeError::Bind { source, .. } => bind_hint(source, false),
             ServeError::Audit(e) => audit_refusal(e).and_then(kg_fs::Error::hint),
@@ -304,6 +309,33 @@ pub fn start(
             )],
         );
     }
+    let store = state::open_store(settings)?;
+    let pepper = settings
+        .store
+        .pepper(
+            Wait::Up(std::time::Duration::from_secs(10)),
+            &settings.prefix,
+        )
+        .map_err(ServeError::Tokens)?;
+    let oauth = Arc::new(
+        kg_oauth::Provider::new(
+            settings.oauth(&addrs),
+            Arc::clone(&store) as Arc<dyn kg_store::ClientStore>,
+            pepper,
+            Arc::clone(&verifier),
+        )
+        .map_err(ServeError::Keys)?,
+    );
+    log::info(
+        "oauth_issuer",
+        &[
+            ("issuer", oauth.issuer().into()),
+            (
+                "discovery",
+                (&format!("{}{}", oauth.issuer(), kg_oauth::provider::OIDC_DISCOVERY)).into(),
+            ),
+        ],
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Slots::new(
         settings.max_connections,
@@ -315,6 +347,7 @@ pub fn start(
             settings,
             router::Verifying {
                 verifier: Arc::clone(&verifier),
+                oauth: Arc::clone(&oauth),
             },
             tls,
             listeners,
@@ -323,7 +356,7 @@ pub fn start(
             &stop_rx,
         ),
         Some(g) => {
-            let (store, key) = state::open(settings)?;
+            let key = state::sign_in_key(settings)?;
             let sign_in = Arc::new(kg_login::SignIn::new(
                 &settings.login(),
                 Arc::clone(&verifier),
@@ -367,6 +400,7 @@ pub fn start(
                 verifier: Arc::clone(&verifier),
                 sign_in,
                 gateway,
+                oauth: Arc::clone(&oauth),
             };
             accept_loops(settings, site, tls, listeners, &addrs, &slots, &stop_rx)
         }

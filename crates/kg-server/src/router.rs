@@ -20,19 +20,58 @@ use kg_http::metrics::Metrics;
 use kg_http::response::empty;
 use kg_http::serve::{Conn, NoLane, Site};
 use kg_login::SignIn;
+use kg_oauth::Provider;
+use kg_oauth::provider::AS_METADATA;
 use kg_verifier::Verifier;
 
 /// Verifying mode.
 #[derive(Debug)]
 pub(crate) struct Verifying {
     pub verifier: Arc<Verifier>,
+    pub oauth: Arc<Provider>,
 }
 
-/// The service of one connection in verifying mode: synchronous, no task, no box.
+/// The service of one connection in verifying mode: synchronous, no task, no box, except
+/// for the authorization server's endpoints, which read a body.
 #[derive(Debug)]
 pub(crate) struct VerifyingService {
     verifier: Arc<Verifier>,
+    oauth: Arc<Provider>,
     conn: Arc<Conn>,
+}
+
+/// A verifying-mode answer: ready at once (`/auth` and the rest), or the authorization
+/// server's, which awaits its form.
+pub(crate) enum VerifyingFuture {
+    Ready(Ready<Result<Response<kg_http::Body>, Infallible>>),
+    OAuth(Pin<Box<dyn Future<Output = Result<Response<kg_http::Body>, Infallible>> + Send>>),
+}
+
+impl Future for VerifyingFuture {
+    type Output = Result<Response<kg_http::Body>, Infallible>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            VerifyingFuture::Ready(r) => Pin::new(r).poll(cx),
+            VerifyingFuture::OAuth(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The path a request for the authorization server has relative to the issuer's path
+/// (`prefix`), if it is one: `{prefix}/oauth/token` and the like, and RFC 8414's
+/// path-inserted `/.well-known/oauth-authorization-server{prefix}`.
+fn oauth_path<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if !prefix.is_empty()
+        && let Some(rest) = path.strip_prefix(AS_METADATA)
+        && rest == prefix
+    {
+        return Some(AS_METADATA);
+    }
+    path.strip_prefix(prefix).filter(|p| Provider::serves(p))
 }
 
 impl Site for Verifying {
@@ -43,6 +82,7 @@ impl Site for Verifying {
     fn service(self: &Arc<Self>, conn: Arc<Conn>) -> VerifyingService {
         VerifyingService {
             verifier: Arc::clone(&self.verifier),
+            oauth: Arc::clone(&self.oauth),
             conn,
         }
     }
@@ -59,12 +99,21 @@ impl Site for Verifying {
 impl hyper::service::Service<Request<Incoming>> for VerifyingService {
     type Response = Response<kg_http::Body>;
     type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
+    type Future = VerifyingFuture;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let resp = kg_http::too_large(&req)
-            .unwrap_or_else(|| self.verifier.handle(&req, self.conn.peer, req.uri().path()));
-        ready(Ok(resp))
+        if let Some(resp) = kg_http::too_large(&req) {
+            return VerifyingFuture::Ready(ready(Ok(resp)));
+        }
+        if let Some(own) = oauth_path(req.uri().path(), self.oauth.path()) {
+            let own = own.to_owned();
+            let oauth = Arc::clone(&self.oauth);
+            return VerifyingFuture::OAuth(Box::pin(
+                async move { Ok(oauth.handle(req, &own).await) },
+            ));
+        }
+        let resp = self.verifier.handle(&req, self.conn.peer, req.uri().path());
+        VerifyingFuture::Ready(ready(Ok(resp)))
     }
 }
 
@@ -74,6 +123,7 @@ pub(crate) struct Proxying {
     pub verifier: Arc<Verifier>,
     pub sign_in: Arc<SignIn>,
     pub gateway: Arc<Gateway>,
+    pub oauth: Arc<Provider>,
 }
 
 /// The service of one connection in proxy mode.
@@ -127,6 +177,10 @@ impl Proxying {
             return resp.map(Either::Left);
         }
         let path = req.uri().path();
+        if let Some(own) = oauth_path(path, self.oauth.path()) {
+            let own = own.to_owned();
+            return self.oauth.handle(req, &own).await.map(Either::Left);
+        }
         if let Some(own) = path.strip_prefix(OWN) {
             if path == kg_login::SIGN_IN || path == kg_login::SIGN_OUT {
                 return self
@@ -151,4 +205,4 @@ impl Proxying {
 
 /// Where keygate's own paths live in proxy mode: `/.keygate`, sign-in's prefix without its
 /// slash, so `/.keygate` itself is ours too.
-const OWN: &str = kg_login::PREFIX.split_at(kg_login::PREFIX.len() - 1).0;
+pub(crate) const OWN: &str = kg_login::PREFIX.split_at(kg_login::PREFIX.len() - 1).0;

@@ -78,6 +78,19 @@ pub struct Settings {
     /// The clock expiry is judged by: the binary's one clock, so that the test clock
     /// reaches the server too.
     pub clock: Clock,
+    /// `oauth.issuer` when set (checked, without a trailing slash); else the issuer is this
+    /// server's own URL, known once it has bound ([`Settings::issuer`]).
+    pub oauth_issuer: Option<String>,
+    /// `oauth.signing_alg`.
+    pub signing_alg: kg_jose::Alg,
+    /// `oauth.key_rotation`.
+    pub key_rotation: Duration,
+    /// `oauth.client_token_lifetime`.
+    pub client_token_lifetime: Duration,
+    /// The private directory (the signing keys live in `PRIVATE/signing`).
+    pub private_dir: PathBuf,
+    /// The lock taken to change the signing keys.
+    pub signing_lock: PathBuf,
 }
 
 /// Whom the localhost bypass lets in ([`Settings::bypass`]).
@@ -119,6 +132,15 @@ pub enum SettingsError {
     BadListen {
         /// What was given.
         addr: String,
+    },
+    /// An issuer URL tokens could not name.
+    #[error(
+        "invalid oauth.issuer '{value}': expected https://HOST[:PORT][/PATH] (http only for \
+         127.0.0.1, [::1] or localhost), without a query or fragment"
+    )]
+    BadIssuer {
+        /// What was given.
+        value: String,
     },
     /// Nothing to listen on.
     #[error("no listen address: server.listen is empty")]
@@ -314,8 +336,22 @@ impl Settings {
                 as_root: config.bool("server.danger_local_bypass_as_root"),
             }
         });
+        let oauth_issuer = match config.str("oauth.issuer").map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(check_issuer(text)?),
+        };
+        let signing_alg = match config.str("oauth.signing_alg") {
+            Some("ES256") => kg_jose::Alg::Es256,
+            _ => kg_jose::Alg::EdDsa,
+        };
         const MIB: u64 = 1024 * 1024;
         Ok(Settings {
+            oauth_issuer,
+            signing_alg,
+            key_rotation: duration("oauth.key_rotation")?,
+            client_token_lifetime: duration("oauth.client_token_lifetime")?,
+            private_dir: locations.private_dir.clone(),
+            signing_lock: locations.lock_file("signing"),
             listen,
             plain_http,
             cert_dir: locations.cert_dir(&cert_id),
@@ -347,6 +383,43 @@ impl Settings {
             strip_headers,
             clock,
         })
+    }
+
+    /// The issuer URL once the server listens on `addrs`: `oauth.issuer`, or the URL a
+    /// local client reaches the first address at (`localhost` for loopback and "any"
+    /// addresses, which the certificate covers), with `/.keygate` in proxy mode, whose
+    /// other paths belong to the upstream.
+    pub fn issuer(&self, addrs: &[SocketAddr]) -> String {
+        if let Some(i) = &self.oauth_issuer {
+            return i.clone();
+        }
+        let scheme = if self.plain_http { "http" } else { "https" };
+        let base = addrs
+            .first()
+            .map_or_else(String::new, |a| origin(scheme, *a));
+        if self.upstream.is_some() {
+            format!("{base}{}", OAUTH_PREFIX)
+        } else {
+            base
+        }
+    }
+
+    /// The authorization server's part, once the server listens on `addrs`.
+    pub fn oauth(&self, addrs: &[SocketAddr]) -> kg_oauth::Settings {
+        let lifetime = time::Duration::try_from(self.client_token_lifetime)
+            .unwrap_or(time::Duration::minutes(10));
+        kg_oauth::Settings {
+            issuer: self.issuer(addrs),
+            client_token_lifetime: lifetime,
+            signing_alg: self.signing_alg,
+            keys: kg_oauth::keyring::KeyRing::standard(
+                &self.private_dir,
+                self.signing_lock.clone(),
+                self.signing_alg,
+                time::Duration::try_from(self.key_rotation).unwrap_or(time::Duration::days(30)),
+                lifetime,
+            ),
+        }
     }
 
     /// The verifier's part.
@@ -409,8 +482,50 @@ impl Settings {
     }
 }
 
+/// Where the authorization server's paths live in proxy mode (the issuer's path there):
+/// keygate's own prefix, beside sign-in.
+pub const OAUTH_PREFIX: &str = crate::router::OWN;
+
+/// `scheme://host:port` for a client on this host.
+pub fn origin(scheme: &str, a: SocketAddr) -> String {
+    let ip = a.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("{scheme}://localhost:{}", a.port())
+    } else if ip.is_ipv6() {
+        format!("{scheme}://[{ip}]:{}", a.port())
+    } else {
+        format!("{scheme}://{ip}:{}", a.port())
+    }
+}
+
+/// `oauth.issuer`: an https URL (http only for loopback) with no query, fragment or
+/// credentials; a trailing slash is dropped, because tokens must name it exactly.
+fn check_issuer(text: &str) -> Result<String, SettingsError> {
+    let bad = || SettingsError::BadIssuer {
+        value: text.to_owned(),
+    };
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| {
+            text.strip_prefix("http://").filter(|r| {
+                r.starts_with("127.0.0.1") || r.starts_with("[::1]") || r.starts_with("localhost")
+            })
+        })
+        .ok_or_else(bad)?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty()
+        || host.contains('@')
+        || text.contains(['?', '#'])
+        || text.bytes().any(|b| b <= b' ' || b == 0x7f)
+        || text.len() > 512
+    {
+        return Err(bad());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
 /// The store's file name in the state directory.
-pub const DB_FILE: &str = "keygate.db";
+pub const DB_FILE: &str = kg_store::DB_FILE;
 
 #[cfg(test)]
 mod tests {

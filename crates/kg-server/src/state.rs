@@ -1,6 +1,7 @@
-//! What sign-in keeps across restarts: the store (browser sessions) and the key that signs
-//! session cookies and forms. Both are opened at start, in proxy mode, before any listener
-//! binds, so a store that cannot be used stops the start with its path and a hint.
+//! What keygate keeps across restarts: the store (browser sessions, OAuth clients and
+//! revocations) and, in proxy mode, the key that signs session cookies and forms. Both are
+//! opened at start, before any connection is served, so a store that cannot be used stops
+//! the start with its path and a hint.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use kg_verifier::live_store::warn_exposed;
 use crate::ServeError;
 use crate::settings::Settings;
 
-/// Opens (creating when absent) the store and sign-in's key.
-pub(crate) fn open(settings: &Settings) -> Result<(Arc<SqliteStore>, ProcessKey), ServeError> {
+/// Opens (creating when absent) the store.
+pub(crate) fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServeError> {
     if let Some(dir) = settings.db.parent() {
         kg_fs::create_dir_all(dir, DirMode::Private).map_err(ServeError::File)?;
     }
@@ -23,8 +24,12 @@ pub(crate) fn open(settings: &Settings) -> Result<(Arc<SqliteStore>, ProcessKey)
     if let Some(exposed) = store.exposed() {
         warn_exposed(std::slice::from_ref(exposed));
     }
-    let key = login_key(&settings.login_key, &settings.login_lock)?;
-    Ok((Arc::new(store), key))
+    Ok(Arc::new(store))
+}
+
+/// Sign-in's key (proxy mode).
+pub(crate) fn sign_in_key(settings: &Settings) -> Result<ProcessKey, ServeError> {
+    login_key(&settings.login_key, &settings.login_lock)
 }
 
 /// Sign-in's key from its file, made (32 random bytes, 0600) the first time. Under a

@@ -23,6 +23,9 @@ pub mod conformance;
 pub use error::Error;
 pub use sqlite::{Inspection, SCHEMA_VERSION, SqliteStore};
 
+/// The store's file name in the state directory.
+pub const DB_FILE: &str = "keygate.db";
+
 /// The length of a session digest.
 pub const DIGEST_LEN: usize = 32;
 

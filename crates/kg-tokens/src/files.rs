@@ -115,6 +115,12 @@ impl StorePaths {
         })
     }
 
+    /// The pepper, made (0600) under the lock if this is the first use: what kg-oauth keeps
+    /// client secrets' digests under, so one key covers every secret keygate stores.
+    pub fn pepper(&self, wait: Wait, prefix: &Prefix) -> Result<Pepper, FileError> {
+        self.begin(wait, prefix).map(|txn| txn.pepper)
+    }
+
     /// Reads the store and the pepper without the lock, for reading only.
     ///
     /// A missing store is an empty one with `prefix`, and then a missing pepper is fine too

@@ -102,7 +102,10 @@ pub use files::{FileError, LoadedStore, StorePaths, StoreTxn};
 /// A secret file whose mode lets its group or others at it, as reading found it.
 pub use kg_fs::Exposed;
 pub use pepper::{PEPPER_LEN, Pepper, PepperError};
-pub use store::{Digest, Entry, MAX_NAME_LEN, STORE_VERSION, Status, Store, StoreError, TokenInfo};
+pub use store::{
+    Digest, Entry, MAX_NAME_LEN, NAME_RULE, SCOPE_RULE, STORE_VERSION, Status, Store, StoreError,
+    TokenInfo, valid_name, valid_scope,
+};
 pub use token::{
     ID_LEN, ParsedToken, Prefix, PrefixError, Reason, SECRET_LEN, TokenSecret, format_regex,
     generate, parse,

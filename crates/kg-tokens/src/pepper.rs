@@ -116,8 +116,9 @@ impl Pepper {
         }
     }
 
-    /// HMAC-SHA-256 of `token` under this pepper, from the precomputed keyed state.
-    pub(crate) fn digest(&self, token: &str) -> [u8; 32] {
+    /// HMAC-SHA-256 of `token` under this pepper, from the precomputed keyed state: how
+    /// the store keeps API tokens, and kg-oauth keeps client secrets and refresh tokens.
+    pub fn digest(&self, token: &str) -> [u8; 32] {
         let mut mac = self.keyed.0.clone();
         mac.update(token.as_bytes());
         mac.finalize().into_bytes().into()

@@ -18,6 +18,7 @@
 
 mod bearer;
 mod endpoints;
+pub mod jwt;
 pub mod lane;
 pub mod live_store;
 mod outcome;
@@ -208,6 +209,8 @@ pub struct Verifier {
     challenge_invalid: HeaderValue,
     /// What `/metrics` requires of a token.
     metrics_scope: Requirement,
+    /// keygate's own JWT access tokens, once the issuer is set up ([`Verifier::set_jwts`]).
+    jwts: std::sync::OnceLock<jwt::Jwts>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -267,7 +270,25 @@ impl Verifier {
             ))
             .unwrap_or(HeaderValue::from_static("Bearer error=\"invalid_token\"")),
             metrics_scope: scopes::single(METRICS_SCOPE, realm),
+            jwts: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Accepts keygate's own JWT access tokens from now on, wherever API tokens are
+    /// accepted (never on the sign-in form: a JWT is not a login). Set once.
+    pub fn set_jwts(&self, jwts: jwt::Jwts) {
+        let _ = self.jwts.set(jwts);
+    }
+
+    /// The JWT half, if set.
+    pub fn jwts(&self) -> Option<&jwt::Jwts> {
+        self.jwts.get()
+    }
+
+    /// Judges a JWT for introspection (RFC 7662): its claims while it is active. Nothing is
+    /// counted or logged; the endpoint that asks does that.
+    pub fn inspect_jwt(&self, token: &str) -> Option<Arc<jwt::Verified>> {
+        self.jwts.get()?.check(token, self.clock.now()).ok()
     }
 
     /// The clock expiry is judged by (sign-in judges its sessions by it too).
@@ -373,6 +394,33 @@ impl Verifier {
                 Credential::Bearer(token) => token,
             };
         let now = self.clock.now();
+        if let Some(jwts) = self.jwts.get()
+            && jwt::looks_like_jwt(token)
+        {
+            let verdict = if ask.allow_as == Outcome::SignedIn {
+                // A JWT is not a login: the sign-in form takes API tokens only.
+                Err(jwt::Refusal::Jwt(kg_jose::JwtError::WrongType))
+            } else {
+                jwts.check(token, now)
+            };
+            return match verdict {
+                Ok(v) => {
+                    let info = kg_tokens::TokenInfo {
+                        id: &v.claims.client_id,
+                        name: &v.claims.sub,
+                        scopes: &v.scopes,
+                        expires: OffsetDateTime::from_unix_timestamp(v.claims.exp).ok(),
+                    };
+                    self.admit(ask, info, false, respond)
+                }
+                Err(refusal) => {
+                    let note = self.charge(refusal.reason(), None, ckey, ask.throttle);
+                    let (r, status) = respond(Decision::Invalid);
+                    self.note(note, status, ctx);
+                    r
+                }
+            };
+        }
         self.tokens
             .verify(token, now, &self.metrics, |verdict| match verdict {
                 Verdict::Valid(info) => self.admit(ask, info, false, respond),

@@ -1,5 +1,5 @@
 //! `tokenctl`: mints, lists, rotates, revokes and verifies bearer tokens, storing only
-//! peppered hashes, and seals secrets with age. Logic lives in the library crates: this is
+//! peppered hashes, seals secrets with age, and manages OAuth clients and signing keys. Logic lives in the library crates: this is
 //! argument parsing, the order credentials are looked for in, and output.
 //!
 //! Tokens are never accepted as a command-line value: they come from a file, a descriptor,
@@ -15,6 +15,7 @@ use kg_cli::{CliError, ConfigCommand, Context, EXIT_CODES_HELP, ExitStatus, Glob
 use kg_fs::lock::Wait;
 use kg_tokens::{FileError, Prefix, StoreError, StorePaths};
 
+mod clients;
 mod creds;
 mod seal;
 mod tokens;
@@ -54,6 +55,12 @@ enum Command {
     Seal(seal::SealArgs),
     /// Decrypt an age file from stdin; output appears only once it fully authenticated
     Unseal(seal::UnsealArgs),
+    /// Register, list, show, rotate and revoke OAuth clients
+    #[command(subcommand)]
+    Client(clients::ClientCommand),
+    /// List or rotate the keys that sign access tokens
+    #[command(subcommand)]
+    Keys(clients::KeysCommand),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -84,6 +91,8 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Keygen(args) => seal::keygen(g, args),
         Command::Seal(args) => seal::seal(g, args),
         Command::Unseal(args) => seal::unseal(g, args),
+        Command::Client(cmd) => clients::client(g, cmd),
+        Command::Keys(cmd) => clients::keys(g, cmd),
         Command::Config(cmd) => {
             load(g, &[])?;
             cmd.run("tokenctl", g)

@@ -781,11 +781,25 @@ impl fmt::Debug for Store {
 
 pub use error::StoreError;
 
-const NAME_RULE: &str = "must be 1 to 64 characters: letters, digits, '.', '_' or '-'";
-const SCOPE_RULE: &str = "must be 1 to 64 printable ASCII characters, without spaces, '\"' or '\\'";
+/// The naming rule, as errors state it.
+pub const NAME_RULE: &str = "must be 1 to 64 characters: letters, digits, '.', '_' or '-'";
+/// The scope rule, as errors state it.
+pub const SCOPE_RULE: &str =
+    "must be 1 to 64 printable ASCII characters, without spaces, '\"' or '\\'";
 
 /// A digest no HMAC output will equal in practice, compared against when the id is unknown.
 const UNMATCHABLE: [u8; 32] = [0; 32];
+
+/// Whether `name` follows the naming rule of tokens (and of OAuth clients): 1 to 64
+/// letters, digits, `.`, `_` or `-`.
+pub fn valid_name(name: &str) -> bool {
+    name_rule_ok(name)
+}
+
+/// Whether `scope` is an RFC 6749 scope token of at most 64 characters, as token scopes are.
+pub fn valid_scope(scope: &str) -> bool {
+    check_scope(scope).is_ok()
+}
 
 fn name_rule_ok(name: &str) -> bool {
     // A table and no early exit, like `base62::all_base62`: names are checked for every entry
