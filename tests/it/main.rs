@@ -13,6 +13,8 @@ mod cli;
 mod json;
 // The localhost bypass: only keygate's own user, as the kernel names it; relays are not local.
 mod local_bypass;
+// Issue 15: the OAuth authorization server against openid-client, jose, authlib and pyjwt.
+mod oauth;
 // Secret modes: reading never changes a secret; exposure is reported, doctor --fix narrows.
 mod modes;
 // Issue 13: every path form that parsers read differently, through keygate's proxy, nginx and

@@ -315,6 +315,13 @@ pub static SETTINGS: &[Setting] = &[
         doc: "a browser sign-in session ends after this long without a request",
     },
     Setting {
+        key: "oauth.enabled",
+        env: None,
+        kind: Kind::Enum(&["auto", "true", "false"]),
+        default: Some("auto"),
+        doc: "serve the OAuth authorization server (client credentials, JWKS, introspection, revocation); auto: when the state and private directories are writable, so a read-only verifier (a secret volume) still serves /auth",
+    },
+    Setting {
         key: "oauth.issuer",
         env: Some("KEYGATE_OAUTH_ISSUER"),
         kind: Kind::Str,

@@ -162,3 +162,19 @@ pub fn stale_private_tempdirs(parent: &Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+/// Whether this process could create files in `path`: the directory, or when it does not
+/// exist yet the nearest ancestor that does, grants it write and search access (the
+/// kernel's own answer, `access(2)`, so root, ACLs and read-only mounts count). For a
+/// server that would run read-only (a secret volume) rather than fail.
+pub fn writable_dir(path: &Path) -> bool {
+    use rustix::fs::{Access, access};
+    let mut dir = Some(path);
+    while let Some(d) = dir {
+        if d.exists() {
+            return access(d, Access::WRITE_OK | Access::EXEC_OK).is_ok();
+        }
+        dir = d.parent();
+    }
+    false
+}

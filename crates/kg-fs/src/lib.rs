@@ -31,7 +31,9 @@ pub mod trust;
 mod unnamed;
 
 pub use atomic::{AtomicFile, stale_temps, write_atomic};
-pub use dir::{DirMode, check_dir, create_dir_all, private_tempdir, stale_private_tempdirs};
+pub use dir::{
+    DirMode, check_dir, create_dir_all, private_tempdir, stale_private_tempdirs, writable_dir,
+};
 pub use error::Error;
 pub use unnamed::UnnamedFile;
 

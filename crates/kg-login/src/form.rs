@@ -112,18 +112,40 @@ pub fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Whether the request says its body is `application/x-www-form-urlencoded`.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(FORM_TYPE))
+}
+
+/// Reads and discards a body of at most [`MAX_FORM_BYTES`] within [`BODY_TIMEOUT`], so that
+/// an error can be answered after the client finished sending (an HTTP/2 client whose
+/// stream is answered mid-upload sees a reset, not the answer).
+pub async fn drain(mut body: Incoming) {
+    let read = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                if seen > MAX_FORM_BYTES {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(BODY_TIMEOUT, read).await;
+}
+
 /// Reads a form body: the right type, at most [`MAX_FORM_BYTES`], within
 /// [`BODY_TIMEOUT`], into a buffer wiped on drop that never reallocates.
 pub async fn read_form(
     headers: &HeaderMap,
     mut body: Incoming,
 ) -> Result<Zeroizing<Vec<u8>>, StatusCode> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(FORM_TYPE));
-    if !is_form {
+    if !is_form(headers) {
         return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
     let declared = headers

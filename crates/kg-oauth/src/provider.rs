@@ -455,14 +455,15 @@ impl Provider {
                     return kg_http::response::method_not_allowed("POST");
                 }
                 let (parts, body) = req.into_parts();
+                if !kg_login::form::is_form(&parts.headers) {
+                    kg_login::form::drain(body).await;
+                    return error(bad(
+                        "invalid_request",
+                        "the body must be application/x-www-form-urlencoded",
+                    ));
+                }
                 let body = match kg_login::form::read_form(&parts.headers, body).await {
                     Ok(b) => b,
-                    Err(StatusCode::UNSUPPORTED_MEDIA_TYPE) => {
-                        return error(bad(
-                            "invalid_request",
-                            "the body must be application/x-www-form-urlencoded",
-                        ));
-                    }
                     Err(status) => return kg_http::response::empty(status),
                 };
                 let result = Form::parse(&body).and_then(|form| match path {

@@ -309,33 +309,29 @@ pub fn start(
             )],
         );
     }
-    let store = state::open_store(settings)?;
-    let pepper = settings
-        .store
-        .pepper(
-            Wait::Up(std::time::Duration::from_secs(10)),
-            &settings.prefix,
-        )
-        .map_err(ServeError::Tokens)?;
-    let oauth = Arc::new(
-        kg_oauth::Provider::new(
-            settings.oauth(&addrs),
-            Arc::clone(&store) as Arc<dyn kg_store::ClientStore>,
-            pepper,
-            Arc::clone(&verifier),
-        )
-        .map_err(ServeError::Keys)?,
-    );
-    log::info(
-        "oauth_issuer",
-        &[
-            ("issuer", oauth.issuer().into()),
-            (
-                "discovery",
-                (&format!("{}{}", oauth.issuer(), kg_oauth::provider::OIDC_DISCOVERY)).into(),
-            ),
-        ],
-    );
+    let store = if settings.upstream.is_some() || settings.oauth_on() {
+        Some(state::open_store(settings)?)
+    } else {
+        None
+    };
+    let oauth = match &store {
+        Some(store) if settings.oauth_on() => Some(oauth(settings, store, &verifier, &addrs)?),
+        _ => {
+            if settings.oauth_enabled.is_none() {
+                log::warn(
+                    "oauth_off",
+                    &[(
+                        "note",
+                        "the state or private directory is not writable, so the OAuth \
+                         authorization server is off and /auth takes API tokens only; set \
+                         oauth.enabled = false to say so, or make them writable"
+                            .into(),
+                    )],
+                );
+            }
+            None
+        }
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Slots::new(
         settings.max_connections,
@@ -347,7 +343,7 @@ pub fn start(
             settings,
             router::Verifying {
                 verifier: Arc::clone(&verifier),
-                oauth: Arc::clone(&oauth),
+                oauth: oauth.clone(),
             },
             tls,
             listeners,
@@ -357,6 +353,9 @@ pub fn start(
         ),
         Some(g) => {
             let key = state::sign_in_key(settings)?;
+            let store = store
+                .clone()
+                .ok_or_else(|| ServeError::Setup("the store is needed in proxy mode".into()))?;
             let sign_in = Arc::new(kg_login::SignIn::new(
                 &settings.login(),
                 Arc::clone(&verifier),
@@ -400,7 +399,7 @@ pub fn start(
                 verifier: Arc::clone(&verifier),
                 sign_in,
                 gateway,
-                oauth: Arc::clone(&oauth),
+                oauth: oauth.clone(),
             };
             accept_loops(settings, site, tls, listeners, &addrs, &slots, &stop_rx)
         }
@@ -428,6 +427,45 @@ pub fn start(
         },
         done,
     ))
+}
+
+/// The authorization server on `store`, teaching `verifier` its tokens.
+fn oauth(
+    settings: &Settings,
+    store: &Arc<kg_store::SqliteStore>,
+    verifier: &Arc<Verifier>,
+    addrs: &[SocketAddr],
+) -> Result<Arc<kg_oauth::Provider>, ServeError> {
+    let pepper = settings
+        .store
+        .pepper(
+            Wait::Up(std::time::Duration::from_secs(10)),
+            &settings.prefix,
+        )
+        .map_err(ServeError::Tokens)?;
+    let provider = kg_oauth::Provider::new(
+        settings.oauth(addrs),
+        Arc::clone(store) as Arc<dyn kg_store::ClientStore>,
+        pepper,
+        Arc::clone(verifier),
+    )
+    .map_err(ServeError::Keys)?;
+    log::info(
+        "oauth_issuer",
+        &[
+            ("issuer", provider.issuer().into()),
+            (
+                "discovery",
+                (&format!(
+                    "{}{}",
+                    provider.issuer(),
+                    kg_oauth::provider::OIDC_DISCOVERY
+                ))
+                    .into(),
+            ),
+        ],
+    );
+    Ok(Arc::new(provider))
 }
 
 /// Serves `site` on every listener.

@@ -28,7 +28,7 @@ use kg_verifier::Verifier;
 #[derive(Debug)]
 pub(crate) struct Verifying {
     pub verifier: Arc<Verifier>,
-    pub oauth: Arc<Provider>,
+    pub oauth: Option<Arc<Provider>>,
 }
 
 /// The service of one connection in verifying mode: synchronous, no task, no box, except
@@ -36,7 +36,7 @@ pub(crate) struct Verifying {
 #[derive(Debug)]
 pub(crate) struct VerifyingService {
     verifier: Arc<Verifier>,
-    oauth: Arc<Provider>,
+    oauth: Option<Arc<Provider>>,
     conn: Arc<Conn>,
 }
 
@@ -82,7 +82,7 @@ impl Site for Verifying {
     fn service(self: &Arc<Self>, conn: Arc<Conn>) -> VerifyingService {
         VerifyingService {
             verifier: Arc::clone(&self.verifier),
-            oauth: Arc::clone(&self.oauth),
+            oauth: self.oauth.clone(),
             conn,
         }
     }
@@ -105,9 +105,11 @@ impl hyper::service::Service<Request<Incoming>> for VerifyingService {
         if let Some(resp) = kg_http::too_large(&req) {
             return VerifyingFuture::Ready(ready(Ok(resp)));
         }
-        if let Some(own) = oauth_path(req.uri().path(), self.oauth.path()) {
+        if let Some(oauth) = &self.oauth
+            && let Some(own) = oauth_path(req.uri().path(), oauth.path())
+        {
             let own = own.to_owned();
-            let oauth = Arc::clone(&self.oauth);
+            let oauth = Arc::clone(oauth);
             return VerifyingFuture::OAuth(Box::pin(
                 async move { Ok(oauth.handle(req, &own).await) },
             ));
@@ -123,7 +125,7 @@ pub(crate) struct Proxying {
     pub verifier: Arc<Verifier>,
     pub sign_in: Arc<SignIn>,
     pub gateway: Arc<Gateway>,
-    pub oauth: Arc<Provider>,
+    pub oauth: Option<Arc<Provider>>,
 }
 
 /// The service of one connection in proxy mode.
@@ -177,9 +179,11 @@ impl Proxying {
             return resp.map(Either::Left);
         }
         let path = req.uri().path();
-        if let Some(own) = oauth_path(path, self.oauth.path()) {
+        if let Some(oauth) = &self.oauth
+            && let Some(own) = oauth_path(path, oauth.path())
+        {
             let own = own.to_owned();
-            return self.oauth.handle(req, &own).await.map(Either::Left);
+            return oauth.handle(req, &own).await.map(Either::Left);
         }
         if let Some(own) = path.strip_prefix(OWN) {
             if path == kg_login::SIGN_IN || path == kg_login::SIGN_OUT {

@@ -81,6 +81,8 @@ pub struct Settings {
     /// `oauth.issuer` when set (checked, without a trailing slash); else the issuer is this
     /// server's own URL, known once it has bound ([`Settings::issuer`]).
     pub oauth_issuer: Option<String>,
+    /// `oauth.enabled`: `Some(true)`, `Some(false)`, or `None` for auto.
+    pub oauth_enabled: Option<bool>,
     /// `oauth.signing_alg`.
     pub signing_alg: kg_jose::Alg,
     /// `oauth.key_rotation`.
@@ -345,7 +347,13 @@ impl Settings {
             _ => kg_jose::Alg::EdDsa,
         };
         const MIB: u64 = 1024 * 1024;
+        let oauth_enabled = match config.str("oauth.enabled") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
         Ok(Settings {
+            oauth_enabled,
             oauth_issuer,
             signing_alg,
             key_rotation: duration("oauth.key_rotation")?,
@@ -402,6 +410,16 @@ impl Settings {
         } else {
             base
         }
+    }
+
+    /// Whether to serve the authorization server: as `oauth.enabled` says, and under auto
+    /// when the state and private directories are writable (a verifier on a read-only
+    /// secret volume serves `/auth` without it). In proxy mode the store is needed anyway.
+    pub fn oauth_on(&self) -> bool {
+        self.oauth_enabled.unwrap_or_else(|| {
+            let state = self.db.parent().unwrap_or(&self.db);
+            kg_fs::writable_dir(state) && kg_fs::writable_dir(&self.private_dir)
+        })
     }
 
     /// The authorization server's part, once the server listens on `addrs`.

@@ -1,0 +1,632 @@
+//! Issue 15: keygate as an OAuth 2.0 authorization server, driven by real clients:
+//! openid-client and jose from npm, authlib and pyjwt from PyPI (pinned under `fixtures/`),
+//! curl for the requests no client library would send.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use test_support::proxy::{Upstream, keygate_proxy};
+use test_support::server::*;
+use test_support::{Env, Proc, fixtures, have, have_npm_fixture, have_python_module};
+
+/// A keygate on HTTPS with one client registered.
+struct Server {
+    env: Env,
+    _kg: Proc,
+    addr: SocketAddr,
+    ca: PathBuf,
+    issuer: String,
+    client_id: String,
+    secret: String,
+}
+
+fn peers() -> bool {
+    have("curl")
+        && have_npm_fixture("oauth")
+        && have_python_module("authlib")
+        && have_python_module("jwt")
+}
+
+fn register(env: &Env, name: &str, scopes: &[&str]) -> (String, String) {
+    let mut args = vec!["client", "create", "--name", name, "--json"];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let doc = env.run("tokenctl", &args).code(0).json();
+    (
+        doc["client_id"].as_str().unwrap().to_owned(),
+        doc["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn server() -> Server {
+    let env = Env::new();
+    let ca = cert(&env);
+    let addr = local_addr();
+    let kg = keygate(&env, addr, &[]);
+    let (client_id, secret) = register(&env, "svc", &["deploy", "read"]);
+    Server {
+        issuer: format!("https://localhost:{}", addr.port()),
+        env,
+        _kg: kg,
+        addr,
+        ca,
+        client_id,
+        secret,
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// `node fixtures/oauth/client.mjs ARGS` as this client; its JSON and whether it succeeded.
+    fn node(&self, args: &[&str]) -> (bool, Value) {
+        self.node_as(&self.client_id, &self.secret, args)
+    }
+
+    fn node_as(&self, id: &str, secret: &str, args: &[&str]) -> (bool, Value) {
+        let out = Command::new("node")
+            .arg(fixtures().join("oauth/client.mjs"))
+            .args(args)
+            .env("ISSUER", &self.issuer)
+            .env("CLIENT_ID", id)
+            .env("CLIENT_SECRET", secret)
+            .env("NODE_EXTRA_CA_CERTS", &self.ca)
+            .output()
+            .unwrap();
+        parse(out)
+    }
+
+    fn python(&self, args: &[&str]) -> (bool, Value) {
+        let out = Command::new("python3")
+            .arg(fixtures().join("oauth/client.py"))
+            .args(args)
+            .env("ISSUER", &self.issuer)
+            .env("CLIENT_ID", &self.client_id)
+            .env("CLIENT_SECRET", &self.secret)
+            .env("CA", &self.ca)
+            .output()
+            .unwrap();
+        parse(out)
+    }
+
+    /// `/auth` with `token`: its status.
+    fn auth(&self, token: &str) -> u16 {
+        curl(&[
+            "--cacert",
+            self.ca.to_str().unwrap(),
+            "-H",
+            &bearer(token),
+            &self.url("/auth"),
+        ])
+        .status
+    }
+
+    /// A POST of `form` to `path`, with `extra` curl arguments.
+    fn post(&self, path: &str, form: &str, extra: &[&str]) -> Resp {
+        let mut args = vec!["--cacert", self.ca.to_str().unwrap(), "--data-raw", form];
+        args.extend(extra);
+        let url = self.url(path);
+        args.push(&url);
+        curl(&args)
+    }
+
+    fn basic(&self) -> String {
+        format!("{}:{}", self.client_id, self.secret)
+    }
+}
+
+fn parse(out: std::process::Output) -> (bool, Value) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "not JSON: {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+fn token_of(v: &Value) -> String {
+    v["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+fn kid(token: &str) -> String {
+    use base64::Engine as _;
+    let head = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    v["kid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn real_clients_get_tokens_that_keygate_jose_and_pyjwt_accept_before_and_after_a_key_rotation() {
+    if !peers() {
+        return;
+    }
+    let s = server();
+    // openid-client: discovery, then client credentials with Basic and with post.
+    let (ok, basic) = s.node(&["cc-basic"]);
+    assert!(ok, "{basic}");
+    assert_eq!(basic["scope"], "deploy read", "all the client's scopes");
+    assert_eq!(basic["expires_in"], 600);
+    // RFC 6749 §4.4.3: no refresh token for client credentials.
+    assert_eq!(basic["refresh_token"], Value::Null);
+    let (ok, post) = s.node(&["cc-post", "deploy"]);
+    assert!(ok, "{post}");
+    assert_eq!(post["scope"], "deploy");
+    // The same through OAuth 2.0 metadata (RFC 8414) instead of OpenID discovery.
+    let (ok, _) = s.node(&["cc-basic"]);
+    assert!(ok);
+    // authlib, both ways.
+    let (ok, py_basic) = s.python(&["cc-basic"]);
+    assert!(ok, "{py_basic}");
+    let (ok, py_post) = s.python(&["cc-post", "read"]);
+    assert!(ok, "{py_post}");
+    assert_eq!(py_post["scope"], "read");
+    let before: Vec<String> = [&basic, &post, &py_basic, &py_post]
+        .iter()
+        .map(|v| token_of(v))
+        .collect();
+    for t in &before {
+        assert_eq!(s.auth(t), 200, "keygate's /auth accepts its own JWT");
+        let (ok, v) = s.node(&["verify", t]);
+        assert!(ok, "jose: {v}");
+        assert_eq!(v["header"]["typ"], "at+jwt");
+        assert_eq!(v["payload"]["client_id"], s.client_id.as_str());
+        let (ok, v) = s.python(&["verify", t]);
+        assert!(ok, "pyjwt: {v}");
+    }
+    // Rotation: the next key, already published, starts signing; the old one stays.
+    let old_kid = kid(&before[0]);
+    s.env.run("tokenctl", &["keys", "rotate"]).code(0);
+    let mut after = String::new();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (ok, v) = s.node(&["cc-basic"]);
+            after = if ok { token_of(&v) } else { String::new() };
+            ok && kid(&after) != old_kid
+        }),
+        "the server signs with the rotated key within a second or so"
+    );
+    for t in before.iter().chain([&after]) {
+        assert_eq!(s.auth(t), 200);
+        let (ok, v) = s.node(&["verify", t]);
+        assert!(ok, "jose after rotation: {v}");
+        let (ok, v) = s.python(&["verify", t]);
+        assert!(ok, "pyjwt after rotation: {v}");
+    }
+    let listed = s
+        .env
+        .run("tokenctl", &["keys", "list", "--json"])
+        .code(0)
+        .json();
+    let states: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "current").count(), 1);
+    assert_eq!(states.iter().filter(|s| **s == "next").count(), 1);
+    assert!(states.contains(&"previous"), "{states:?}");
+    // The private key set is 0600, the public one 0644, in one generation.
+    let current = s.env.root().join("private/signing/current");
+    assert_eq!(test_support::stat_mode(&current.join("keys.json")), "600");
+    assert_eq!(test_support::stat_mode(&current.join("jwks.json")), "644");
+    // The JWKS is cacheable for a bounded time, tied to the rotation period.
+    let jwks = curl(&["--cacert", s.ca.to_str().unwrap(), &s.url("/oauth/jwks")]);
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=3600"));
+    assert!(
+        !jwks.body.contains("\"d\""),
+        "no private part: {}",
+        jwks.body
+    );
+
+    // Introspection (RFC 7662) and revocation (RFC 7009) through openid-client.
+    let (ok, v) = s.node(&["introspect", &after]);
+    assert!(ok && v["active"] == true, "{v}");
+    assert_eq!(v["scope"], "deploy read");
+    let (ok, _) = s.node(&["revoke", &after]);
+    assert!(ok);
+    let (_, v) = s.node(&["introspect", &after]);
+    assert_eq!(
+        v,
+        serde_json::json!({"active": false}),
+        "inactive says nothing more"
+    );
+    assert_eq!(s.auth(&after), 401, "a revoked token is refused at once");
+    assert_eq!(s.auth(&before[0]), 200, "other tokens are untouched");
+
+    // Revoking the client ends every token it was given, in the running server.
+    s.env.run("tokenctl", &["client", "revoke", "svc"]).code(0);
+    assert!(
+        eventually(Duration::from_secs(2), || s.auth(&before[0]) == 401),
+        "a revoked client's tokens are refused"
+    );
+    let (ok, v) = s.node(&["cc-basic"]);
+    assert!(!ok, "a revoked client gets no token: {v}");
+}
+
+#[test]
+fn the_token_endpoint_answers_the_rfcs_errors_and_changes_nothing() {
+    if !peers() {
+        return;
+    }
+    let s = server();
+    let clients_before = s
+        .env
+        .run("tokenctl", &["client", "list", "--json"])
+        .code(0)
+        .stdout
+        .clone();
+    let cc = "grant_type=client_credentials";
+    let wrong = format!("{}:kgcs_AAAAAAAAAAAA_{}", s.client_id, "A".repeat(38));
+    // A wrong secret with Basic: 401 invalid_client with a Basic challenge (RFC 6749 §5.2).
+    let r = s.post("/oauth/token", cc, &["-u", &wrong]);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("\"invalid_client\""), "{}", r.body);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"keygate\"")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // The same in the form: 401 without a Basic challenge.
+    let form = format!("{cc}&client_id={}&client_secret=kgcs_nope", s.client_id);
+    let r = s.post("/oauth/token", &form, &[]);
+    assert_eq!((r.status, r.header("www-authenticate")), (401, None));
+    // Unknown client; another client's secret.
+    let (_, other_secret) = register(&s.env, "other", &["read"]);
+    let r = s.post(
+        "/oauth/token",
+        cc,
+        &["-u", &format!("{}:{other_secret}", s.client_id)],
+    );
+    assert_eq!(r.status, 401, "another client's secret: {}", r.body);
+    let r = s.post(
+        "/oauth/token",
+        cc,
+        &["-u", &format!("kgc_000000000000:{}", s.secret)],
+    );
+    assert_eq!(r.status, 401);
+    // RFC 6749 §2.3.1: Basic carries form-encoded values, so an id with an escaped character
+    // must be decoded before it is looked up (oidc-provider's most common client bug).
+    let escaped = format!(
+        "{}%{:02X}{}:{}",
+        &s.client_id[..4],
+        s.client_id.as_bytes()[4],
+        &s.client_id[5..],
+        s.secret
+    );
+    let r = s.post("/oauth/token", cc, &["-u", &escaped]);
+    assert_eq!(r.status, 200, "form-decoded Basic credentials: {}", r.body);
+    // Two ways of authenticating at once, a repeated parameter, a missing grant type.
+    let both = format!("{cc}&client_secret={}", s.secret);
+    let r = s.post("/oauth/token", &both, &["-u", &s.basic()]);
+    assert!(
+        r.status == 400 && r.body.contains("invalid_request"),
+        "{}",
+        r.body
+    );
+    let r = s.post(
+        "/oauth/token",
+        &format!("{cc}&scope=read&scope=deploy"),
+        &["-u", &s.basic()],
+    );
+    assert!(
+        r.status == 400 && r.body.contains("invalid_request"),
+        "{}",
+        r.body
+    );
+    let r = s.post("/oauth/token", "scope=read", &["-u", &s.basic()]);
+    assert!(r.status == 400 && r.body.contains("invalid_request"));
+    // Grants and scopes the client was not given.
+    for (form, error) in [
+        (
+            "grant_type=password&username=a&password=b",
+            "unsupported_grant_type",
+        ),
+        (
+            "grant_type=authorization_code&code=x",
+            "unsupported_grant_type",
+        ),
+        ("grant_type=client_credentials&scope=admin", "invalid_scope"),
+        (
+            "grant_type=client_credentials&scope=read%20admin",
+            "invalid_scope",
+        ),
+        (
+            "grant_type=client_credentials&resource=not-a-uri",
+            "invalid_target",
+        ),
+        (
+            "grant_type=client_credentials&resource=https://api.example/%23frag",
+            "invalid_target",
+        ),
+    ] {
+        let r = s.post("/oauth/token", form, &["-u", &s.basic()]);
+        assert_eq!(r.status, 400, "{form}: {}", r.body);
+        assert!(
+            r.body.contains(&format!("\"{error}\"")),
+            "{form}: {}",
+            r.body
+        );
+    }
+    // Only forms, only POST.
+    let r = s.post(
+        "/oauth/token",
+        "{\"grant_type\":\"client_credentials\"}",
+        &["-u", &s.basic(), "-H", "Content-Type: application/json"],
+    );
+    assert!(
+        r.status == 400 && r.body.contains("invalid_request"),
+        "{}",
+        r.body
+    );
+    let r = curl(&["--cacert", s.ca.to_str().unwrap(), &s.url("/oauth/token")]);
+    assert_eq!(r.status, 405);
+    // Introspection and revocation need an authenticated client.
+    let good = s.post("/oauth/token", cc, &["-u", &s.basic()]);
+    let token = serde_json::from_str::<Value>(&good.body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let r = s.post(path, &format!("token={token}"), &[]);
+        assert_eq!(r.status, 401, "{path} without a client: {}", r.body);
+        let r = s.post(path, &format!("token={token}"), &["-u", &wrong]);
+        assert_eq!(r.status, 401, "{path} with a wrong secret");
+    }
+    // Another client cannot revoke this client's token: 200 (RFC 7009 tells nothing), and
+    // the token stays good.
+    let r = s.post(
+        "/oauth/revoke",
+        &format!("token={token}"),
+        &["-u", &format!("{}:{other_secret}", other_id(&s.env))],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(s.auth(&token), 200, "revoked by a stranger: it must not be");
+    // Nothing above changed a client or a secret (the second client aside).
+    let after = s
+        .env
+        .run("tokenctl", &["client", "list", "--json"])
+        .code(0)
+        .json();
+    let before: Value = serde_json::from_str(&clients_before).unwrap();
+    let svc = |doc: &Value| {
+        doc["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "svc")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(svc(&after), svc(&before));
+}
+
+fn other_id(env: &Env) -> String {
+    env.run("tokenctl", &["client", "show", "other", "--json"])
+        .code(0)
+        .json()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A JWT with its header or payload replaced (signature kept).
+fn forge(token: &str, header: Option<&str>, payload: Option<&str>) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    if let Some(h) = header {
+        parts[0] = b64(h);
+    }
+    if let Some(p) = payload {
+        parts[1] = b64(p);
+    }
+    parts.join(".")
+}
+
+#[test]
+fn tampered_and_misdirected_jwts_are_refused_at_auth_and_by_jose() {
+    if !peers() {
+        return;
+    }
+    let s = server();
+    let (ok, v) = s.node(&["cc-basic"]);
+    assert!(ok, "{v}");
+    let token = token_of(&v);
+    assert_eq!(s.auth(&token), 200);
+    let kid = kid(&token);
+    use base64::Engine as _;
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let mut admin = payload.clone();
+    admin["scope"] = "deploy read admin".into();
+    let mut later = payload.clone();
+    later["exp"] = (payload["exp"].as_i64().unwrap() + 86_400).into();
+    let none = forge(
+        &token,
+        Some(&format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#)),
+        None,
+    );
+    let none = format!("{}.", none.rsplit_once('.').unwrap().0);
+    let attacks = [
+        (
+            "a widened scope",
+            forge(&token, None, Some(&admin.to_string())),
+        ),
+        (
+            "a later expiry",
+            forge(&token, None, Some(&later.to_string())),
+        ),
+        ("alg none", none),
+        (
+            "HS256 with the public key as secret",
+            forge(
+                &token,
+                Some(&format!(
+                    r#"{{"alg":"HS256","typ":"at+jwt","kid":"{kid}"}}"#
+                )),
+                None,
+            ),
+        ),
+        (
+            "its own key by jku",
+            forge(
+                &token,
+                Some(&format!(
+                    r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","jku":"https://evil.example/jwks"}}"#
+                )),
+                None,
+            ),
+        ),
+        (
+            "an ID-token type",
+            forge(
+                &token,
+                Some(&format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#)),
+                None,
+            ),
+        ),
+    ];
+    for (what, forged) in &attacks {
+        assert_eq!(s.auth(forged), 401, "{what}");
+        let (ok, v) = s.node(&["verify", forged]);
+        assert!(!ok, "jose accepted {what}: {v}");
+    }
+    // A token for another resource (RFC 8707) verifies for that audience, not at keygate.
+    let (ok, v) = s.node(&["cc-basic", "read", "https://api.example"]);
+    assert!(ok, "{v}");
+    let elsewhere = token_of(&v);
+    assert_eq!(
+        s.auth(&elsewhere),
+        401,
+        "audience-restricted to another resource"
+    );
+    let (ok, _) = s.node(&["verify", &elsewhere, "https://api.example"]);
+    assert!(ok, "the resource it names accepts it");
+    // A token from another keygate (another issuer and key set) is refused.
+    let other = server();
+    let (ok, v) = other.node(&["cc-basic"]);
+    assert!(ok);
+    assert_eq!(s.auth(&token_of(&v)), 401, "another issuer's token");
+    // The audit log names each refusal; the original still works.
+    assert_eq!(s.auth(&token), 200);
+}
+
+#[test]
+fn in_proxy_mode_the_issuer_lives_under_keygate_and_a_jwt_reaches_the_upstream_but_never_signs_in()
+{
+    if !peers() {
+        return;
+    }
+    let env = Env::new();
+    let ca = cert(&env);
+    let upstream = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = keygate_proxy(&env, addr, &upstream_url(&upstream), true, &[]);
+    let (client_id, secret) = register(&env, "svc", &["deploy"]);
+    let origin = format!("https://localhost:{}", addr.port());
+    let issuer = format!("{origin}/.keygate");
+    let cacert = ca.to_str().unwrap();
+    // OpenID discovery appends to the issuer; RFC 8414 inserts before its path.
+    for path in [
+        "/.keygate/.well-known/openid-configuration".to_owned(),
+        "/.well-known/oauth-authorization-server/.keygate".to_owned(),
+    ] {
+        let r = curl(&["--cacert", cacert, &format!("{origin}{path}")]);
+        assert_eq!(r.status, 200, "{path}");
+        let meta: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(meta["issuer"], issuer.as_str(), "{path}");
+    }
+    assert!(
+        upstream.seen().is_empty(),
+        "metadata never reaches the upstream"
+    );
+    let out = Command::new("node")
+        .arg(fixtures().join("oauth/client.mjs"))
+        .arg("cc-basic")
+        .env("ISSUER", &issuer)
+        .env("CLIENT_ID", &client_id)
+        .env("CLIENT_SECRET", &secret)
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .env("DISCOVERY", "oauth2")
+        .output()
+        .unwrap();
+    let (ok, v) = parse(out);
+    assert!(
+        ok,
+        "openid-client with RFC 8414 discovery under a path: {v}"
+    );
+    let token = token_of(&v);
+    let r = curl(&[
+        "--cacert",
+        cacert,
+        "-H",
+        &bearer(&token),
+        &format!("{origin}/app"),
+    ]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(upstream.last()["uri"], "/app");
+    // A JWT is not a login: the sign-in form refuses it, and takes an API token.
+    let jar = env.root().join("jar");
+    let jar = jar.to_str().unwrap();
+    let sign_in = format!("{origin}/.keygate/sign-in");
+    let page = curl(&["--cacert", cacert, "-c", jar, "-b", jar, &sign_in]);
+    assert_eq!(page.status, 200);
+    let csrf = test_support::proxy::input_value(&page.body, "csrf").expect("a csrf field");
+    let post = |credential: &str| {
+        curl(&[
+            "--cacert",
+            cacert,
+            "-c",
+            jar,
+            "-b",
+            jar,
+            "-H",
+            &format!("Origin: {origin}"),
+            "-H",
+            "Sec-Fetch-Site: same-origin",
+            "--data-urlencode",
+            &format!("token={credential}"),
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            &sign_in,
+        ])
+    };
+    let session = |r: &Resp| {
+        r.headers.iter().any(|(k, v)| {
+            k == "set-cookie" && v.contains("keygate_session=") && !v.contains("keygate_session=;")
+        })
+    };
+    let refused = post(&token);
+    assert_eq!(
+        refused.status, 401,
+        "a JWT on the sign-in form: {refused:?}"
+    );
+    assert!(!session(&refused), "{refused:?}");
+    let api_token = test_support::server::token(&env, "alice", &[]);
+    let accepted = post(&api_token);
+    assert_eq!(accepted.status, 303, "an API token signs in: {accepted:?}");
+    assert!(session(&accepted));
+}
+
+fn upstream_url(u: &Upstream) -> String {
+    format!("http://{}", u.addr())
+}
