@@ -2,7 +2,11 @@
 //! this crate's tests, PostgreSQL's when it comes. Each check takes a fresh, empty store
 //! from `make` and panics, naming the rule, when the store breaks it.
 
-use crate::{ClientRecord, ClientStore, SecretRecord, SessionLimits, SessionRecord, SessionStore};
+use crate::{
+    ClientRecord, ClientStore, CodeRecord, CodeTake, DevicePoll, DeviceRecord, GrantRecord,
+    GrantStore, RefreshRecord, RefreshUse, SecretRecord, SessionLimits, SessionRecord,
+    SessionStore,
+};
 
 /// Runs every [`SessionStore`] check.
 pub fn sessions(make: &dyn Fn() -> Box<dyn SessionStore>) {
@@ -304,4 +308,211 @@ fn sweep(s: &dyn SessionStore) {
     assert_eq!(s.sweep_sessions(20, 80).unwrap(), 2);
     assert_eq!(s.session_count().unwrap(), 1);
     assert!(s.session(&[3; 32]).unwrap().is_some());
+}
+
+/// Runs every [`GrantStore`] check.
+pub fn grants(make: &dyn Fn() -> Box<dyn GrantStore>) {
+    for (name, check) in GRANT_CHECKS {
+        let store = make();
+        run("grant", name, || check(&*store));
+    }
+}
+
+type GrantCheck = fn(&dyn GrantStore);
+
+/// The grant checks, by name.
+pub const GRANT_CHECKS: &[(&str, GrantCheck)] = &[
+    ("a code is redeemed once, then seen as a replay", code_once),
+    ("an expired code is unknown", code_expiry),
+    (
+        "a refresh token rotates once; a quick identical retry is a retry",
+        refresh_rotation,
+    ),
+    (
+        "a spent refresh token used outside the grace revokes its grant",
+        refresh_reuse,
+    ),
+    (
+        "a device authorization polls, slows down and pays out once",
+        device_flow,
+    ),
+    (
+        "a denied or foreign device authorization gives nothing",
+        device_denied,
+    ),
+];
+
+fn code(n: u8, expires: i64) -> CodeRecord {
+    CodeRecord {
+        digest: [n; 32],
+        client_id: "kgc_AAAA".into(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        subject: "alice".into(),
+        scope: "openid".into(),
+        resource: None,
+        challenge: Some("challenge".into()),
+        nonce: Some("n".into()),
+        auth_time: 1,
+        expires,
+        used: None,
+        grant_id: None,
+    }
+}
+
+fn code_once(s: &dyn GrantStore) {
+    s.insert_code(&code(1, 1_000)).unwrap();
+    let CodeTake::Fresh(c) = s.take_code(&[1; 32], 500).unwrap() else {
+        panic!("the first redemption");
+    };
+    assert_eq!(c.challenge.as_deref(), Some("challenge"));
+    s.set_code_grant(&[1; 32], "G1").unwrap();
+    match s.take_code(&[1; 32], 600).unwrap() {
+        CodeTake::Replayed(c) => assert_eq!(c.grant_id.as_deref(), Some("G1")),
+        other => panic!("a replay: {other:?}"),
+    }
+    assert_eq!(s.take_code(&[9; 32], 600).unwrap(), CodeTake::Unknown);
+}
+
+fn code_expiry(s: &dyn GrantStore) {
+    s.insert_code(&code(1, 1_000)).unwrap();
+    assert_eq!(s.take_code(&[1; 32], 1_000).unwrap(), CodeTake::Unknown);
+}
+
+fn grant(id: &str) -> GrantRecord {
+    GrantRecord {
+        id: id.into(),
+        client_id: "kgc_AAAA".into(),
+        subject: "alice".into(),
+        scope: "openid".into(),
+        resource: None,
+        auth_time: 1,
+        created: 1,
+        expires: 1_000_000,
+        revoked: None,
+    }
+}
+
+fn rt(n: u8, grant: &str) -> RefreshRecord {
+    RefreshRecord {
+        digest: [n; 32],
+        grant_id: grant.into(),
+        created: 1,
+    }
+}
+
+fn refresh_rotation(s: &dyn GrantStore) {
+    s.insert_grant(&grant("G1"), &rt(1, "G1")).unwrap();
+    assert!(matches!(
+        s.use_refresh(&[1; 32], &rt(2, "G1"), 100, 5_000).unwrap(),
+        RefreshUse::Rotated(_)
+    ));
+    // The same request again a moment later, its successor still unspent.
+    assert!(matches!(
+        s.use_refresh(&[1; 32], &rt(2, "G1"), 2_000, 5_000).unwrap(),
+        RefreshUse::Retried(_)
+    ));
+    assert!(matches!(
+        s.use_refresh(&[2; 32], &rt(3, "G1"), 2_100, 5_000).unwrap(),
+        RefreshUse::Rotated(_)
+    ));
+    assert_eq!(s.refresh_grant(&[3; 32]).unwrap().unwrap().id, "G1");
+    assert_eq!(
+        s.use_refresh(&[8; 32], &rt(9, "G1"), 2_100, 5_000).unwrap(),
+        RefreshUse::Unknown
+    );
+    assert!(s.revoked_grants(0).unwrap().is_empty());
+}
+
+fn refresh_reuse(s: &dyn GrantStore) {
+    s.insert_grant(&grant("G1"), &rt(1, "G1")).unwrap();
+    s.use_refresh(&[1; 32], &rt(2, "G1"), 100, 5_000).unwrap();
+    s.use_refresh(&[2; 32], &rt(3, "G1"), 200, 5_000).unwrap();
+    // Token 1 again, within the grace but its successor is spent: a replay.
+    assert!(matches!(
+        s.use_refresh(&[1; 32], &rt(2, "G1"), 300, 5_000).unwrap(),
+        RefreshUse::Reused(_)
+    ));
+    assert_eq!(s.revoked_grants(0).unwrap(), vec!["G1".to_owned()]);
+    assert_eq!(
+        s.use_refresh(&[3; 32], &rt(4, "G1"), 400, 5_000).unwrap(),
+        RefreshUse::Ended,
+        "the whole family is gone"
+    );
+    s.insert_grant(&grant("G2"), &rt(5, "G2")).unwrap();
+    s.use_refresh(&[5; 32], &rt(6, "G2"), 100, 5_000).unwrap();
+    assert!(
+        matches!(
+            s.use_refresh(&[5; 32], &rt(6, "G2"), 5_101, 5_000).unwrap(),
+            RefreshUse::Reused(_)
+        ),
+        "outside the grace"
+    );
+    assert!(s.revoke_grant("G1", 1).is_ok_and(|changed| !changed));
+}
+
+fn device(n: u8, user_code: &str) -> DeviceRecord {
+    DeviceRecord {
+        digest: [n; 32],
+        user_code: user_code.into(),
+        client_id: "kgc_AAAA".into(),
+        scope: "openid".into(),
+        resource: None,
+        expires: 100_000,
+        interval_ms: 5_000,
+        next_poll: 5_000,
+        subject: None,
+        auth_time: None,
+        denied: None,
+        used: None,
+    }
+}
+
+fn device_flow(s: &dyn GrantStore) {
+    s.insert_device(&device(1, "BCDFGHJK")).unwrap();
+    assert!(matches!(
+        s.insert_device(&device(2, "BCDFGHJK")),
+        Err(crate::Error::Conflict { .. })
+    ));
+    let poll = |now| s.poll_device(&[1; 32], "kgc_AAAA", now, 5_000).unwrap();
+    assert_eq!(poll(1_000), DevicePoll::SlowDown, "before the interval");
+    // The interval grew to 10 s, counted from that poll.
+    assert_eq!(poll(10_999), DevicePoll::SlowDown);
+    assert_eq!(poll(25_999), DevicePoll::Pending);
+    assert!(s.device_by_user_code("BCDFGHJK", 26_000).unwrap().is_some());
+    assert!(
+        s.decide_device("BCDFGHJK", Some(("alice", 26_000)), 26_000)
+            .unwrap()
+    );
+    match poll(41_000) {
+        DevicePoll::Approved(d) => assert_eq!(d.subject.as_deref(), Some("alice")),
+        other => panic!("approved: {other:?}"),
+    }
+    assert_eq!(poll(56_000), DevicePoll::Used, "tokens are issued once");
+    let mut short = device(3, "ZXCVBNMQ");
+    short.expires = 10_000;
+    s.insert_device(&short).unwrap();
+    assert_eq!(
+        s.poll_device(&[3; 32], "kgc_AAAA", 10_000, 5_000).unwrap(),
+        DevicePoll::Expired
+    );
+    assert!(s.device_by_user_code("ZXCVBNMQ", 10_000).unwrap().is_none());
+}
+
+fn device_denied(s: &dyn GrantStore) {
+    s.insert_device(&device(1, "BCDFGHJK")).unwrap();
+    assert_eq!(
+        s.poll_device(&[1; 32], "kgc_OTHER", 6_000, 5_000).unwrap(),
+        DevicePoll::Unknown,
+        "another client's device code"
+    );
+    assert!(s.decide_device("BCDFGHJK", None, 100).unwrap());
+    assert!(
+        !s.decide_device("BCDFGHJK", Some(("alice", 1)), 100)
+            .unwrap(),
+        "decided once"
+    );
+    assert_eq!(
+        s.poll_device(&[1; 32], "kgc_AAAA", 6_000, 5_000).unwrap(),
+        DevicePoll::Denied
+    );
 }

@@ -188,3 +188,226 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
     /// change since the last call: a cheap "look again" signal for caches.
     fn changes(&self) -> Result<i64, Error>;
 }
+
+/// What one sign-in granted a client: the family of its refresh tokens. Revoking it ends
+/// every refresh token and every access token issued under it. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// The grant's id (in its access tokens' `gid` claim; not secret).
+    pub id: String,
+    /// The client it was given to.
+    pub client_id: String,
+    /// Who signed in.
+    pub subject: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// The resource (RFC 8707) its access tokens are for, if one was named.
+    pub resource: Option<String>,
+    /// When the person signed in.
+    pub auth_time: i64,
+    /// When it was made.
+    pub created: i64,
+    /// When its refresh tokens stop working, however often they are rotated.
+    pub expires: i64,
+    /// When it was revoked, if it was.
+    pub revoked: Option<i64>,
+}
+
+/// An authorization code as stored: its digest, never the code.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// SHA-256 of the code.
+    pub digest: [u8; DIGEST_LEN],
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI it was sent to.
+    pub redirect_uri: String,
+    /// Who signed in.
+    pub subject: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// The resource, if one was named.
+    pub resource: Option<String>,
+    /// The PKCE S256 challenge.
+    pub challenge: Option<String>,
+    /// The OpenID Connect nonce.
+    pub nonce: Option<String>,
+    /// When the person signed in.
+    pub auth_time: i64,
+    /// When it stops being redeemable.
+    pub expires: i64,
+    /// When it was redeemed.
+    pub used: Option<i64>,
+    /// The grant its redemption made.
+    pub grant_id: Option<String>,
+}
+
+impl std::fmt::Debug for CodeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeRecord")
+            .field("client_id", &self.client_id)
+            .field("subject", &self.subject)
+            .field("expires", &self.expires)
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What redeeming a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeTake {
+    /// Redeemed now, for the first time.
+    Fresh(CodeRecord),
+    /// Redeemed before: a replay (its grant should be revoked).
+    Replayed(CodeRecord),
+    /// No such code, or expired.
+    Unknown,
+}
+
+/// A refresh token as stored: its digest, never the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// HMAC of the token under the pepper.
+    pub digest: [u8; DIGEST_LEN],
+    /// Its grant.
+    pub grant_id: String,
+    /// When it was issued.
+    pub created: i64,
+}
+
+impl std::fmt::Debug for RefreshRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshRecord")
+            .field("grant_id", &self.grant_id)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What using a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// Spent now; the successor given was stored.
+    Rotated(GrantRecord),
+    /// Spent moments ago (within the grace) and its successor is unspent: the same request
+    /// again (parallel processes, a lost response). The successor already stored stands.
+    Retried(GrantRecord),
+    /// Spent before, outside the grace: a stolen token replayed, or a race lost long ago.
+    /// The whole grant was revoked by this call.
+    Reused(GrantRecord),
+    /// Its grant is revoked or expired.
+    Ended,
+    /// No such token.
+    Unknown,
+}
+
+/// A device authorization (RFC 8628) as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// HMAC of the device code under the pepper.
+    pub digest: [u8; DIGEST_LEN],
+    /// The code the person types (normalized, without the dash).
+    pub user_code: String,
+    /// The client that asked.
+    pub client_id: String,
+    /// The scopes asked for, space-separated.
+    pub scope: String,
+    /// The resource, if one was named.
+    pub resource: Option<String>,
+    /// When it stops being usable.
+    pub expires: i64,
+    /// The polling interval, grown by every `slow_down`.
+    pub interval_ms: i64,
+    /// The earliest next poll that is not too fast.
+    pub next_poll: i64,
+    /// Who approved it.
+    pub subject: Option<String>,
+    /// When they signed in.
+    pub auth_time: Option<i64>,
+    /// When it was denied.
+    pub denied: Option<i64>,
+    /// When its tokens were issued.
+    pub used: Option<i64>,
+}
+
+impl std::fmt::Debug for DeviceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRecord")
+            .field("client_id", &self.client_id)
+            .field("expires", &self.expires)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a device poll found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// No such device code (or another client's).
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Polled before `next_poll`: the interval grew by `slow_down`.
+    SlowDown,
+    /// Not approved yet.
+    Pending,
+    /// Denied by the person.
+    Denied,
+    /// Approved; marked used by this call, so only one poll gets tokens.
+    Approved(DeviceRecord),
+    /// Its tokens were issued already.
+    Used,
+}
+
+/// Where people's sign-ins and what they grant live.
+pub trait GrantStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new authorization code.
+    fn insert_code(&self, code: &CodeRecord) -> Result<(), Error>;
+    /// Redeems the code with `digest` at `now`: once.
+    fn take_code(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<CodeTake, Error>;
+    /// Records the grant a code's redemption made, so a replay can revoke it.
+    fn set_code_grant(&self, digest: &[u8; DIGEST_LEN], grant_id: &str) -> Result<(), Error>;
+    /// Stores a grant with its first refresh token; one transaction.
+    fn insert_grant(&self, grant: &GrantRecord, first: &RefreshRecord) -> Result<(), Error>;
+    /// The grant with `id`.
+    fn grant(&self, id: &str) -> Result<Option<GrantRecord>, Error>;
+    /// Revokes a grant; false if unknown or revoked already.
+    fn revoke_grant(&self, id: &str, at: i64) -> Result<bool, Error>;
+    /// Spends the refresh token `digest` at `now` for `successor`; one transaction. Within
+    /// `grace_ms` of its first use, with `successor` stored and unspent, it is a retry.
+    fn use_refresh(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        successor: &RefreshRecord,
+        now: i64,
+        grace_ms: i64,
+    ) -> Result<RefreshUse, Error>;
+    /// The grant of the refresh token `digest`, if there is one.
+    fn refresh_grant(&self, digest: &[u8; DIGEST_LEN]) -> Result<Option<GrantRecord>, Error>;
+    /// Ids of the grants revoked and not yet expired at `now`.
+    fn revoked_grants(&self, now: i64) -> Result<Vec<String>, Error>;
+    /// Stores a device authorization; a user code in use is [`Error::Conflict`].
+    fn insert_device(&self, device: &DeviceRecord) -> Result<(), Error>;
+    /// The live device authorization with this user code.
+    fn device_by_user_code(&self, user_code: &str, now: i64)
+    -> Result<Option<DeviceRecord>, Error>;
+    /// Approves (`subject`) or denies (`None`) a pending authorization; false if it is not
+    /// pending any more.
+    fn decide_device(
+        &self,
+        user_code: &str,
+        subject: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<bool, Error>;
+    /// A poll of `client_id` for `digest` at `now`; `slow_down_ms` is added to the interval
+    /// of a poll that came too soon.
+    fn poll_device(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        client_id: &str,
+        now: i64,
+        slow_down_ms: i64,
+    ) -> Result<DevicePoll, Error>;
+    /// Forgets expired codes, device authorizations and grants; how many rows went.
+    fn sweep_grants(&self, now: i64) -> Result<usize, Error>;
+}

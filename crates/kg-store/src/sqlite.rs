@@ -13,7 +13,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    ClientRecord, ClientStore, DIGEST_LEN, Error, Revocations, SecretRecord, SessionLimits,
+    ClientRecord, ClientStore, CodeRecord, CodeTake, DIGEST_LEN, DevicePoll, DeviceRecord, Error,
+    GrantRecord, GrantStore, RefreshRecord, RefreshUse, Revocations, SecretRecord, SessionLimits,
     SessionRecord, SessionStore,
 };
 
@@ -55,6 +56,55 @@ const MIGRATIONS: &[&str] = &[
         expires INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires);",
+    // 3: what people's sign-ins grant: authorization codes, grants (refresh-token families)
+    // with their refresh tokens, and device authorizations.
+    "CREATE TABLE grants (
+        id TEXT PRIMARY KEY NOT NULL,
+        client_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        resource TEXT,
+        auth_time INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        revoked INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX grants_by_client ON grants (client_id);
+    CREATE TABLE auth_codes (
+        digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        client_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        resource TEXT,
+        challenge TEXT,
+        nonce TEXT,
+        auth_time INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        used INTEGER,
+        grant_id TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE refresh_tokens (
+        digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        grant_id TEXT NOT NULL REFERENCES grants (id) ON DELETE CASCADE,
+        created INTEGER NOT NULL,
+        used INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX refresh_tokens_by_grant ON refresh_tokens (grant_id);
+    CREATE TABLE device_codes (
+        digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        user_code TEXT NOT NULL UNIQUE,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        resource TEXT,
+        expires INTEGER NOT NULL,
+        interval_ms INTEGER NOT NULL,
+        next_poll INTEGER NOT NULL,
+        subject TEXT,
+        auth_time INTEGER,
+        denied INTEGER,
+        used INTEGER
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes and reads.
@@ -612,6 +662,421 @@ impl ClientStore for SqliteStore {
         self.lock()
             .query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(Error::sql("read the data version"))
+    }
+}
+
+const GRANT_COLUMNS: &str =
+    "id, client_id, subject, scope, resource, auth_time, created, expires, revoked FROM grants";
+
+fn grant_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRecord> {
+    Ok(GrantRecord {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        subject: r.get(2)?,
+        scope: r.get(3)?,
+        resource: r.get(4)?,
+        auth_time: r.get(5)?,
+        created: r.get(6)?,
+        expires: r.get(7)?,
+        revoked: r.get(8)?,
+    })
+}
+
+fn digest_of(v: Vec<u8>) -> [u8; DIGEST_LEN] {
+    let mut d = [0u8; DIGEST_LEN];
+    // The CHECK constraints keep every digest this long.
+    d.copy_from_slice(&v);
+    d
+}
+
+const CODE_COLUMNS: &str = "digest, client_id, redirect_uri, subject, scope, resource, challenge, \
+     nonce, auth_time, expires, used, grant_id FROM auth_codes";
+
+fn code_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CodeRecord> {
+    Ok(CodeRecord {
+        digest: digest_of(r.get(0)?),
+        client_id: r.get(1)?,
+        redirect_uri: r.get(2)?,
+        subject: r.get(3)?,
+        scope: r.get(4)?,
+        resource: r.get(5)?,
+        challenge: r.get(6)?,
+        nonce: r.get(7)?,
+        auth_time: r.get(8)?,
+        expires: r.get(9)?,
+        used: r.get(10)?,
+        grant_id: r.get(11)?,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "digest, user_code, client_id, scope, resource, expires, \
+     interval_ms, next_poll, subject, auth_time, denied, used FROM device_codes";
+
+fn device_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        digest: digest_of(r.get(0)?),
+        user_code: r.get(1)?,
+        client_id: r.get(2)?,
+        scope: r.get(3)?,
+        resource: r.get(4)?,
+        expires: r.get(5)?,
+        interval_ms: r.get(6)?,
+        next_poll: r.get(7)?,
+        subject: r.get(8)?,
+        auth_time: r.get(9)?,
+        denied: r.get(10)?,
+        used: r.get(11)?,
+    })
+}
+
+fn insert_refresh(tx: &rusqlite::Transaction<'_>, rt: &RefreshRecord) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO refresh_tokens (digest, grant_id, created, used) VALUES (?1, ?2, ?3, NULL)",
+        params![&rt.digest[..], rt.grant_id, rt.created],
+    )
+    .map(|_| ())
+    .map_err(Error::sql("store a refresh token"))
+}
+
+impl GrantStore for SqliteStore {
+    fn insert_code(&self, c: &CodeRecord) -> Result<(), Error> {
+        self.lock()
+            .prepare_cached(
+                "INSERT INTO auth_codes (digest, client_id, redirect_uri, subject, scope, \
+                 resource, challenge, nonce, auth_time, expires, used, grant_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    &c.digest[..],
+                    c.client_id,
+                    c.redirect_uri,
+                    c.subject,
+                    c.scope,
+                    c.resource,
+                    c.challenge,
+                    c.nonce,
+                    c.auth_time,
+                    c.expires,
+                    c.used,
+                    c.grant_id
+                ])
+            })
+            .map(|_| ())
+            .map_err(Error::sql("store an authorization code"))
+    }
+
+    fn take_code(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<CodeTake, Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("begin redeeming a code"))?;
+        let found = tx
+            .query_row(
+                &format!("SELECT {CODE_COLUMNS} WHERE digest = ?1"),
+                params![&digest[..]],
+                code_record,
+            )
+            .optional()
+            .map_err(Error::sql("read a code"))?;
+        let took = match found {
+            None => CodeTake::Unknown,
+            Some(c) if c.used.is_some() => CodeTake::Replayed(c),
+            Some(c) if now >= c.expires => CodeTake::Unknown,
+            Some(mut c) => {
+                tx.execute(
+                    "UPDATE auth_codes SET used = ?2 WHERE digest = ?1",
+                    params![&digest[..], now],
+                )
+                .map_err(Error::sql("redeem a code"))?;
+                c.used = Some(now);
+                CodeTake::Fresh(c)
+            }
+        };
+        tx.commit().map_err(Error::sql("commit a code"))?;
+        Ok(took)
+    }
+
+    fn set_code_grant(&self, digest: &[u8; DIGEST_LEN], grant_id: &str) -> Result<(), Error> {
+        self.lock()
+            .prepare_cached("UPDATE auth_codes SET grant_id = ?2 WHERE digest = ?1")
+            .and_then(|mut st| st.execute(params![&digest[..], grant_id]))
+            .map(|_| ())
+            .map_err(Error::sql("link a code to its grant"))
+    }
+
+    fn insert_grant(&self, g: &GrantRecord, first: &RefreshRecord) -> Result<(), Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("begin a grant"))?;
+        tx.execute(
+            "INSERT INTO grants (id, client_id, subject, scope, resource, auth_time, created, \
+             expires, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                g.id,
+                g.client_id,
+                g.subject,
+                g.scope,
+                g.resource,
+                g.auth_time,
+                g.created,
+                g.expires,
+                g.revoked
+            ],
+        )
+        .map_err(Error::sql("store a grant"))?;
+        insert_refresh(&tx, first)?;
+        tx.commit().map_err(Error::sql("commit a grant"))
+    }
+
+    fn grant(&self, id: &str) -> Result<Option<GrantRecord>, Error> {
+        self.lock()
+            .prepare_cached(&format!("SELECT {GRANT_COLUMNS} WHERE id = ?1"))
+            .and_then(|mut st| st.query_row(params![id], grant_record).optional())
+            .map_err(Error::sql("read a grant"))
+    }
+
+    fn revoke_grant(&self, id: &str, at: i64) -> Result<bool, Error> {
+        self.lock()
+            .prepare_cached("UPDATE grants SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL")
+            .and_then(|mut st| st.execute(params![id, at]))
+            .map(|n| n > 0)
+            .map_err(Error::sql("revoke a grant"))
+    }
+
+    fn use_refresh(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        successor: &RefreshRecord,
+        now: i64,
+        grace_ms: i64,
+    ) -> Result<RefreshUse, Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("begin a refresh"))?;
+        let found: Option<(String, Option<i64>)> = tx
+            .query_row(
+                "SELECT grant_id, used FROM refresh_tokens WHERE digest = ?1",
+                params![&digest[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Error::sql("read a refresh token"))?;
+        let Some((grant_id, used)) = found else {
+            return Ok(RefreshUse::Unknown);
+        };
+        let grant = tx
+            .query_row(
+                &format!("SELECT {GRANT_COLUMNS} WHERE id = ?1"),
+                params![grant_id],
+                grant_record,
+            )
+            .optional()
+            .map_err(Error::sql("read a grant"))?;
+        let Some(grant) = grant.filter(|g| g.revoked.is_none() && now < g.expires) else {
+            return Ok(RefreshUse::Ended);
+        };
+        let outcome = match used {
+            None => {
+                tx.execute(
+                    "UPDATE refresh_tokens SET used = ?2 WHERE digest = ?1",
+                    params![&digest[..], now],
+                )
+                .map_err(Error::sql("spend a refresh token"))?;
+                insert_refresh(&tx, successor)?;
+                RefreshUse::Rotated(grant)
+            }
+            Some(at) => {
+                let successor_unspent: bool = tx
+                    .query_row(
+                        "SELECT count(*) FROM refresh_tokens \
+                         WHERE digest = ?1 AND grant_id = ?2 AND used IS NULL",
+                        params![&successor.digest[..], grant.id],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map(|n| n > 0)
+                    .map_err(Error::sql("read a refresh token"))?;
+                if now - at <= grace_ms && successor_unspent {
+                    RefreshUse::Retried(grant)
+                } else {
+                    tx.execute(
+                        "UPDATE grants SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+                        params![grant.id, now],
+                    )
+                    .map_err(Error::sql("revoke a grant"))?;
+                    RefreshUse::Reused(grant)
+                }
+            }
+        };
+        tx.commit().map_err(Error::sql("commit a refresh"))?;
+        Ok(outcome)
+    }
+
+    fn refresh_grant(&self, digest: &[u8; DIGEST_LEN]) -> Result<Option<GrantRecord>, Error> {
+        self.lock()
+            .prepare_cached(&format!(
+                "SELECT {GRANT_COLUMNS} WHERE id = \
+                 (SELECT grant_id FROM refresh_tokens WHERE digest = ?1)"
+            ))
+            .and_then(|mut st| st.query_row(params![&digest[..]], grant_record).optional())
+            .map_err(Error::sql("read a grant"))
+    }
+
+    fn revoked_grants(&self, now: i64) -> Result<Vec<String>, Error> {
+        self.lock()
+            .prepare_cached("SELECT id FROM grants WHERE revoked IS NOT NULL AND expires > ?1")
+            .and_then(|mut st| st.query_map(params![now], |r| r.get(0))?.collect())
+            .map_err(Error::sql("read the revoked grants"))
+    }
+
+    fn insert_device(&self, d: &DeviceRecord) -> Result<(), Error> {
+        let done = self
+            .lock()
+            .prepare_cached(
+                "INSERT INTO device_codes (digest, user_code, client_id, scope, resource, \
+                 expires, interval_ms, next_poll, subject, auth_time, denied, used) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    &d.digest[..],
+                    d.user_code,
+                    d.client_id,
+                    d.scope,
+                    d.resource,
+                    d.expires,
+                    d.interval_ms,
+                    d.next_poll,
+                    d.subject,
+                    d.auth_time,
+                    d.denied,
+                    d.used
+                ])
+            });
+        match done {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::Conflict {
+                    what: "user code",
+                    name: "(not shown)".into(),
+                })
+            }
+            Err(e) => Err(Error::sql("store a device authorization")(e)),
+        }
+    }
+
+    fn device_by_user_code(
+        &self,
+        user_code: &str,
+        now: i64,
+    ) -> Result<Option<DeviceRecord>, Error> {
+        self.lock()
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} WHERE user_code = ?1 AND expires > ?2"
+            ))
+            .and_then(|mut st| {
+                st.query_row(params![user_code, now], device_record)
+                    .optional()
+            })
+            .map_err(Error::sql("read a device authorization"))
+    }
+
+    fn decide_device(
+        &self,
+        user_code: &str,
+        subject: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let conn = self.lock();
+        let n = match subject {
+            Some((who, auth_time)) => conn.execute(
+                "UPDATE device_codes SET subject = ?2, auth_time = ?3 WHERE user_code = ?1 \
+                 AND expires > ?4 AND subject IS NULL AND denied IS NULL AND used IS NULL",
+                params![user_code, who, auth_time, now],
+            ),
+            None => conn.execute(
+                "UPDATE device_codes SET denied = ?2 WHERE user_code = ?1 AND expires > ?2 \
+                 AND subject IS NULL AND denied IS NULL AND used IS NULL",
+                params![user_code, now],
+            ),
+        }
+        .map_err(Error::sql("decide a device authorization"))?;
+        Ok(n > 0)
+    }
+
+    fn poll_device(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        client_id: &str,
+        now: i64,
+        slow_down_ms: i64,
+    ) -> Result<DevicePoll, Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("begin a poll"))?;
+        let found = tx
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} WHERE digest = ?1"),
+                params![&digest[..]],
+                device_record,
+            )
+            .optional()
+            .map_err(Error::sql("read a device authorization"))?;
+        let Some(mut d) = found.filter(|d| d.client_id == client_id) else {
+            return Ok(DevicePoll::Unknown);
+        };
+        let poll = if d.used.is_some() {
+            DevicePoll::Used
+        } else if now >= d.expires {
+            DevicePoll::Expired
+        } else if d.denied.is_some() {
+            DevicePoll::Denied
+        } else if d.subject.is_some() {
+            tx.execute(
+                "UPDATE device_codes SET used = ?2 WHERE digest = ?1",
+                params![&digest[..], now],
+            )
+            .map_err(Error::sql("spend a device authorization"))?;
+            d.used = Some(now);
+            DevicePoll::Approved(d)
+        } else if now < d.next_poll {
+            tx.execute(
+                "UPDATE device_codes SET interval_ms = interval_ms + ?2, \
+                 next_poll = ?3 + interval_ms + ?2 WHERE digest = ?1",
+                params![&digest[..], slow_down_ms, now],
+            )
+            .map_err(Error::sql("slow a poll down"))?;
+            DevicePoll::SlowDown
+        } else {
+            tx.execute(
+                "UPDATE device_codes SET next_poll = ?2 + interval_ms WHERE digest = ?1",
+                params![&digest[..], now],
+            )
+            .map_err(Error::sql("record a poll"))?;
+            DevicePoll::Pending
+        };
+        tx.commit().map_err(Error::sql("commit a poll"))?;
+        Ok(poll)
+    }
+
+    fn sweep_grants(&self, now: i64) -> Result<usize, Error> {
+        let conn = self.lock();
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM auth_codes WHERE expires <= ?1 - 86400000",
+            "DELETE FROM device_codes WHERE expires <= ?1",
+            "DELETE FROM grants WHERE expires <= ?1",
+        ] {
+            n += conn
+                .execute(sql, params![now])
+                .map_err(Error::sql("sweep the grants"))?;
+        }
+        Ok(n)
     }
 }
 

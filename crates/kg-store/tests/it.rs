@@ -34,6 +34,18 @@ fn sqlite_passes_the_client_conformance_suite_in_memory_and_on_disk() {
     assert_eq!(n.get(), kg_store::conformance::CLIENT_CHECKS.len());
 }
 
+#[test]
+fn sqlite_passes_the_grant_conformance_suite_in_memory_and_on_disk() {
+    kg_store::conformance::grants(&|| Box::new(SqliteStore::memory().unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::cell::Cell::new(0);
+    kg_store::conformance::grants(&|| {
+        n.set(n.get() + 1);
+        Box::new(SqliteStore::open(&dir.path().join(format!("g{}.db", n.get()))).unwrap())
+    });
+    assert_eq!(n.get(), kg_store::conformance::GRANT_CHECKS.len());
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
