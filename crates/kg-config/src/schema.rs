@@ -343,6 +343,20 @@ pub static SETTINGS: &[Setting] = &[
         doc: "how long a signing key signs before the next one, published since the last rotation, takes over",
     },
     Setting {
+        key: "oauth.access_token_lifetime",
+        env: None,
+        kind: Kind::Duration,
+        default: Some("1h"),
+        doc: "lifetime of a person's access token and ID token (authorization code, refresh and device grants)",
+    },
+    Setting {
+        key: "oauth.refresh_lifetime",
+        env: None,
+        kind: Kind::Duration,
+        default: Some("30d"),
+        doc: "how long a sign-in's refresh tokens keep working, however often they rotate; a reused spent one ends them at once",
+    },
+    Setting {
         key: "oauth.client_token_lifetime",
         env: None,
         kind: Kind::Duration,

@@ -72,6 +72,10 @@ pub struct AccessClaims {
     /// Space-separated scopes (absent when none were granted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The grant a person's sign-in made (keygate's own claim): revoking the grant, or
+    /// reusing one of its refresh tokens, ends its access tokens too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 /// What a token must satisfy, besides its signature.
@@ -265,6 +269,7 @@ mod tests {
             nbf: None,
             jti: new_jti(),
             scope: Some("deploy".into()),
+            gid: None,
         }
     }
 

@@ -75,6 +75,9 @@ pub const PREFIX: &str = "/.keygate/";
 pub const SIGN_IN: &str = "/.keygate/sign-in";
 /// Where the sign-out form posts.
 pub const SIGN_OUT: &str = "/.keygate/sign-out";
+/// keygate's own pages a sign-in may return to (`next`): the authorization server's
+/// authorize and device pages in proxy mode. Every other own path becomes `/`.
+pub const OAUTH_PAGES: &str = "/.keygate/oauth/";
 /// Largest form body read (413 beyond).
 pub const MAX_FORM_BYTES: usize = 8 * 1024;
 /// Lifetime of the CSRF cookie: how long a sign-in page may stay open before submitting.
@@ -615,6 +618,17 @@ impl SignIn {
         resp
     }
 
+    /// A page of another room (the authorization server's device page) in sign-in's shell,
+    /// style and Content-Security-Policy. `title` and `content` are HTML, escaped already.
+    pub fn page(&self, status: StatusCode, title: &str, content: &str) -> Response<Body> {
+        self.html(status, page::shell(title, content))
+    }
+
+    /// The CSRF value a form of this session must carry.
+    pub fn csrf_of(s: &SessionRef) -> &str {
+        s.csrf()
+    }
+
     fn html(&self, status: StatusCode, text: String) -> Response<Body> {
         let mut resp = Response::new(Full::new(Bytes::from(text)));
         *resp.status_mut() = status;
@@ -717,7 +731,8 @@ pub fn safe_next(next: &str) -> &str {
         && !next[..path_end]
             .split('/')
             .any(|seg| seg == "." || seg == "..")
-        && !(next[..path_end] == PREFIX[..PREFIX.len() - 1] || next.starts_with(PREFIX));
+        && (!(next[..path_end] == PREFIX[..PREFIX.len() - 1] || next.starts_with(PREFIX))
+            || next.starts_with(OAUTH_PAGES));
     if ok { next } else { "/" }
 }
 

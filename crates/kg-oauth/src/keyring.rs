@@ -223,7 +223,8 @@ fn loaded(generation: u64, set: KeySet) -> Loaded {
 
 impl KeyRing {
     /// The standard ring: `PRIVATE_DIR/signing` and the lock `lock`, keys of `alg` rotated
-    /// `every`, a retired key published as long as anything it signed lives (`longest`,
+    /// `every`, a retired key published as long as anything it signed lives (the longest of
+    /// `lifetimes`,
     /// at least people's hour) plus five minutes of verifiers' clock skew. The server and
     /// `tokenctl keys` both build it here, so they keep one schedule.
     pub fn standard(
@@ -231,12 +232,19 @@ impl KeyRing {
         lock: PathBuf,
         alg: Alg,
         every: Duration,
-        longest: Duration,
+        lifetimes: &[Duration],
     ) -> KeyRing {
+        let longest = lifetimes.iter().copied().max().unwrap_or(Duration::HOUR);
         KeyRing {
             dir: private_dir.join(SIGNING_DIR),
             lock,
-            algs: vec![alg],
+            // RS256 signs ID tokens: OpenID Connect's default, which every relying party
+            // can verify.
+            algs: if alg == Alg::Rs256 {
+                vec![alg]
+            } else {
+                vec![alg, Alg::Rs256]
+            },
             every,
             keep: longest.max(Duration::HOUR) + Duration::minutes(5),
         }

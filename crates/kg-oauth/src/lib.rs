@@ -14,6 +14,7 @@
 
 pub mod clients;
 pub mod keyring;
+pub mod people;
 pub mod provider;
 pub mod redirect;
 

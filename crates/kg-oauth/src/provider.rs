@@ -21,7 +21,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use kg_http::Body;
 use kg_jose::{AccessClaims, Alg, Audience, PublicKeys, TYP_ACCESS};
-use kg_store::ClientStore;
+use kg_store::{ClientStore, GrantStore};
 use kg_tokens::Pepper;
 use kg_verifier::Verifier;
 use kg_verifier::jwt::{JwtSource, Jwts};
@@ -44,6 +44,19 @@ pub const TOKEN: &str = "/oauth/token";
 pub const INTROSPECT: &str = "/oauth/introspect";
 /// Revocation.
 pub const REVOKE: &str = "/oauth/revoke";
+/// The authorization endpoint (a browser's).
+pub const AUTHORIZE: &str = "/oauth/authorize";
+/// RFC 8628's device authorization endpoint.
+pub const DEVICE_AUTHORIZATION: &str = "/oauth/device_authorization";
+/// The page where a person enters a device's user code.
+pub const DEVICE: &str = "/oauth/device";
+/// OpenID Connect userinfo.
+pub const USERINFO: &str = "/oauth/userinfo";
+
+/// What the authorization server keeps in the store: clients, and what people's sign-ins
+/// grant. Any store with both traits is one.
+pub trait Store: ClientStore + GrantStore {}
+impl<T: ClientStore + GrantStore + ?Sized> Store for T {}
 
 /// How often the key set's `current` link is looked at for a change made elsewhere.
 const KEYS_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -57,6 +70,10 @@ pub struct Settings {
     pub issuer: String,
     /// Lifetime of a client-credentials access token.
     pub client_token_lifetime: Duration,
+    /// Lifetime of a person's access token (and ID token).
+    pub people_token_lifetime: Duration,
+    /// How long a sign-in's refresh tokens work, however often they rotate.
+    pub refresh_lifetime: Duration,
     /// The algorithm access tokens are signed with.
     pub signing_alg: Alg,
     /// Where the key set lives and its schedule.
@@ -65,11 +82,15 @@ pub struct Settings {
 
 /// The authorization server.
 pub struct Provider {
-    settings: Settings,
-    store: Arc<dyn ClientStore>,
-    pepper: Pepper,
-    verifier: Arc<Verifier>,
-    source: Arc<Source>,
+    pub(crate) settings: Settings,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) pepper: Pepper,
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) source: Arc<Source>,
+    /// Sign-in, which authenticates people for `/authorize` and the device page.
+    pub(crate) sign_in: Option<Arc<kg_login::SignIn>>,
+    /// Failed user codes on the device page, per client address.
+    pub(crate) user_codes: Option<kg_http::limiter::Limiter>,
     metadata: Bytes,
     jwks_max_age: i64,
 }
@@ -83,11 +104,11 @@ impl std::fmt::Debug for Provider {
 }
 
 /// Keys and revocations, as the verifier asks for them.
-struct Source {
+pub(crate) struct Source {
     ring: KeyRing,
     keys: RwLock<Arc<Loaded>>,
     keys_checked: Mutex<Instant>,
-    store: Arc<dyn ClientStore>,
+    store: Arc<dyn Store>,
     revoked: RwLock<Arc<Revoked>>,
     /// When the store was last asked, and the change counter it gave.
     revoked_checked: Mutex<(Instant, i64)>,
@@ -98,15 +119,16 @@ struct Source {
 struct Revoked {
     clients: std::collections::HashSet<String>,
     tokens: std::collections::HashSet<String>,
+    grants: std::collections::HashSet<String>,
 }
 
 impl Source {
-    fn loaded(&self) -> Arc<Loaded> {
+    pub(crate) fn loaded(&self) -> Arc<Loaded> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Picks up a key set published elsewhere, and rotates when due.
-    fn refresh_keys(&self, force: bool) {
+    pub(crate) fn refresh_keys(&self, force: bool) {
         {
             let mut checked = self.keys_checked.lock().unwrap_or_else(|e| e.into_inner());
             if !force && checked.elapsed() < KEYS_CHECK {
@@ -171,12 +193,18 @@ impl Source {
             .clone()
     }
 
-    fn reload_revoked(&self) {
-        match self.store.revocations(self.clock.now().unix_timestamp()) {
-            Ok(r) => {
+    pub(crate) fn reload_revoked(&self) {
+        let now = self.clock.now();
+        let read = self
+            .store
+            .revocations(now.unix_timestamp())
+            .and_then(|r| Ok((r, self.store.revoked_grants(crate::clients::millis(now))?)));
+        match read {
+            Ok((r, grants)) => {
                 *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Revoked {
                     clients: r.clients.into_iter().collect(),
                     tokens: r.tokens.into_iter().collect(),
+                    grants: grants.into_iter().collect(),
                 })
             }
             Err(e) => kg_http::log::error(
@@ -200,15 +228,17 @@ impl JwtSource for Source {
         Arc::clone(&self.loaded().public)
     }
 
-    fn revoked(&self, client_id: &str, jti: &str) -> bool {
+    fn revoked(&self, claims: &AccessClaims) -> bool {
         let r = Source::revoked(self);
-        r.clients.contains(client_id) || r.tokens.contains(jti)
+        r.clients.contains(&claims.client_id)
+            || r.tokens.contains(&claims.jti)
+            || claims.gid.as_ref().is_some_and(|g| r.grants.contains(g))
     }
 }
 
 /// An OAuth error response (RFC 6749 §5.2).
 #[derive(Debug, Clone, Copy)]
-struct OAuthError {
+pub(crate) struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: &'static str,
@@ -216,7 +246,7 @@ struct OAuthError {
     basic: bool,
 }
 
-const fn bad(code: &'static str, description: &'static str) -> OAuthError {
+pub(crate) const fn bad(code: &'static str, description: &'static str) -> OAuthError {
     OAuthError {
         status: StatusCode::BAD_REQUEST,
         code,
@@ -225,14 +255,14 @@ const fn bad(code: &'static str, description: &'static str) -> OAuthError {
     }
 }
 
-const INVALID_CLIENT: OAuthError = OAuthError {
+pub(crate) const INVALID_CLIENT: OAuthError = OAuthError {
     status: StatusCode::UNAUTHORIZED,
     code: "invalid_client",
     description: "client authentication failed",
     basic: false,
 };
 
-const SERVER_ERROR: OAuthError = OAuthError {
+pub(crate) const SERVER_ERROR: OAuthError = OAuthError {
     status: StatusCode::SERVICE_UNAVAILABLE,
     code: "temporarily_unavailable",
     description: "the store cannot be read; try again",
@@ -240,12 +270,12 @@ const SERVER_ERROR: OAuthError = OAuthError {
 };
 
 /// A form's fields by name; a repeated field is an error (RFC 6749 §3.2).
-struct Form {
+pub(crate) struct Form {
     fields: Vec<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)>,
 }
 
 impl Form {
-    fn parse(body: &[u8]) -> Result<Form, OAuthError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Form, OAuthError> {
         let fields = kg_login::form::fields(body);
         for (i, (name, _)) in fields.iter().enumerate() {
             if fields[..i].iter().any(|(n, _)| n == name) {
@@ -258,7 +288,7 @@ impl Form {
         Ok(Form { fields })
     }
 
-    fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+    pub(crate) fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         match self
             .fields
             .iter()
@@ -362,9 +392,10 @@ impl Provider {
     /// the access tokens it issues.
     pub fn new(
         settings: Settings,
-        store: Arc<dyn ClientStore>,
+        store: Arc<dyn Store>,
         pepper: Pepper,
         verifier: Arc<Verifier>,
+        sign_in: Option<Arc<kg_login::SignIn>>,
     ) -> Result<Provider, crate::keyring::KeyError> {
         let clock = verifier.clock().clone();
         let loaded = settings.keys.ensure(clock.now())?;
@@ -401,6 +432,8 @@ impl Provider {
             pepper,
             verifier,
             source,
+            sign_in,
+            user_codes: kg_http::limiter::Limiter::new(10, std::time::Duration::from_secs(6)),
             metadata,
             jwks_max_age,
         })
@@ -426,14 +459,31 @@ impl Provider {
     pub fn serves(path: &str) -> bool {
         matches!(
             path,
-            OIDC_DISCOVERY | AS_METADATA | JWKS | TOKEN | INTROSPECT | REVOKE
+            OIDC_DISCOVERY
+                | AS_METADATA
+                | JWKS
+                | TOKEN
+                | INTROSPECT
+                | REVOKE
+                | AUTHORIZE
+                | DEVICE_AUTHORIZATION
+                | DEVICE
+                | USERINFO
         )
     }
 
-    /// Answers a request for `path` (relative to the issuer's path).
-    pub async fn handle(&self, req: Request<Incoming>, path: &str) -> Response<Body> {
+    /// Answers a request for `path` (relative to the issuer's path) from `peer`.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        path: &str,
+        peer: std::net::IpAddr,
+    ) -> Response<Body> {
         let method = req.method().clone();
         match path {
+            AUTHORIZE => get_only(&method, || self.authorize(&req, peer)),
+            DEVICE => self.device_page(req, peer).await,
+            USERINFO => self.userinfo(&req),
             OIDC_DISCOVERY | AS_METADATA => get_only(&method, || {
                 json(
                     StatusCode::OK,
@@ -450,7 +500,7 @@ impl Provider {
                     &format!("public, max-age={}", self.jwks_max_age),
                 )
             }),
-            TOKEN | INTROSPECT | REVOKE => {
+            TOKEN | INTROSPECT | REVOKE | DEVICE_AUTHORIZATION => {
                 if method != Method::POST {
                     return kg_http::response::method_not_allowed("POST");
                 }
@@ -469,6 +519,7 @@ impl Provider {
                 let result = Form::parse(&body).and_then(|form| match path {
                     TOKEN => self.token(&parts.headers, &form),
                     INTROSPECT => self.introspect(&parts.headers, &form),
+                    DEVICE_AUTHORIZATION => self.device_authorization(&parts.headers, &form),
                     _ => self.revoke(&parts.headers, &form),
                 });
                 result.unwrap_or_else(error)
@@ -477,7 +528,7 @@ impl Provider {
         }
     }
 
-    fn authenticate(
+    pub(crate) fn authenticate(
         &self,
         headers: &HeaderMap,
         form: &Form,
@@ -485,7 +536,7 @@ impl Provider {
         let p = presented(headers, form)?;
         let now = self.verifier.clock().now();
         let secret = p.secret.as_ref().map(|s| s.as_str());
-        match clients::authenticate(&*self.store, &self.pepper, &p.id, secret, now) {
+        match clients::authenticate(self.clients(), &self.pepper, &p.id, secret, now) {
             Err(_) => Err(SERVER_ERROR),
             Ok(Ok(c)) => Ok(c),
             Ok(Err(AuthFailure::Unknown | AuthFailure::WrongSecret | AuthFailure::WrongMethod)) => {
@@ -502,10 +553,11 @@ impl Provider {
             .get("grant_type")?
             .ok_or(bad("invalid_request", "grant_type is missing"))?;
         let client = self.authenticate(headers, form)?;
-        let Some(grant) = Grant::parse(grant).filter(|g| *g == Grant::ClientCredentials) else {
+        let Some(grant) = Grant::parse(grant) else {
             return Err(bad(
                 "unsupported_grant_type",
-                "this server issues tokens for client_credentials",
+                "this server issues tokens for client_credentials, authorization_code, \
+                 refresh_token and device_code",
             ));
         };
         if !client.grants.iter().any(|g| g == grant.as_str()) {
@@ -514,6 +566,19 @@ impl Provider {
                 "the client is not registered for this grant",
             ));
         }
+        match grant {
+            Grant::ClientCredentials => self.client_credentials(&client, form),
+            Grant::AuthorizationCode => self.code_grant(&client, form),
+            Grant::RefreshToken => self.refresh_grant(&client, form),
+            Grant::DeviceCode => self.device_grant(&client, form),
+        }
+    }
+
+    fn client_credentials(
+        &self,
+        client: &kg_store::ClientRecord,
+        form: &Form,
+    ) -> Result<Response<Body>, OAuthError> {
         let scopes = granted_scopes(&client.scopes, form.get("scope")?)?;
         let audience = match form.get("resource")? {
             None => self.settings.issuer.clone(),
@@ -532,6 +597,7 @@ impl Provider {
             nbf: None,
             jti: kg_jose::new_jti(),
             scope,
+            gid: None,
         };
         let token = self.sign(&claims)?;
         let body = serde_json::to_vec(&TokenResponse {
@@ -545,7 +611,7 @@ impl Provider {
         Ok(json(StatusCode::OK, Bytes::from(body), "no-store"))
     }
 
-    fn sign(&self, claims: &AccessClaims) -> Result<String, OAuthError> {
+    pub(crate) fn sign(&self, claims: &AccessClaims) -> Result<String, OAuthError> {
         self.source.refresh_keys(false);
         let loaded = self.source.loaded();
         let key = loaded
@@ -580,7 +646,9 @@ impl Provider {
                 })
             }
             // RFC 7662 §2.2: an inactive token is `{"active": false}` and nothing more.
-            None => serde_json::json!({ "active": false }),
+            None => self
+                .introspect_refresh(token)
+                .unwrap_or_else(|| serde_json::json!({ "active": false })),
         };
         Ok(json(
             StatusCode::OK,
@@ -595,8 +663,10 @@ impl Provider {
             .get("token")?
             .ok_or(bad("invalid_request", "token is missing"))?;
         // RFC 7009 §2.2: 200 whether or not the token was known, so the answer tells
-        // nothing; only the client a token was issued to can revoke it.
-        if let Some(v) = self.verifier.inspect_jwt(token)
+        // nothing; only the client a token was issued to can revoke it. A refresh token
+        // takes its whole grant with it, access tokens included (§2.1).
+        if self.revoke_refresh(&caller, token)? {
+        } else if let Some(v) = self.verifier.inspect_jwt(token)
             && v.claims.client_id == caller.id
         {
             self.store
@@ -611,6 +681,11 @@ impl Provider {
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(resp)
+    }
+
+    /// The store as the clients' module sees it.
+    pub(crate) fn clients(&self) -> &dyn ClientStore {
+        &*self.store
     }
 
     /// Rotates what is due and picks up key sets published elsewhere (called now and then
@@ -631,7 +706,10 @@ impl Provider {
 }
 
 /// The scopes to grant: those asked for (each one the client's), or all the client's.
-fn granted_scopes(allowed: &[String], asked: Option<&str>) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn granted_scopes(
+    allowed: &[String],
+    asked: Option<&str>,
+) -> Result<Vec<String>, OAuthError> {
     let Some(asked) = asked else {
         return Ok(allowed.to_vec());
     };
@@ -651,7 +729,7 @@ fn granted_scopes(allowed: &[String], asked: Option<&str>) -> Result<Vec<String>
 }
 
 /// RFC 8707 §2: an absolute URI without a fragment.
-fn check_resource(r: &str) -> Result<&str, OAuthError> {
+pub(crate) fn check_resource(r: &str) -> Result<&str, OAuthError> {
     let ok = r.len() <= 2000
         && !r.contains('#')
         && r.split_once("://").is_some_and(|(scheme, rest)| {
@@ -672,7 +750,7 @@ fn check_resource(r: &str) -> Result<&str, OAuthError> {
     }
 }
 
-fn get_only(method: &Method, f: impl FnOnce() -> Response<Body>) -> Response<Body> {
+pub(crate) fn get_only(method: &Method, f: impl FnOnce() -> Response<Body>) -> Response<Body> {
     if method == Method::GET || method == Method::HEAD {
         f()
     } else {
@@ -680,7 +758,7 @@ fn get_only(method: &Method, f: impl FnOnce() -> Response<Body>) -> Response<Bod
     }
 }
 
-fn json(status: StatusCode, body: Bytes, cache: &str) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, body: Bytes, cache: &str) -> Response<Body> {
     let mut resp = Response::new(http_body_util::Full::new(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -694,7 +772,7 @@ fn json(status: StatusCode, body: Bytes, cache: &str) -> Response<Body> {
     resp
 }
 
-fn error(e: OAuthError) -> Response<Body> {
+pub(crate) fn error(e: OAuthError) -> Response<Body> {
     let body = serde_json::to_vec(&serde_json::json!({
         "error": e.code,
         "error_description": e.description,
@@ -715,19 +793,30 @@ fn metadata(s: &Settings) -> Vec<u8> {
     let iss = &s.issuer;
     serde_json::to_vec(&serde_json::json!({
         "issuer": iss,
+        "authorization_endpoint": format!("{iss}{AUTHORIZE}"),
         "token_endpoint": format!("{iss}{TOKEN}"),
+        "device_authorization_endpoint": format!("{iss}{DEVICE_AUTHORIZATION}"),
+        "userinfo_endpoint": format!("{iss}{USERINFO}"),
         "jwks_uri": format!("{iss}{JWKS}"),
         "introspection_endpoint": format!("{iss}{INTROSPECT}"),
         "revocation_endpoint": format!("{iss}{REVOKE}"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "grant_types_supported": [
+            "client_credentials",
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "scopes_supported": [],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": ["openid", "profile", "offline_access"],
+        "claims_supported": ["sub", "name", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256", "EdDSA", "ES256"],
-        "token_endpoint_auth_signing_alg_values_supported": [],
+        "id_token_signing_alg_values_supported": ["RS256"],
     }))
     .expect("metadata serializes")
 }

@@ -314,8 +314,20 @@ pub fn start(
     } else {
         None
     };
+    // Sign-in: the proxy's, and the authorization server's way of knowing who a person is.
+    let sign_in = match &store {
+        Some(store) => Some(Arc::new(kg_login::SignIn::new(
+            &settings.login(),
+            Arc::clone(&verifier),
+            Arc::clone(store) as Arc<dyn kg_store::SessionStore>,
+            state::sign_in_key(settings)?,
+        ))),
+        None => None,
+    };
     let oauth = match &store {
-        Some(store) if settings.oauth_on() => Some(oauth(settings, store, &verifier, &addrs)?),
+        Some(store) if settings.oauth_on() => {
+            Some(oauth(settings, store, &verifier, sign_in.clone(), &addrs)?)
+        }
         _ => {
             if settings.oauth_enabled.is_none() {
                 log::warn(
@@ -344,6 +356,8 @@ pub fn start(
             router::Verifying {
                 verifier: Arc::clone(&verifier),
                 oauth: oauth.clone(),
+                // Only for the authorization server's people: without it, no sign-in page.
+                sign_in: oauth.as_ref().and(sign_in.clone()),
             },
             tls,
             listeners,
@@ -352,16 +366,9 @@ pub fn start(
             &stop_rx,
         ),
         Some(g) => {
-            let key = state::sign_in_key(settings)?;
-            let store = store
+            let sign_in = sign_in
                 .clone()
                 .ok_or_else(|| ServeError::Setup("the store is needed in proxy mode".into()))?;
-            let sign_in = Arc::new(kg_login::SignIn::new(
-                &settings.login(),
-                Arc::clone(&verifier),
-                store,
-                key,
-            ));
             let gateway = Arc::new(kg_gateway::Gateway::new(
                 &g,
                 Arc::clone(&verifier),
@@ -434,6 +441,7 @@ fn oauth(
     settings: &Settings,
     store: &Arc<kg_store::SqliteStore>,
     verifier: &Arc<Verifier>,
+    sign_in: Option<Arc<kg_login::SignIn>>,
     addrs: &[SocketAddr],
 ) -> Result<Arc<kg_oauth::Provider>, ServeError> {
     let pepper = settings
@@ -445,9 +453,10 @@ fn oauth(
         .map_err(ServeError::Tokens)?;
     let provider = kg_oauth::Provider::new(
         settings.oauth(addrs),
-        Arc::clone(store) as Arc<dyn kg_store::ClientStore>,
+        Arc::clone(store) as Arc<dyn kg_oauth::provider::Store>,
         pepper,
         Arc::clone(verifier),
+        sign_in,
     )
     .map_err(ServeError::Keys)?;
     log::info(

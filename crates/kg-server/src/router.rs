@@ -29,6 +29,8 @@ use kg_verifier::Verifier;
 pub(crate) struct Verifying {
     pub verifier: Arc<Verifier>,
     pub oauth: Option<Arc<Provider>>,
+    /// Sign-in for the authorization server's people, under [`kg_login::PREFIX`].
+    pub sign_in: Option<Arc<SignIn>>,
 }
 
 /// The service of one connection in verifying mode: synchronous, no task, no box, except
@@ -37,6 +39,7 @@ pub(crate) struct Verifying {
 pub(crate) struct VerifyingService {
     verifier: Arc<Verifier>,
     oauth: Option<Arc<Provider>>,
+    sign_in: Option<Arc<SignIn>>,
     conn: Arc<Conn>,
 }
 
@@ -83,6 +86,7 @@ impl Site for Verifying {
         VerifyingService {
             verifier: Arc::clone(&self.verifier),
             oauth: self.oauth.clone(),
+            sign_in: self.sign_in.clone(),
             conn,
         }
     }
@@ -110,8 +114,19 @@ impl hyper::service::Service<Request<Incoming>> for VerifyingService {
         {
             let own = own.to_owned();
             let oauth = Arc::clone(oauth);
+            let peer = self.conn.peer.ip();
+            return VerifyingFuture::OAuth(Box::pin(async move {
+                Ok(oauth.handle(req, &own, peer).await)
+            }));
+        }
+        let path = req.uri().path();
+        if let Some(sign_in) = &self.sign_in
+            && (path == kg_login::SIGN_IN || path == kg_login::SIGN_OUT)
+        {
+            let sign_in = Arc::clone(sign_in);
+            let peer = self.conn.peer.ip();
             return VerifyingFuture::OAuth(Box::pin(
-                async move { Ok(oauth.handle(req, &own).await) },
+                async move { Ok(sign_in.handle(req, peer).await) },
             ));
         }
         let resp = self.verifier.handle(&req, self.conn.peer, req.uri().path());
@@ -183,7 +198,10 @@ impl Proxying {
             && let Some(own) = oauth_path(path, oauth.path())
         {
             let own = own.to_owned();
-            return oauth.handle(req, &own).await.map(Either::Left);
+            return oauth
+                .handle(req, &own, conn.peer.ip())
+                .await
+                .map(Either::Left);
         }
         if let Some(own) = path.strip_prefix(OWN) {
             if path == kg_login::SIGN_IN || path == kg_login::SIGN_OUT {

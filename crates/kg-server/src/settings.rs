@@ -89,6 +89,10 @@ pub struct Settings {
     pub key_rotation: Duration,
     /// `oauth.client_token_lifetime`.
     pub client_token_lifetime: Duration,
+    /// `oauth.access_token_lifetime`.
+    pub access_token_lifetime: Duration,
+    /// `oauth.refresh_lifetime`.
+    pub refresh_lifetime: Duration,
     /// The private directory (the signing keys live in `PRIVATE/signing`).
     pub private_dir: PathBuf,
     /// The lock taken to change the signing keys.
@@ -358,6 +362,8 @@ impl Settings {
             signing_alg,
             key_rotation: duration("oauth.key_rotation")?,
             client_token_lifetime: duration("oauth.client_token_lifetime")?,
+            access_token_lifetime: duration("oauth.access_token_lifetime")?,
+            refresh_lifetime: duration("oauth.refresh_lifetime")?,
             private_dir: locations.private_dir.clone(),
             signing_lock: locations.lock_file("signing"),
             listen,
@@ -424,18 +430,22 @@ impl Settings {
 
     /// The authorization server's part, once the server listens on `addrs`.
     pub fn oauth(&self, addrs: &[SocketAddr]) -> kg_oauth::Settings {
-        let lifetime = time::Duration::try_from(self.client_token_lifetime)
-            .unwrap_or(time::Duration::minutes(10));
+        let d =
+            |d: Duration, fallback: time::Duration| time::Duration::try_from(d).unwrap_or(fallback);
+        let client = d(self.client_token_lifetime, time::Duration::minutes(10));
+        let people = d(self.access_token_lifetime, time::Duration::HOUR);
         kg_oauth::Settings {
             issuer: self.issuer(addrs),
-            client_token_lifetime: lifetime,
+            client_token_lifetime: client,
+            people_token_lifetime: people,
+            refresh_lifetime: d(self.refresh_lifetime, time::Duration::days(30)),
             signing_alg: self.signing_alg,
             keys: kg_oauth::keyring::KeyRing::standard(
                 &self.private_dir,
                 self.signing_lock.clone(),
                 self.signing_alg,
-                time::Duration::try_from(self.key_rotation).unwrap_or(time::Duration::days(30)),
-                lifetime,
+                d(self.key_rotation, time::Duration::days(30)),
+                &[client, people],
             ),
         }
     }

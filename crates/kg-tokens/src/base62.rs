@@ -42,13 +42,19 @@ pub(crate) fn all_base62(bytes: &[u8]) -> bool {
 /// If the operating system's random number generator fails (as `age` and `rand::OsRng` do):
 /// there is no safe way to go on without randomness.
 pub(crate) fn push_random(out: &mut String, n: usize) {
+    push_from(out, n, &mut fill_random);
+}
+
+/// [`push_random`] with the bytes from `fill` instead of the operating system: a keyed,
+/// deterministic stream gives the same characters again ([`crate::derive`]).
+pub(crate) fn push_from(out: &mut String, n: usize, fill: &mut dyn FnMut(&mut [u8])) {
     // The bytes decide secret characters, so the buffer is wiped when dropped.
     let mut buf = Zeroizing::new([0u8; 64]);
     let mut pos = buf.len();
     let mut produced = 0;
     while produced < n {
         if pos == buf.len() {
-            fill_random(&mut buf[..]);
+            fill(&mut buf[..]);
             pos = 0;
         }
         let b = buf[pos];

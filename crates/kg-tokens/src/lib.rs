@@ -107,6 +107,6 @@ pub use store::{
     TokenInfo, valid_name, valid_scope,
 };
 pub use token::{
-    ID_LEN, ParsedToken, Prefix, PrefixError, Reason, SECRET_LEN, TokenSecret, format_regex,
-    generate, parse,
+    ID_LEN, ParsedToken, Prefix, PrefixError, Reason, SECRET_LEN, TokenSecret, derive,
+    format_regex, generate, parse,
 };

@@ -213,6 +213,37 @@ pub fn generate(prefix: &Prefix) -> (String, TokenSecret) {
     (id, TokenSecret(SecretString::from(s)))
 }
 
+/// A token of `prefix` determined by `seed` (a secret of 32 bytes): the same seed gives the
+/// same token. For a successor that must be given again to an identical retry without being
+/// stored in the clear: the seed is a keyed digest of its predecessor. The characters come
+/// from SHA-256(seed, counter) by the same rejection sampling as [`generate`].
+pub fn derive(prefix: &Prefix, seed: &[u8; 32]) -> (String, TokenSecret) {
+    use sha2::Digest as _;
+    let mut counter = 0u64;
+    let mut fill = |buf: &mut [u8]| {
+        for chunk in buf.chunks_mut(32) {
+            let mut h = sha2::Sha256::new();
+            h.update(seed);
+            h.update(counter.to_be_bytes());
+            counter += 1;
+            let block = h.finalize();
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+    };
+    let p = prefix.as_str().len();
+    let len = p + 1 + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+    let mut s = String::with_capacity(len);
+    s.push_str(prefix.as_str());
+    s.push('_');
+    base62::push_from(&mut s, ID_LEN, &mut fill);
+    let id = s[p + 1..].to_owned();
+    s.push('_');
+    base62::push_from(&mut s, SECRET_LEN, &mut fill);
+    let checksum = base62::encode_checksum(crc32fast::hash(s.as_bytes()));
+    s.extend(checksum.iter().map(|&b| char::from(b)));
+    (id, TokenSecret(SecretString::from(s)))
+}
+
 /// Checks that `token` is one of `prefix`'s tokens: shape first, then the checksum.
 ///
 /// The input is taken as is: the caller removes `Bearer ` and surrounding whitespace. Errors

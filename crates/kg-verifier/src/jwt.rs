@@ -21,8 +21,8 @@ pub trait JwtSource: Send + Sync {
     /// The keys a token may be signed with now. `refresh` asks to look for a newer key set
     /// first (a token named a key not in the current one).
     fn keys(&self, refresh: bool) -> Arc<PublicKeys>;
-    /// Whether the client, or the token with this `jti`, has been revoked.
-    fn revoked(&self, client_id: &str, jti: &str) -> bool;
+    /// Whether the token's client, its grant or the token itself has been revoked.
+    fn revoked(&self, claims: &AccessClaims) -> bool;
 }
 
 /// The JWT half of the verifier: the rules, the source, and the cache.
@@ -120,10 +120,7 @@ impl Jwts {
                 v
             }
         };
-        if self
-            .source
-            .revoked(&verified.claims.client_id, &verified.claims.jti)
-        {
+        if self.source.revoked(&verified.claims) {
             return Err(Refusal::Revoked);
         }
         Ok(verified)

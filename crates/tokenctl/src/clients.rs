@@ -348,7 +348,10 @@ fn ring(ctx: &kg_cli::Context) -> Result<KeyRing, CliError> {
         ctx.locations.lock_file("signing"),
         alg,
         d("oauth.key_rotation")?,
-        d("oauth.client_token_lifetime")?,
+        &[
+            d("oauth.client_token_lifetime")?,
+            d("oauth.access_token_lifetime")?,
+        ],
     ))
 }
 

@@ -1,0 +1,1035 @@
+//! What people sign in for: the authorization code grant with PKCE (S256 only), refresh
+//! tokens that rotate on every use, the device authorization grant (RFC 8628) with its page,
+//! ID tokens and userinfo.
+//!
+//! Codes (`kgac_`), refresh tokens (`kgrt_`) and device codes (`kgdc_`) have the API token
+//! format: prefixed, checksummed, stored as HMACs under the pepper. A refresh token's
+//! successor is derived from it (a keyed digest), so an identical retry within
+//! [`REFRESH_RETRY`] gets the same successor without the store ever holding one in the
+//! clear; a spent token used outside that window revokes its whole grant.
+
+use base64::Engine as _;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use kg_http::Body;
+use kg_jose::{AccessClaims, Alg, Audience};
+use kg_login::escape;
+use kg_store::{
+    ClientRecord, CodeRecord, CodeTake, DevicePoll, DeviceRecord, GrantRecord, RefreshRecord,
+    RefreshUse,
+};
+use kg_tokens::{Prefix, TokenSecret};
+use serde::Serialize;
+use sha2::Digest as _;
+use subtle::ConstantTimeEq;
+use time::Duration;
+
+use crate::clients::millis;
+use crate::provider::{
+    DEVICE, Form, OAuthError, Provider, SERVER_ERROR, bad, check_resource, json,
+};
+
+/// The prefix of authorization codes.
+pub const CODE_PREFIX: &str = "kgac";
+/// The prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "kgrt";
+/// The prefix of device codes.
+pub const DEVICE_PREFIX: &str = "kgdc";
+
+/// How long a code may be redeemed (oidc-provider and Keycloak: 60 s).
+const CODE_LIFETIME: Duration = Duration::seconds(60);
+/// How long a device authorization waits for its person (RFC 8628 suggests minutes).
+const DEVICE_LIFETIME: Duration = Duration::minutes(10);
+/// The polling interval a device starts with, and what each `slow_down` adds (RFC 8628 §3.5).
+const DEVICE_INTERVAL: Duration = Duration::seconds(5);
+/// Within this of a refresh token's first use, the same request again gets the same
+/// successor: parallel CLI processes and lost responses are the field's most common
+/// refresh failure (Dex's window is 3 s, Hydra's grace up to 5 min).
+pub const REFRESH_RETRY: Duration = Duration::seconds(10);
+/// The user-code alphabet of RFC 8628 §6.1: consonants only, so no word is spelt and
+/// nothing is mistaken; 8 of them are 34.6 bits.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LEN: usize = 8;
+/// OpenID Connect's scopes, which every client that signs people in may ask for.
+const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
+/// Longest `state` or `nonce` kept.
+const MAX_PARAM: usize = 512;
+
+fn prefix(p: &str) -> Prefix {
+    Prefix::new(p).expect("a valid prefix")
+}
+
+/// The claims of an ID token.
+#[derive(Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct PersonTokens<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: &'a str,
+    refresh_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+}
+
+/// The scopes to grant a person's client: those asked for, each the client's or OpenID's.
+fn people_scopes(allowed: &[String], asked: Option<&str>) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for s in asked.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        if !allowed.iter().any(|a| a == s) && !OIDC_SCOPES.contains(&s) {
+            return None;
+        }
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    Some(out)
+}
+
+/// RFC 7636 §4.1: 43 to 128 unreserved characters.
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// An S256 challenge: base64url of a SHA-256, 43 characters.
+fn valid_challenge(c: &str) -> bool {
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+}
+
+fn encode(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// `uri` with `pairs` added to its query.
+fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = uri.to_owned();
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (k, v) in pairs {
+        out.push(sep);
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&encode(v));
+        sep = '&';
+    }
+    out
+}
+
+fn see_other(location: &str) -> Response<Body> {
+    let mut resp = kg_http::response::empty(StatusCode::SEE_OTHER);
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// A user code as typed: case, dashes and spaces do not matter.
+fn normalize_user_code(typed: &str) -> String {
+    typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn new_user_code() -> String {
+    let mut out = String::with_capacity(USER_CODE_LEN);
+    let mut buf = [0u8; 32];
+    while out.len() < USER_CODE_LEN {
+        aws_lc_rs::rand::fill(&mut buf).expect("the system random generator works");
+        for &b in &buf {
+            // 240 = 12 × 20: rejection keeps every letter equally likely.
+            if b < 240 && out.len() < USER_CODE_LEN {
+                out.push(char::from(USER_CODE_ALPHABET[usize::from(b % 20)]));
+            }
+        }
+    }
+    out
+}
+
+impl Provider {
+    fn now_ms(&self) -> i64 {
+        millis(self.verifier.clock().now())
+    }
+
+    /// A page that tells the person the application's request is broken: never a redirect,
+    /// because the redirect URI is what could not be trusted.
+    fn request_page(&self, status: StatusCode, why: &str) -> Response<Body> {
+        match &self.sign_in {
+            Some(s) => s.page(
+                status,
+                "Request refused",
+                &format!(
+                    "<h1>This sign-in request is not valid</h1>\n<p id=\"error\" role=\"alert\">{}</p>\n\
+                     <p class=\"sub\">Go back to the application and try again; if it keeps \
+                     happening, its registration with keygate needs fixing.</p>\n",
+                    escape(why)
+                ),
+            ),
+            None => kg_http::response::empty(status),
+        }
+    }
+
+    /// The person a browser request comes from: the holder of its live session's token.
+    fn person(&self, headers: &HeaderMap, peer: std::net::IpAddr) -> Option<(String, String)> {
+        let sign_in = self.sign_in.as_ref()?;
+        let session = sign_in.session(headers, peer)?;
+        let name = self.verifier.holder(&session.token_id)?;
+        Some((name, kg_login::SignIn::csrf_of(&session).to_owned()))
+    }
+
+    /// `GET /authorize`.
+    pub(crate) fn authorize(
+        &self,
+        req: &Request<Incoming>,
+        peer: std::net::IpAddr,
+    ) -> Response<Body> {
+        let query = req.uri().query().unwrap_or("");
+        let Ok(q) = Form::parse(query.as_bytes()) else {
+            return self.request_page(StatusCode::BAD_REQUEST, "A parameter is repeated.");
+        };
+        let get = |k: &str| q.get(k).ok().flatten();
+        let client = get("client_id")
+            .and_then(|id| self.clients().client(id).ok().flatten())
+            .filter(|c| c.revoked.is_none() && c.grants.iter().any(|g| g == "authorization_code"));
+        let Some(client) = client else {
+            return self.request_page(
+                StatusCode::BAD_REQUEST,
+                "The application is not registered here for browser sign-in.",
+            );
+        };
+        let Some(redirect) = get("redirect_uri")
+            .filter(|r| crate::redirect::matches(&client.redirect_uris, r))
+            .map(str::to_owned)
+        else {
+            return self.request_page(
+                StatusCode::BAD_REQUEST,
+                "The application asked to return to an address it did not register.",
+            );
+        };
+        let state = get("state").filter(|s| s.len() <= MAX_PARAM);
+        let iss = self.settings.issuer.as_str();
+        // From here on errors go back to the application (RFC 6749 §4.1.2.1), with `iss`
+        // (RFC 9207) so a client of several servers knows whose answer it is.
+        let fail = |code: &str, description: &str| {
+            let mut pairs = vec![("error", code), ("error_description", description)];
+            if let Some(s) = state {
+                pairs.push(("state", s));
+            }
+            pairs.push(("iss", iss));
+            see_other(&with_query(&redirect, &pairs))
+        };
+        if get("response_type") != Some("code") {
+            return fail(
+                "unsupported_response_type",
+                "only response_type=code is served",
+            );
+        }
+        let challenge = match (get("code_challenge"), get("code_challenge_method")) {
+            (Some(c), Some("S256")) if valid_challenge(c) => c.to_owned(),
+            (_, Some(m)) if m != "S256" => {
+                return fail("invalid_request", "PKCE plain is refused: use S256");
+            }
+            (Some(_), Some(_)) => return fail("invalid_request", "code_challenge is malformed"),
+            _ => {
+                return fail(
+                    "invalid_request",
+                    "PKCE is required: code_challenge with code_challenge_method=S256",
+                );
+            }
+        };
+        let Some(scopes) = people_scopes(&client.scopes, get("scope")) else {
+            return fail(
+                "invalid_scope",
+                "a requested scope is not one the client may be given",
+            );
+        };
+        let resource = match get("resource") {
+            None => None,
+            Some(r) => match check_resource(r) {
+                Ok(r) => Some(r.to_owned()),
+                Err(_) => return fail("invalid_target", "resource must be an absolute URI"),
+            },
+        };
+        let nonce = get("nonce").filter(|n| n.len() <= MAX_PARAM);
+        let Some((subject, _)) = self.person(req.headers(), peer) else {
+            if get("prompt") == Some("none") {
+                return fail("login_required", "the person is not signed in");
+            }
+            return match &self.sign_in {
+                Some(s) => s.redirect(req.uri()),
+                None => fail("server_error", "sign-in is not available"),
+            };
+        };
+        let (_, code) = kg_tokens::generate(&prefix(CODE_PREFIX));
+        let now = self.now_ms();
+        let record = CodeRecord {
+            digest: self.pepper.digest(code.expose_secret()),
+            client_id: client.id.clone(),
+            redirect_uri: redirect.clone(),
+            subject,
+            scope: scopes.join(" "),
+            resource,
+            challenge: Some(challenge),
+            nonce: nonce.map(str::to_owned),
+            auth_time: now,
+            expires: now + CODE_LIFETIME.whole_milliseconds() as i64,
+            used: None,
+            grant_id: None,
+        };
+        if self.store.insert_code(&record).is_err() {
+            return fail(
+                "temporarily_unavailable",
+                "the store cannot be written; try again",
+            );
+        }
+        let mut pairs = vec![("code", code.expose_secret())];
+        if let Some(s) = state {
+            pairs.push(("state", s));
+        }
+        pairs.push(("iss", iss));
+        see_other(&with_query(&redirect, &pairs))
+    }
+
+    /// `grant_type=authorization_code`.
+    pub(crate) fn code_grant(
+        &self,
+        client: &ClientRecord,
+        form: &Form,
+    ) -> Result<Response<Body>, OAuthError> {
+        let code = form
+            .get("code")?
+            .ok_or(bad("invalid_request", "code is missing"))?;
+        let spent = bad("invalid_grant", "the code is unknown, expired or spent");
+        kg_tokens::parse(code, &prefix(CODE_PREFIX)).map_err(|_| spent)?;
+        let digest = self.pepper.digest(code);
+        let now = self.now_ms();
+        let c = match self
+            .store
+            .take_code(&digest, now)
+            .map_err(|_| SERVER_ERROR)?
+        {
+            CodeTake::Unknown => return Err(spent),
+            CodeTake::Replayed(c) => {
+                // RFC 6749 §4.1.2: a code used twice revokes what it granted.
+                if c.client_id == client.id
+                    && let Some(g) = &c.grant_id
+                    && self.store.revoke_grant(g, now).unwrap_or(false)
+                {
+                    self.source.reload_revoked();
+                    kg_http::log::warn(
+                        "authorization_code_replayed",
+                        &[
+                            ("client_id", client.id.as_str().into()),
+                            ("grant", g.as_str().into()),
+                            ("subject", c.subject.as_str().into()),
+                            ("action", "grant revoked".into()),
+                        ],
+                    );
+                }
+                return Err(spent);
+            }
+            CodeTake::Fresh(c) => c,
+        };
+        if c.client_id != client.id || form.get("redirect_uri")? != Some(c.redirect_uri.as_str()) {
+            return Err(spent);
+        }
+        let verifier = form.get("code_verifier")?;
+        match (&c.challenge, verifier) {
+            (Some(challenge), Some(v)) if valid_verifier(v) => {
+                if !bool::from(s256(v).as_bytes().ct_eq(challenge.as_bytes())) {
+                    return Err(bad("invalid_grant", "code_verifier does not match"));
+                }
+            }
+            (Some(_), _) => {
+                return Err(bad(
+                    "invalid_grant",
+                    "code_verifier is missing or malformed",
+                ));
+            }
+            // RFC 9700 §2.1.1: a verifier for a code that had no challenge is a downgrade.
+            (None, Some(_)) => return Err(bad("invalid_grant", "no challenge was sent")),
+            (None, None) => {}
+        }
+        let grant = self.new_grant(
+            client,
+            &c.subject,
+            &c.scope,
+            c.resource.clone(),
+            c.auth_time,
+        );
+        let (rt, first) = self.first_refresh(&grant);
+        self.store
+            .insert_grant(&grant, &first)
+            .map_err(|_| SERVER_ERROR)?;
+        let _ = self.store.set_code_grant(&digest, &grant.id);
+        self.person_tokens(client, &grant, &grant.scope, &rt, c.nonce.as_deref())
+    }
+
+    fn new_grant(
+        &self,
+        client: &ClientRecord,
+        subject: &str,
+        scope: &str,
+        resource: Option<String>,
+        auth_time: i64,
+    ) -> GrantRecord {
+        let now = self.now_ms();
+        GrantRecord {
+            id: kg_jose::new_jti(),
+            client_id: client.id.clone(),
+            subject: subject.to_owned(),
+            scope: scope.to_owned(),
+            resource,
+            auth_time,
+            created: now,
+            expires: now + self.settings.refresh_lifetime.whole_milliseconds() as i64,
+            revoked: None,
+        }
+    }
+
+    fn first_refresh(&self, grant: &GrantRecord) -> (TokenSecret, RefreshRecord) {
+        let (_, rt) = kg_tokens::generate(&prefix(REFRESH_PREFIX));
+        let record = RefreshRecord {
+            digest: self.pepper.digest(rt.expose_secret()),
+            grant_id: grant.id.clone(),
+            created: grant.created,
+        };
+        (rt, record)
+    }
+
+    /// The successor of refresh token `rt`: the same for the same `rt`, unknowable without
+    /// the pepper.
+    fn successor(&self, rt: &str) -> TokenSecret {
+        let seed = self
+            .pepper
+            .digest(&format!("keygate refresh successor\n{rt}"));
+        kg_tokens::derive(&prefix(REFRESH_PREFIX), &seed).1
+    }
+
+    /// `grant_type=refresh_token`.
+    pub(crate) fn refresh_grant(
+        &self,
+        client: &ClientRecord,
+        form: &Form,
+    ) -> Result<Response<Body>, OAuthError> {
+        let rt = form
+            .get("refresh_token")?
+            .ok_or(bad("invalid_request", "refresh_token is missing"))?;
+        let dead = bad(
+            "invalid_grant",
+            "the refresh token is unknown, spent or revoked",
+        );
+        kg_tokens::parse(rt, &prefix(REFRESH_PREFIX)).map_err(|_| dead)?;
+        let digest = self.pepper.digest(rt);
+        // Whose it is, before anything is spent: another client's token changes nothing.
+        let owner = self
+            .store
+            .refresh_grant(&digest)
+            .map_err(|_| SERVER_ERROR)?
+            .filter(|g| g.client_id == client.id)
+            .ok_or(dead)?;
+        let granted: Vec<String> = owner.scope.split(' ').map(str::to_owned).collect();
+        let scope = match form.get("scope")? {
+            None => owner.scope.clone(),
+            Some(asked) => {
+                let narrowed = crate::provider::granted_scopes(&granted, Some(asked))?;
+                narrowed.join(" ")
+            }
+        };
+        let successor = self.successor(rt);
+        let now = self.now_ms();
+        let record = RefreshRecord {
+            digest: self.pepper.digest(successor.expose_secret()),
+            grant_id: owner.id.clone(),
+            created: now,
+        };
+        let used = self
+            .store
+            .use_refresh(
+                &digest,
+                &record,
+                now,
+                REFRESH_RETRY.whole_milliseconds() as i64,
+            )
+            .map_err(|_| SERVER_ERROR)?;
+        match used {
+            RefreshUse::Rotated(g) | RefreshUse::Retried(g) => {
+                self.person_tokens(client, &g, &scope, &successor, None)
+            }
+            RefreshUse::Reused(g) => {
+                self.source.reload_revoked();
+                kg_http::log::warn(
+                    "refresh_token_reused",
+                    &[
+                        ("client_id", client.id.as_str().into()),
+                        ("grant", g.id.as_str().into()),
+                        ("subject", g.subject.as_str().into()),
+                        (
+                            "action",
+                            "grant revoked: every refresh and access token of it".into(),
+                        ),
+                    ],
+                );
+                Err(dead)
+            }
+            RefreshUse::Ended | RefreshUse::Unknown => Err(dead),
+        }
+    }
+
+    /// The access token, refresh token and (for `openid`) ID token of a person's grant.
+    fn person_tokens(
+        &self,
+        client: &ClientRecord,
+        grant: &GrantRecord,
+        scope: &str,
+        rt: &TokenSecret,
+        nonce: Option<&str>,
+    ) -> Result<Response<Body>, OAuthError> {
+        let now = self.verifier.clock().now();
+        let ttl = self.settings.people_token_lifetime;
+        let iss = &self.settings.issuer;
+        let claims = AccessClaims {
+            iss: iss.clone(),
+            sub: grant.subject.clone(),
+            aud: Audience::One(grant.resource.clone().unwrap_or_else(|| iss.clone())),
+            client_id: client.id.clone(),
+            exp: (now + ttl).unix_timestamp(),
+            iat: now.unix_timestamp(),
+            nbf: None,
+            jti: kg_jose::new_jti(),
+            scope: (!scope.is_empty()).then(|| scope.to_owned()),
+            gid: Some(grant.id.clone()),
+        };
+        let at = self.sign(&claims)?;
+        let id_token = if scope.split(' ').any(|s| s == "openid") {
+            let loaded = self.source.loaded();
+            let key = loaded.set.signer(Alg::Rs256).ok_or(SERVER_ERROR)?;
+            let id = IdClaims {
+                iss,
+                sub: &grant.subject,
+                aud: &client.id,
+                azp: &client.id,
+                exp: claims.exp,
+                iat: claims.iat,
+                auth_time: grant.auth_time / 1000,
+                nonce,
+                name: &grant.subject,
+            };
+            Some(kg_jose::sign(key, "JWT", &id))
+        } else {
+            None
+        };
+        let body = serde_json::to_vec(&PersonTokens {
+            access_token: &at,
+            token_type: "Bearer",
+            expires_in: ttl.whole_seconds(),
+            scope,
+            refresh_token: rt.expose_secret(),
+            id_token: id_token.as_deref(),
+        })
+        .expect("a token response serializes");
+        Ok(json(StatusCode::OK, Bytes::from(body), "no-store"))
+    }
+
+    /// Revokes the grant of refresh token `token` if it is one of `caller`'s; whether `token`
+    /// was a refresh token at all.
+    pub(crate) fn revoke_refresh(
+        &self,
+        caller: &ClientRecord,
+        token: &str,
+    ) -> Result<bool, OAuthError> {
+        if kg_tokens::parse(token, &prefix(REFRESH_PREFIX)).is_err() {
+            return Ok(false);
+        }
+        let digest = self.pepper.digest(token);
+        if let Some(g) = self
+            .store
+            .refresh_grant(&digest)
+            .map_err(|_| SERVER_ERROR)?
+            && g.client_id == caller.id
+        {
+            self.store
+                .revoke_grant(&g.id, self.now_ms())
+                .map_err(|_| SERVER_ERROR)?;
+            self.source.reload_revoked();
+        }
+        Ok(true)
+    }
+
+    /// RFC 7662 for a refresh token: its grant, while it stands.
+    pub(crate) fn introspect_refresh(&self, token: &str) -> Option<serde_json::Value> {
+        kg_tokens::parse(token, &prefix(REFRESH_PREFIX)).ok()?;
+        let g = self
+            .store
+            .refresh_grant(&self.pepper.digest(token))
+            .ok()??;
+        let now = self.now_ms();
+        (g.revoked.is_none() && now < g.expires).then(|| {
+            serde_json::json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": g.client_id,
+                "sub": g.subject,
+                "scope": g.scope,
+                "exp": g.expires / 1000,
+                "iss": self.settings.issuer,
+            })
+        })
+    }
+
+    /// `POST /device_authorization` (RFC 8628 §3.1).
+    pub(crate) fn device_authorization(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+    ) -> Result<Response<Body>, OAuthError> {
+        let client = self.authenticate(headers, form)?;
+        if !client
+            .grants
+            .iter()
+            .any(|g| g == crate::clients::Grant::DeviceCode.as_str())
+        {
+            return Err(bad(
+                "unauthorized_client",
+                "the client is not registered for the device grant",
+            ));
+        }
+        let scopes = people_scopes(&client.scopes, form.get("scope")?).ok_or(bad(
+            "invalid_scope",
+            "a requested scope is not one the client may be given",
+        ))?;
+        let resource = match form.get("resource")? {
+            None => None,
+            Some(r) => Some(check_resource(r)?.to_owned()),
+        };
+        let (_, device_code) = kg_tokens::generate(&prefix(DEVICE_PREFIX));
+        let now = self.now_ms();
+        let interval = DEVICE_INTERVAL.whole_milliseconds() as i64;
+        let mut user_code = new_user_code();
+        let mut stored = false;
+        for _ in 0..3 {
+            let record = DeviceRecord {
+                digest: self.pepper.digest(device_code.expose_secret()),
+                user_code: user_code.clone(),
+                client_id: client.id.clone(),
+                scope: scopes.join(" "),
+                resource: resource.clone(),
+                expires: now + DEVICE_LIFETIME.whole_milliseconds() as i64,
+                interval_ms: interval,
+                next_poll: now + interval,
+                subject: None,
+                auth_time: None,
+                denied: None,
+                used: None,
+            };
+            match self.store.insert_device(&record) {
+                Ok(()) => {
+                    stored = true;
+                    break;
+                }
+                Err(kg_store::Error::Conflict { .. }) => user_code = new_user_code(),
+                Err(_) => return Err(SERVER_ERROR),
+            }
+        }
+        if !stored {
+            return Err(SERVER_ERROR);
+        }
+        let shown = format!("{}-{}", &user_code[..4], &user_code[4..]);
+        let uri = format!("{}{DEVICE}", self.settings.issuer);
+        let body = serde_json::json!({
+            "device_code": device_code.expose_secret(),
+            "user_code": shown,
+            "verification_uri": uri,
+            "verification_uri_complete": with_query(&uri, &[("user_code", &shown)]),
+            "expires_in": DEVICE_LIFETIME.whole_seconds(),
+            "interval": DEVICE_INTERVAL.whole_seconds(),
+        });
+        Ok(json(
+            StatusCode::OK,
+            Bytes::from(serde_json::to_vec(&body).expect("JSON serializes")),
+            "no-store",
+        ))
+    }
+
+    /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4, §3.5).
+    pub(crate) fn device_grant(
+        &self,
+        client: &ClientRecord,
+        form: &Form,
+    ) -> Result<Response<Body>, OAuthError> {
+        let code = form
+            .get("device_code")?
+            .ok_or(bad("invalid_request", "device_code is missing"))?;
+        let unknown = bad("invalid_grant", "the device code is unknown or spent");
+        kg_tokens::parse(code, &prefix(DEVICE_PREFIX)).map_err(|_| unknown)?;
+        let poll = self
+            .store
+            .poll_device(
+                &self.pepper.digest(code),
+                &client.id,
+                self.now_ms(),
+                DEVICE_INTERVAL.whole_milliseconds() as i64,
+            )
+            .map_err(|_| SERVER_ERROR)?;
+        let d = match poll {
+            DevicePoll::Approved(d) => d,
+            DevicePoll::Pending => {
+                return Err(bad(
+                    "authorization_pending",
+                    "the person has not answered yet",
+                ));
+            }
+            DevicePoll::SlowDown => {
+                return Err(bad(
+                    "slow_down",
+                    "polling too fast: wait 5 more seconds between polls",
+                ));
+            }
+            DevicePoll::Denied => return Err(bad("access_denied", "the person said no")),
+            DevicePoll::Expired => {
+                return Err(bad("expired_token", "the device code expired; start again"));
+            }
+            DevicePoll::Used | DevicePoll::Unknown => return Err(unknown),
+        };
+        let subject = d.subject.clone().unwrap_or_default();
+        let grant = self.new_grant(
+            client,
+            &subject,
+            &d.scope,
+            d.resource.clone(),
+            d.auth_time.unwrap_or_else(|| self.now_ms()),
+        );
+        let (rt, first) = self.first_refresh(&grant);
+        self.store
+            .insert_grant(&grant, &first)
+            .map_err(|_| SERVER_ERROR)?;
+        self.person_tokens(client, &grant, &grant.scope, &rt, None)
+    }
+
+    /// The device page: GET shows the code form (or, with a valid `user_code`, what the
+    /// device asks for); POST approves or denies. A person must be signed in first.
+    pub(crate) async fn device_page(
+        &self,
+        req: Request<Incoming>,
+        peer: std::net::IpAddr,
+    ) -> Response<Body> {
+        let Some(sign_in) = self.sign_in.clone() else {
+            return kg_http::response::empty(StatusCode::NOT_FOUND);
+        };
+        let (parts, body) = req.into_parts();
+        let Some((subject, csrf)) = self.person(&parts.headers, peer) else {
+            kg_login::form::drain(body).await;
+            return sign_in.redirect(&parts.uri);
+        };
+        let client_ip = self.verifier.client(peer, &parts.headers);
+        let action = format!("{}{DEVICE}", issuer_path(&self.settings.issuer));
+        match parts.method {
+            Method::GET | Method::HEAD => {
+                let q = Form::parse(parts.uri.query().unwrap_or("").as_bytes()).ok();
+                let typed = q
+                    .as_ref()
+                    .and_then(|q| q.get("user_code").ok().flatten())
+                    .map(normalize_user_code);
+                let found = typed.as_deref().and_then(|c| self.live_device(c));
+                self.device_html(
+                    &sign_in,
+                    StatusCode::OK,
+                    &action,
+                    &csrf,
+                    &subject,
+                    found,
+                    None,
+                )
+            }
+            Method::POST => {
+                if sign_in.cross_site(&parts.headers, &parts.uri) {
+                    kg_login::form::drain(body).await;
+                    return self.device_html(
+                        &sign_in,
+                        StatusCode::FORBIDDEN,
+                        &action,
+                        &csrf,
+                        &subject,
+                        None,
+                        Some("This form was sent from another site."),
+                    );
+                }
+                let key = kg_http::limiter::client_key(client_ip);
+                if let Some(l) = &self.user_codes
+                    && matches!(l.check(key), kg_http::limiter::Check::Throttled { .. })
+                {
+                    kg_login::form::drain(body).await;
+                    return self.device_html(
+                        &sign_in,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        &action,
+                        &csrf,
+                        &subject,
+                        None,
+                        Some("Too many wrong codes from this address: wait a minute."),
+                    );
+                }
+                let bytes = match kg_login::form::read_form(&parts.headers, body).await {
+                    Ok(b) => b,
+                    Err(status) => return kg_http::response::empty(status),
+                };
+                let Ok(form) = Form::parse(&bytes) else {
+                    return kg_http::response::empty(StatusCode::BAD_REQUEST);
+                };
+                let sent_csrf = form.get("csrf").ok().flatten().unwrap_or("");
+                if !bool::from(sent_csrf.as_bytes().ct_eq(csrf.as_bytes())) {
+                    return self.device_html(
+                        &sign_in,
+                        StatusCode::FORBIDDEN,
+                        &action,
+                        &csrf,
+                        &subject,
+                        None,
+                        Some("This form has expired: enter the code again."),
+                    );
+                }
+                let code = normalize_user_code(form.get("user_code").ok().flatten().unwrap_or(""));
+                let decision = form.get("decision").ok().flatten();
+                let Some(device) = self.live_device(&code) else {
+                    if let Some(l) = &self.user_codes {
+                        l.fail(key);
+                    }
+                    return self.device_html(
+                        &sign_in,
+                        StatusCode::BAD_REQUEST,
+                        &action,
+                        &csrf,
+                        &subject,
+                        None,
+                        Some("That code is not valid, or it has expired."),
+                    );
+                };
+                let now = self.now_ms();
+                let (approve, said) = match decision {
+                    Some("approve") => (true, "You approved the device. You can close this page."),
+                    Some("deny") => (false, "You denied the device. Nothing was given to it."),
+                    _ => {
+                        return self.device_html(
+                            &sign_in,
+                            StatusCode::OK,
+                            &action,
+                            &csrf,
+                            &subject,
+                            Some(device),
+                            None,
+                        );
+                    }
+                };
+                let who = approve.then_some((subject.as_str(), now));
+                match self.store.decide_device(&device.0.user_code, who, now) {
+                    Ok(true) => sign_in.page(
+                        StatusCode::OK,
+                        "Device",
+                        &format!("<h1>Done</h1>\n<p id=\"done\">{said}</p>\n"),
+                    ),
+                    _ => self.device_html(
+                        &sign_in,
+                        StatusCode::CONFLICT,
+                        &action,
+                        &csrf,
+                        &subject,
+                        None,
+                        Some("That code was answered already."),
+                    ),
+                }
+            }
+            _ => kg_http::response::method_not_allowed("GET, HEAD, POST"),
+        }
+    }
+
+    /// A pending device authorization by user code, with its client's name.
+    fn live_device(&self, code: &str) -> Option<(DeviceRecord, String)> {
+        if code.len() != USER_CODE_LEN {
+            return None;
+        }
+        let d = self.store.device_by_user_code(code, self.now_ms()).ok()??;
+        if d.subject.is_some() || d.denied.is_some() || d.used.is_some() {
+            return None;
+        }
+        let name = self
+            .clients()
+            .client(&d.client_id)
+            .ok()
+            .flatten()
+            .map_or_else(|| d.client_id.clone(), |c| c.name);
+        Some((d, name))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn device_html(
+        &self,
+        sign_in: &kg_login::SignIn,
+        status: StatusCode,
+        action: &str,
+        csrf: &str,
+        subject: &str,
+        found: Option<(DeviceRecord, String)>,
+        error: Option<&str>,
+    ) -> Response<Body> {
+        let mut b = String::with_capacity(2048);
+        b.push_str("<h1>Connect a device</h1>\n");
+        b.push_str(&format!(
+            "<p class=\"sub\">Signed in as <strong>{}</strong>.</p>\n",
+            escape(subject)
+        ));
+        if let Some(e) = error {
+            b.push_str(&format!(
+                "<p id=\"error\" role=\"alert\">{}</p>\n",
+                escape(e)
+            ));
+        }
+        match found {
+            Some((d, client)) => {
+                let scopes = if d.scope.is_empty() {
+                    "no scopes".to_owned()
+                } else {
+                    d.scope.clone()
+                };
+                let shown = format!("{}-{}", &d.user_code[..4], &d.user_code[4..]);
+                b.push_str(&format!(
+                    "<p id=\"request\"><strong>{}</strong> asks to act as you, with {}.</p>\n\
+                     <p class=\"sub\">Approve only if this code is the one your device shows: \
+                     <code id=\"user-code\">{}</code></p>\n\
+                     <form id=\"device-form\" method=\"post\" action=\"{}\">\n\
+                     <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n\
+                     <input type=\"hidden\" name=\"user_code\" value=\"{}\">\n\
+                     <button id=\"approve\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\n\
+                     <button id=\"deny\" type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n\
+                     </form>\n",
+                    escape(&client),
+                    escape(&scopes),
+                    escape(&shown),
+                    escape(action),
+                    escape(csrf),
+                    escape(&d.user_code),
+                ));
+            }
+            None => {
+                b.push_str(&format!(
+                    "<form id=\"device-form\" method=\"post\" action=\"{}\">\n\
+                     <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n\
+                     <label for=\"user_code\">The code your device shows</label>\n\
+                     <input id=\"user_code\" name=\"user_code\" type=\"text\" required \
+                     autocomplete=\"off\" autocapitalize=\"characters\" spellcheck=\"false\" \
+                     maxlength=\"16\" placeholder=\"XXXX-XXXX\" autofocus>\n\
+                     <button type=\"submit\">Continue</button>\n\
+                     </form>\n",
+                    escape(action),
+                    escape(csrf),
+                ));
+            }
+        }
+        sign_in.page(status, "Connect a device", &b)
+    }
+
+    /// `GET|POST /userinfo` with a bearer access token (OpenID Connect Core §5.3).
+    pub(crate) fn userinfo(&self, req: &Request<Incoming>) -> Response<Body> {
+        let challenge = |status: StatusCode, value: &'static str| {
+            let mut r = kg_http::response::empty(status);
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            r
+        };
+        if !matches!(*req.method(), Method::GET | Method::POST) {
+            return kg_http::response::method_not_allowed("GET, POST");
+        }
+        let token = match kg_verifier::Credential::from_headers(req.headers()) {
+            kg_verifier::Credential::Bearer(t) => t,
+            kg_verifier::Credential::None => return challenge(StatusCode::UNAUTHORIZED, "Bearer"),
+            _ => {
+                return challenge(StatusCode::UNAUTHORIZED, "Bearer error=\"invalid_token\"");
+            }
+        };
+        let Some(v) = self.verifier.inspect_jwt(token) else {
+            return challenge(StatusCode::UNAUTHORIZED, "Bearer error=\"invalid_token\"");
+        };
+        if !v.scopes.iter().any(|s| s == "openid") {
+            return challenge(
+                StatusCode::FORBIDDEN,
+                "Bearer error=\"insufficient_scope\", scope=\"openid\"",
+            );
+        }
+        let body = serde_json::json!({ "sub": v.claims.sub, "name": v.claims.sub });
+        json(
+            StatusCode::OK,
+            Bytes::from(serde_json::to_vec(&body).expect("JSON serializes")),
+            "no-store",
+        )
+    }
+}
+
+/// The path of an issuer URL.
+pub(crate) fn issuer_path(issuer: &str) -> &str {
+    let after = issuer.split_once("://").map_or("", |(_, rest)| rest);
+    after.find('/').map_or("", |i| &after[i..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_is_rfc_7636_appendix_b() {
+        // RFC 7636 Appendix B.
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mJ0kZ3lTjPfF9Dmbf6WpR9t8qw8hNE"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert!(!valid_verifier("short"));
+        assert!(!valid_verifier(&"a".repeat(129)));
+        assert!(!valid_verifier(&format!("{}+", "a".repeat(43))));
+    }
+
+    #[test]
+    fn user_codes_use_the_consonant_alphabet_and_typing_is_forgiving() {
+        let c = new_user_code();
+        assert_eq!(c.len(), 8);
+        assert!(c.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)), "{c}");
+        assert_eq!(normalize_user_code("bcdf-ghjk"), "BCDFGHJK");
+        assert_eq!(normalize_user_code(" BCDF GHJK "), "BCDFGHJK");
+    }
+
+    #[test]
+    fn people_get_their_clients_scopes_and_openids_only() {
+        let allowed = vec!["read".to_owned()];
+        assert_eq!(
+            people_scopes(&allowed, Some("openid read offline_access")).unwrap(),
+            ["openid", "read", "offline_access"]
+        );
+        assert!(people_scopes(&allowed, Some("openid admin")).is_none());
+        assert!(people_scopes(&allowed, None).unwrap().is_empty());
+    }
+}
