@@ -384,3 +384,167 @@ fn chromium_signs_in_sees_the_app_signs_out_and_is_signed_out_by_revocation() {
         client.close().await.unwrap();
     });
 }
+
+/// A line-by-line JSON reader of a peer's stdout (node's OAuth client).
+fn json_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    rx
+}
+
+fn next_json(rx: &std::sync::mpsc::Receiver<serde_json::Value>, what: &str) -> serde_json::Value {
+    rx.recv_timeout(Duration::from_secs(40))
+        .unwrap_or_else(|_| panic!("openid-client printed no {what}"))
+}
+
+/// Issue 15: a person signs in through Chromium for a CLI that uses openid-client
+/// (authorization code, PKCE S256, state, nonce, `iss` checked, refresh, userinfo), then
+/// approves a device on the device page.
+#[test]
+fn chromium_signs_a_person_in_for_openid_client_with_pkce_and_approves_a_device() {
+    if !have("chromium")
+        || !have("chromedriver")
+        || !have("openssl")
+        || !test_support::have_npm_fixture("oauth")
+    {
+        return;
+    }
+    let env = Env::new();
+    let ca = cert(&env);
+    let spki = spki_hash(&env.root().join("private/certs/default/current/cert.pem"));
+    let alice = token(&env, "alice", &[]);
+    let addr = local_addr();
+    let kg = keygate(&env, addr, &[]);
+    let issuer = format!("https://localhost:{}", addr.port());
+    let cli = env
+        .run(
+            "tokenctl",
+            &[
+                "client",
+                "create",
+                "--name",
+                "cli",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--grant",
+                "device_code",
+                "--redirect-uri",
+                "http://127.0.0.1/callback",
+            ],
+        )
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let node = |mode: &str| {
+        let mut c = Command::new("node");
+        c.arg(test_support::fixtures().join("oauth/client.mjs"))
+            .arg(mode)
+            .env("ISSUER", &issuer)
+            .env("CLIENT_ID", &cli)
+            .env("CLIENT_SECRET", "")
+            .env("NODE_EXTRA_CA_CERTS", &ca)
+            .stdout(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let browser = Browser::start(&env);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = browser.session(Some(&spki)).await;
+
+        // The CLI prints its authorization URL; the browser goes there, signs in, and is
+        // sent back to the CLI's loopback listener on whatever port it got.
+        let mut login = node("login");
+        let lines = json_lines(&mut login);
+        let url = next_json(&lines, "authorization URL")["authorize"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(url.contains("code_challenge_method=S256"), "{url}");
+        client.goto(&url).await.unwrap();
+        wait_for(&client, "sign-in-form").await;
+        let here = at(&client).await;
+        assert!(
+            sign_in_next(&here).starts_with("/oauth/authorize?"),
+            "sign-in comes back to /authorize: {here}"
+        );
+        screenshot(&client, "oauth-sign-in.png").await;
+        submit_token(&client, &alice).await;
+        wait_for(&client, "cli-done").await;
+        let back = client.current_url().await.unwrap();
+        assert_eq!(back.host_str(), Some("127.0.0.1"), "{back}");
+        let done = next_json(&lines, "result");
+        assert!(login.wait().unwrap().success(), "{done}");
+        // RFC 9207: the answer names its issuer, and openid-client checked it.
+        assert_eq!(done["callback"]["iss"], issuer.as_str());
+        assert!(
+            done["callback"]["code"]
+                .as_str()
+                .unwrap()
+                .starts_with("kgac_")
+        );
+        assert_eq!(done["id_token_claims"]["sub"], "alice");
+        assert_eq!(done["id_token_claims"]["aud"], cli.as_str());
+        assert_eq!(done["id_token_header"]["alg"], "RS256");
+        assert_eq!(done["userinfo"]["sub"], "alice");
+        let rt1 = done["refresh_token"].as_str().unwrap();
+        let rt2 = done["refreshed"]["refresh_token"].as_str().unwrap();
+        assert!(
+            rt1.starts_with("kgrt_") && rt2.starts_with("kgrt_") && rt1 != rt2,
+            "rotated"
+        );
+        let at2 = done["refreshed"]["access_token"].as_str().unwrap();
+        let auth = curl(&[
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-H",
+            &bearer(at2),
+            &format!("{issuer}/auth"),
+        ]);
+        assert_eq!(auth.status, 200, "a person's access token at /auth");
+
+        // The device grant: the device shows a code; the signed-in person approves it.
+        let mut device = node("device");
+        let lines = json_lines(&mut device);
+        let d = next_json(&lines, "device authorization");
+        let user_code = d["device"]["user_code"].as_str().unwrap().to_owned();
+        let complete = d["device"]["verification_uri_complete"].as_str().unwrap();
+        client.goto(complete).await.unwrap();
+        let request = wait_for(&client, "request").await.text().await.unwrap();
+        assert!(
+            request.contains("cli"),
+            "the page names the client: {request}"
+        );
+        let shown = wait_for(&client, "user-code").await.text().await.unwrap();
+        assert_eq!(shown, user_code, "the page shows the code to compare");
+        screenshot(&client, "oauth-device.png").await;
+        wait_for(&client, "approve").await.click().await.unwrap();
+        wait_for(&client, "done").await;
+        screenshot(&client, "oauth-device-done.png").await;
+        let got = next_json(&lines, "device tokens");
+        assert!(device.wait().unwrap().success(), "{got}");
+        assert_eq!(got["sub"], "alice");
+        assert!(got["refresh_token"].as_str().unwrap().starts_with("kgrt_"));
+        assert!(
+            !kg.output().contains(&alice[16..]),
+            "a secret reached the log"
+        );
+        client.close().await.unwrap();
+    });
+}

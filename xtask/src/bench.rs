@@ -9,13 +9,16 @@ use anyhow::{Context, Result, bail};
 
 mod flood;
 mod issue;
+mod oauth;
 mod reload;
 mod renew;
 mod server;
 mod tokens;
 
 /// The benchmarks that exist; later issues add theirs.
-pub(crate) const NAMES: &[&str] = &["issue", "renew", "tokens", "server", "flood", "reload"];
+pub(crate) const NAMES: &[&str] = &[
+    "issue", "renew", "tokens", "server", "flood", "reload", "oauth",
+];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
     let names: Vec<&str> = match args.first().map(String::as_str) {
@@ -30,6 +33,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             "tokens" => tokens::run(root)?,
             "flood" => flood::run(root)?,
             "reload" => reload::run(root)?,
+            "oauth" => oauth::run(root)?,
             other => bail!(
                 "unknown benchmark '{other}'; available: {}",
                 NAMES.join(", ")

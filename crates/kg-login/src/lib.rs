@@ -428,7 +428,11 @@ impl SignIn {
                             );
                         }
                     };
-                    let mut resp = self.see_other(next);
+                    let mut resp = if continues_to_an_application(next) {
+                        self.continue_page(next)
+                    } else {
+                        self.see_other(next)
+                    };
                     set_cookie(&mut resp, &self.session_cookie(r.https, &new.cookie_value));
                     set_cookie(&mut resp, &SignIn::clear_csrf_cookie(r.https));
                     clear_plain_leftovers(&mut resp, r);
@@ -629,6 +633,33 @@ impl SignIn {
         s.csrf()
     }
 
+    /// "Signed in, continuing": for a sign-in on the way back to an application. A 303
+    /// would be followed by the authorization server's own 303 to the application's
+    /// redirect URI, and browsers hold every redirect after a form submission to the page's
+    /// `form-action 'self'` (Chromium stays on the sign-in page). A refresh is a navigation
+    /// of its own, so it is not; the link is there for a browser that does not refresh.
+    fn continue_page(&self, next: &str) -> Response<Body> {
+        let next = escape(next);
+        let mut resp = self.html(
+            StatusCode::OK,
+            page::shell(
+                "Signed in",
+                &format!(
+                    "<h1>Signed in</h1>\n<p class=\"sub\">Returning to the application\u{2026}</p>\n\
+                     <p><a id=\"continue\" href=\"{next}\">Continue</a></p>\n"
+                ),
+            )
+            .replacen(
+                "<meta charset=\"utf-8\">\n",
+                &format!("<meta charset=\"utf-8\">\n<meta http-equiv=\"refresh\" content=\"0;url={next}\">\n"),
+                1,
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+
     fn html(&self, status: StatusCode, text: String) -> Response<Body> {
         let mut resp = Response::new(Full::new(Bytes::from(text)));
         *resp.status_mut() = status;
@@ -734,6 +765,13 @@ pub fn safe_next(next: &str) -> &str {
         && (!(next[..path_end] == PREFIX[..PREFIX.len() - 1] || next.starts_with(PREFIX))
             || next.starts_with(OAUTH_PAGES));
     if ok { next } else { "/" }
+}
+
+/// Whether `next` is the authorization server's authorize endpoint, where a sign-in goes on
+/// to an application ([`SignIn::continue_page`]).
+fn continues_to_an_application(next: &str) -> bool {
+    let path = next.split(['?', '#']).next().unwrap_or("");
+    path.ends_with("/oauth/authorize")
 }
 
 /// The request as the handlers see it.

@@ -423,18 +423,18 @@ pub(super) fn micros(text: &str) -> f64 {
 }
 
 /// One wrk run's figures.
-struct Figures {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
-    rss_kib: u64,
-    cpu_us: f64,
+pub(super) struct Figures {
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub rss_kib: u64,
+    pub cpu_us: f64,
     /// The share of the machine's CPU time the hypervisor took meanwhile.
-    steal: f64,
+    pub steal: f64,
 }
 
 /// The CPU time stolen by the hypervisor so far, all CPUs (`/proc/stat`, in clock ticks).
-fn steal_ticks() -> u64 {
+pub(super) fn steal_ticks() -> u64 {
     std::fs::read_to_string("/proc/stat")
         .ok()
         .and_then(|t| {
@@ -515,13 +515,13 @@ fn wrk(url: &str, header: Option<&str>, servers: &mut [&mut Server], want: u16) 
     })
 }
 
-fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.trim().strip_prefix(key))
         .map(str::trim)
 }
 
-fn clock_ticks() -> f64 {
+pub(super) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -531,7 +531,7 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn cpu_model() -> String {
+pub(super) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -571,7 +571,7 @@ impl Server {
     }
 
     /// utime + stime of every process, in clock ticks.
-    fn cpu_ticks(&mut self) -> u64 {
+    pub(super) fn cpu_ticks(&mut self) -> u64 {
         self.pids()
             .iter()
             .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
@@ -610,7 +610,7 @@ impl Server {
     }
 }
 
-pub(super) struct RemoveOnDrop(PathBuf);
+pub(super) struct RemoveOnDrop(pub(super) PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
