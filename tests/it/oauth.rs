@@ -211,10 +211,12 @@ fn real_clients_get_tokens_that_keygate_jose_and_pyjwt_accept_before_and_after_a
         .run("tokenctl", &["keys", "list", "--json"])
         .code(0)
         .json();
+    // Access tokens are EdDSA; RS256 keys sign ID tokens, on their own schedule.
     let states: Vec<&str> = listed["keys"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|k| k["alg"] == "EdDSA")
         .map(|k| k["state"].as_str().unwrap())
         .collect();
     assert_eq!(states.iter().filter(|s| **s == "current").count(), 1);
@@ -338,7 +340,11 @@ fn the_token_endpoint_answers_the_rfcs_errors_and_changes_nothing() {
         ),
         (
             "grant_type=authorization_code&code=x",
-            "unsupported_grant_type",
+            "unauthorized_client",
+        ),
+        (
+            "grant_type=refresh_token&refresh_token=x",
+            "unauthorized_client",
         ),
         ("grant_type=client_credentials&scope=admin", "invalid_scope"),
         (
@@ -629,4 +635,325 @@ fn in_proxy_mode_the_issuer_lives_under_keygate_and_a_jwt_reaches_the_upstream_b
 
 fn upstream_url(u: &Upstream) -> String {
     format!("http://{}", u.addr())
+}
+
+/// The value of `name` in the query of `url`, percent-decoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    q.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| test_support::proxy::percent_decode(&v.replace('+', " ")))
+    })
+}
+
+/// A browser as curl: a cookie jar signed in as the holder of `token`.
+struct Person {
+    jar: String,
+}
+
+impl Person {
+    fn sign_in(s: &Server, token: &str) -> Person {
+        let jar = s.env.root().join(format!("jar-{}", &token[3..9]));
+        let jar = jar.to_str().unwrap().to_owned();
+        let page = curl(&[
+            "--cacert",
+            s.ca.to_str().unwrap(),
+            "-c",
+            &jar,
+            "-b",
+            &jar,
+            &s.url("/.keygate/sign-in"),
+        ]);
+        let csrf = test_support::proxy::input_value(&page.body, "csrf").expect("a csrf field");
+        let r = curl(&[
+            "--cacert",
+            s.ca.to_str().unwrap(),
+            "-c",
+            &jar,
+            "-b",
+            &jar,
+            "-H",
+            &format!("Origin: {}", s.issuer),
+            "-H",
+            "Sec-Fetch-Site: same-origin",
+            "--data-urlencode",
+            &format!("token={token}"),
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            &s.url("/.keygate/sign-in"),
+        ]);
+        assert_eq!(r.status, 303, "sign-in: {r:?}");
+        Person { jar }
+    }
+
+    /// GET /oauth/authorize with `query`.
+    fn authorize(&self, s: &Server, query: &str) -> Resp {
+        curl(&[
+            "--cacert",
+            s.ca.to_str().unwrap(),
+            "-b",
+            &self.jar,
+            &s.url(&format!("/oauth/authorize?{query}")),
+        ])
+    }
+}
+
+/// RFC 7636 S256 of `verifier`, by openssl.
+fn s256(verifier: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("printf %s \"$1\" | openssl dgst -sha256 -binary | openssl base64 -A | tr '+/' '-_' | tr -d '='")
+        .arg("sh")
+        .arg(verifier)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+const VERIFIER: &str = "kg-test-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+#[test]
+fn people_flows_refuse_pkce_downgrades_foreign_redirects_replayed_codes_and_reused_refresh_tokens()
+{
+    if !peers() || !have("openssl") {
+        return;
+    }
+    let s = server();
+    let alice = token(&s.env, "alice", &[]);
+    let cli = s
+        .env
+        .run(
+            "tokenctl",
+            &[
+                "client",
+                "create",
+                "--name",
+                "cli",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--grant",
+                "device_code",
+                "--redirect-uri",
+                "http://127.0.0.1/callback",
+            ],
+        )
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let person = Person::sign_in(&s, &alice);
+    let challenge = s256(VERIFIER);
+    let good = |redirect: &str| {
+        format!(
+            "response_type=code&client_id={cli}&redirect_uri={}&scope=openid&state=st4te\
+             &code_challenge={challenge}&code_challenge_method=S256",
+            encode(redirect)
+        )
+    };
+    // Redirect URIs: a loopback literal on any port (RFC 8252 §7.3); nothing else loosened.
+    // A refused one gets a page, never a redirect.
+    for evil in [
+        "https://evil.example/callback",
+        "http://127.0.0.1.evil.example/callback",
+        "http://localhost:8000/callback",
+        "http://127.0.0.1:8000/callback/../evil",
+        "http://127.0.0.1@evil.example/callback",
+    ] {
+        let r = person.authorize(&s, &good(evil));
+        assert_eq!(r.status, 400, "{evil}");
+        assert_eq!(r.header("location"), None, "{evil}: no redirect");
+    }
+    let r = person.authorize(&s, &good("http://127.0.0.1:54321/callback"));
+    assert_eq!(r.status, 303, "{r:?}");
+    let location = r.header("location").unwrap().to_owned();
+    assert!(
+        location.starts_with("http://127.0.0.1:54321/callback?code=kgac_"),
+        "{location}"
+    );
+    assert_eq!(query_param(&location, "state").as_deref(), Some("st4te"));
+    assert_eq!(
+        query_param(&location, "iss").as_deref(),
+        Some(s.issuer.as_str()),
+        "RFC 9207"
+    );
+    // PKCE is required and S256 only (RFC 9700 §2.1.1).
+    let plain = format!(
+        "response_type=code&client_id={cli}&redirect_uri={}&code_challenge={VERIFIER}\
+         &code_challenge_method=plain&state=x",
+        encode("http://127.0.0.1/callback")
+    );
+    let none = format!(
+        "response_type=code&client_id={cli}&redirect_uri={}&state=x",
+        encode("http://127.0.0.1/callback")
+    );
+    for (what, q) in [("plain", &plain), ("no challenge", &none)] {
+        let r = person.authorize(&s, q);
+        let loc = r.header("location").unwrap_or_default();
+        assert_eq!(
+            query_param(loc, "error").as_deref(),
+            Some("invalid_request"),
+            "{what}: {loc}"
+        );
+        assert_eq!(query_param(loc, "code"), None, "{what}");
+    }
+    let code_for = |port: u16| {
+        let r = person.authorize(&s, &good(&format!("http://127.0.0.1:{port}/callback")));
+        query_param(r.header("location").unwrap(), "code").unwrap()
+    };
+    let redeem = |code: &str, redirect: &str, verifier: Option<&str>| {
+        let mut form = format!(
+            "grant_type=authorization_code&client_id={cli}&code={code}&redirect_uri={}",
+            encode(redirect)
+        );
+        if let Some(v) = verifier {
+            form.push_str(&format!("&code_verifier={v}"));
+        }
+        s.post("/oauth/token", &form, &[])
+    };
+    let cb = "http://127.0.0.1:40000/callback";
+    let wrong = redeem(&code_for(40000), cb, Some(&VERIFIER.replace('k', "K")));
+    assert!(
+        wrong.status == 400 && wrong.body.contains("invalid_grant"),
+        "wrong verifier: {}",
+        wrong.body
+    );
+    let missing = redeem(&code_for(40000), cb, None);
+    assert!(
+        missing.body.contains("invalid_grant"),
+        "no verifier: {}",
+        missing.body
+    );
+    let elsewhere = redeem(
+        &code_for(40000),
+        "http://127.0.0.1:40001/callback",
+        Some(VERIFIER),
+    );
+    assert!(
+        elsewhere.body.contains("invalid_grant"),
+        "another redirect: {}",
+        elsewhere.body
+    );
+    // A replayed code revokes what it granted (RFC 6749 §4.1.2).
+    let code = code_for(40000);
+    let first = redeem(&code, cb, Some(VERIFIER));
+    assert_eq!(first.status, 200, "{}", first.body);
+    let tokens: Value = serde_json::from_str(&first.body).unwrap();
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert!(tokens["id_token"].is_string());
+    assert_eq!(s.auth(&at), 200);
+    let again = redeem(&code, cb, Some(VERIFIER));
+    assert!(again.body.contains("invalid_grant"), "{}", again.body);
+    assert!(
+        eventually(Duration::from_secs(2), || s.auth(&at) == 401),
+        "the replayed code's access token still works"
+    );
+    let refresh = |rt: &str| {
+        s.post(
+            "/oauth/token",
+            &format!("grant_type=refresh_token&client_id={cli}&refresh_token={rt}"),
+            &[],
+        )
+    };
+    assert!(
+        refresh(&rt).body.contains("invalid_grant"),
+        "its refresh token too"
+    );
+
+    // Refresh: rotated on every use; the same request again at once gets the same successor;
+    // a spent token outside that (after its successor was used) revokes the whole family.
+    let fresh: Value =
+        serde_json::from_str(&redeem(&code_for(40000), cb, Some(VERIFIER)).body).unwrap();
+    let rt_a = fresh["refresh_token"].as_str().unwrap().to_owned();
+    let b1: Value = serde_json::from_str(&refresh(&rt_a).body).unwrap();
+    let b2: Value = serde_json::from_str(&refresh(&rt_a).body).unwrap();
+    let rt_b = b1["refresh_token"].as_str().expect("rotated").to_owned();
+    assert_ne!(rt_a, rt_b);
+    assert_eq!(
+        b2["refresh_token"].as_str(),
+        Some(rt_b.as_str()),
+        "a retry gets the same successor"
+    );
+    let c: Value = serde_json::from_str(&refresh(&rt_b).body).unwrap();
+    let rt_c = c["refresh_token"].as_str().unwrap().to_owned();
+    let at_c = c["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.auth(&at_c), 200);
+    let reused = refresh(&rt_a);
+    assert!(
+        reused.body.contains("invalid_grant"),
+        "reuse: {}",
+        reused.body
+    );
+    assert!(
+        refresh(&rt_c).body.contains("invalid_grant"),
+        "the family is revoked"
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || s.auth(&at_c) == 401),
+        "and its access tokens with it"
+    );
+    assert!(
+        s._kg.output().contains("refresh_token_reused"),
+        "the reuse is logged: {}",
+        s._kg.output()
+    );
+
+    // Another client cannot spend a person's refresh token; a public client has no secret.
+    let owned: Value =
+        serde_json::from_str(&redeem(&code_for(40000), cb, Some(VERIFIER)).body).unwrap();
+    let rt_o = owned["refresh_token"].as_str().unwrap();
+    let stolen = s.post(
+        "/oauth/token",
+        &format!("grant_type=refresh_token&refresh_token={rt_o}"),
+        &["-u", &s.basic()],
+    );
+    assert_eq!(stolen.status, 400, "{}", stolen.body);
+    assert_eq!(refresh(rt_o).status, 200, "the owner's token was not spent");
+    let with_secret = s.post(
+        "/oauth/token",
+        &format!("grant_type=refresh_token&client_id={cli}&client_secret=x&refresh_token={rt_o}"),
+        &[],
+    );
+    assert_eq!(
+        with_secret.status, 401,
+        "a public client presenting a secret"
+    );
+
+    // Device grant: polling at once is too fast (RFC 8628 §3.5); an unknown code is refused.
+    let d = s.post(
+        "/oauth/device_authorization",
+        &format!("client_id={cli}&scope=openid"),
+        &[],
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    let d: Value = serde_json::from_str(&d.body).unwrap();
+    assert_eq!(d["interval"], 5);
+    let user_code = d["user_code"].as_str().unwrap();
+    assert!(
+        user_code.len() == 9 && user_code.as_bytes()[4] == b'-',
+        "{user_code}"
+    );
+    let poll = |code: &str| {
+        s.post(
+            "/oauth/token",
+            &format!("grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id={cli}&device_code={code}"),
+            &[],
+        )
+    };
+    let p = poll(d["device_code"].as_str().unwrap());
+    assert!(p.body.contains("\"slow_down\""), "{}", p.body);
+    let p = poll("kgdc_AAAAAAAAAAAA_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert!(p.body.contains("invalid_grant"), "{}", p.body);
+}
+
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

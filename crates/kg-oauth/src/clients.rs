@@ -310,39 +310,61 @@ pub fn authenticate(
     secret: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Result<ClientRecord, AuthFailure>, kg_store::Error> {
-    let client = if client_id.starts_with(CLIENT_ID_PREFIX) && client_id.len() <= 64 {
-        store.client(client_id)?.filter(|c| c.revoked.is_none())
-    } else {
-        None
+    let loaded = load(store, client_id)?;
+    Ok(authenticate_loaded(loaded.as_ref(), pepper, secret, now).map(|c| c.clone()))
+}
+
+/// A client and its secrets, as [`authenticate_loaded`] decides on them.
+pub type Loaded = (ClientRecord, Vec<SecretRecord>);
+
+/// The client `client_id` names and its secrets, if it is one of ours (any id not shaped
+/// like ours is not looked up).
+pub fn load(store: &dyn ClientStore, client_id: &str) -> Result<Option<Loaded>, kg_store::Error> {
+    if !client_id.starts_with(CLIENT_ID_PREFIX) || client_id.len() > 64 {
+        return Ok(None);
+    }
+    let Some(client) = store.client(client_id)? else {
+        return Ok(None);
     };
-    let Some(client) = client else {
+    let secrets = store.client_secrets(&client.id)?;
+    Ok(Some((client, secrets)))
+}
+
+/// Authenticates with a client already loaded ([`load`]; `None` when unknown): one HMAC,
+/// the same for an unknown client.
+pub fn authenticate_loaded<'a>(
+    loaded: Option<&'a Loaded>,
+    pepper: &Pepper,
+    secret: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<&'a ClientRecord, AuthFailure> {
+    let Some((client, secrets)) = loaded.filter(|(c, _)| c.revoked.is_none()) else {
         if let Some(s) = secret {
             let _ = pepper.digest(s).ct_eq(&UNMATCHABLE);
         }
-        return Ok(Err(AuthFailure::Unknown));
+        return Err(AuthFailure::Unknown);
     };
     match (client.public, secret) {
-        (true, None) => return Ok(Ok(client)),
-        (true, Some(_)) | (false, None) => return Ok(Err(AuthFailure::WrongMethod)),
+        (true, None) => return Ok(client),
+        (true, Some(_)) | (false, None) => return Err(AuthFailure::WrongMethod),
         (false, Some(_)) => {}
     }
     let secret = secret.unwrap_or_default();
     // The checksum catches typos and truncation without a lookup; the id picks the secret.
     let Ok(parsed) = kg_tokens::parse(secret, &secret_prefix()) else {
-        return Ok(Err(AuthFailure::WrongSecret));
+        return Err(AuthFailure::WrongSecret);
     };
     let now_ms = millis(now);
     let digest = pepper.digest(parsed.expose_token());
-    let good = store
-        .client_secrets(&client.id)?
-        .into_iter()
+    let good = secrets
+        .iter()
         .filter(|s| s.id == parsed.id() && s.until.is_none_or(|u| now_ms < u))
         .any(|s| bool::from(s.digest.ct_eq(&digest)));
-    Ok(if good {
+    if good {
         Ok(client)
     } else {
         Err(AuthFailure::WrongSecret)
-    })
+    }
 }
 
 #[cfg(test)]

@@ -91,6 +91,10 @@ pub struct Provider {
     pub(crate) sign_in: Option<Arc<kg_login::SignIn>>,
     /// Failed user codes on the device page, per client address.
     pub(crate) user_codes: Option<kg_http::limiter::Limiter>,
+    /// Clients with their secrets, as last read; emptied whenever another process (tokenctl)
+    /// has committed to the store, which the store's change counter tells at the cost of one
+    /// pragma. Spares the token endpoint two queries per request.
+    clients_cache: Mutex<ClientCache>,
     metadata: Bytes,
     jwks_max_age: i64,
 }
@@ -114,6 +118,15 @@ pub(crate) struct Source {
     revoked_checked: Mutex<(Instant, i64)>,
     clock: kg_verifier::Clock,
 }
+
+#[derive(Default)]
+struct ClientCache {
+    version: i64,
+    map: std::collections::HashMap<String, Arc<clients::Loaded>>,
+}
+
+/// Most clients cached; more are read from the store each time.
+const CLIENTS_CACHED: usize = 4096;
 
 #[derive(Default)]
 struct Revoked {
@@ -434,6 +447,10 @@ impl Provider {
             source,
             sign_in,
             user_codes: kg_http::limiter::Limiter::new(10, std::time::Duration::from_secs(6)),
+            clients_cache: Mutex::new(ClientCache {
+                version: i64::MIN,
+                ..ClientCache::default()
+            }),
             metadata,
             jwks_max_age,
         })
@@ -536,16 +553,41 @@ impl Provider {
         let p = presented(headers, form)?;
         let now = self.verifier.clock().now();
         let secret = p.secret.as_ref().map(|s| s.as_str());
-        match clients::authenticate(self.clients(), &self.pepper, &p.id, secret, now) {
-            Err(_) => Err(SERVER_ERROR),
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(AuthFailure::Unknown | AuthFailure::WrongSecret | AuthFailure::WrongMethod)) => {
+        let loaded = self.cached_client(&p.id).map_err(|_| SERVER_ERROR)?;
+        match clients::authenticate_loaded(loaded.as_deref(), &self.pepper, secret, now) {
+            Ok(c) => Ok(c.clone()),
+            Err(AuthFailure::Unknown | AuthFailure::WrongSecret | AuthFailure::WrongMethod) => {
                 Err(OAuthError {
                     basic: p.basic,
                     ..INVALID_CLIENT
                 })
             }
         }
+    }
+
+    /// The client `id` with its secrets, from the cache while no other process changed
+    /// the store.
+    fn cached_client(&self, id: &str) -> Result<Option<Arc<clients::Loaded>>, kg_store::Error> {
+        let version = self.store.changes()?;
+        {
+            let mut cache = self.clients_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.version != version {
+                cache.map.clear();
+                cache.version = version;
+            }
+            if let Some(hit) = cache.map.get(id) {
+                return Ok(Some(Arc::clone(hit)));
+            }
+        }
+        let Some(loaded) = clients::load(self.clients(), id)? else {
+            return Ok(None);
+        };
+        let loaded = Arc::new(loaded);
+        let mut cache = self.clients_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.version == version && cache.map.len() < CLIENTS_CACHED {
+            cache.map.insert(id.to_owned(), Arc::clone(&loaded));
+        }
+        Ok(Some(loaded))
     }
 
     fn token(&self, headers: &HeaderMap, form: &Form) -> Result<Response<Body>, OAuthError> {
@@ -768,6 +810,10 @@ pub(crate) fn json(status: StatusCode, body: Bytes, cache: &str) -> Response<Bod
     );
     if let Ok(v) = HeaderValue::from_str(cache) {
         h.insert(header::CACHE_CONTROL, v);
+    }
+    if cache == "no-store" {
+        // RFC 6749 §5.1, for HTTP/1.0 caches.
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }
     resp
 }
