@@ -2,7 +2,6 @@
 //! openid-client and jose from npm, authlib and pyjwt from PyPI (pinned under `fixtures/`),
 //! curl for the requests no client library would send.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -16,7 +15,6 @@ use test_support::{Env, Proc, fixtures, have, have_npm_fixture, have_python_modu
 struct Server {
     env: Env,
     _kg: Proc,
-    addr: SocketAddr,
     ca: PathBuf,
     issuer: String,
     client_id: String,
@@ -52,7 +50,6 @@ fn server() -> Server {
         issuer: format!("https://localhost:{}", addr.port()),
         env,
         _kg: kg,
-        addr,
         ca,
         client_id,
         secret,
@@ -586,10 +583,38 @@ fn in_proxy_mode_the_issuer_lives_under_keygate_and_a_jwt_reaches_the_upstream_b
         cacert,
         "-H",
         &bearer(&token),
+        "-H",
+        "X-Auth-Request-Assertion: forged",
         &format!("{origin}/app"),
     ]);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(upstream.last()["uri"], "/app");
+    let seen = upstream.last();
+    assert_eq!(seen["uri"], "/app");
+    // The upstream gets a signed identity assertion for itself, never the client's own.
+    let assertion = seen["headers"]["x-auth-request-assertion"]
+        .as_str()
+        .expect("an identity assertion")
+        .to_owned();
+    assert_ne!(assertion, "forged");
+    let verify = |jwt: &str, aud: &str| {
+        parse(
+            Command::new("node")
+                .arg(fixtures().join("oauth/client.mjs"))
+                .args(["verify-identity", jwt, aud])
+                .env("ISSUER", &issuer)
+                .env("NODE_EXTRA_CA_CERTS", &ca)
+                .output()
+                .unwrap(),
+        )
+    };
+    let (ok, v) = verify(&assertion, &upstream_url(&upstream));
+    assert!(ok, "jose verifies the assertion for this upstream: {v}");
+    assert_eq!(v["payload"]["sub"], client_id.as_str());
+    assert_eq!(v["payload"]["scope"], "deploy");
+    let (ok, _) = verify(&assertion, "http://another.internal:80");
+    assert!(!ok, "an assertion for one upstream is not good for another");
+    let (ok, _) = verify(&token, &upstream_url(&upstream));
+    assert!(!ok, "an access token is not an identity assertion (typ)");
     // A JWT is not a login: the sign-in form refuses it, and takes an API token.
     let jar = env.root().join("jar");
     let jar = jar.to_str().unwrap();

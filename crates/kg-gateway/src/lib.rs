@@ -113,6 +113,8 @@ enum Who {
         name: String,
         /// The identity headers for the upstream.
         identity: Vec<(HeaderName, HeaderValue)>,
+        /// Its scopes, for the identity assertion.
+        scopes: Vec<String>,
         /// The session it came with, if by cookie (then cross-site unsafe requests are
         /// refused, and a WebSocket tunnel ends with the session).
         session: Option<SessionRef>,
@@ -169,6 +171,23 @@ const X_SESSION: HeaderName = HeaderName::from_static("x-auth-request-session");
 /// The upstream's `X-Auth-Request-User` for a request under the bypass (the verifier
 /// names a token's holder in the same header).
 const X_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+/// The signed identity assertion (a JWT the upstream verifies from keygate's JWKS). In the
+/// `X-Auth-Request-*` family, so a client's own is always removed.
+pub const X_ASSERTION: HeaderName = HeaderName::from_static("x-auth-request-assertion");
+
+/// Signs the identity assertion the upstream gets beside the plain identity headers (the
+/// authorization server does, with its keys; kg-server connects the two).
+pub trait Asserter: Send + Sync {
+    /// A short-lived signed JWT saying that `subject` (token `token_id`, with `scopes`) is
+    /// let in, for `audience` (the upstream's origin); `None` when none can be signed.
+    fn assertion(
+        &self,
+        subject: &str,
+        token_id: &str,
+        scopes: &[String],
+        audience: &str,
+    ) -> Option<String>;
+}
 
 /// The reverse proxy.
 pub struct Gateway {
@@ -182,6 +201,8 @@ pub struct Gateway {
     scheme: &'static str,
     sign_in: Arc<SignIn>,
     strip_headers: StripHeaders,
+    /// Who signs identity assertions, once the authorization server is up.
+    asserter: std::sync::OnceLock<Arc<dyn Asserter>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -226,7 +247,13 @@ impl Gateway {
             scheme: if settings.https { "https" } else { "http" },
             sign_in,
             strip_headers: settings.strip_headers.clone(),
+            asserter: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sends a signed identity assertion ([`X_ASSERTION`]) with every request let in.
+    pub fn set_asserter(&self, asserter: Arc<dyn Asserter>) {
+        let _ = self.asserter.set(asserter);
     }
 
     /// Whether local requests (of keygate's own user) skip authentication.
@@ -315,6 +342,7 @@ impl Gateway {
                             .into_iter()
                             .filter_map(|(n, v)| Some((n, v?)))
                             .collect(),
+                        scopes: identity.scopes.to_vec(),
                         session: session.cloned(),
                     };
                     return (Some(Ok(who)), 200);
@@ -425,9 +453,32 @@ impl Gateway {
         let peer_ip = conn.peer.ip().to_canonical();
         let trusted = net::is_trusted(peer_ip, self.verifier.trusted());
 
-        let identity = match &who {
-            Who::Token { identity, .. } | Who::Local(identity) => Some(identity.as_slice()),
+        // The plain identity headers, and a signed assertion of them for the upstream to
+        // verify from the JWKS (audience: this upstream) when the authorization server is on.
+        let mut identity = match &who {
+            Who::Token { identity, .. } | Who::Local(identity) => identity.clone(),
         };
+        if let Some(asserter) = self.asserter.get() {
+            let (subject, token_id, scopes): (&str, &str, &[String]) = match &who {
+                Who::Token {
+                    id, name, scopes, ..
+                } => (name, id, scopes),
+                Who::Local(_) => (
+                    self.local_bypass.as_ref().map_or("", |b| b.0.name.as_str()),
+                    "local",
+                    &[],
+                ),
+            };
+            // The upstream URL as configured (`http://HOST:PORT[/PATH]`, `unix:/PATH`).
+            let audience = service.upstream.to_string();
+            if let Some(jwt) = asserter
+                .assertion(subject, token_id, scopes, &audience)
+                .and_then(|j| HeaderValue::from_str(&j).ok())
+            {
+                identity.push((X_ASSERTION, jwt));
+            }
+        }
+        let identity = Some(identity.as_slice());
         let forwarding = Forwarding {
             peer: peer_ip,
             trusted,

@@ -63,10 +63,13 @@ impl Form {
     }
 }
 
+/// One decoded form field: its name and value, each wiped on drop.
+pub type Field = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+
 /// Every field of a form body, decoded into buffers wiped on drop, in order (repeats kept,
 /// so the caller can refuse them): for the OAuth endpoints, whose forms carry client secrets,
 /// codes and refresh tokens.
-pub fn fields(body: &[u8]) -> Vec<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)> {
+pub fn fields(body: &[u8]) -> Vec<Field> {
     let mut out = Vec::new();
     for pair in body.split(|&b| b == b'&') {
         if pair.is_empty() {

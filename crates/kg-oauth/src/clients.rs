@@ -311,7 +311,7 @@ pub fn authenticate(
     now: OffsetDateTime,
 ) -> Result<Result<ClientRecord, AuthFailure>, kg_store::Error> {
     let loaded = load(store, client_id)?;
-    Ok(authenticate_loaded(loaded.as_ref(), pepper, secret, now).map(|c| c.clone()))
+    Ok(authenticate_loaded(loaded.as_ref(), pepper, secret, now).cloned())
 }
 
 /// A client and its secrets, as [`authenticate_loaded`] decides on them.

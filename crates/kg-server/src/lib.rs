@@ -374,6 +374,9 @@ pub fn start(
                 Arc::clone(&verifier),
                 Arc::clone(&sign_in),
             ));
+            if let Some(o) = &oauth {
+                gateway.set_asserter(Arc::new(Assertions(Arc::clone(o))));
+            }
             log::info(
                 "proxying",
                 &[
@@ -434,6 +437,22 @@ pub fn start(
         },
         done,
     ))
+}
+
+/// The authorization server signs the gateway's identity assertions.
+struct Assertions(Arc<kg_oauth::Provider>);
+
+impl kg_gateway::Asserter for Assertions {
+    fn assertion(
+        &self,
+        subject: &str,
+        token_id: &str,
+        scopes: &[String],
+        audience: &str,
+    ) -> Option<String> {
+        self.0
+            .identity_assertion(subject, token_id, scopes, audience)
+    }
 }
 
 /// The authorization server on `store`, teaching `verifier` its tokens.

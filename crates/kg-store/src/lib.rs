@@ -354,7 +354,7 @@ pub enum DevicePoll {
     /// Denied by the person.
     Denied,
     /// Approved; marked used by this call, so only one poll gets tokens.
-    Approved(DeviceRecord),
+    Approved(Box<DeviceRecord>),
     /// Its tokens were issued already.
     Used,
 }

@@ -1043,7 +1043,7 @@ impl GrantStore for SqliteStore {
             )
             .map_err(Error::sql("spend a device authorization"))?;
             d.used = Some(now);
-            DevicePoll::Approved(d)
+            DevicePoll::Approved(Box::new(d))
         } else if now < d.next_poll {
             tx.execute(
                 "UPDATE device_codes SET interval_ms = interval_ms + ?2, \
