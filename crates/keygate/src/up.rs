@@ -113,6 +113,10 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
     let local_user = settings.bypass_user().map(str::to_owned);
     let as_root = settings.bypass() == kg_server::Bypass::RefusedAsRoot;
     let public = args.public;
+    let issuer = settings.oauth_on().then(|| {
+        let addrs = settings_listen(&ctx);
+        (settings.issuer(&addrs), settings.discovery(&addrs))
+    });
     let summary = move || -> Result<(), CliError> {
         let urls: Vec<String> = settings_urls(&settings_listen(&ctx));
         let reuse = |fresh: bool| if fresh { "new" } else { "reused" };
@@ -159,6 +163,11 @@ pub(crate) fn up(global: &GlobalArgs, args: &UpArgs) -> Result<ExitStatus, CliEr
                 None => reuse(token.created).to_owned(),
             }
         ))?;
+        if let Some((issuer, discovery)) = &issuer {
+            out(format!(
+                "  OAuth        issuer {issuer} ({discovery}); clients: `tokenctl client create`"
+            ))?;
+        }
         if proxy.is_some() {
             match &local_user {
                 Some(user) => out(format!(

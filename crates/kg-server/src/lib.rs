@@ -482,15 +482,7 @@ fn oauth(
         "oauth_issuer",
         &[
             ("issuer", provider.issuer().into()),
-            (
-                "discovery",
-                (&format!(
-                    "{}{}",
-                    provider.issuer(),
-                    kg_oauth::provider::OIDC_DISCOVERY
-                ))
-                    .into(),
-            ),
+            ("discovery", (&settings.discovery(addrs)).into()),
         ],
     );
     Ok(Arc::new(provider))

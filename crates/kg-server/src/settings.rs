@@ -418,6 +418,15 @@ impl Settings {
         }
     }
 
+    /// Where clients discover the authorization server once it listens on `addrs`.
+    pub fn discovery(&self, addrs: &[SocketAddr]) -> String {
+        format!(
+            "{}{}",
+            self.issuer(addrs),
+            kg_oauth::provider::OIDC_DISCOVERY
+        )
+    }
+
     /// Whether to serve the authorization server: as `oauth.enabled` says, and under auto
     /// when the state and private directories are writable (a verifier on a read-only
     /// secret volume serves `/auth` without it). In proxy mode the store is needed anyway.
