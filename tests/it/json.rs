@@ -33,7 +33,7 @@ fn schema_file(name: &str) -> PathBuf {
 
 /// Checks `value` against `docs/schema/<file>.json`, listing every violation.
 #[track_caller]
-fn validate(file: &str, value: &Value) {
+pub(crate) fn validate(file: &str, value: &Value) {
     let text = std::fs::read_to_string(schema_file(file))
         .unwrap_or_else(|e| panic!("docs/schema/{file}.json: {e}"));
     let schema: Value = serde_json::from_str(&text).unwrap();
@@ -62,6 +62,9 @@ const RANDOM: &[&str] = &[
     "regex",
     "format",
     "prefix",
+    "client_id",
+    "client_secret",
+    "kid",
 ];
 
 /// This host's names as certctl derives them (`kg_cascade::host_names`): the short name and
@@ -484,6 +487,121 @@ fn tokenctl_documents_match_their_schemas_and_snapshots() {
 }
 
 /// keygate check, and `config explain` / `config paths` of all three binaries.
+/// tokenctl's OAuth documents: client create, show, rotate, list, revoke; keys list, rotate.
+#[test]
+fn tokenctl_client_and_keys_documents_match_their_schemas_and_snapshots() {
+    let env = env();
+    let f = "tokenctl.client";
+    let create = env.run(
+        "tokenctl",
+        &[
+            "client", "create", "--name", "bot", "--scope", "deploy", "--json",
+        ],
+    );
+    let bot = pin(
+        &env,
+        "tokenctl.client.create",
+        f,
+        "tokenctl.client.create/1",
+        create.code(0),
+    );
+    assert!(
+        bot["client_secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("kgcs_"))
+    );
+    let public = env.run(
+        "tokenctl",
+        &[
+            "client",
+            "create",
+            "--name",
+            "cli",
+            "--public",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--json",
+        ],
+    );
+    let cli = public.code(0).json();
+    validate(f, &cli);
+    assert_eq!(cli["client_secret"], Value::Null);
+    let out = env.root().join("bot.secret");
+    let rotate = env.run(
+        "tokenctl",
+        &[
+            "client",
+            "rotate",
+            "bot",
+            "--grace",
+            "1h",
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let rotated = pin(
+        &env,
+        "tokenctl.client.rotate",
+        f,
+        "tokenctl.client.rotate/1",
+        rotate.code(0),
+    );
+    assert_eq!(
+        rotated["client_secret"],
+        Value::Null,
+        "the secret went to the file"
+    );
+    assert_eq!(rotated["secrets"].as_array().unwrap().len(), 2);
+    assert_eq!(rotated["secrets"][0]["retires_at"], "2026-11-01T13:00:00Z");
+    let show = env.run("tokenctl", &["client", "show", "bot", "--json"]);
+    pin(
+        &env,
+        "tokenctl.client.show",
+        f,
+        "tokenctl.client.show/1",
+        show.code(0),
+    );
+    let list = env.run("tokenctl", &["client", "list", "--json"]);
+    pin(
+        &env,
+        "tokenctl.client.list",
+        f,
+        "tokenctl.client.list/1",
+        list.code(0),
+    );
+    let revoke = env.run("tokenctl", &["client", "revoke", "bot", "--json"]);
+    let revoked = pin(
+        &env,
+        "tokenctl.client.revoke",
+        f,
+        "tokenctl.client.revoke/1",
+        revoke.code(0),
+    );
+    assert_eq!(revoked["state"], "revoked");
+
+    let keys = env.run("tokenctl", &["keys", "list", "--json"]);
+    let listed = pin(
+        &env,
+        "tokenctl.keys.list",
+        "tokenctl.keys",
+        "tokenctl.keys.list/1",
+        keys.code(0),
+    );
+    assert_eq!(listed["generation"], 1);
+    let rotate = env.run("tokenctl", &["keys", "rotate", "--json"]);
+    let rotated = pin(
+        &env,
+        "tokenctl.keys.rotate",
+        "tokenctl.keys",
+        "tokenctl.keys.rotate/1",
+        rotate.code(0),
+    );
+    assert_eq!(rotated["generation"], 2);
+}
+
 #[test]
 fn keygate_and_config_documents_match_their_schemas_and_snapshots() {
     let env = env();

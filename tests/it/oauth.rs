@@ -80,16 +80,34 @@ impl Server {
     }
 
     fn python(&self, args: &[&str]) -> (bool, Value) {
-        let out = Command::new("python3")
-            .arg(fixtures().join("oauth/client.py"))
+        self.python_with(&[], args)
+    }
+
+    /// `python3 fixtures/oauth/client.py ARGS` as this client, `vars` overriding.
+    fn python_with(&self, vars: &[(&str, &str)], args: &[&str]) -> (bool, Value) {
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixtures().join("oauth/client.py"))
             .args(args)
             .env("ISSUER", &self.issuer)
             .env("CLIENT_ID", &self.client_id)
             .env("CLIENT_SECRET", &self.secret)
-            .env("CA", &self.ca)
+            .env("CA", &self.ca);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        parse(cmd.output().unwrap())
+    }
+
+    /// The audit lines of `event` the server wrote so far, each checked against
+    /// `docs/schema/audit-line.json`.
+    fn audited(&self, event: &str) -> Vec<Value> {
+        self._kg
             .output()
-            .unwrap();
-        parse(out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["kind"] == "audit" && v["event"] == event)
+            .inspect(|v| crate::json::validate("audit-line", v))
+            .collect()
     }
 
     /// `/auth` with `token`: its status.
@@ -735,6 +753,30 @@ fn s256(verifier: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A public client `cli` for people (code and device grants, loopback redirect): its id.
+fn public_client(env: &Env) -> String {
+    env.run(
+        "tokenctl",
+        &[
+            "client",
+            "create",
+            "--name",
+            "cli",
+            "--public",
+            "--grant",
+            "authorization_code",
+            "--grant",
+            "device_code",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+        ],
+    )
+    .code(0)
+    .stdout
+    .trim()
+    .to_owned()
+}
+
 const VERIFIER: &str = "kg-test-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 #[test]
@@ -745,28 +787,7 @@ fn people_flows_refuse_pkce_downgrades_foreign_redirects_replayed_codes_and_reus
     }
     let s = server();
     let alice = token(&s.env, "alice", &[]);
-    let cli = s
-        .env
-        .run(
-            "tokenctl",
-            &[
-                "client",
-                "create",
-                "--name",
-                "cli",
-                "--public",
-                "--grant",
-                "authorization_code",
-                "--grant",
-                "device_code",
-                "--redirect-uri",
-                "http://127.0.0.1/callback",
-            ],
-        )
-        .code(0)
-        .stdout
-        .trim()
-        .to_owned();
+    let cli = public_client(&s.env);
     let person = Person::sign_in(&s, &alice);
     let challenge = s256(VERIFIER);
     let good = |redirect: &str| {
@@ -918,10 +939,17 @@ fn people_flows_refuse_pkce_downgrades_foreign_redirects_replayed_codes_and_reus
         eventually(Duration::from_secs(2), || s.auth(&at_c) == 401),
         "and its access tokens with it"
     );
+    let reuse = s.audited("refresh_token_reused");
     assert!(
-        s._kg.output().contains("refresh_token_reused"),
-        "the reuse is logged: {}",
+        reuse.iter().any(|l| l["client_id"] == cli.as_str()
+            && l["sub"] == "alice"
+            && l["grant"].as_str().is_some_and(|g| !g.is_empty())),
+        "the reuse has its audit line: {}",
         s._kg.output()
+    );
+    assert!(
+        !s._kg.output().contains(&rt_a[5..]),
+        "no refresh token in the logs"
     );
 
     // Another client cannot spend a person's refresh token; a public client has no secret.
@@ -981,4 +1009,140 @@ fn encode(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[test]
+fn authlib_signs_a_person_in_with_pkce_refreshes_introspects_revokes_and_pyjwt_verifies_id_tokens_across_a_rotation()
+ {
+    if !peers() {
+        return;
+    }
+    let s = server();
+    let alice = token(&s.env, "alice", &[]);
+    let cli = public_client(&s.env);
+    let person = Person::sign_in(&s, &alice);
+    let redirect = "http://127.0.0.1:40002/callback";
+    let as_cli = [
+        ("CLIENT_ID", cli.as_str()),
+        ("CLIENT_SECRET", ""),
+        ("REDIRECT_URI", redirect),
+    ];
+    let (ok, start) = s.python_with(&as_cli, &["code-url"]);
+    assert!(ok, "{start}");
+    let url = start["url"].as_str().unwrap();
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let r = person.authorize(&s, url.split_once('?').unwrap().1);
+    assert_eq!(r.status, 303, "{r:?}");
+    let back = r.header("location").unwrap().to_owned();
+    let exchange = [
+        ("CLIENT_ID", cli.as_str()),
+        ("CLIENT_SECRET", ""),
+        ("REDIRECT_URI", redirect),
+        ("STATE", start["state"].as_str().unwrap()),
+        ("VERIFIER", start["verifier"].as_str().unwrap()),
+    ];
+    let (ok, first) = s.python_with(&exchange, &["code-exchange", &back]);
+    assert!(ok, "authlib's code exchange: {first}");
+    let at1 = token_of(&first);
+    let id1 = first["id_token"].as_str().expect("an ID token").to_owned();
+    let mut rt = first["refresh_token"].as_str().unwrap().to_owned();
+    assert!(rt.starts_with("kgrt_"), "{rt}");
+    assert_eq!(first["expires_in"], 3600);
+    assert!(!first.as_object().unwrap().contains_key("error"), "{first}");
+    // pyjwt verifies both from the JWKS: the access token for the issuer, the ID token
+    // (RS256) for the client.
+    let (ok, v) = s.python(&["verify", &at1]);
+    assert!(ok, "{v}");
+    assert_eq!(v["payload"]["sub"], "alice");
+    assert_eq!(v["payload"]["client_id"], cli.as_str());
+    let (ok, v) = s.python_with(&as_cli, &["verify-id", &id1]);
+    assert!(ok, "{v}");
+    assert_eq!(v["header"]["alg"], "RS256");
+    assert_eq!(v["payload"]["sub"], "alice");
+    assert_eq!(v["payload"]["aud"], cli.as_str());
+    // The ID token is not an access token: pyjwt's access-token check and keygate refuse it.
+    let (ok, _) = s.python(&["verify", &id1]);
+    assert!(!ok, "an ID token passed as an access token");
+    assert_eq!(s.auth(&id1), 401);
+
+    // The confidential client introspects both (RFC 7662).
+    let (ok, v) = s.python(&["introspect", &at1]);
+    assert!(ok && v["active"] == true && v["sub"] == "alice", "{v}");
+    let (ok, v) = s.python(&["introspect", &rt]);
+    assert!(
+        ok && v["active"] == true && v["token_type"] == "refresh_token",
+        "{v}"
+    );
+    // A public client may not introspect.
+    let (ok, _) = s.python_with(&as_cli, &["introspect", &at1]);
+    assert!(!ok, "a public client introspected");
+
+    // After a key rotation, refreshes sign with the new keys; what the old ones signed still
+    // verifies from the JWKS.
+    s.env.run("tokenctl", &["keys", "rotate"]).code(0);
+    let mut latest = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (ok, v) = s.python_with(&as_cli, &["refresh", &rt]);
+            assert!(ok, "authlib's refresh: {v}");
+            let next = v["refresh_token"].as_str().unwrap().to_owned();
+            assert_ne!(next, rt, "rotated on every use");
+            rt = next;
+            latest = v;
+            kid(latest["access_token"].as_str().unwrap()) != kid(&at1)
+        }),
+        "the server signs with the rotated key"
+    );
+    let at2 = token_of(&latest);
+    let id2 = latest["id_token"].as_str().expect("an ID token on refresh");
+    assert_ne!(kid(id2), kid(&id1), "the ID token key rotated too");
+    for t in [&at1, &at2] {
+        let (ok, v) = s.python(&["verify", t]);
+        assert!(ok, "pyjwt after rotation: {v}");
+        assert_eq!(s.auth(t), 200);
+    }
+    for t in [id1.as_str(), id2] {
+        let (ok, v) = s.python_with(&as_cli, &["verify-id", t]);
+        assert!(ok, "pyjwt, ID token after rotation: {v}");
+    }
+
+    // The public client revokes its refresh token (RFC 7009): the grant ends, its access
+    // tokens with it.
+    let (ok, v) = s.python_with(&as_cli, &["revoke", &rt]);
+    assert!(ok, "{v}");
+    let (_, v) = s.python(&["introspect", &rt]);
+    assert_eq!(v, serde_json::json!({"active": false}));
+    assert!(
+        eventually(Duration::from_secs(2), || s.auth(&at2) == 401),
+        "the revoked grant's access token still works"
+    );
+    let (_, v) = s.python(&["introspect", &at2]);
+    assert_eq!(v, serde_json::json!({"active": false}));
+    let (ok, _) = s.python_with(&as_cli, &["refresh", &rt]);
+    assert!(!ok, "a revoked refresh token refreshed");
+
+    // One audit trail: every access token issued has its line, and so does the revocation.
+    let issued = s.audited("token_issued");
+    for t in [&at1, &at2] {
+        let (_, v) = s.python(&["verify", t]);
+        let jti = v["payload"]["jti"].as_str().map(str::to_owned);
+        // at2 no longer verifies at keygate, but pyjwt still checks its signature.
+        let jti = jti.expect("a jti");
+        assert!(
+            issued.iter().any(|l| l["jti"] == jti.as_str()
+                && l["sub"] == "alice"
+                && l["client_id"] == cli.as_str()),
+            "no token_issued line for {jti}"
+        );
+    }
+    assert!(
+        s.audited("grant_revoked")
+            .iter()
+            .any(|l| l["client_id"] == cli.as_str() && l["sub"] == "alice"),
+        "the revocation's audit line"
+    );
+    assert!(
+        !s._kg.output().contains(&rt[5..]),
+        "a refresh token in the logs"
+    );
 }

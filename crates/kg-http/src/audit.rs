@@ -97,6 +97,15 @@ pub struct Entry<'a> {
     pub request_id: Option<&'a str>,
 }
 
+/// A value in an [`Audit::log_event`] line.
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    /// A JSON string (escaped; invalid UTF-8 dropped).
+    Str(&'a [u8]),
+    /// A JSON number.
+    Num(u64),
+}
+
 /// The audit log.
 pub struct Audit {
     shared: Arc<Shared>,
@@ -307,23 +316,40 @@ impl Audit {
         path: &[u8],
         detail: &str,
     ) {
+        let client = client.to_string();
+        self.log_event(
+            "upstream_error",
+            &[
+                ("request_id", Field::Str(id.as_bytes())),
+                ("decision", Field::Str(b"error")),
+                ("reason", Field::Str(b"upstream")),
+                ("status", Field::Num(u64::from(status))),
+                ("client", Field::Str(client.as_bytes())),
+                ("method", Field::Str(method.as_bytes())),
+                ("path", Field::Str(strip_query(path))),
+                ("detail", Field::Str(detail.as_bytes())),
+            ],
+        );
+    }
+
+    /// Logs an event that is not a request's decision (an upstream's failure, a token the
+    /// authorization server issued, a reused refresh token): `kind: audit`, `event`, then
+    /// `fields`, whatever `audit_allows` says.
+    pub fn log_event(&self, event: &'static str, fields: &[(&'static str, Field<'_>)]) {
         let mut line = Vec::with_capacity(256);
         line.extend_from_slice(b"{\"ts\":\"");
         push_time(&mut line, SystemTime::now());
-        line.extend_from_slice(
-            b"\",\"kind\":\"audit\",\"event\":\"upstream_error\",\"request_id\":",
-        );
-        push_str(&mut line, id.as_bytes());
-        line.extend_from_slice(b",\"decision\":\"error\",\"reason\":\"upstream\",\"status\":");
-        push_u64(&mut line, u64::from(status));
-        line.extend_from_slice(b",\"client\":\"");
-        push_ip(&mut line, client);
-        line.extend_from_slice(b"\",\"method\":");
-        push_str(&mut line, method.as_bytes());
-        line.extend_from_slice(b",\"path\":");
-        push_str(&mut line, strip_query(path));
-        line.extend_from_slice(b",\"detail\":");
-        push_str(&mut line, detail.as_bytes());
+        line.extend_from_slice(b"\",\"kind\":\"audit\",\"event\":");
+        push_str(&mut line, event.as_bytes());
+        for (k, v) in fields {
+            line.push(b',');
+            push_str(&mut line, k.as_bytes());
+            line.push(b':');
+            match v {
+                Field::Str(v) => push_str(&mut line, v),
+                Field::Num(n) => push_u64(&mut line, *n),
+            }
+        }
         line.extend_from_slice(b"}\n");
         let Some(mut buf) = self.pending() else {
             return;

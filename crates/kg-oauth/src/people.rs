@@ -344,15 +344,7 @@ impl Provider {
                     && self.store.revoke_grant(g, now).unwrap_or(false)
                 {
                     self.source.reload_revoked();
-                    kg_http::log::warn(
-                        "authorization_code_replayed",
-                        &[
-                            ("client_id", client.id.as_str().into()),
-                            ("grant", g.as_str().into()),
-                            ("subject", c.subject.as_str().into()),
-                            ("action", "grant revoked".into()),
-                        ],
-                    );
+                    self.replayed("authorization_code_replayed", &client.id, g, &c.subject);
                 }
                 return Err(spent);
             }
@@ -486,22 +478,35 @@ impl Provider {
             }
             RefreshUse::Reused(g) => {
                 self.source.reload_revoked();
-                kg_http::log::warn(
-                    "refresh_token_reused",
-                    &[
-                        ("client_id", client.id.as_str().into()),
-                        ("grant", g.id.as_str().into()),
-                        ("subject", g.subject.as_str().into()),
-                        (
-                            "action",
-                            "grant revoked: every refresh and access token of it".into(),
-                        ),
-                    ],
-                );
+                self.replayed("refresh_token_reused", &client.id, &g.id, &g.subject);
                 Err(dead)
             }
             RefreshUse::Ended | RefreshUse::Unknown => Err(dead),
         }
+    }
+
+    /// A spent code or refresh token came back and its grant was revoked, every refresh
+    /// and access token of it: a warning in the server's log and a line in the audit log.
+    fn replayed(&self, event: &'static str, client_id: &str, grant: &str, subject: &str) {
+        let action = "grant revoked: every refresh and access token of it";
+        kg_http::log::warn(
+            event,
+            &[
+                ("client_id", client_id.into()),
+                ("grant", grant.into()),
+                ("subject", subject.into()),
+                ("action", action.into()),
+            ],
+        );
+        self.audit(
+            event,
+            &[
+                ("client_id", client_id),
+                ("grant", grant),
+                ("sub", subject),
+                ("action", action),
+            ],
+        );
     }
 
     /// The access token, refresh token and (for `openid`) ID token of a person's grant.
@@ -514,7 +519,12 @@ impl Provider {
         nonce: Option<&str>,
     ) -> Result<Response<Body>, OAuthError> {
         let now = self.verifier.clock().now();
-        let ttl = self.settings.people_token_lifetime;
+        // An access token never outlives its grant: once the grant has ended and is swept
+        // from the store, its revocation is forgotten with it, so nothing of it may be live.
+        let ttl = self
+            .settings
+            .people_token_lifetime
+            .min(time::Duration::milliseconds(grant.expires - millis(now)));
         let iss = &self.settings.issuer;
         let claims = AccessClaims {
             iss: iss.clone(),
@@ -580,6 +590,14 @@ impl Provider {
                 .revoke_grant(&g.id, self.now_ms())
                 .map_err(|_| SERVER_ERROR)?;
             self.source.reload_revoked();
+            self.audit(
+                "grant_revoked",
+                &[
+                    ("client_id", &caller.id),
+                    ("grant", &g.id),
+                    ("sub", &g.subject),
+                ],
+            );
         }
         Ok(true)
     }

@@ -99,7 +99,12 @@ pub struct Provider {
     assertions: Mutex<std::collections::HashMap<AssertionKey, (String, i64)>>,
     metadata: Bytes,
     jwks_max_age: i64,
+    /// When the store was last swept of what has ended (Unix milliseconds).
+    swept: std::sync::atomic::AtomicI64,
 }
+
+/// How often the store is swept of expired codes, grants and revoked tokens.
+const SWEEP_EVERY_MS: i64 = 10 * 60 * 1000;
 
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -475,7 +480,33 @@ impl Provider {
             }),
             metadata,
             jwks_max_age,
+            swept: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
+    }
+
+    /// Forgets, at most once per [`SWEEP_EVERY_MS`], the codes, device authorizations and
+    /// grants that have ended and the revoked tokens that have expired: the tables stay the
+    /// size of what is alive. One request in ten minutes pays a few `DELETE`s; an error
+    /// leaves the rows for the next sweep.
+    pub(crate) fn sweep_if_due(&self, now_ms: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.swept.load(Relaxed);
+        if now_ms.saturating_sub(last) < SWEEP_EVERY_MS
+            || self
+                .swept
+                .compare_exchange(last, now_ms, Relaxed, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let grants = self.store.sweep_grants(now_ms);
+        let tokens = self.store.sweep_revoked_tokens(now_ms / 1000);
+        if let Err(e) = grants.as_ref().and(tokens.as_ref()) {
+            kg_http::log::warn(
+                "store_not_swept",
+                &[("error", e.to_string().as_str().into())],
+            );
+        }
     }
 
     /// The issuer URL.
@@ -617,6 +648,7 @@ impl Provider {
             .get("grant_type")?
             .ok_or(bad("invalid_request", "grant_type is missing"))?;
         let client = self.authenticate(headers, form)?;
+        self.sweep_if_due(crate::clients::millis(self.verifier.clock().now()));
         let Some(grant) = Grant::parse(grant) else {
             return Err(bad(
                 "unsupported_grant_type",
@@ -682,7 +714,29 @@ impl Provider {
             .set
             .signer(self.settings.signing_alg)
             .ok_or(SERVER_ERROR)?;
-        Ok(kg_jose::sign(key, TYP_ACCESS, claims))
+        let token = kg_jose::sign(key, TYP_ACCESS, claims);
+        // Every access token passes here: one audit line says who got which, and for what.
+        self.audit(
+            "token_issued",
+            &[
+                ("client_id", &claims.client_id),
+                ("sub", &claims.sub),
+                ("jti", &claims.jti),
+                ("aud", claims.aud.first().unwrap_or_default()),
+                ("scope", claims.scope.as_deref().unwrap_or_default()),
+                ("grant", claims.gid.as_deref().unwrap_or_default()),
+            ],
+        );
+        Ok(token)
+    }
+
+    /// One audit line for the authorization server's `event`, its fields strings.
+    pub(crate) fn audit(&self, event: &'static str, fields: &[(&'static str, &str)]) {
+        let fields: Vec<_> = fields
+            .iter()
+            .map(|(k, v)| (*k, kg_http::audit::Field::Str(v.as_bytes())))
+            .collect();
+        self.verifier.audit().log_event(event, &fields);
     }
 
     fn introspect(&self, headers: &HeaderMap, form: &Form) -> Result<Response<Body>, OAuthError> {
@@ -740,6 +794,10 @@ impl Provider {
             if let Some(j) = self.verifier.jwts() {
                 j.forget(token);
             }
+            self.audit(
+                "token_revoked",
+                &[("client_id", &caller.id), ("jti", &v.claims.jti)],
+            );
         }
         let mut resp = kg_http::response::empty(StatusCode::OK);
         resp.headers_mut()

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use kg_cli::{CliError, ExitStatus, GlobalArgs, absolute, note, out, out_doc, summary_note};
+use kg_jose::KeyState;
 use kg_oauth::clients::{self, ClientError, Grant, Registration};
 use kg_oauth::keyring::KeyRing;
 use kg_store::{ClientRecord, ClientStore, SqliteStore};
@@ -129,16 +130,18 @@ fn millis_text(ms: i64) -> String {
 }
 
 fn client_json(c: &ClientRecord, store: &dyn ClientStore, now_ms: i64) -> serde_json::Value {
-    let secrets: Vec<_> = store
-        .client_secrets(&c.id)
-        .unwrap_or_default()
+    let mut live = store.client_secrets(&c.id).unwrap_or_default();
+    // The retiring ones first, then the one that stays: an order two secrets made in the
+    // same millisecond cannot upset.
+    live.sort_by_key(|s| (s.until.is_none(), s.created));
+    let secrets: Vec<_> = live
         .into_iter()
         .filter(|s| s.until.is_none_or(|u| now_ms < u))
         .map(|s| {
             json!({
                 "id": s.id,
-                "created": millis_text(s.created),
-                "until": s.until.map(millis_text),
+                "created_at": millis_text(s.created),
+                "retires_at": s.until.map(millis_text),
             })
         })
         .collect();
@@ -149,9 +152,9 @@ fn client_json(c: &ClientRecord, store: &dyn ClientStore, now_ms: i64) -> serde_
         "scopes": c.scopes,
         "redirect_uris": c.redirect_uris,
         "public": c.public,
-        "status": if c.revoked.is_some() { "revoked" } else { "active" },
-        "created": millis_text(c.created),
-        "revoked": c.revoked.map(millis_text),
+        "state": if c.revoked.is_some() { "revoked" } else { "active" },
+        "created_at": millis_text(c.created),
+        "revoked_at": c.revoked.map(millis_text),
         "secrets": secrets,
     })
 }
@@ -224,7 +227,11 @@ pub(crate) fn client(global: &GlobalArgs, cmd: &ClientCommand) -> Result<ExitSta
                         what,
                     )?
                 }
-                None if args.json => out_doc("tokenctl.client.create/1", &report)?,
+                None if args.json => {
+                    let mut report = report;
+                    report["client_secret"] = json!(null);
+                    out_doc("tokenctl.client.create/1", &report)?
+                }
                 None => {
                     summary_note(format!("{what}; it is public and has no secret"));
                     out(&record.id)?
@@ -233,7 +240,8 @@ pub(crate) fn client(global: &GlobalArgs, cmd: &ClientCommand) -> Result<ExitSta
         }
         ClientCommand::List(a) => {
             let store = open_store(&ctx)?;
-            let all = store.clients().map_err(store_error)?;
+            let mut all = store.clients().map_err(store_error)?;
+            all.sort_by(|a, b| a.name.cmp(&b.name));
             if a.json {
                 let rows: Vec<_> = all.iter().map(|c| client_json(c, &store, now_ms)).collect();
                 out_doc("tokenctl.client.list/1", &json!({ "clients": rows }))?;
@@ -380,12 +388,30 @@ pub(crate) fn keys(global: &GlobalArgs, cmd: &KeysCommand) -> Result<ExitStatus,
     };
     let infos: Vec<_> = loaded.set.keys().map(|k| k.info().clone()).collect();
     if json_out {
+        let keys: Vec<_> = infos
+            .iter()
+            .map(|k| {
+                let (current_at, retires_at) = match k.state {
+                    KeyState::Next => (None, None),
+                    KeyState::Current { since } => (Some(since), None),
+                    KeyState::Previous { until } => (None, Some(until)),
+                };
+                json!({
+                    "kid": k.kid,
+                    "alg": k.alg.as_str(),
+                    "state": k.state.as_str(),
+                    "created_at": crate::rfc3339(k.created),
+                    "current_at": current_at.map(crate::rfc3339),
+                    "retires_at": retires_at.map(crate::rfc3339),
+                })
+            })
+            .collect();
         out_doc(
             schema,
             &json!({
                 "generation": loaded.generation,
-                "directory": absolute(&ring.dir),
-                "keys": infos,
+                "keys_dir": absolute(&ring.dir),
+                "keys": keys,
             }),
         )?;
         return Ok(ExitStatus::Success);
