@@ -522,7 +522,15 @@ fn parse_item(s: &Setting, item: &Item) -> Result<Value, String> {
     let v = item.as_value().ok_or("expected a value, not a table")?;
     match s.kind {
         Kind::Str | Kind::Enum(_) => {
-            let text = v.as_str().ok_or("expected a string")?;
+            // A word set with `true` and `false` (`auto`, `true`, `false`) takes a TOML
+            // boolean as its word: `enabled = false` means what it says.
+            let word = match (s.kind, v.as_bool()) {
+                (Kind::Enum(choices), Some(b)) if choices.contains(&"true") => {
+                    Some(if b { "true" } else { "false" })
+                }
+                _ => None,
+            };
+            let text = word.or_else(|| v.as_str()).ok_or("expected a string")?;
             if let Kind::Enum(choices) = s.kind
                 && !choices.contains(&text)
             {

@@ -243,3 +243,15 @@ fn durations_parse_and_format() {
     assert_eq!(format_duration(Duration::from_secs(86_400)), "1d");
     assert_eq!(format_duration(Duration::from_secs(5_400)), "90m");
 }
+
+#[test]
+fn an_auto_true_false_setting_takes_a_toml_boolean_and_nothing_else() {
+    let path = Path::new("c.toml");
+    let text = "[oauth]\nenabled = false\n[server]\nlocal_bypass = true\n";
+    let c = Config::resolve(Some((path, text)), |_| None, &[]).unwrap();
+    assert_eq!(c.str("oauth.enabled"), Some("false"));
+    assert_eq!(c.str("server.local_bypass"), Some("true"));
+    // A word set without `true` still wants a word.
+    let err = Config::resolve(Some((path, "[cert]\nmethod = true\n")), |_| None, &[]).unwrap_err();
+    assert!(err.to_string().ends_with("expected a string"), "{err}");
+}
