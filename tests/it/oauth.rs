@@ -1146,3 +1146,145 @@ fn authlib_signs_a_person_in_with_pkce_refreshes_introspects_revokes_and_pyjwt_v
         "a refresh token in the logs"
     );
 }
+
+/// What a person's sign-in may grant is bounded by the API token they signed in with, and
+/// ends with it; a code is spent only by its own client; user codes cannot be scanned.
+#[test]
+fn a_persons_grant_never_exceeds_or_outlives_their_token_and_codes_resist_other_clients_and_scans()
+{
+    if !peers() || !have("openssl") {
+        return;
+    }
+    let s = server();
+    let alice = token(&s.env, "alice", &[]);
+    let bob = token(&s.env, "bob", &["deploy"]);
+    let cli = public_client(&s.env);
+    let deployer = s
+        .env
+        .run(
+            "tokenctl",
+            &[
+                "client",
+                "create",
+                "--name",
+                "deployer",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--scope",
+                "deploy",
+                "--redirect-uri",
+                "http://127.0.0.1/callback",
+            ],
+        )
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let challenge = s256(VERIFIER);
+    let cb = "http://127.0.0.1:40003/callback";
+    let ask = |client: &str, scope: &str| {
+        format!(
+            "response_type=code&client_id={client}&redirect_uri={}&scope={}&state=s\
+             &code_challenge={challenge}&code_challenge_method=S256",
+            encode(cb),
+            encode(scope)
+        )
+    };
+    let code_of = |r: &Resp| query_param(r.header("location").unwrap_or_default(), "code");
+    let redeem = |client: &str, code: &str| {
+        s.post(
+            "/oauth/token",
+            &format!(
+                "grant_type=authorization_code&client_id={client}&code={code}&redirect_uri={}\
+                 &code_verifier={VERIFIER}",
+                encode(cb)
+            ),
+            &[],
+        )
+    };
+    let (a, b) = (Person::sign_in(&s, &alice), Person::sign_in(&s, &bob));
+
+    // A client registered for `deploy` gets it only from a person whose token has it.
+    let from_alice = code_of(&a.authorize(&s, &ask(&deployer, "openid deploy"))).unwrap();
+    let r = redeem(&deployer, &from_alice);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(t["scope"], "openid", "alice's token has no deploy: {t}");
+    let (_, v) = s.python(&["verify", t["access_token"].as_str().unwrap()]);
+    assert_eq!(v["payload"]["scope"], "openid");
+    let from_bob = code_of(&b.authorize(&s, &ask(&deployer, "openid deploy"))).unwrap();
+    let t: Value = serde_json::from_str(&redeem(&deployer, &from_bob).body).unwrap();
+    assert_eq!(t["scope"], "openid deploy", "{t}");
+    let bob_at = t["access_token"].as_str().unwrap().to_owned();
+    let bob_rt = t["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.auth(&bob_at), 200);
+
+    // Another client cannot spend (or learn anything of) a code that is not its own: the
+    // code still works for its client afterwards.
+    let code = code_of(&a.authorize(&s, &ask(&cli, "openid"))).unwrap();
+    let stolen = redeem(&deployer, &code);
+    assert!(stolen.body.contains("invalid_grant"), "{}", stolen.body);
+    let own = redeem(&cli, &code);
+    assert_eq!(
+        own.status, 200,
+        "the foreign try spent the code: {}",
+        own.body
+    );
+
+    // Revoking the person's API token ends their access tokens at once and their refresh
+    // tokens, with an audit line.
+    s.env.run("tokenctl", &["revoke", "--name", "bob"]).code(0);
+    assert!(
+        eventually(Duration::from_secs(5), || s.auth(&bob_at) == 401),
+        "bob's access token outlived his revoked token"
+    );
+    let r = s.post(
+        "/oauth/token",
+        &format!("grant_type=refresh_token&client_id={deployer}&refresh_token={bob_rt}"),
+        &[],
+    );
+    assert!(r.body.contains("invalid_grant"), "{}", r.body);
+    assert!(
+        s.audited("grant_revoked")
+            .iter()
+            .any(|l| l["sub"] == "bob" && l["client_id"] == deployer.as_str()),
+        "the ended grant's audit line"
+    );
+
+    // An over-long state is refused, not dropped.
+    let long = format!(
+        "response_type=code&client_id={cli}&redirect_uri={}&state={}\
+         &code_challenge={challenge}&code_challenge_method=S256",
+        encode(cb),
+        "x".repeat(600)
+    );
+    let r = a.authorize(&s, &long);
+    let loc = r.header("location").unwrap_or_default();
+    assert_eq!(
+        query_param(loc, "error").as_deref(),
+        Some("invalid_request"),
+        "{loc}"
+    );
+    assert_eq!(query_param(loc, "code"), None);
+
+    // Guessing user codes through the page's link is limited like the form.
+    let statuses: Vec<u16> = (0..14)
+        .map(|n| {
+            curl(&[
+                "--cacert",
+                s.ca.to_str().unwrap(),
+                "-b",
+                &a.jar,
+                &s.url(&format!("/oauth/device?user_code=BCDF-GH{:02}", n)),
+            ])
+            .status
+        })
+        .collect();
+    assert_eq!(statuses[0], 400, "{statuses:?}");
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "scanning user codes is not limited: {statuses:?}"
+    );
+}

@@ -76,6 +76,10 @@ pub struct AccessClaims {
     /// reusing one of its refresh tokens, ends its access tokens too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// The id of the API token the person signed in with (keygate's own claim; a token id
+    /// is not secret): the access token stands only while that token does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
 }
 
 /// What a token must satisfy, besides its signature.
@@ -270,6 +274,7 @@ mod tests {
             jti: new_jti(),
             scope: Some("deploy".into()),
             gid: None,
+            tid: None,
         }
     }
 

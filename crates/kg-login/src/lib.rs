@@ -379,8 +379,8 @@ impl SignIn {
         let next = safe_next(&next);
         if let Some(s) = self.session_of(r.headers, r.https) {
             match self.verifier.holder(&s.token_id) {
-                Some(name) => {
-                    let html = self.signed_in_page(&name, s.csrf(), next, None);
+                Some(holder) => {
+                    let html = self.signed_in_page(&holder.name, s.csrf(), next, None);
                     return self.html(StatusCode::OK, html);
                 }
                 None => self.sessions.end(&s),

@@ -100,6 +100,24 @@ fn people_scopes(allowed: &[String], asked: Option<&str>) -> Option<Vec<String>>
     Some(out)
 }
 
+/// Who a browser request is from: the holder of its session's API token.
+struct Person {
+    token_id: String,
+    holder: kg_verifier::Holder,
+    csrf: String,
+}
+
+/// The scopes of `asked` that `holder`'s token has, and OpenID's: a person's sign-in never
+/// grants a client more than the person holds (RFC 6749 §3.3 lets the answer be narrower;
+/// the token response's `scope` says what was granted).
+fn within_holder(asked: &[String], holder: &kg_verifier::Holder) -> Vec<String> {
+    asked
+        .iter()
+        .filter(|s| OIDC_SCOPES.contains(&s.as_str()) || holder.scopes.contains(s))
+        .cloned()
+        .collect()
+}
+
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
 fn valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
@@ -198,11 +216,21 @@ impl Provider {
     }
 
     /// The person a browser request comes from: the holder of its live session's token.
-    fn person(&self, headers: &HeaderMap, peer: std::net::IpAddr) -> Option<(String, String)> {
+    fn person(&self, headers: &HeaderMap, peer: std::net::IpAddr) -> Option<Person> {
         let sign_in = self.sign_in.as_ref()?;
         let session = sign_in.session(headers, peer)?;
-        let name = self.verifier.holder(&session.token_id)?;
-        Some((name, kg_login::SignIn::csrf_of(&session).to_owned()))
+        let holder = self.verifier.holder(&session.token_id)?;
+        Some(Person {
+            csrf: kg_login::SignIn::csrf_of(&session).to_owned(),
+            token_id: session.token_id.clone(),
+            holder,
+        })
+    }
+
+    /// The holder of the API token a person's code, device approval or grant came from,
+    /// while that token stands: what they sign in with bounds what their sign-in grants.
+    fn holder_of(&self, token_id: Option<&str>) -> Option<kg_verifier::Holder> {
+        self.verifier.holder(token_id?)
     }
 
     /// `GET /authorize`.
@@ -234,6 +262,9 @@ impl Provider {
                 "The application asked to return to an address it did not register.",
             );
         };
+        // An over-long state is refused, not dropped (a client that compares only a state
+        // it gets back would lose its CSRF check); the refusal does not echo it.
+        let long_state = get("state").is_some_and(|s| s.len() > MAX_PARAM);
         let state = get("state").filter(|s| s.len() <= MAX_PARAM);
         let iss = self.settings.issuer.as_str();
         // From here on errors go back to the application (RFC 6749 §4.1.2.1), with `iss`
@@ -278,8 +309,11 @@ impl Provider {
                 Err(_) => return fail("invalid_target", "resource must be an absolute URI"),
             },
         };
-        let nonce = get("nonce").filter(|n| n.len() <= MAX_PARAM);
-        let Some((subject, _)) = self.person(req.headers(), peer) else {
+        let nonce = get("nonce");
+        if long_state || nonce.is_some_and(|n| n.len() > MAX_PARAM) {
+            return fail("invalid_request", "state or nonce is too long");
+        }
+        let Some(person) = self.person(req.headers(), peer) else {
             if get("prompt") == Some("none") {
                 return fail("login_required", "the person is not signed in");
             }
@@ -294,8 +328,8 @@ impl Provider {
             digest: self.pepper.digest(code.expose_secret()),
             client_id: client.id.clone(),
             redirect_uri: redirect.clone(),
-            subject,
-            scope: scopes.join(" "),
+            subject: person.holder.name.clone(),
+            scope: within_holder(&scopes, &person.holder).join(" "),
             resource,
             challenge: Some(challenge),
             nonce: nonce.map(str::to_owned),
@@ -303,6 +337,7 @@ impl Provider {
             expires: now + CODE_LIFETIME.whole_milliseconds() as i64,
             used: None,
             grant_id: None,
+            token_id: Some(person.token_id.clone()),
         };
         if self.store.insert_code(&record).is_err() {
             return fail(
@@ -333,7 +368,7 @@ impl Provider {
         let now = self.now_ms();
         let c = match self
             .store
-            .take_code(&digest, now)
+            .take_code(&digest, &client.id, now)
             .map_err(|_| SERVER_ERROR)?
         {
             CodeTake::Unknown => return Err(spent),
@@ -370,9 +405,14 @@ impl Provider {
             (None, Some(_)) => return Err(bad("invalid_grant", "no challenge was sent")),
             (None, None) => {}
         }
+        let holder = self.holder_of(c.token_id.as_deref()).ok_or(bad(
+            "invalid_grant",
+            "the person's sign-in token no longer stands",
+        ))?;
         let grant = self.new_grant(
             client,
-            &c.subject,
+            &holder,
+            c.token_id.clone(),
             &c.scope,
             c.resource.clone(),
             c.auth_time,
@@ -385,25 +425,38 @@ impl Provider {
         self.person_tokens(client, &grant, &grant.scope, &rt, c.nonce.as_deref())
     }
 
+    /// A grant for `holder`'s sign-in: no scope their token lacks (OpenID's aside), and no
+    /// longer than their token lives.
     fn new_grant(
         &self,
         client: &ClientRecord,
-        subject: &str,
+        holder: &kg_verifier::Holder,
+        token_id: Option<String>,
         scope: &str,
         resource: Option<String>,
         auth_time: i64,
     ) -> GrantRecord {
         let now = self.now_ms();
+        let asked: Vec<String> = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let mut expires = now + self.settings.refresh_lifetime.whole_milliseconds() as i64;
+        if let Some(t) = holder.expires {
+            expires = expires.min(crate::clients::millis(t));
+        }
         GrantRecord {
             id: kg_jose::new_jti(),
             client_id: client.id.clone(),
-            subject: subject.to_owned(),
-            scope: scope.to_owned(),
+            subject: holder.name.clone(),
+            scope: within_holder(&asked, holder).join(" "),
             resource,
             auth_time,
             created: now,
-            expires: now + self.settings.refresh_lifetime.whole_milliseconds() as i64,
+            expires,
             revoked: None,
+            token_id,
         }
     }
 
@@ -448,6 +501,26 @@ impl Provider {
             .map_err(|_| SERVER_ERROR)?
             .filter(|g| g.client_id == client.id)
             .ok_or(dead)?;
+        // A grant stands only while the token its person signed in with does.
+        if owner.token_id.is_some() && self.holder_of(owner.token_id.as_deref()).is_none() {
+            if self
+                .store
+                .revoke_grant(&owner.id, self.now_ms())
+                .unwrap_or(false)
+            {
+                self.source.reload_revoked();
+                self.audit(
+                    "grant_revoked",
+                    &[
+                        ("client_id", &owner.client_id),
+                        ("grant", &owner.id),
+                        ("sub", &owner.subject),
+                        ("action", "the person's sign-in token no longer stands"),
+                    ],
+                );
+            }
+            return Err(dead);
+        }
         let granted: Vec<String> = owner.scope.split(' ').map(str::to_owned).collect();
         let scope = match form.get("scope")? {
             None => owner.scope.clone(),
@@ -537,6 +610,7 @@ impl Provider {
             jti: kg_jose::new_jti(),
             scope: (!scope.is_empty()).then(|| scope.to_owned()),
             gid: Some(grant.id.clone()),
+            tid: grant.token_id.clone(),
         };
         let at = self.sign(&claims)?;
         let id_token = if scope.split(' ').any(|s| s == "openid") {
@@ -667,6 +741,7 @@ impl Provider {
                 auth_time: None,
                 denied: None,
                 used: None,
+                token_id: None,
             };
             match self.store.insert_device(&record) {
                 Ok(()) => {
@@ -737,10 +812,14 @@ impl Provider {
             }
             DevicePoll::Used | DevicePoll::Unknown => return Err(unknown),
         };
-        let subject = d.subject.clone().unwrap_or_default();
+        let holder = self.holder_of(d.token_id.as_deref()).ok_or(bad(
+            "access_denied",
+            "the person's sign-in token no longer stands",
+        ))?;
         let grant = self.new_grant(
             client,
-            &subject,
+            &holder,
+            d.token_id.clone(),
             &d.scope,
             d.resource.clone(),
             d.auth_time.unwrap_or_else(|| self.now_ms()),
@@ -763,10 +842,11 @@ impl Provider {
             return kg_http::response::empty(StatusCode::NOT_FOUND);
         };
         let (parts, body) = req.into_parts();
-        let Some((subject, csrf)) = self.person(&parts.headers, peer) else {
+        let Some(person) = self.person(&parts.headers, peer) else {
             kg_login::form::drain(body).await;
             return sign_in.redirect(&parts.uri);
         };
+        let (subject, csrf) = (&person.holder.name, &person.csrf);
         let client_ip = self.verifier.client(peer, &parts.headers);
         let action = format!("{}{DEVICE}", issuer_path(&self.settings.issuer));
         match parts.method {
@@ -776,16 +856,31 @@ impl Provider {
                     .as_ref()
                     .and_then(|q| q.get("user_code").ok().flatten())
                     .map(normalize_user_code);
-                let found = typed.as_deref().and_then(|c| self.live_device(c));
-                self.device_html(
-                    &sign_in,
-                    StatusCode::OK,
-                    &action,
-                    &csrf,
-                    &subject,
-                    found,
-                    None,
-                )
+                // A code in the link is a guess like one typed into the form: the same
+                // limiter counts the wrong ones, so the page cannot be scanned for codes.
+                let key = kg_http::limiter::client_key(client_ip);
+                let (status, found, error) = match typed.as_deref() {
+                    None => (StatusCode::OK, None, None),
+                    Some(_) if self.user_codes_throttled(key) => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        None,
+                        Some("Too many wrong codes from this address: wait a minute."),
+                    ),
+                    Some(c) => match self.live_device(c) {
+                        Some(d) => (StatusCode::OK, Some(d), None),
+                        None => {
+                            if let Some(l) = &self.user_codes {
+                                l.fail(key);
+                            }
+                            (
+                                StatusCode::BAD_REQUEST,
+                                None,
+                                Some("That code is not valid, or it has expired."),
+                            )
+                        }
+                    },
+                };
+                self.device_html(&sign_in, status, &action, csrf, subject, found, error)
             }
             Method::POST => {
                 if sign_in.cross_site(&parts.headers, &parts.uri) {
@@ -794,23 +889,21 @@ impl Provider {
                         &sign_in,
                         StatusCode::FORBIDDEN,
                         &action,
-                        &csrf,
-                        &subject,
+                        csrf,
+                        subject,
                         None,
                         Some("This form was sent from another site."),
                     );
                 }
                 let key = kg_http::limiter::client_key(client_ip);
-                if let Some(l) = &self.user_codes
-                    && matches!(l.check(key), kg_http::limiter::Check::Throttled { .. })
-                {
+                if self.user_codes_throttled(key) {
                     kg_login::form::drain(body).await;
                     return self.device_html(
                         &sign_in,
                         StatusCode::TOO_MANY_REQUESTS,
                         &action,
-                        &csrf,
-                        &subject,
+                        csrf,
+                        subject,
                         None,
                         Some("Too many wrong codes from this address: wait a minute."),
                     );
@@ -828,8 +921,8 @@ impl Provider {
                         &sign_in,
                         StatusCode::FORBIDDEN,
                         &action,
-                        &csrf,
-                        &subject,
+                        csrf,
+                        subject,
                         None,
                         Some("This form has expired: enter the code again."),
                     );
@@ -844,8 +937,8 @@ impl Provider {
                         &sign_in,
                         StatusCode::BAD_REQUEST,
                         &action,
-                        &csrf,
-                        &subject,
+                        csrf,
+                        subject,
                         None,
                         Some("That code is not valid, or it has expired."),
                     );
@@ -859,14 +952,18 @@ impl Provider {
                             &sign_in,
                             StatusCode::OK,
                             &action,
-                            &csrf,
-                            &subject,
+                            csrf,
+                            subject,
                             Some(device),
                             None,
                         );
                     }
                 };
-                let who = approve.then_some((subject.as_str(), now));
+                let who = approve.then_some(kg_store::Approval {
+                    subject,
+                    token_id: &person.token_id,
+                    auth_time: now,
+                });
                 match self.store.decide_device(&device.0.user_code, who, now) {
                     Ok(true) => sign_in.page(
                         StatusCode::OK,
@@ -877,8 +974,8 @@ impl Provider {
                         &sign_in,
                         StatusCode::CONFLICT,
                         &action,
-                        &csrf,
-                        &subject,
+                        csrf,
+                        subject,
                         None,
                         Some("That code was answered already."),
                     ),
@@ -886,6 +983,13 @@ impl Provider {
             }
             _ => kg_http::response::method_not_allowed("GET, HEAD, POST"),
         }
+    }
+
+    /// Whether the address `key` stands for has guessed too many wrong user codes.
+    fn user_codes_throttled(&self, key: u128) -> bool {
+        self.user_codes
+            .as_ref()
+            .is_some_and(|l| matches!(l.check(key), kg_http::limiter::Check::Throttled { .. }))
     }
 
     /// A pending device authorization by user code, with its client's name.

@@ -60,6 +60,9 @@ impl<T: ClientStore + GrantStore + ?Sized> Store for T {}
 
 /// How often the key set's `current` link is looked at for a change made elsewhere.
 const KEYS_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a token naming an unknown `kid` may make the key set be read again: anyone can
+/// send one, before any signature is checked, so the reads it causes are bounded.
+const KEYS_FORCED: std::time::Duration = std::time::Duration::from_millis(100);
 /// How often the store is asked whether another process revoked something.
 const REVOCATIONS_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -139,7 +142,8 @@ pub const TYP_IDENTITY: &str = "kg-identity+jwt";
 pub const ASSERTION_LIFETIME: Duration = Duration::seconds(60);
 
 /// An identity assertion's person, upstream and scopes.
-type AssertionKey = (String, String, String);
+/// Person, upstream, scopes and token id: an assertion says all four.
+type AssertionKey = (String, String, String, String);
 
 /// Most clients cached; more are read from the store each time.
 const CLIENTS_CACHED: usize = 4096;
@@ -160,7 +164,7 @@ impl Source {
     pub(crate) fn refresh_keys(&self, force: bool) {
         {
             let mut checked = self.keys_checked.lock().unwrap_or_else(|e| e.into_inner());
-            if !force && checked.elapsed() < KEYS_CHECK {
+            if checked.elapsed() < if force { KEYS_FORCED } else { KEYS_CHECK } {
                 return;
             }
             *checked = Instant::now();
@@ -223,7 +227,8 @@ impl Source {
     }
 
     pub(crate) fn reload_revoked(&self) {
-        let now = self.clock.now();
+        // A token is accepted up to SKEW past its `exp`: its revocation is kept as long.
+        let now = self.clock.now() - time::Duration::seconds(kg_jose::SKEW);
         let read = self
             .store
             .revocations(now.unix_timestamp())
@@ -499,8 +504,10 @@ impl Provider {
         {
             return;
         }
-        let grants = self.store.sweep_grants(now_ms);
-        let tokens = self.store.sweep_revoked_tokens(now_ms / 1000);
+        // Kept SKEW longer than they live, as the revocations are read (`reload_revoked`).
+        let then = now_ms - kg_jose::SKEW * 1000;
+        let grants = self.store.sweep_grants(then);
+        let tokens = self.store.sweep_revoked_tokens(then / 1000);
         if let Err(e) = grants.as_ref().and(tokens.as_ref()) {
             kg_http::log::warn(
                 "store_not_swept",
@@ -694,6 +701,7 @@ impl Provider {
             jti: kg_jose::new_jti(),
             scope,
             gid: None,
+            tid: None,
         };
         let token = self.sign(&claims)?;
         let body = serde_json::to_vec(&TokenResponse {
@@ -817,7 +825,12 @@ impl Provider {
         audience: &str,
     ) -> Option<String> {
         let now = self.verifier.clock().now().unix_timestamp();
-        let key = (subject.to_owned(), audience.to_owned(), scopes.join(" "));
+        let key = (
+            subject.to_owned(),
+            audience.to_owned(),
+            scopes.join(" "),
+            token_id.to_owned(),
+        );
         {
             let cache = self.assertions.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((jwt, exp)) = cache.get(&key)

@@ -3,8 +3,8 @@
 //! from `make` and panics, naming the rule, when the store breaks it.
 
 use crate::{
-    ClientRecord, ClientStore, CodeRecord, CodeTake, DevicePoll, DeviceRecord, GrantRecord,
-    GrantStore, RefreshRecord, RefreshUse, SecretRecord, SessionLimits, SessionRecord,
+    Approval, ClientRecord, ClientStore, CodeRecord, CodeTake, DevicePoll, DeviceRecord,
+    GrantRecord, GrantStore, RefreshRecord, RefreshUse, SecretRecord, SessionLimits, SessionRecord,
     SessionStore,
 };
 
@@ -356,26 +356,44 @@ fn code(n: u8, expires: i64) -> CodeRecord {
         expires,
         used: None,
         grant_id: None,
+        token_id: Some("TOKENID00001".into()),
     }
 }
 
 fn code_once(s: &dyn GrantStore) {
     s.insert_code(&code(1, 1_000)).unwrap();
-    let CodeTake::Fresh(c) = s.take_code(&[1; 32], 500).unwrap() else {
-        panic!("the first redemption");
+    assert_eq!(
+        s.take_code(&[1; 32], "kgc_OTHER", 400).unwrap(),
+        CodeTake::Unknown,
+        "another client's code"
+    );
+    let CodeTake::Fresh(c) = s.take_code(&[1; 32], "kgc_AAAA", 500).unwrap() else {
+        panic!("the first redemption, untouched by the other client's try");
     };
     assert_eq!(c.challenge.as_deref(), Some("challenge"));
+    assert_eq!(c.token_id.as_deref(), Some("TOKENID00001"));
     s.set_code_grant(&[1; 32], "G1").unwrap();
-    match s.take_code(&[1; 32], 600).unwrap() {
+    match s.take_code(&[1; 32], "kgc_AAAA", 600).unwrap() {
         CodeTake::Replayed(c) => assert_eq!(c.grant_id.as_deref(), Some("G1")),
         other => panic!("a replay: {other:?}"),
     }
-    assert_eq!(s.take_code(&[9; 32], 600).unwrap(), CodeTake::Unknown);
+    assert_eq!(
+        s.take_code(&[1; 32], "kgc_OTHER", 600).unwrap(),
+        CodeTake::Unknown,
+        "another client learns nothing of a replay"
+    );
+    assert_eq!(
+        s.take_code(&[9; 32], "kgc_AAAA", 600).unwrap(),
+        CodeTake::Unknown
+    );
 }
 
 fn code_expiry(s: &dyn GrantStore) {
     s.insert_code(&code(1, 1_000)).unwrap();
-    assert_eq!(s.take_code(&[1; 32], 1_000).unwrap(), CodeTake::Unknown);
+    assert_eq!(
+        s.take_code(&[1; 32], "kgc_AAAA", 1_000).unwrap(),
+        CodeTake::Unknown
+    );
 }
 
 fn grant(id: &str) -> GrantRecord {
@@ -389,6 +407,7 @@ fn grant(id: &str) -> GrantRecord {
         created: 1,
         expires: 1_000_000,
         revoked: None,
+        token_id: Some("TOKENID00001".into()),
     }
 }
 
@@ -450,6 +469,12 @@ fn refresh_reuse(s: &dyn GrantStore) {
     assert!(s.revoke_grant("G1", 1).is_ok_and(|changed| !changed));
 }
 
+const ALICE: Approval<'static> = Approval {
+    subject: "alice",
+    token_id: "TOKENID00001",
+    auth_time: 26_000,
+};
+
 fn device(n: u8, user_code: &str) -> DeviceRecord {
     DeviceRecord {
         digest: [n; 32],
@@ -464,6 +489,7 @@ fn device(n: u8, user_code: &str) -> DeviceRecord {
         auth_time: None,
         denied: None,
         used: None,
+        token_id: None,
     }
 }
 
@@ -479,12 +505,12 @@ fn device_flow(s: &dyn GrantStore) {
     assert_eq!(poll(10_999), DevicePoll::SlowDown);
     assert_eq!(poll(25_999), DevicePoll::Pending);
     assert!(s.device_by_user_code("BCDFGHJK", 26_000).unwrap().is_some());
-    assert!(
-        s.decide_device("BCDFGHJK", Some(("alice", 26_000)), 26_000)
-            .unwrap()
-    );
+    assert!(s.decide_device("BCDFGHJK", Some(ALICE), 26_000).unwrap());
     match poll(41_000) {
-        DevicePoll::Approved(d) => assert_eq!(d.subject.as_deref(), Some("alice")),
+        DevicePoll::Approved(d) => {
+            assert_eq!(d.subject.as_deref(), Some("alice"));
+            assert_eq!(d.token_id.as_deref(), Some("TOKENID00001"));
+        }
         other => panic!("approved: {other:?}"),
     }
     assert_eq!(poll(56_000), DevicePoll::Used, "tokens are issued once");
@@ -507,8 +533,7 @@ fn device_denied(s: &dyn GrantStore) {
     );
     assert!(s.decide_device("BCDFGHJK", None, 100).unwrap());
     assert!(
-        !s.decide_device("BCDFGHJK", Some(("alice", 1)), 100)
-            .unwrap(),
+        !s.decide_device("BCDFGHJK", Some(ALICE), 100).unwrap(),
         "decided once"
     );
     assert_eq!(

@@ -211,6 +211,8 @@ pub struct GrantRecord {
     pub expires: i64,
     /// When it was revoked, if it was.
     pub revoked: Option<i64>,
+    /// The API token the person signed in with: the grant stands only while it does.
+    pub token_id: Option<String>,
 }
 
 /// An authorization code as stored: its digest, never the code.
@@ -240,6 +242,8 @@ pub struct CodeRecord {
     pub used: Option<i64>,
     /// The grant its redemption made.
     pub grant_id: Option<String>,
+    /// The API token the person signed in with.
+    pub token_id: Option<String>,
 }
 
 impl std::fmt::Debug for CodeRecord {
@@ -328,6 +332,19 @@ pub struct DeviceRecord {
     pub denied: Option<i64>,
     /// When its tokens were issued.
     pub used: Option<i64>,
+    /// The API token of the person who approved it.
+    pub token_id: Option<String>,
+}
+
+/// A person's approval of a device authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approval<'a> {
+    /// Who approved it.
+    pub subject: &'a str,
+    /// The API token they signed in with.
+    pub token_id: &'a str,
+    /// When they signed in.
+    pub auth_time: i64,
 }
 
 impl std::fmt::Debug for DeviceRecord {
@@ -363,8 +380,15 @@ pub enum DevicePoll {
 pub trait GrantStore: Send + Sync + std::fmt::Debug {
     /// Stores a new authorization code.
     fn insert_code(&self, code: &CodeRecord) -> Result<(), Error>;
-    /// Redeems the code with `digest` at `now`: once.
-    fn take_code(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<CodeTake, Error>;
+    /// Redeems the code with `digest` for `client_id` at `now`: once. Another client's code
+    /// is `Unknown` to it and stays as it was, so a leaked code cannot be spent (or its
+    /// grant revoked) by a client it was not issued to.
+    fn take_code(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        client_id: &str,
+        now: i64,
+    ) -> Result<CodeTake, Error>;
     /// Records the grant a code's redemption made, so a replay can revoke it.
     fn set_code_grant(&self, digest: &[u8; DIGEST_LEN], grant_id: &str) -> Result<(), Error>;
     /// Stores a grant with its first refresh token; one transaction.
@@ -391,12 +415,12 @@ pub trait GrantStore: Send + Sync + std::fmt::Debug {
     /// The live device authorization with this user code.
     fn device_by_user_code(&self, user_code: &str, now: i64)
     -> Result<Option<DeviceRecord>, Error>;
-    /// Approves (`subject`) or denies (`None`) a pending authorization; false if it is not
+    /// Approves (`Some`) or denies (`None`) a pending authorization; false if it is not
     /// pending any more.
     fn decide_device(
         &self,
         user_code: &str,
-        subject: Option<(&str, i64)>,
+        approval: Option<Approval<'_>>,
         now: i64,
     ) -> Result<bool, Error>;
     /// A poll of `client_id` for `digest` at `now`; `slow_down_ms` is added to the interval

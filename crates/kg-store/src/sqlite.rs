@@ -13,9 +13,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    ClientRecord, ClientStore, CodeRecord, CodeTake, DIGEST_LEN, DevicePoll, DeviceRecord, Error,
-    GrantRecord, GrantStore, RefreshRecord, RefreshUse, Revocations, SecretRecord, SessionLimits,
-    SessionRecord, SessionStore,
+    Approval, ClientRecord, ClientStore, CodeRecord, CodeTake, DIGEST_LEN, DevicePoll,
+    DeviceRecord, Error, GrantRecord, GrantStore, RefreshRecord, RefreshUse, Revocations,
+    SecretRecord, SessionLimits, SessionRecord, SessionStore,
 };
 
 /// The migrations, in order: version N is the state after the first N. Never edit one
@@ -105,6 +105,11 @@ const MIGRATIONS: &[&str] = &[
         denied INTEGER,
         used INTEGER
     ) WITHOUT ROWID;",
+    // 4: the API token a person signed in with, on what their sign-in granted, so that a
+    // grant ends when that token is revoked or expires.
+    "ALTER TABLE auth_codes ADD COLUMN token_id TEXT;
+    ALTER TABLE device_codes ADD COLUMN token_id TEXT;
+    ALTER TABLE grants ADD COLUMN token_id TEXT;",
 ];
 
 /// The schema version this build writes and reads.
@@ -665,8 +670,8 @@ impl ClientStore for SqliteStore {
     }
 }
 
-const GRANT_COLUMNS: &str =
-    "id, client_id, subject, scope, resource, auth_time, created, expires, revoked FROM grants";
+const GRANT_COLUMNS: &str = "id, client_id, subject, scope, resource, auth_time, created, expires, revoked, token_id \
+     FROM grants";
 
 fn grant_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRecord> {
     Ok(GrantRecord {
@@ -679,6 +684,7 @@ fn grant_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRecord> {
         created: r.get(6)?,
         expires: r.get(7)?,
         revoked: r.get(8)?,
+        token_id: r.get(9)?,
     })
 }
 
@@ -690,7 +696,7 @@ fn digest_of(v: Vec<u8>) -> [u8; DIGEST_LEN] {
 }
 
 const CODE_COLUMNS: &str = "digest, client_id, redirect_uri, subject, scope, resource, challenge, \
-     nonce, auth_time, expires, used, grant_id FROM auth_codes";
+     nonce, auth_time, expires, used, grant_id, token_id FROM auth_codes";
 
 fn code_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CodeRecord> {
     Ok(CodeRecord {
@@ -706,11 +712,12 @@ fn code_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<CodeRecord> {
         expires: r.get(9)?,
         used: r.get(10)?,
         grant_id: r.get(11)?,
+        token_id: r.get(12)?,
     })
 }
 
 const DEVICE_COLUMNS: &str = "digest, user_code, client_id, scope, resource, expires, \
-     interval_ms, next_poll, subject, auth_time, denied, used FROM device_codes";
+     interval_ms, next_poll, subject, auth_time, denied, used, token_id FROM device_codes";
 
 fn device_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     Ok(DeviceRecord {
@@ -726,6 +733,7 @@ fn device_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
         auth_time: r.get(9)?,
         denied: r.get(10)?,
         used: r.get(11)?,
+        token_id: r.get(12)?,
     })
 }
 
@@ -743,8 +751,8 @@ impl GrantStore for SqliteStore {
         self.lock()
             .prepare_cached(
                 "INSERT INTO auth_codes (digest, client_id, redirect_uri, subject, scope, \
-                 resource, challenge, nonce, auth_time, expires, used, grant_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 resource, challenge, nonce, auth_time, expires, used, grant_id, token_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -759,14 +767,20 @@ impl GrantStore for SqliteStore {
                     c.auth_time,
                     c.expires,
                     c.used,
-                    c.grant_id
+                    c.grant_id,
+                    c.token_id
                 ])
             })
             .map(|_| ())
             .map_err(Error::sql("store an authorization code"))
     }
 
-    fn take_code(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<CodeTake, Error> {
+    fn take_code(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        client_id: &str,
+        now: i64,
+    ) -> Result<CodeTake, Error> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -779,7 +793,7 @@ impl GrantStore for SqliteStore {
             )
             .optional()
             .map_err(Error::sql("read a code"))?;
-        let took = match found {
+        let took = match found.filter(|c| c.client_id == client_id) {
             None => CodeTake::Unknown,
             Some(c) if c.used.is_some() => CodeTake::Replayed(c),
             Some(c) if now >= c.expires => CodeTake::Unknown,
@@ -812,7 +826,7 @@ impl GrantStore for SqliteStore {
             .map_err(Error::sql("begin a grant"))?;
         tx.execute(
             "INSERT INTO grants (id, client_id, subject, scope, resource, auth_time, created, \
-             expires, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             expires, revoked, token_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 g.id,
                 g.client_id,
@@ -822,7 +836,8 @@ impl GrantStore for SqliteStore {
                 g.auth_time,
                 g.created,
                 g.expires,
-                g.revoked
+                g.revoked,
+                g.token_id
             ],
         )
         .map_err(Error::sql("store a grant"))?;
@@ -936,8 +951,8 @@ impl GrantStore for SqliteStore {
             .lock()
             .prepare_cached(
                 "INSERT INTO device_codes (digest, user_code, client_id, scope, resource, \
-                 expires, interval_ms, next_poll, subject, auth_time, denied, used) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 expires, interval_ms, next_poll, subject, auth_time, denied, used, token_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -952,7 +967,8 @@ impl GrantStore for SqliteStore {
                     d.subject,
                     d.auth_time,
                     d.denied,
-                    d.used
+                    d.used,
+                    d.token_id
                 ])
             });
         match done {
@@ -988,15 +1004,16 @@ impl GrantStore for SqliteStore {
     fn decide_device(
         &self,
         user_code: &str,
-        subject: Option<(&str, i64)>,
+        approval: Option<Approval<'_>>,
         now: i64,
     ) -> Result<bool, Error> {
         let conn = self.lock();
-        let n = match subject {
-            Some((who, auth_time)) => conn.execute(
-                "UPDATE device_codes SET subject = ?2, auth_time = ?3 WHERE user_code = ?1 \
-                 AND expires > ?4 AND subject IS NULL AND denied IS NULL AND used IS NULL",
-                params![user_code, who, auth_time, now],
+        let n = match approval {
+            Some(a) => conn.execute(
+                "UPDATE device_codes SET subject = ?2, auth_time = ?3, token_id = ?5 \
+                 WHERE user_code = ?1 AND expires > ?4 AND subject IS NULL AND denied IS NULL \
+                 AND used IS NULL",
+                params![user_code, a.subject, a.auth_time, now, a.token_id],
             ),
             None => conn.execute(
                 "UPDATE device_codes SET denied = ?2 WHERE user_code = ?1 AND expires > ?2 \

@@ -165,6 +165,17 @@ pub struct Allowed<'a> {
     pub local_user: Option<&'a str>,
 }
 
+/// The holder of a token that stands ([`Verifier::holder`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The token's name: who signed in.
+    pub name: String,
+    /// The token's scopes.
+    pub scopes: Vec<String>,
+    /// When it stops being accepted, if ever.
+    pub expires: Option<OffsetDateTime>,
+}
+
 /// What was decided, for the caller to answer.
 #[derive(Debug)]
 pub enum Decision<'a> {
@@ -288,7 +299,25 @@ impl Verifier {
     /// Judges a JWT for introspection (RFC 7662): its claims while it is active. Nothing is
     /// counted or logged; the endpoint that asks does that.
     pub fn inspect_jwt(&self, token: &str) -> Option<Arc<jwt::Verified>> {
-        self.jwts.get()?.check(token, self.clock.now()).ok()
+        self.check_jwt(self.jwts.get()?, token, self.clock.now())
+            .ok()
+    }
+
+    /// Judges a JWT: [`jwt::Jwts::check`], then, for a person's token, that the API token
+    /// they signed in with still stands, so revoking it ends their OAuth sign-ins at once.
+    fn check_jwt(
+        &self,
+        jwts: &jwt::Jwts,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Arc<jwt::Verified>, jwt::Refusal> {
+        let v = jwts.check(token, now)?;
+        if let Some(tid) = &v.claims.tid
+            && !self.still_valid(tid)
+        {
+            return Err(jwt::Refusal::Revoked);
+        }
+        Ok(v)
     }
 
     /// The clock expiry is judged by (sign-in judges its sessions by it too).
@@ -401,7 +430,7 @@ impl Verifier {
                 // A JWT is not a login: the sign-in form takes API tokens only.
                 Err(jwt::Refusal::Jwt(kg_jose::JwtError::WrongType))
             } else {
-                jwts.check(token, now)
+                self.check_jwt(jwts, token, now)
             };
             return match verdict {
                 Ok(v) => {
@@ -622,12 +651,17 @@ impl Verifier {
         });
     }
 
-    /// The name of the token with id `token_id` while it still stands: for a page that
-    /// shows who a session belongs to. Nothing is recorded.
-    pub fn holder(&self, token_id: &str) -> Option<String> {
+    /// Who holds the token with id `token_id`, while it still stands: for a page that
+    /// shows who a session belongs to, and for what a person's sign-in may grant. Nothing
+    /// is recorded.
+    pub fn holder(&self, token_id: &str) -> Option<Holder> {
         self.tokens
             .check_id(token_id, self.clock.now(), &self.metrics, |v| match v {
-                Verdict::Valid(info) => Some(info.name.to_owned()),
+                Verdict::Valid(info) => Some(Holder {
+                    name: info.name.to_owned(),
+                    scopes: info.scopes.to_vec(),
+                    expires: info.expires,
+                }),
                 Verdict::Invalid(_) => None,
             })
     }
