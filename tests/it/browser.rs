@@ -486,6 +486,16 @@ fn chromium_signs_a_person_in_for_openid_client_with_pkce_and_approves_a_device(
         );
         screenshot(&client, "oauth-sign-in.png").await;
         submit_token(&client, &alice).await;
+        // A public client is asked for: the page names it and where the answer goes.
+        let request = wait_for(&client, "request").await.text().await.unwrap();
+        assert!(
+            request.contains("cli"),
+            "the page names the client: {request}"
+        );
+        let goes_to = wait_for(&client, "redirect").await.text().await.unwrap();
+        assert!(goes_to.starts_with("127.0.0.1:"), "{goes_to}");
+        screenshot(&client, "oauth-consent.png").await;
+        wait_for(&client, "allow").await.click().await.unwrap();
         wait_for(&client, "cli-done").await;
         let back = client.current_url().await.unwrap();
         assert_eq!(back.host_str(), Some("127.0.0.1"), "{back}");

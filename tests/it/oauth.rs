@@ -741,6 +741,91 @@ impl Person {
     }
 }
 
+/// The parameters keygate's consent form carries back to `/authorize`.
+const CONSENT_FIELDS: [&str; 10] = [
+    "csrf",
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "resource",
+];
+
+impl Person {
+    /// GET /oauth/authorize with `query`, then the consent form's answer `decision` as the
+    /// browser sends it (same origin), with `tamper` applied to the form's fields.
+    fn consent(
+        &self,
+        s: &Server,
+        query: &str,
+        decision: &str,
+        tamper: impl Fn(&mut Vec<(String, String)>),
+        headers: &[&str],
+    ) -> Resp {
+        let page = self.authorize(s, query);
+        assert!(
+            page.status == 200 && page.body.contains("id=\"consent-form\""),
+            "a consent page: {page:?}"
+        );
+        assert_eq!(
+            page.header("location"),
+            None,
+            "no code before the person allows"
+        );
+        let mut fields: Vec<(String, String)> = CONSENT_FIELDS
+            .iter()
+            .filter_map(|k| {
+                test_support::proxy::input_value(&page.body, k).map(|v| ((*k).to_owned(), v))
+            })
+            .collect();
+        fields.push(("decision".into(), decision.into()));
+        tamper(&mut fields);
+        let mut args: Vec<String> = vec![
+            "--cacert".into(),
+            s.ca.to_str().unwrap().into(),
+            "-b".into(),
+            self.jar.clone(),
+        ];
+        for h in headers {
+            args.extend(["-H".into(), (*h).into()]);
+        }
+        for (k, v) in &fields {
+            args.extend(["--data-urlencode".into(), format!("{k}={v}")]);
+        }
+        args.push(s.url("/oauth/authorize"));
+        curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Authorizes `query` as a browser would: through the consent page when there is one,
+    /// allowing. The answer's way back to the application is [`landing`].
+    fn allow(&self, s: &Server, query: &str) -> Resp {
+        let same = format!("Origin: {}", s.issuer);
+        self.consent(
+            s,
+            query,
+            "allow",
+            |_| {},
+            &[&same, "Sec-Fetch-Site: same-origin"],
+        )
+    }
+}
+
+/// Where an authorization response sends the browser: its `Location`, or after the consent
+/// form the page's continue link (a refresh, since a redirect would be held to
+/// `form-action 'self'`).
+fn landing(r: &Resp) -> Option<String> {
+    if let Some(l) = r.header("location") {
+        return Some(l.to_owned());
+    }
+    let at = r.body.find("id=\"continue\" href=\"")? + "id=\"continue\" href=\"".len();
+    let href = &r.body[at..at + r.body[at..].find('"')?];
+    Some(href.replace("&amp;", "&"))
+}
+
 /// RFC 7636 S256 of `verifier`, by openssl.
 fn s256(verifier: &str) -> String {
     let out = Command::new("sh")
@@ -810,9 +895,15 @@ fn people_flows_refuse_pkce_downgrades_foreign_redirects_replayed_codes_and_reus
         assert_eq!(r.status, 400, "{evil}");
         assert_eq!(r.header("location"), None, "{evil}: no redirect");
     }
+    // A public client's request waits for the person's answer: no code before it.
     let r = person.authorize(&s, &good("http://127.0.0.1:54321/callback"));
-    assert_eq!(r.status, 303, "{r:?}");
-    let location = r.header("location").unwrap().to_owned();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("id=\"consent-form\""), "{}", r.body);
+    assert!(!r.body.contains("kgac_"), "a code on the consent page");
+    assert_eq!(r.header("location"), None);
+    let r = person.allow(&s, &good("http://127.0.0.1:54321/callback"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let location = landing(&r).unwrap();
     assert!(
         location.starts_with("http://127.0.0.1:54321/callback?code=kgac_"),
         "{location}"
@@ -843,9 +934,43 @@ fn people_flows_refuse_pkce_downgrades_foreign_redirects_replayed_codes_and_reus
         );
         assert_eq!(query_param(loc, "code"), None, "{what}");
     }
+    // The consent form cannot be answered from another site, with another session's CSRF
+    // value, or by saying anything but allow.
+    let q = good("http://127.0.0.1:54321/callback");
+    let same = format!("Origin: {}", s.issuer);
+    let r = person.consent(&s, &q, "allow", |_| {}, &["Origin: https://evil.example"]);
+    assert_eq!(r.status, 403, "cross-site: {r:?}");
+    assert!(landing(&r).is_none_or(|l| !l.contains("code=")), "{r:?}");
+    let forged = |f: &mut Vec<(String, String)>| {
+        for (k, v) in f.iter_mut() {
+            if k == "csrf" {
+                *v = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into();
+            }
+        }
+    };
+    let r = person.consent(&s, &q, "allow", forged, &[&same]);
+    assert_eq!(r.status, 403, "forged csrf: {r:?}");
+    assert!(!r.body.contains("code="), "{}", r.body);
+    let r = person.consent(&s, &q, "deny", |_| {}, &[&same]);
+    let l = landing(&r).unwrap();
+    assert_eq!(
+        query_param(&l, "error").as_deref(),
+        Some("access_denied"),
+        "{l}"
+    );
+    assert_eq!(query_param(&l, "code"), None);
+    // prompt=none cannot skip the question.
+    let r = person.authorize(&s, &format!("{q}&prompt=none"));
+    let l = r.header("location").unwrap_or_default();
+    assert_eq!(
+        query_param(l, "error").as_deref(),
+        Some("consent_required"),
+        "{l}"
+    );
+
     let code_for = |port: u16| {
-        let r = person.authorize(&s, &good(&format!("http://127.0.0.1:{port}/callback")));
-        query_param(r.header("location").unwrap(), "code").unwrap()
+        let r = person.allow(&s, &good(&format!("http://127.0.0.1:{port}/callback")));
+        query_param(&landing(&r).unwrap(), "code").unwrap()
     };
     let redeem = |code: &str, redirect: &str, verifier: Option<&str>| {
         let mut form = format!(
@@ -1031,9 +1156,8 @@ fn authlib_signs_a_person_in_with_pkce_refreshes_introspects_revokes_and_pyjwt_v
     assert!(ok, "{start}");
     let url = start["url"].as_str().unwrap();
     assert!(url.contains("code_challenge_method=S256"), "{url}");
-    let r = person.authorize(&s, url.split_once('?').unwrap().1);
-    assert_eq!(r.status, 303, "{r:?}");
-    let back = r.header("location").unwrap().to_owned();
+    let r = person.allow(&s, url.split_once('?').unwrap().1);
+    let back = landing(&r).expect("the way back to the application");
     let exchange = [
         ("CLIENT_ID", cli.as_str()),
         ("CLIENT_SECRET", ""),
@@ -1191,7 +1315,7 @@ fn a_persons_grant_never_exceeds_or_outlives_their_token_and_codes_resist_other_
             encode(scope)
         )
     };
-    let code_of = |r: &Resp| query_param(r.header("location").unwrap_or_default(), "code");
+    let code_of = |r: &Resp| query_param(&landing(r).unwrap_or_default(), "code");
     let redeem = |client: &str, code: &str| {
         s.post(
             "/oauth/token",
@@ -1206,14 +1330,14 @@ fn a_persons_grant_never_exceeds_or_outlives_their_token_and_codes_resist_other_
     let (a, b) = (Person::sign_in(&s, &alice), Person::sign_in(&s, &bob));
 
     // A client registered for `deploy` gets it only from a person whose token has it.
-    let from_alice = code_of(&a.authorize(&s, &ask(&deployer, "openid deploy"))).unwrap();
+    let from_alice = code_of(&a.allow(&s, &ask(&deployer, "openid deploy"))).unwrap();
     let r = redeem(&deployer, &from_alice);
     assert_eq!(r.status, 200, "{}", r.body);
     let t: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(t["scope"], "openid", "alice's token has no deploy: {t}");
     let (_, v) = s.python(&["verify", t["access_token"].as_str().unwrap()]);
     assert_eq!(v["payload"]["scope"], "openid");
-    let from_bob = code_of(&b.authorize(&s, &ask(&deployer, "openid deploy"))).unwrap();
+    let from_bob = code_of(&b.allow(&s, &ask(&deployer, "openid deploy"))).unwrap();
     let t: Value = serde_json::from_str(&redeem(&deployer, &from_bob).body).unwrap();
     assert_eq!(t["scope"], "openid deploy", "{t}");
     let bob_at = t["access_token"].as_str().unwrap().to_owned();
@@ -1222,7 +1346,7 @@ fn a_persons_grant_never_exceeds_or_outlives_their_token_and_codes_resist_other_
 
     // Another client cannot spend (or learn anything of) a code that is not its own: the
     // code still works for its client afterwards.
-    let code = code_of(&a.authorize(&s, &ask(&cli, "openid"))).unwrap();
+    let code = code_of(&a.allow(&s, &ask(&cli, "openid"))).unwrap();
     let stolen = redeem(&deployer, &code);
     assert!(stolen.body.contains("invalid_grant"), "{}", stolen.body);
     let own = redeem(&cli, &code);

@@ -638,7 +638,8 @@ impl SignIn {
     /// redirect URI, and browsers hold every redirect after a form submission to the page's
     /// `form-action 'self'` (Chromium stays on the sign-in page). A refresh is a navigation
     /// of its own, so it is not; the link is there for a browser that does not refresh.
-    fn continue_page(&self, next: &str) -> Response<Body> {
+    /// The authorization server's consent form goes back to the application the same way.
+    pub fn continue_page(&self, next: &str) -> Response<Body> {
         let next = escape(next);
         let mut resp = self.html(
             StatusCode::OK,

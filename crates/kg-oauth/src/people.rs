@@ -27,7 +27,7 @@ use time::Duration;
 
 use crate::clients::millis;
 use crate::provider::{
-    DEVICE, Form, OAuthError, Provider, SERVER_ERROR, bad, check_resource, json,
+    AUTHORIZE, DEVICE, Form, OAuthError, Provider, SERVER_ERROR, bad, check_resource, json,
 };
 
 /// The prefix of authorization codes.
@@ -99,6 +99,19 @@ fn people_scopes(allowed: &[String], asked: Option<&str>) -> Option<Vec<String>>
     }
     Some(out)
 }
+
+/// The parameters of an authorization request the consent form carries back.
+const AUTHORIZE_PARAMS: [&str; 9] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "resource",
+];
 
 /// Who a browser request is from: the holder of its session's API token.
 struct Person {
@@ -233,14 +246,40 @@ impl Provider {
         self.verifier.holder(token_id?)
     }
 
-    /// `GET /authorize`.
-    pub(crate) fn authorize(
+    /// `GET /authorize`, and `POST /authorize` from its consent page (the same parameters,
+    /// with the person's decision and the session's CSRF value).
+    pub(crate) async fn authorize(
         &self,
-        req: &Request<Incoming>,
+        req: Request<Incoming>,
         peer: std::net::IpAddr,
     ) -> Response<Body> {
-        let query = req.uri().query().unwrap_or("");
-        let Ok(q) = Form::parse(query.as_bytes()) else {
+        let (parts, body) = req.into_parts();
+        let consented = match parts.method {
+            Method::GET | Method::HEAD => None,
+            Method::POST => {
+                if self
+                    .sign_in
+                    .as_ref()
+                    .is_none_or(|s| s.cross_site(&parts.headers, &parts.uri))
+                {
+                    kg_login::form::drain(body).await;
+                    return self.request_page(
+                        StatusCode::FORBIDDEN,
+                        "This form was sent from another site.",
+                    );
+                }
+                match kg_login::form::read_form(&parts.headers, body).await {
+                    Ok(b) => Some(b),
+                    Err(status) => return kg_http::response::empty(status),
+                }
+            }
+            _ => return kg_http::response::method_not_allowed("GET, HEAD, POST"),
+        };
+        let raw: &[u8] = match &consented {
+            Some(b) => b,
+            None => parts.uri.query().unwrap_or("").as_bytes(),
+        };
+        let Ok(q) = Form::parse(raw) else {
             return self.request_page(StatusCode::BAD_REQUEST, "A parameter is repeated.");
         };
         let get = |k: &str| q.get(k).ok().flatten();
@@ -267,6 +306,12 @@ impl Provider {
         let long_state = get("state").is_some_and(|s| s.len() > MAX_PARAM);
         let state = get("state").filter(|s| s.len() <= MAX_PARAM);
         let iss = self.settings.issuer.as_str();
+        // After the consent form, the way back is a page that refreshes to it: browsers hold
+        // a redirect after a form submission to the page's `form-action 'self'`.
+        let back = |url: &str| match (&consented, &self.sign_in) {
+            (Some(_), Some(s)) => s.continue_page(url),
+            _ => see_other(url),
+        };
         // From here on errors go back to the application (RFC 6749 §4.1.2.1), with `iss`
         // (RFC 9207) so a client of several servers knows whose answer it is.
         let fail = |code: &str, description: &str| {
@@ -275,7 +320,7 @@ impl Provider {
                 pairs.push(("state", s));
             }
             pairs.push(("iss", iss));
-            see_other(&with_query(&redirect, &pairs))
+            back(&with_query(&redirect, &pairs))
         };
         if get("response_type") != Some("code") {
             return fail(
@@ -313,15 +358,47 @@ impl Provider {
         if long_state || nonce.is_some_and(|n| n.len() > MAX_PARAM) {
             return fail("invalid_request", "state or nonce is too long");
         }
-        let Some(person) = self.person(req.headers(), peer) else {
-            if get("prompt") == Some("none") {
+        let prompt = |p: &str| get("prompt").is_some_and(|v| v.split(' ').any(|x| x == p));
+        let Some(person) = self.person(&parts.headers, peer) else {
+            if prompt("none") {
                 return fail("login_required", "the person is not signed in");
             }
-            return match &self.sign_in {
-                Some(s) => s.redirect(req.uri()),
-                None => fail("server_error", "sign-in is not available"),
+            return match (&self.sign_in, &consented) {
+                (Some(s), None) => s.redirect(&parts.uri),
+                // The session ended while the consent page was open.
+                _ => fail("login_required", "the person is not signed in"),
             };
         };
+        let granted = within_holder(&scopes, &person.holder);
+        // A public client is asked for every time: its loopback redirect accepts any port,
+        // so any process of any user on the person's machine could be listening there, and
+        // a page elsewhere could send the browser to this URL. A confidential client (an
+        // exact redirect, registered by the operator) is the operator's own.
+        let ask = client.public || prompt("consent");
+        match &consented {
+            None if ask && prompt("none") => {
+                return fail(
+                    "consent_required",
+                    "the person must approve this application",
+                );
+            }
+            None if ask => {
+                return self.consent_page(&client, &person, &granted, &redirect, &q);
+            }
+            Some(_) => {
+                let sent = get("csrf").unwrap_or("");
+                if !bool::from(sent.as_bytes().ct_eq(person.csrf.as_bytes())) {
+                    return self.request_page(
+                        StatusCode::FORBIDDEN,
+                        "This form has expired: start signing in from the application again.",
+                    );
+                }
+                if get("decision") != Some("allow") {
+                    return fail("access_denied", "the person did not allow the application");
+                }
+            }
+            None => {}
+        }
         let (_, code) = kg_tokens::generate(&prefix(CODE_PREFIX));
         let now = self.now_ms();
         let record = CodeRecord {
@@ -329,7 +406,7 @@ impl Provider {
             client_id: client.id.clone(),
             redirect_uri: redirect.clone(),
             subject: person.holder.name.clone(),
-            scope: within_holder(&scopes, &person.holder).join(" "),
+            scope: granted.join(" "),
             resource,
             challenge: Some(challenge),
             nonce: nonce.map(str::to_owned),
@@ -350,7 +427,65 @@ impl Provider {
             pairs.push(("state", s));
         }
         pairs.push(("iss", iss));
-        see_other(&with_query(&redirect, &pairs))
+        back(&with_query(&redirect, &pairs))
+    }
+
+    /// The question put to a person before a public client gets a code: who asks, as whom,
+    /// for what, and where the answer goes. The form carries the request's own parameters
+    /// back to `/authorize`, with the session's CSRF value.
+    fn consent_page(
+        &self,
+        client: &ClientRecord,
+        person: &Person,
+        granted: &[String],
+        redirect: &str,
+        q: &Form,
+    ) -> Response<Body> {
+        let Some(sign_in) = &self.sign_in else {
+            return kg_http::response::empty(StatusCode::NOT_FOUND);
+        };
+        let action = format!("{}{AUTHORIZE}", issuer_path(&self.settings.issuer));
+        let goes_to = redirect.split_once("://").map_or(redirect, |(_, rest)| {
+            rest.split(['/', '?']).next().unwrap_or(rest)
+        });
+        let scopes = if granted.is_empty() {
+            "no scopes".to_owned()
+        } else {
+            granted.join(", ")
+        };
+        let mut b = String::with_capacity(2048);
+        b.push_str(&format!(
+            "<h1>Allow {name}?</h1>\n\
+             <p class=\"sub\">Signed in as <strong>{who}</strong>.</p>\n\
+             <p id=\"request\"><strong>{name}</strong> asks to act as you, with {scopes}.</p>\n\
+             <p class=\"sub\">The answer goes to <code id=\"redirect\">{goes_to}</code>. \
+             Allow only if you just started signing in to it.</p>\n\
+             <form id=\"consent-form\" method=\"post\" action=\"{action}\">\n\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n",
+            name = escape(&client.name),
+            who = escape(&person.holder.name),
+            scopes = escape(&scopes),
+            goes_to = escape(goes_to),
+            action = escape(&action),
+            csrf = escape(&person.csrf),
+        ));
+        for k in AUTHORIZE_PARAMS {
+            if let Ok(Some(v)) = q.get(k) {
+                b.push_str(&format!(
+                    "<input type=\"hidden\" name=\"{k}\" value=\"{}\">\n",
+                    escape(v)
+                ));
+            }
+        }
+        b.push_str(
+            "<button id=\"allow\" type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
+             <button id=\"deny\" type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n\
+             </form>\n",
+        );
+        let mut resp = sign_in.page(StatusCode::OK, "Allow access", &b);
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
     }
 
     /// `grant_type=authorization_code`.

@@ -558,7 +558,7 @@ impl Provider {
     ) -> Response<Body> {
         let method = req.method().clone();
         match path {
-            AUTHORIZE => get_only(&method, || self.authorize(&req, peer)),
+            AUTHORIZE => self.authorize(req, peer).await,
             DEVICE => self.device_page(req, peer).await,
             USERINFO => self.userinfo(&req),
             OIDC_DISCOVERY | AS_METADATA => get_only(&method, || {
