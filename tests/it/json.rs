@@ -581,6 +581,39 @@ fn tokenctl_client_and_keys_documents_match_their_schemas_and_snapshots() {
         revoke.code(0),
     );
     assert_eq!(revoked["state"], "revoked");
+    // Again is a no-op that succeeds; a revoked client can still be shown, not rotated.
+    let again = env.run("tokenctl", &["client", "revoke", "bot"]);
+    assert!(again.stderr.contains("revoked already"), "{}", again.stderr);
+    again.code(0);
+    let shown = env.run("tokenctl", &["client", "show", "bot", "--json"]);
+    assert_eq!(shown.code(0).json()["state"], "revoked");
+    let refused = env.run("tokenctl", &["client", "rotate", "bot"]);
+    assert!(
+        refused.stderr.contains("client 'bot' is revoked"),
+        "{}",
+        refused.stderr
+    );
+    refused.code(1);
+    // With --output, stdout is the client id alone (for `ID=$(...)`), the rest on stderr.
+    let file = env.root().join("ci.secret");
+    let made = env.run(
+        "tokenctl",
+        &[
+            "client",
+            "create",
+            "--name",
+            "ci",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let id = made.code(0).stdout.trim().to_owned();
+    assert!(
+        id.starts_with("kgc_") && !id.contains(' '),
+        "{}",
+        made.stdout
+    );
+    assert!(made.stderr.contains("secret written to"), "{}", made.stderr);
 
     let keys = env.run("tokenctl", &["keys", "list", "--json"]);
     let listed = pin(

@@ -800,30 +800,31 @@ impl Person {
         curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
-    /// Authorizes `query` as a browser would: through the consent page when there is one,
-    /// allowing. The answer's way back to the application is [`landing`].
+    /// Authorizes `query` as a browser would: through the consent page, a person clicking
+    /// Allow (same origin, a navigation, user-activated).
     fn allow(&self, s: &Server, query: &str) -> Resp {
         let same = format!("Origin: {}", s.issuer);
-        self.consent(
-            s,
-            query,
-            "allow",
-            |_| {},
-            &[&same, "Sec-Fetch-Site: same-origin"],
-        )
+        let headers = [same.as_str(), CLICKED[0], CLICKED[1], CLICKED[2]];
+        self.consent(s, query, "allow", |_| {}, &headers)
     }
 }
 
-/// Where an authorization response sends the browser: its `Location`, or after the consent
-/// form the page's continue link (a refresh, since a redirect would be held to
-/// `form-action 'self'`).
+/// The Fetch Metadata of a person's click on a same-origin form.
+const CLICKED: [&str; 3] = [
+    "Sec-Fetch-Site: same-origin",
+    "Sec-Fetch-Mode: navigate",
+    "Sec-Fetch-User: ?1",
+];
+
+/// Where an authorization response sends the browser: its `Location` (a 303, never a page
+/// with the code in it).
 fn landing(r: &Resp) -> Option<String> {
-    if let Some(l) = r.header("location") {
-        return Some(l.to_owned());
-    }
-    let at = r.body.find("id=\"continue\" href=\"")? + "id=\"continue\" href=\"".len();
-    let href = &r.body[at..at + r.body[at..].find('"')?];
-    Some(href.replace("&amp;", "&"))
+    assert!(
+        !r.body.contains("code="),
+        "a code in a page body: {}",
+        r.body
+    );
+    r.header("location").map(str::to_owned)
 }
 
 /// RFC 7636 S256 of `verifier`, by openssl.
@@ -901,8 +902,14 @@ fn people_flows_refuse_pkce_downgrades_foreign_redirects_replayed_codes_and_reus
     assert!(r.body.contains("id=\"consent-form\""), "{}", r.body);
     assert!(!r.body.contains("kgac_"), "a code on the consent page");
     assert_eq!(r.header("location"), None);
+    let page = person.authorize(&s, &good("http://127.0.0.1:54321/callback"));
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|c| c.contains("form-action 'self' http://127.0.0.1:54321;")),
+        "the consent form may lead to the redirect's origin, no other: {page:?}"
+    );
     let r = person.allow(&s, &good("http://127.0.0.1:54321/callback"));
-    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.status, 303, "{r:?}");
     let location = landing(&r).unwrap();
     assert!(
         location.starts_with("http://127.0.0.1:54321/callback?code=kgac_"),
@@ -951,6 +958,26 @@ fn people_flows_refuse_pkce_downgrades_foreign_redirects_replayed_codes_and_reus
     let r = person.consent(&s, &q, "allow", forged, &[&same]);
     assert_eq!(r.status, 403, "forged csrf: {r:?}");
     assert!(!r.body.contains("code="), "{}", r.body);
+    // A script of this origin (the application's, in proxy mode) that read the page and
+    // its CSRF value cannot answer for the person: a fetch, or a form it submits, is not
+    // a click.
+    for meta in [
+        [
+            "Sec-Fetch-Site: same-origin",
+            "Sec-Fetch-Mode: cors",
+            "Sec-Fetch-Dest: empty",
+        ],
+        [
+            "Sec-Fetch-Site: same-origin",
+            "Sec-Fetch-Mode: navigate",
+            "Sec-Fetch-Dest: document",
+        ],
+    ] {
+        let headers = [same.as_str(), meta[0], meta[1], meta[2]];
+        let r = person.consent(&s, &q, "allow", |_| {}, &headers);
+        assert_eq!(r.status, 403, "{meta:?}: {r:?}");
+        assert_eq!(r.header("location"), None, "{meta:?}");
+    }
     let r = person.consent(&s, &q, "deny", |_| {}, &[&same]);
     let l = landing(&r).unwrap();
     assert_eq!(

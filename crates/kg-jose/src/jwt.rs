@@ -17,6 +17,11 @@ pub const TYP_ACCESS: &str = "at+jwt";
 /// allows 15 s, jsonwebtoken 60 s by default).
 pub const SKEW: i64 = 30;
 
+/// The scopes of OpenID Connect itself: granted to any person's client that asks, and so
+/// never matched against keygate's own scope rules (a path rule naming `openid` grants
+/// nothing to a token that carries it).
+pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
+
 /// Longest token [`verify`] reads: a keygate access token is about 450 bytes; anything far
 /// longer is refused before it is decoded.
 pub const MAX_JWT_LEN: usize = 8 * 1024;

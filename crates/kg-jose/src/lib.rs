@@ -33,6 +33,7 @@ mod jwt;
 mod keys;
 
 pub use jwt::{
-    AccessClaims, Audience, JwtError, MAX_JWT_LEN, Rules, SKEW, TYP_ACCESS, new_jti, sign, verify,
+    AccessClaims, Audience, JwtError, MAX_JWT_LEN, OIDC_SCOPES, Rules, SKEW, TYP_ACCESS, new_jti,
+    sign, verify,
 };
 pub use keys::{Alg, KeyInfo, KeySet, KeySetError, KeyState, PublicKeys, SigningKey};

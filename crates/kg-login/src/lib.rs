@@ -628,6 +628,37 @@ impl SignIn {
         self.html(status, page::shell(title, content))
     }
 
+    /// [`SignIn::page`] whose form may end at `source` too (a CSP source expression: an
+    /// origin such as `http://127.0.0.1:40000`, or a scheme such as `com.example.app:`):
+    /// browsers hold the redirect after a form to `form-action`, and the consent form's
+    /// answer is a redirect to the application. A `source` with anything but the
+    /// characters of an origin is left out.
+    pub fn page_leading_to(
+        &self,
+        status: StatusCode,
+        title: &str,
+        content: &str,
+        source: &str,
+    ) -> Response<Body> {
+        let mut resp = self.page(status, title, content);
+        let plain = !source.is_empty()
+            && source
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.:/[]".contains(&b));
+        if plain
+            && let Ok(csp) = self.csp.to_str()
+            && let Ok(v) = HeaderValue::from_str(&csp.replacen(
+                "form-action 'self'",
+                &format!("form-action 'self' {source}"),
+                1,
+            ))
+        {
+            resp.headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        resp
+    }
+
     /// The CSRF value a form of this session must carry.
     pub fn csrf_of(s: &SessionRef) -> &str {
         s.csrf()
@@ -638,8 +669,7 @@ impl SignIn {
     /// redirect URI, and browsers hold every redirect after a form submission to the page's
     /// `form-action 'self'` (Chromium stays on the sign-in page). A refresh is a navigation
     /// of its own, so it is not; the link is there for a browser that does not refresh.
-    /// The authorization server's consent form goes back to the application the same way.
-    pub fn continue_page(&self, next: &str) -> Response<Body> {
+    fn continue_page(&self, next: &str) -> Response<Body> {
         let next = escape(next);
         let mut resp = self.html(
             StatusCode::OK,

@@ -97,9 +97,12 @@ pub enum ClientError {
     /// A combination of options that makes no sense.
     #[error("{0}")]
     Conflicting(&'static str),
-    /// No live client has that id or name.
+    /// No client has that id or name.
     #[error("no client '{0}'")]
     NotFound(String),
+    /// The client is revoked: nothing but `show` and `revoke` applies to it.
+    #[error("client '{0}' is revoked")]
+    Revoked(String),
     /// A public client has no secret to rotate.
     #[error("client '{0}' is public: it has no secret to rotate")]
     Public(String),
@@ -118,6 +121,10 @@ impl ClientError {
                     .into(),
             ),
             ClientError::NotFound(_) => Some("`tokenctl client list` shows the clients".into()),
+            ClientError::Revoked(_) => Some(
+                "a revoked client stays revoked: `tokenctl client create` registers a new one"
+                    .into(),
+            ),
             ClientError::Store(e) => e.hint(),
             _ => None,
         }
@@ -125,7 +132,10 @@ impl ClientError {
 
     /// Whether it is the caller's mistake (usage) rather than the system's.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, ClientError::Store(_) | ClientError::NotFound(_))
+        !matches!(
+            self,
+            ClientError::Store(_) | ClientError::NotFound(_) | ClientError::Revoked(_)
+        )
     }
 }
 
@@ -238,14 +248,30 @@ pub fn register(
 
 /// The live client with this id or name.
 pub fn find(store: &dyn ClientStore, id_or_name: &str) -> Result<ClientRecord, ClientError> {
+    let c = find_any(store, id_or_name)?;
+    match c.revoked {
+        None => Ok(c),
+        Some(_) => Err(ClientError::Revoked(shown(id_or_name))),
+    }
+}
+
+/// The client by id or name, revoked or not (what `client show` shows). A name belongs to
+/// its live client; with none, to the last revoked one of that name (a name is free again
+/// once its client is revoked).
+pub fn find_any(store: &dyn ClientStore, id_or_name: &str) -> Result<ClientRecord, ClientError> {
     let found = if id_or_name.starts_with(CLIENT_ID_PREFIX) {
         store.client(id_or_name)?
     } else {
-        store.client_named(id_or_name)?
+        match store.client_named(id_or_name)? {
+            Some(c) => Some(c),
+            None => store
+                .clients()?
+                .into_iter()
+                .filter(|c| c.name == id_or_name)
+                .max_by_key(|c| c.revoked),
+        }
     };
-    found
-        .filter(|c| c.revoked.is_none())
-        .ok_or_else(|| ClientError::NotFound(shown(id_or_name)))
+    found.ok_or_else(|| ClientError::NotFound(shown(id_or_name)))
 }
 
 /// Echoes what the user typed only when it cannot be a secret.
@@ -276,15 +302,19 @@ pub fn rotate(
     Ok((client, secret))
 }
 
-/// Revokes the client: its secrets stop working, and so do the tokens it was given.
+/// Revokes the client: its secrets stop working, and so do the tokens it was given. Again
+/// is a no-op (`false`: it was revoked already).
 pub fn revoke(
     store: &dyn ClientStore,
     id_or_name: &str,
     now: OffsetDateTime,
-) -> Result<ClientRecord, ClientError> {
-    let client = find(store, id_or_name)?;
+) -> Result<(ClientRecord, bool), ClientError> {
+    let client = find_any(store, id_or_name)?;
+    if client.revoked.is_some() {
+        return Ok((client, false));
+    }
     store.revoke_client(&client.id, millis(now))?;
-    Ok(client)
+    Ok((client, true))
 }
 
 /// Why client authentication failed; the token endpoint answers `invalid_client` for all.
@@ -423,12 +453,14 @@ mod tests {
         assert!(at(&old, NOW + Duration::minutes(59)));
         assert!(!at(&old, NOW + Duration::hours(1)));
         assert!(at(&new, NOW + Duration::days(400)));
-        revoke(&store, &a.id, NOW).unwrap();
+        assert!(revoke(&store, &a.id, NOW).unwrap().1);
         assert!(!at(&new, NOW));
         assert!(matches!(
             rotate(&store, &pepper, &a.id, Duration::ZERO, NOW),
-            Err(ClientError::NotFound(_))
+            Err(ClientError::Revoked(_))
         ));
+        assert!(!revoke(&store, "a", NOW).unwrap().1, "again: a no-op");
+        assert!(find_any(&store, "a").unwrap().revoked.is_some());
     }
 
     #[test]

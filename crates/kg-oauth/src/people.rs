@@ -52,7 +52,7 @@ pub const REFRESH_RETRY: Duration = Duration::seconds(10);
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LEN: usize = 8;
 /// OpenID Connect's scopes, which every client that signs people in may ask for.
-const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
+use kg_jose::OIDC_SCOPES;
 /// Longest `state` or `nonce` kept.
 const MAX_PARAM: usize = 512;
 
@@ -129,6 +129,20 @@ fn within_holder(asked: &[String], holder: &kg_verifier::Holder) -> Vec<String> 
         .filter(|s| OIDC_SCOPES.contains(&s.as_str()) || holder.scopes.contains(s))
         .cloned()
         .collect()
+}
+
+/// The CSP source a redirect URI leads to: its origin (`http://127.0.0.1:40000`), or for a
+/// private-use scheme the scheme (`com.example.app:`).
+fn csp_source(redirect: &str) -> String {
+    match redirect.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            format!("{scheme}://{authority}")
+        }
+        None => redirect
+            .split_once(':')
+            .map_or_else(String::new, |(scheme, _)| format!("{scheme}:")),
+    }
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
@@ -306,12 +320,10 @@ impl Provider {
         let long_state = get("state").is_some_and(|s| s.len() > MAX_PARAM);
         let state = get("state").filter(|s| s.len() <= MAX_PARAM);
         let iss = self.settings.issuer.as_str();
-        // After the consent form, the way back is a page that refreshes to it: browsers hold
-        // a redirect after a form submission to the page's `form-action 'self'`.
-        let back = |url: &str| match (&consented, &self.sign_in) {
-            (Some(_), Some(s)) => s.continue_page(url),
-            _ => see_other(url),
-        };
+        // The answer is a redirect, never a page with the code in it: in proxy mode the
+        // application shares this origin, and its script could read a page (the consent
+        // page lets its form lead to the redirect's origin).
+        let back = |url: &str| see_other(url);
         // From here on errors go back to the application (RFC 6749 §4.1.2.1), with `iss`
         // (RFC 9207) so a client of several servers knows whose answer it is.
         let fail = |code: &str, description: &str| {
@@ -374,7 +386,9 @@ impl Provider {
         // so any process of any user on the person's machine could be listening there, and
         // a page elsewhere could send the browser to this URL. A confidential client (an
         // exact redirect, registered by the operator) is the operator's own.
-        let ask = client.public || prompt("consent");
+        // A confidential client with a loopback or private-use redirect is asked for too:
+        // whoever listens there need not be the client.
+        let ask = client.public || !redirect.starts_with("https://") || prompt("consent");
         match &consented {
             None if ask && prompt("none") => {
                 return fail(
@@ -386,6 +400,19 @@ impl Provider {
                 return self.consent_page(&client, &person, &granted, &redirect, &q);
             }
             Some(_) => {
+                // A browser says whether a person clicked (Fetch Metadata): a form that a
+                // script of this origin (the application's, in proxy mode) submits, or a
+                // fetch, is not an answer. Clients without the headers are not browsers.
+                let fetch_meta = |name: &str| parts.headers.get(name).map(HeaderValue::as_bytes);
+                if fetch_meta("sec-fetch-site").is_some()
+                    && (fetch_meta("sec-fetch-user") != Some(b"?1")
+                        || fetch_meta("sec-fetch-mode").is_some_and(|m| m != b"navigate"))
+                {
+                    return self.request_page(
+                        StatusCode::FORBIDDEN,
+                        "The answer must come from a click on the consent page.",
+                    );
+                }
                 let sent = get("csrf").unwrap_or("");
                 if !bool::from(sent.as_bytes().ct_eq(person.csrf.as_bytes())) {
                     return self.request_page(
@@ -448,11 +475,14 @@ impl Provider {
         let goes_to = redirect.split_once("://").map_or(redirect, |(_, rest)| {
             rest.split(['/', '?']).next().unwrap_or(rest)
         });
-        let scopes = if granted.is_empty() {
+        let mut scopes = if granted.is_empty() {
             "no scopes".to_owned()
         } else {
             granted.join(", ")
         };
+        if let Ok(Some(r)) = q.get("resource") {
+            scopes.push_str(&format!(", for {r}"));
+        }
         let mut b = String::with_capacity(2048);
         b.push_str(&format!(
             "<h1>Allow {name}?</h1>\n\
@@ -482,7 +512,8 @@ impl Provider {
              <button id=\"deny\" type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n\
              </form>\n",
         );
-        let mut resp = sign_in.page(StatusCode::OK, "Allow access", &b);
+        let mut resp =
+            sign_in.page_leading_to(StatusCode::OK, "Allow access", &b, &csp_source(redirect));
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
@@ -636,8 +667,9 @@ impl Provider {
             .map_err(|_| SERVER_ERROR)?
             .filter(|g| g.client_id == client.id)
             .ok_or(dead)?;
-        // A grant stands only while the token its person signed in with does.
-        if owner.token_id.is_some() && self.holder_of(owner.token_id.as_deref()).is_none() {
+        // A grant stands only while the token its person signed in with does (one made
+        // before schema 4 names none, and ends here too: its person signs in again).
+        if self.holder_of(owner.token_id.as_deref()).is_none() {
             if self
                 .store
                 .revoke_grant(&owner.id, self.now_ms())
@@ -818,6 +850,8 @@ impl Provider {
             .store
             .refresh_grant(&self.pepper.digest(token))
             .ok()??;
+        // Active only while the person's sign-in token stands, as a refresh would be.
+        self.holder_of(g.token_id.as_deref())?;
         let now = self.now_ms();
         (g.revoked.is_none() && now < g.expires).then(|| {
             serde_json::json!({
@@ -1233,7 +1267,13 @@ impl Provider {
         let Some(v) = self.verifier.inspect_jwt(token) else {
             return challenge(StatusCode::UNAUTHORIZED, "Bearer error=\"invalid_token\"");
         };
-        if !v.scopes.iter().any(|s| s == "openid") {
+        // `scopes` leaves OpenID's own out (no scope rule may count them): the claim has it.
+        if !v
+            .claims
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|s| s == "openid"))
+        {
             return challenge(
                 StatusCode::FORBIDDEN,
                 "Bearer error=\"insufficient_scope\", scope=\"openid\"",

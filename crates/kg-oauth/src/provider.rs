@@ -593,11 +593,17 @@ impl Provider {
                     Ok(b) => b,
                     Err(status) => return kg_http::response::empty(status),
                 };
-                let result = Form::parse(&body).and_then(|form| match path {
-                    TOKEN => self.token(&parts.headers, &form),
-                    INTROSPECT => self.introspect(&parts.headers, &form),
-                    DEVICE_AUTHORIZATION => self.device_authorization(&parts.headers, &form),
-                    _ => self.revoke(&parts.headers, &form),
+                let result = Form::parse(&body).and_then(|form| {
+                    let r = match path {
+                        TOKEN => self.token(&parts.headers, &form),
+                        INTROSPECT => self.introspect(&parts.headers, &form),
+                        DEVICE_AUTHORIZATION => self.device_authorization(&parts.headers, &form),
+                        _ => self.revoke(&parts.headers, &form),
+                    };
+                    if r.as_ref().is_err_and(|e| e.code == INVALID_CLIENT.code) {
+                        self.client_refused(&parts.headers, &form, peer, path);
+                    }
+                    r
                 });
                 result.unwrap_or_else(error)
             }
@@ -736,6 +742,27 @@ impl Provider {
             ],
         );
         Ok(token)
+    }
+
+    /// The audit line of a refused client authentication: which client was claimed (only
+    /// when it looks like a client id, so a secret pasted as an id is never written), from
+    /// where, at which endpoint.
+    fn client_refused(&self, headers: &HeaderMap, form: &Form, peer: std::net::IpAddr, path: &str) {
+        let claimed = presented(headers, form).map(|p| p.id).unwrap_or_default();
+        let shown = claimed.len() <= 64
+            && claimed.starts_with(clients::CLIENT_ID_PREFIX)
+            && claimed
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let address = self.verifier.client(peer, headers).to_string();
+        self.audit(
+            "client_refused",
+            &[
+                ("client_id", if shown { &claimed } else { "(not shown)" }),
+                ("client", &address),
+                ("endpoint", path),
+            ],
+        );
     }
 
     /// One audit line for the authorization server's `event`, its fields strings.

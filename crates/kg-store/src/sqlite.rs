@@ -193,7 +193,8 @@ impl SqliteStore {
         }
         let conn = open_read_only(path)?;
         let version = user_version(&conn, path)?;
-        if version > SCHEMA_VERSION {
+        // A negative version is no version this build wrote: refused like a newer one.
+        if !(0..=SCHEMA_VERSION).contains(&version) {
             return Err(too_new(path, version));
         }
         let sessions = if version >= 1 {

@@ -49,7 +49,8 @@ impl std::fmt::Debug for Jwts {
 pub struct Verified {
     /// Its claims.
     pub claims: AccessClaims,
-    /// Its scopes, split.
+    /// Its scopes, split, OpenID Connect's own left out: they are granted to anyone who
+    /// asks, so no scope rule may count them.
     pub scopes: Vec<String>,
 }
 
@@ -150,7 +151,7 @@ impl Jwts {
             .as_deref()
             .unwrap_or("")
             .split(' ')
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && !kg_jose::OIDC_SCOPES.contains(s))
             .map(str::to_owned)
             .collect();
         Ok(Verified { claims, scopes })

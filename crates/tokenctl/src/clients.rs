@@ -181,7 +181,8 @@ fn deliver(
         if json_out {
             return out_doc(schema, &report);
         }
-        return out(format!("{what}; secret written to {}", f.display()));
+        summary_note(format!("{what}; secret written to {}", f.display()));
+        return Ok(());
     }
     if json_out {
         report["client_secret"] = json!(secret.expose_secret());
@@ -267,12 +268,12 @@ pub(crate) fn client(global: &GlobalArgs, cmd: &ClientCommand) -> Result<ExitSta
                         ]
                     })
                     .collect();
-                table(["ID", "NAME", "STATUS", "GRANTS", "SCOPES"], &rows)?;
+                table(["ID", "NAME", "STATE", "GRANTS", "SCOPES"], &rows)?;
             }
         }
         ClientCommand::Show(a) => {
             let store = open_store(&ctx)?;
-            let c = clients::find(&store, &a.client).map_err(client_error)?;
+            let c = clients::find_any(&store, &a.client).map_err(client_error)?;
             let report = client_json(&c, &store, now_ms);
             if a.json {
                 out_doc("tokenctl.client.show/1", &report)?;
@@ -310,12 +311,17 @@ pub(crate) fn client(global: &GlobalArgs, cmd: &ClientCommand) -> Result<ExitSta
         }
         ClientCommand::Revoke(a) => {
             let store = open_store(&ctx)?;
-            let c = clients::revoke(&store, &a.client, now).map_err(client_error)?;
+            let (c, changed) = clients::revoke(&store, &a.client, now).map_err(client_error)?;
             let c = store.client(&c.id).map_err(store_error)?.unwrap_or(c);
             if a.json {
                 out_doc("tokenctl.client.revoke/1", &client_json(&c, &store, now_ms))?;
-            } else {
+            } else if changed {
                 summary_note(format!("revoked client '{}' (id {})", c.name, c.id));
+            } else {
+                summary_note(format!(
+                    "client '{}' (id {}) was revoked already",
+                    c.name, c.id
+                ));
             }
         }
     }
