@@ -302,6 +302,32 @@ fn the_token_endpoint_answers_the_rfcs_errors_and_changes_nothing() {
     let form = format!("{cc}&client_id={}&client_secret=kgcs_nope", s.client_id);
     let r = s.post("/oauth/token", &form, &[]);
     assert_eq!((r.status, r.header("www-authenticate")), (401, None));
+    // Each refusal has its audit line, naming the client claimed, never a secret pasted
+    // where the id goes.
+    let pasted = format!("{cc}&client_id={}", &wrong[s.client_id.len() + 1..]);
+    assert_eq!(s.post("/oauth/token", &pasted, &[]).status, 401);
+    assert!(
+        eventually(Duration::from_secs(2), || s.audited("client_refused").len()
+            >= 3),
+        "{}",
+        s._kg.output()
+    );
+    let refused = s.audited("client_refused");
+    assert!(
+        refused
+            .iter()
+            .filter(|l| l["client_id"] == s.client_id.as_str()
+                && l["endpoint"] == "/oauth/token"
+                && l["client"] == "127.0.0.1")
+            .count()
+            >= 2,
+        "{refused:?}"
+    );
+    assert!(refused.iter().any(|l| l["client_id"] == "(not shown)"));
+    assert!(
+        !s._kg.output().contains("kgcs_AAAA"),
+        "a secret in the audit log"
+    );
     // Unknown client; another client's secret.
     let (_, other_secret) = register(&s.env, "other", &["read"]);
     let r = s.post(
