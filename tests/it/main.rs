@@ -9,6 +9,9 @@ mod browser;
 mod certs;
 // Conventions of every binary: exit codes, config resolution and explain, secrets, pipes.
 mod cli;
+// Issue 16 (first part): `tokenctl token` for machine clients, against keygate and
+// node-oidc-provider: the cache, its lock under 20 processes, output formats, refusals.
+mod client;
 // Issue 14 item 13: every --json document against its schema and snapshot; log and audit lines.
 mod json;
 // The localhost bypass: only keygate's own user, as the kernel names it; relays are not local.

@@ -382,7 +382,21 @@ pub static SETTINGS: &[Setting] = &[
         env: Some("KEYGATE_PROFILE"),
         kind: Kind::Str,
         default: None,
-        doc: "the [profiles.NAME] whose token_file client commands use",
+        doc: "the [profiles.NAME] client commands use (its token_file; for `tokenctl token`, its OAuth client; else \"default\")",
+    },
+    Setting {
+        key: "client.id",
+        env: Some("KEYGATE_CLIENT_ID"),
+        kind: Kind::Str,
+        default: None,
+        doc: "the OAuth client id for `tokenctl token` when the profile names none (a CI secret)",
+    },
+    Setting {
+        key: "client.secret",
+        env: Some("KEYGATE_CLIENT_SECRET"),
+        kind: Kind::Secret,
+        default: None,
+        doc: "the OAuth client secret for `tokenctl token` when the profile has no client_secret_file (environment only)",
     },
     Setting {
         key: "client.token",

@@ -51,11 +51,38 @@ pub struct ExplainRow {
     pub source: String,
 }
 
-/// A client profile: `[profiles.NAME] token_file = "..."`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A client profile, `[profiles.NAME]`: an API token's file (`token_file`), or an OAuth
+/// client of an issuer (`issuer`, `client_id`, `scopes`, `resource`, `client_secret_file`,
+/// `ca_file`), or both. No secret is ever in the config file: a client secret lives in its
+/// own file (or `KEYGATE_CLIENT_SECRET`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Profile {
-    pub token_file: PathBuf,
+    /// The file holding an API token.
+    pub token_file: Option<PathBuf>,
+    /// The OAuth issuer URL.
+    pub issuer: Option<String>,
+    /// The OAuth client id.
+    pub client_id: Option<String>,
+    /// The scopes to ask for.
+    pub scopes: Vec<String>,
+    /// The resource (RFC 8707) the tokens are for.
+    pub resource: Option<String>,
+    /// The file holding the client's secret (a machine client).
+    pub client_secret_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for the issuer, besides the system's.
+    pub ca_file: Option<PathBuf>,
 }
+
+/// The keys a `[profiles.NAME]` table may have.
+pub const PROFILE_KEYS: [&str; 7] = [
+    "token_file",
+    "issuer",
+    "client_id",
+    "scopes",
+    "resource",
+    "client_secret_file",
+    "ca_file",
+];
 
 /// A config file larger than this is refused rather than read (a device named by mistake).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -239,11 +266,31 @@ impl Config {
             })
             .collect();
         for (name, (profile, source)) in &self.profiles {
-            rows.push(ExplainRow {
-                key: format!("profiles.{name}.token_file"),
-                value: serde_json::Value::String(profile.token_file.display().to_string()),
-                source: source.to_string(),
-            });
+            let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+            let fields = [
+                ("token_file", path(&profile.token_file).map(Into::into)),
+                ("issuer", profile.issuer.clone().map(Into::into)),
+                ("client_id", profile.client_id.clone().map(Into::into)),
+                (
+                    "scopes",
+                    (!profile.scopes.is_empty()).then(|| profile.scopes.clone().into()),
+                ),
+                ("resource", profile.resource.clone().map(Into::into)),
+                (
+                    "client_secret_file",
+                    path(&profile.client_secret_file).map(Into::into),
+                ),
+                ("ca_file", path(&profile.ca_file).map(Into::into)),
+            ];
+            for (key, value) in fields {
+                if let Some(value) = value {
+                    rows.push(ExplainRow {
+                        key: format!("profiles.{name}.{key}"),
+                        value,
+                        source: source.to_string(),
+                    });
+                }
+            }
         }
         rows
     }
@@ -490,30 +537,55 @@ fn read_profiles(
             .as_table_like()
             .ok_or_else(|| invalid("expected a [profiles.NAME] table"))?;
         for (key, _) in profile.iter() {
-            if key != "token_file" {
+            if !PROFILE_KEYS.contains(&key) {
                 let kline = line_of(text, profile.key(key).and_then(|k| k.span()));
                 return Err(ConfigError::UnknownKey {
                     path: path.to_owned(),
                     line: kline,
-                    suggestion: closest(key, &["token_file"], key)
+                    suggestion: closest(key, &PROFILE_KEYS, key)
                         .map(|k| format!("profiles.{name}.{k}")),
                     key: format!("profiles.{name}.{key}"),
                 });
             }
         }
-        let token_file = profile
-            .get("token_file")
-            .and_then(Item::as_str)
-            .ok_or_else(|| invalid("expected token_file = \"PATH\""))?;
-        profiles.insert(
-            name.to_owned(),
-            (
-                Profile {
-                    token_file: PathBuf::from(token_file),
-                },
-                source,
-            ),
-        );
+        let text_of = |key: &str| -> Result<Option<String>, ConfigError> {
+            match profile.get(key) {
+                None => Ok(None),
+                Some(item) => item.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| {
+                    ConfigError::InvalidValue {
+                        key: format!("profiles.{name}.{key}"),
+                        origin: source.to_string(),
+                        message: "expected a string".into(),
+                    }
+                }),
+            }
+        };
+        let scopes = match profile.get("scopes") {
+            None => Vec::new(),
+            Some(item) => item
+                .as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                .ok_or_else(|| ConfigError::InvalidValue {
+                    key: format!("profiles.{name}.scopes"),
+                    origin: source.to_string(),
+                    message: "expected a list of strings, e.g. [\"read\", \"deploy\"]".into(),
+                })?,
+        };
+        let p = Profile {
+            token_file: text_of("token_file")?.map(PathBuf::from),
+            issuer: text_of("issuer")?,
+            client_id: text_of("client_id")?,
+            scopes,
+            resource: text_of("resource")?,
+            client_secret_file: text_of("client_secret_file")?.map(PathBuf::from),
+            ca_file: text_of("ca_file")?.map(PathBuf::from),
+        };
+        if p.token_file.is_none() && p.issuer.is_none() {
+            return Err(invalid(
+                "expected token_file = \"PATH\" (an API token) or issuer = \"URL\" (an OAuth client)",
+            ));
+        }
+        profiles.insert(name.to_owned(), (p, source));
     }
     Ok(())
 }

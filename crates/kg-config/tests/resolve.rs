@@ -255,3 +255,35 @@ fn an_auto_true_false_setting_takes_a_toml_boolean_and_nothing_else() {
     let err = Config::resolve(Some((path, "[cert]\nmethod = true\n")), |_| None, &[]).unwrap_err();
     assert!(err.to_string().ends_with("expected a string"), "{err}");
 }
+
+#[test]
+fn profiles_hold_an_api_token_file_or_an_oauth_client_and_nothing_secret() {
+    let path = Path::new("c.toml");
+    let text = "[profiles.ci]\nissuer = \"https://id.example\"\nclient_id = \"kgc_x\"\n\
+                scopes = [\"deploy\", \"read\"]\nclient_secret_file = \"/run/secret\"\n\
+                [profiles.dev]\ntoken_file = \"/t\"\n";
+    let c = Config::resolve(Some((path, text)), |_| None, &[]).unwrap();
+    let ci = c.profile("ci").unwrap();
+    assert_eq!(ci.issuer.as_deref(), Some("https://id.example"));
+    assert_eq!(ci.scopes, ["deploy", "read"]);
+    assert_eq!(ci.token_file, None);
+    assert_eq!(
+        c.profile("dev").unwrap().token_file.as_deref(),
+        Some(Path::new("/t"))
+    );
+    let err = |t: &str| {
+        Config::resolve(Some((path, t)), |_| None, &[])
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err("[profiles.x]\nclient_id = \"a\"\n").contains("token_file = \"PATH\""));
+    assert!(
+        err("[profiles.x]\nissuer = \"h\"\nscopes = \"deploy\"\n").contains("a list of strings")
+    );
+    // A secret has no key here: it would sit in a file meant to be shared.
+    let e = err("[profiles.x]\nissuer = \"h\"\nclient_secret = \"s\"\n");
+    assert!(
+        e.contains("profiles.x.client_secret") && !e.contains("\"s\""),
+        "{e}"
+    );
+}

@@ -62,3 +62,14 @@ impl ServerCertVerifier for DangerAcceptAnyChain {
         self.algorithms.supported_schemes()
     }
 }
+
+/// A client that verifies the server against `roots` (the system's trust store, plus any
+/// CA the caller was told to trust): for kg-client talking to an OAuth issuer.
+pub fn verifying(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, rustls::Error> {
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}

@@ -100,7 +100,14 @@ pub(crate) fn resolve(ctx: &Context, explicit: &Explicit) -> Result<Credential, 
                 "add [profiles.{name}] with token_file = \"PATH\", or choose another profile"
             ))
         })?;
-        let file = profile.token_file.clone();
+        let file = profile.token_file.clone().ok_or_else(|| {
+            CliError::usage(format!(
+                "profile '{name}' has no token_file: it is an OAuth client"
+            ))
+            .with_hint(format!(
+                "`tokenctl token --profile {name}` prints its access token"
+            ))
+        })?;
         let from = From::Profile {
             name: name.to_owned(),
             file: file.clone(),

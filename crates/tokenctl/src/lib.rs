@@ -17,6 +17,7 @@ use kg_tokens::{FileError, Prefix, StoreError, StorePaths};
 
 mod clients;
 mod creds;
+mod oauth;
 mod seal;
 mod tokens;
 mod tty;
@@ -61,6 +62,10 @@ enum Command {
     /// List or rotate the keys that sign access tokens
     #[command(subcommand)]
     Keys(clients::KeysCommand),
+    /// Print a profile's OAuth access token, fetching one when the cached one is too old
+    Token(oauth::TokenArgs),
+    /// Forget a profile's cached OAuth token
+    Logout(oauth::LogoutArgs),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -93,6 +98,8 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Unseal(args) => seal::unseal(g, args),
         Command::Client(cmd) => clients::client(g, cmd),
         Command::Keys(cmd) => clients::keys(g, cmd),
+        Command::Token(args) => oauth::token(g, args),
+        Command::Logout(args) => oauth::logout(g, args),
         Command::Config(cmd) => {
             load(g, &[])?;
             cmd.run("tokenctl", g)

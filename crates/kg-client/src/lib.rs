@@ -1,0 +1,661 @@
+//! The client side of OAuth for programs and `tokenctl`: a profile's access token, from a
+//! cache while it is valid long enough, else fetched from the issuer and cached.
+//!
+//! ```no_run
+//! let token = kg_client::Client::from_profile("ci")?.access_token(time::Duration::minutes(1))?;
+//! # Ok::<(), kg_client::Error>(())
+//! ```
+//!
+//! The cache is one file per profile, `PRIVATE/client-cache/PROFILE.json`, written 0600
+//! through kg-fs. Fetching happens under `STATE/client-PROFILE.lock`, and the cache is read
+//! again once the lock is held: however many processes ask at the moment a token expires,
+//! one of them fetches and every one prints that token. This first part serves machine
+//! clients (the client-credentials grant: a client id and a secret from a file or the
+//! environment, never argv).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+use kg_fs::lock::Wait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+mod http;
+
+/// How long a process waits for another that is fetching the same profile's token.
+const LOCK_WAIT: StdDuration = StdDuration::from_secs(30);
+/// The largest cache file read.
+const MAX_CACHE: u64 = 64 * 1024;
+/// The OpenID discovery path, appended to the issuer.
+const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
+/// RFC 8414's, inserted before the issuer's path.
+const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
+
+/// What the client needs, as plain values (read from a profile by [`Client::from_profile`],
+/// or filled in by a program).
+pub struct Settings {
+    /// The profile's name: names the cache and the lock.
+    pub profile: String,
+    /// The issuer URL, compared exactly with the one its metadata names.
+    pub issuer: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret (a machine client).
+    pub secret: Option<SecretString>,
+    /// The scopes to ask for.
+    pub scopes: Vec<String>,
+    /// The resource (RFC 8707) to ask tokens for.
+    pub resource: Option<String>,
+    /// A CA to trust for the issuer, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The cache file.
+    pub cache_file: PathBuf,
+    /// The lock file.
+    pub lock_file: PathBuf,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("profile", &self.profile)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "(set)"))
+            .field("cache_file", &self.cache_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An access token as handed out.
+pub struct AccessToken {
+    /// The token.
+    pub token: SecretString,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+    /// The scopes granted, as the issuer said.
+    pub scope: Option<String>,
+    /// Whether this call fetched it (rather than found it cached).
+    pub fetched: bool,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope)
+            .field("fetched", &self.fetched)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no token could be had. Never carries a secret or a token.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The profile is missing or incomplete.
+    #[error("{0}")]
+    Profile(String),
+    /// The configuration could not be read.
+    #[error(transparent)]
+    Config(#[from] kg_config::ConfigError),
+    /// A URL this client will not use.
+    #[error("invalid URL '{url}': {why}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The profile's CA file.
+    #[error("cannot use the CA file '{}': {why}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A request failed.
+    #[error("request to {url} failed: {why}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The issuer's metadata is not usable.
+    #[error("the issuer {issuer}: {why}")]
+    Metadata {
+        /// The issuer.
+        issuer: String,
+        /// Why.
+        why: String,
+    },
+    /// The issuer refused (RFC 6749 §5.2).
+    #[error("the issuer refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Refused {
+        /// The error code.
+        error: String,
+        /// Its description, if any (printable, shortened).
+        description: Option<String>,
+    },
+    /// The cache file is not one this client wrote.
+    #[error("the token cache '{}' is damaged or was changed: {why}", path.display())]
+    Cache {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// Another process held the lock too long.
+    #[error("another tokenctl is fetching a token for this profile (lock '{}')", path.display())]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Fs(#[from] kg_fs::Error),
+}
+
+impl Error {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::Profile(_) => "a machine client's profile: [profiles.NAME] issuer = \"URL\", \
+                 client_id = \"ID\", client_secret_file = \"PATH\" (or KEYGATE_CLIENT_ID and \
+                 KEYGATE_CLIENT_SECRET in the environment)"
+                .into(),
+            Error::Refused { error, .. } if error == "invalid_client" => {
+                "check the client id and its secret; `tokenctl client rotate NAME` issues a new \
+                 secret on keygate"
+                    .into()
+            }
+            Error::Refused { error, .. } if error == "invalid_scope" => {
+                "ask only for scopes the client is registered for".into()
+            }
+            Error::Http { .. } => "check the issuer URL and that it is up".into(),
+            Error::Cache { path, .. } => format!(
+                "remove '{}' (`tokenctl logout` does): the next run fetches a new token",
+                path.display()
+            ),
+            Error::CaFile { .. } => {
+                "ca_file must be a PEM certificate the issuer's chain ends in".into()
+            }
+            Error::Busy { .. } => "retry in a moment".into(),
+            Error::Config(e) => return e.hint(),
+            _ => return None,
+        })
+    }
+
+    /// Whether it is the caller's mistake (usage or configuration, exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Profile(_) | Error::Config(_) | Error::Url { .. } | Error::CaFile { .. }
+        )
+    }
+
+    /// Whether another process held the lock (exit 75: retry).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Busy { .. })
+    }
+}
+
+/// The cache file's contents.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cached {
+    version: u32,
+    issuer: String,
+    client_id: String,
+    token_endpoint: String,
+    access_token: String,
+    /// Unix seconds.
+    expires_at: i64,
+    scope: Option<String>,
+}
+
+/// A profile's OAuth client.
+pub struct Client {
+    settings: Settings,
+    clock: Box<dyn Fn() -> OffsetDateTime + Send + Sync>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.settings.fmt(f)
+    }
+}
+
+/// The environment a machine client may take its id and secret from (CI secrets): the
+/// settings `client.id` and `client.secret`.
+const ENV_CLIENT_ID: &str = "KEYGATE_CLIENT_ID";
+const ENV_CLIENT_SECRET: &str = "KEYGATE_CLIENT_SECRET";
+
+impl Client {
+    /// The client of `settings`, on `clock`.
+    pub fn new(
+        settings: Settings,
+        clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
+    ) -> Client {
+        Client {
+            settings,
+            clock: Box::new(clock),
+        }
+    }
+
+    /// The client of profile `name` in keygate's configuration (`[profiles.NAME]`), with
+    /// `KEYGATE_CLIENT_ID` and `KEYGATE_CLIENT_SECRET` taken from the environment when set.
+    pub fn from_profile(name: &str) -> Result<Client, Error> {
+        let locations = kg_config::Locations::from_env()?;
+        let config = kg_config::Config::load(&locations, &[])?;
+        let settings = settings_of(&locations, &config, name)?;
+        // The one clock (`test.now` reaches a program as it reaches tokenctl).
+        let clock = kg_cli::clock(&config).map_err(|e| Error::Profile(e.message))?;
+        Ok(Client::new(settings, clock))
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// An access token valid for at least `min_validity` more: the cached one, or a new
+    /// one fetched under the profile's lock (the cache read again once it is held).
+    pub fn access_token(&self, min_validity: Duration) -> Result<AccessToken, Error> {
+        if let Some(t) = self.cached(min_validity)? {
+            return Ok(t);
+        }
+        let lock = &self.settings.lock_file;
+        if let Some(parent) = lock.parent() {
+            kg_fs::create_dir_all(parent, kg_fs::DirMode::Private)?;
+        }
+        let _guard = match kg_fs::lock::acquire(lock, Wait::Up(LOCK_WAIT)) {
+            Ok(g) => g,
+            Err(e) if e.is_locked() => return Err(Error::Busy { path: lock.clone() }),
+            Err(e) => return Err(e.into()),
+        };
+        // Another process may have fetched while this one waited.
+        if let Some(t) = self.cached(min_validity)? {
+            return Ok(t);
+        }
+        self.fetch()
+    }
+
+    /// Forgets the cached token; whether there was one.
+    pub fn forget(&self) -> Result<bool, Error> {
+        match fs_err::remove_file(&self.settings.cache_file) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(kg_fs::Error::Io(e).into()),
+        }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+
+    /// The cached token when it is this profile's and valid long enough.
+    fn cached(&self, min_validity: Duration) -> Result<Option<AccessToken>, Error> {
+        let Some(c) = self.read_cache()? else {
+            return Ok(None);
+        };
+        let s = &self.settings;
+        if c.issuer != s.issuer || c.client_id != s.client_id {
+            // The profile now names another issuer or client: not its token.
+            return Ok(None);
+        }
+        let expires_at = OffsetDateTime::from_unix_timestamp(c.expires_at)
+            .map_err(|_| self.damaged("expires_at is out of range"))?;
+        if expires_at - self.now() < min_validity {
+            return Ok(None);
+        }
+        Ok(Some(AccessToken {
+            token: SecretString::from(c.access_token),
+            expires_at,
+            scope: c.scope,
+            fetched: false,
+        }))
+    }
+
+    fn damaged(&self, why: &str) -> Error {
+        Error::Cache {
+            path: self.settings.cache_file.clone(),
+            why: why.to_owned(),
+        }
+    }
+
+    fn read_cache(&self) -> Result<Option<Cached>, Error> {
+        let path = &self.settings.cache_file;
+        let bytes = match kg_fs::read_limited(path, MAX_CACHE, "token cache") {
+            Ok(b) => b,
+            Err(kg_fs::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let c: Cached = serde_json::from_slice(&bytes).map_err(|e| {
+            // Only the position: serde's message can quote the value, a token.
+            self.damaged(&format!(
+                "not a token cache (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if c.version != 1 {
+            return Err(self.damaged(&format!(
+                "version {} is not one this tokenctl wrote",
+                c.version
+            )));
+        }
+        if c.access_token.is_empty() || c.access_token.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(self.damaged("its access token is not printable"));
+        }
+        Ok(Some(c))
+    }
+
+    /// Asks the issuer for a token (the client-credentials grant) and caches it.
+    fn fetch(&self) -> Result<AccessToken, Error> {
+        let s = &self.settings;
+        let secret = s.secret.as_ref().ok_or_else(|| {
+            Error::Profile(format!(
+                "profile '{}' has no client secret: set client_secret_file, or \
+                 {ENV_CLIENT_SECRET} in the environment",
+                s.profile
+            ))
+        })?;
+        let http = http::Http::new(s.ca_file.as_deref())?;
+        let endpoint = self.token_endpoint(&http)?;
+        let scope = s.scopes.join(" ");
+        let mut form = vec![("grant_type", "client_credentials")];
+        if !scope.is_empty() {
+            form.push(("scope", scope.as_str()));
+        }
+        if let Some(r) = &s.resource {
+            form.push(("resource", r.as_str()));
+        }
+        let now = self.now();
+        let reply = http.post_form(
+            &endpoint,
+            &form,
+            Some((&s.client_id, secret.expose_secret())),
+        )?;
+        let answer = token_answer(reply.status, &reply.body)?;
+        let expires_at = now + Duration::seconds(answer.expires_in.unwrap_or(0).max(0));
+        let cached = Cached {
+            version: 1,
+            issuer: s.issuer.clone(),
+            client_id: s.client_id.clone(),
+            token_endpoint: endpoint,
+            access_token: answer.access_token,
+            expires_at: expires_at.unix_timestamp(),
+            scope: answer.scope,
+        };
+        if let Some(dir) = s.cache_file.parent() {
+            kg_fs::create_dir_all(dir, kg_fs::DirMode::Private)?;
+        }
+        let text = serde_json::to_vec_pretty(&cached).expect("a cache serializes");
+        kg_fs::write_atomic(&s.cache_file, &text, kg_fs::FileMode::Secret)?;
+        Ok(AccessToken {
+            token: SecretString::from(cached.access_token),
+            expires_at,
+            scope: cached.scope,
+            fetched: true,
+        })
+    }
+
+    /// The token endpoint: from the cache when it is this issuer's, else from the issuer's
+    /// metadata (OpenID discovery, then RFC 8414), whose `issuer` must be the profile's
+    /// exactly (RFC 8414 §3.3: a document another server serves is not this one's).
+    fn token_endpoint(&self, http: &http::Http) -> Result<String, Error> {
+        let s = &self.settings;
+        if let Ok(Some(c)) = self.read_cache()
+            && c.issuer == s.issuer
+        {
+            return Ok(c.token_endpoint);
+        }
+        let meta = |why: String| Error::Metadata {
+            issuer: s.issuer.clone(),
+            why,
+        };
+        let issuer = s.issuer.trim_end_matches('/');
+        let (scheme_host, path) = split_issuer(issuer);
+        let urls = [
+            format!("{issuer}{OIDC_DISCOVERY}"),
+            format!("{scheme_host}{AS_METADATA}{path}"),
+        ];
+        let mut last = None;
+        for url in &urls {
+            let reply = http.get(url)?;
+            if reply.status == 200 {
+                let doc: serde_json::Value = serde_json::from_slice(&reply.body)
+                    .map_err(|_| meta(format!("{url} is not JSON")))?;
+                if doc["issuer"].as_str() != Some(s.issuer.as_str()) {
+                    return Err(meta(format!(
+                        "its metadata names another issuer ({}): a mix-up or a wrong URL",
+                        printable(doc["issuer"].as_str().unwrap_or("none"))
+                    )));
+                }
+                let endpoint = doc["token_endpoint"]
+                    .as_str()
+                    .ok_or_else(|| meta("its metadata has no token_endpoint".into()))?;
+                http::check_url(endpoint)?;
+                return Ok(endpoint.to_owned());
+            }
+            last = Some(reply.status);
+        }
+        Err(meta(format!(
+            "no metadata at {} (HTTP {})",
+            urls[0],
+            last.unwrap_or_default()
+        )))
+    }
+}
+
+/// `https://host:port` and `/path` of an issuer URL.
+fn split_issuer(issuer: &str) -> (&str, &str) {
+    let after = issuer.find("://").map_or(0, |i| i + 3);
+    match issuer[after..].find('/') {
+        Some(i) => issuer.split_at(after + i),
+        None => (issuer, ""),
+    }
+}
+
+/// At most 200 printable characters of what a server said.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// A token response (RFC 6749 §5.1), or the error it carries (§5.2).
+#[derive(Deserialize)]
+struct Answer {
+    access_token: String,
+    token_type: String,
+    expires_in: Option<i64>,
+    scope: Option<String>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+fn token_answer(status: u16, body: &[u8]) -> Result<Answer, Error> {
+    if status != 200 {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        return Err(Error::Refused {
+            error: v["error"]
+                .as_str()
+                .map_or_else(|| format!("HTTP {status}"), printable),
+            description: v["error_description"].as_str().map(printable),
+        });
+    }
+    let a: Answer = serde_json::from_slice(body).map_err(|_| Error::Refused {
+        error: "a token response that is not one".into(),
+        description: None,
+    })?;
+    if !a.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(Error::Refused {
+            error: format!(
+                "token_type {} (only Bearer is supported)",
+                printable(&a.token_type)
+            ),
+            description: None,
+        });
+    }
+    if a.access_token.is_empty() || a.access_token.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(Error::Refused {
+            error: "an access token that is not printable".into(),
+            description: None,
+        });
+    }
+    Ok(a)
+}
+
+/// The settings of profile `name`: the profile's issuer, client id (else the `client.id`
+/// setting, `KEYGATE_CLIENT_ID`), secret (its `client_secret_file`, else `client.secret`,
+/// `KEYGATE_CLIENT_SECRET`), scopes, resource and CA; the cache and lock in keygate's
+/// directories.
+pub fn settings_of(
+    locations: &kg_config::Locations,
+    config: &kg_config::Config,
+    name: &str,
+) -> Result<Settings, Error> {
+    let client_id = config.str("client.id").map(str::to_owned);
+    let secret = config
+        .secret("client.secret")
+        .map(|s| SecretString::from(s.expose_secret().to_owned()));
+    if !valid_profile_name(name) {
+        return Err(Error::Profile(format!(
+            "invalid profile name '{}': letters, digits, '.', '_' and '-' only",
+            printable(name)
+        )));
+    }
+    let p = config.profile(name).cloned().unwrap_or_default();
+    let issuer = p.issuer.clone().ok_or_else(|| {
+        Error::Profile(if config.profile(name).is_some() {
+            format!("profile '{name}' has no issuer")
+        } else {
+            format!(
+                "no profile '{name}' in config file '{}'",
+                locations.config_file.display()
+            )
+        })
+    })?;
+    http::check_url(&issuer)?;
+    let client_id = p
+        .client_id
+        .clone()
+        .or(client_id)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            Error::Profile(format!(
+                "profile '{name}' has no client_id, and {ENV_CLIENT_ID} is not set"
+            ))
+        })?;
+    let secret = match &p.client_secret_file {
+        Some(f) => Some(read_secret_file(f)?),
+        None => secret,
+    };
+    Ok(Settings {
+        profile: name.to_owned(),
+        issuer,
+        client_id,
+        secret,
+        scopes: p.scopes.clone(),
+        resource: p.resource.clone(),
+        ca_file: p.ca_file.clone(),
+        cache_file: cache_file(&locations.private_dir, name),
+        lock_file: locations.lock_file(&format!("client-{name}")),
+    })
+}
+
+/// Where profile `name`'s token is cached.
+pub fn cache_file(private_dir: &Path, name: &str) -> PathBuf {
+    private_dir
+        .join("client-cache")
+        .join(format!("{name}.json"))
+}
+
+fn valid_profile_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A client secret from its file: the first line, trimmed.
+fn read_secret_file(path: &Path) -> Result<SecretString, Error> {
+    let s = kg_fs::read_secret(path)?;
+    let text = String::from_utf8(s.bytes).map_err(|_| {
+        Error::Profile(format!(
+            "the client secret file '{}' is not text",
+            path.display()
+        ))
+    })?;
+    let line = text.lines().next().unwrap_or("").trim().to_owned();
+    if line.is_empty() {
+        return Err(Error::Profile(format!(
+            "the client secret file '{}' is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_are_checked() {
+        let ok = br#"{"access_token":"eyJ.x.y","token_type":"Bearer","expires_in":600}"#;
+        assert_eq!(token_answer(200, ok).unwrap().expires_in, Some(600));
+        let refused =
+            br#"{"error":"invalid_client","error_description":"client authentication failed"}"#;
+        let e = token_answer(401, refused).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the issuer refused: invalid_client (client authentication failed)"
+        );
+        assert!(token_answer(200, br#"{"access_token":"a","token_type":"mac"}"#).is_err());
+        assert!(token_answer(200, b"<html>").is_err());
+        assert!(
+            token_answer(502, b"<html>")
+                .unwrap_err()
+                .to_string()
+                .contains("HTTP 502")
+        );
+        let evil = b"{\"access_token\":\"a\\nb\",\"token_type\":\"Bearer\"}";
+        assert!(
+            token_answer(200, evil).is_err(),
+            "a token that would break a header"
+        );
+    }
+
+    #[test]
+    fn issuers_split_for_rfc_8414() {
+        assert_eq!(
+            split_issuer("https://h:1/.keygate"),
+            ("https://h:1", "/.keygate")
+        );
+        assert_eq!(split_issuer("https://h:1"), ("https://h:1", ""));
+    }
+
+    #[test]
+    fn profile_names_cannot_leave_the_cache_directory() {
+        for bad in ["", "../x", ".hidden", "a/b", "a b"] {
+            assert!(!valid_profile_name(bad), "{bad}");
+        }
+        assert!(valid_profile_name("ci.prod-1"));
+    }
+}

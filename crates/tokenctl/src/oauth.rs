@@ -1,0 +1,100 @@
+//! `tokenctl token` and `tokenctl logout`: a profile's OAuth access token, from kg-client.
+
+use clap::ValueEnum;
+use kg_cli::{CliError, ExitStatus, GlobalArgs, out, summary_note};
+use secrecy::ExposeSecret;
+
+use crate::load;
+
+/// How `tokenctl token` prints the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// The token alone.
+    Plain,
+    /// `Authorization: Bearer TOKEN`, for `curl -H @-`.
+    Header,
+    /// A kubectl ExecCredential (client.authentication.k8s.io/v1).
+    Kubectl,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenArgs {
+    /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Fetch a new token when the cached one has less than this left
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    min_validity: String,
+    /// How to print it
+    #[arg(long, value_enum, default_value_t = Format::Plain)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogoutArgs {
+    /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+fn client_error(e: kg_client::Error) -> CliError {
+    CliError::classified(&e, e.hint(), e.is_usage(), e.is_busy())
+}
+
+fn client(global: &GlobalArgs, profile: Option<&String>) -> Result<kg_client::Client, CliError> {
+    let flags: Vec<_> = profile
+        .map(|p| ("client.profile", "--profile", p.clone()))
+        .into_iter()
+        .collect();
+    let ctx = load(global, &flags)?;
+    let name = ctx
+        .config
+        .str("client.profile")
+        .unwrap_or("default")
+        .to_owned();
+    let settings =
+        kg_client::settings_of(&ctx.locations, &ctx.config, &name).map_err(client_error)?;
+    let clock = kg_cli::clock(&ctx.config)?;
+    Ok(kg_client::Client::new(settings, clock))
+}
+
+pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus, CliError> {
+    let min = kg_config::parse_duration(&args.min_validity).map_err(|e| {
+        CliError::usage(format!(
+            "invalid --min-validity '{}': {e}",
+            args.min_validity
+        ))
+        .with_hint("a duration such as 30s, 5m or 1h")
+    })?;
+    let min = time::Duration::try_from(min)
+        .map_err(|_| CliError::usage("invalid --min-validity: too long"))?;
+    let c = client(global, args.profile.as_ref())?;
+    let t = c.access_token(min).map_err(client_error)?;
+    let token = t.token.expose_secret();
+    match args.format {
+        Format::Plain => out(token)?,
+        Format::Header => out(format!("Authorization: Bearer {token}"))?,
+        Format::Kubectl => out(serde_json::to_string_pretty(&serde_json::json!({
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {
+                "token": token,
+                "expirationTimestamp": crate::rfc3339(t.expires_at),
+            },
+        }))
+        .expect("JSON serializes"))?,
+    }
+    Ok(ExitStatus::Success)
+}
+
+pub(crate) fn logout(global: &GlobalArgs, args: &LogoutArgs) -> Result<ExitStatus, CliError> {
+    let c = client(global, args.profile.as_ref())?;
+    let forgot = c.forget().map_err(client_error)?;
+    let name = &c.settings().profile;
+    summary_note(if forgot {
+        format!("forgot the cached token of profile '{name}'")
+    } else {
+        format!("profile '{name}' had no cached token")
+    });
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,354 @@
+//! Issue 16, first part: `tokenctl token` for machine clients (the CI case), against
+//! keygate's own authorization server and node-oidc-provider (npm, pinned in
+//! `fixtures/oidc-provider`): fetched once, cached 0600, shared by concurrent processes
+//! through the profile's lock, printed in the formats tools take; refusals leave nothing.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use test_support::server::*;
+use test_support::{Env, fixtures, have, have_npm_fixture, stat_mode};
+
+/// Writes `text` to `path` with mode 0600 (a secret the test hands over).
+fn secret_file(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn write_config(env: &Env, text: &str) {
+    std::fs::write(env.root().join("config.toml"), text).unwrap();
+}
+
+/// How many access tokens keygate issued so far (its `token_issued` audit lines).
+fn issued(kg: &test_support::Proc) -> usize {
+    kg.output()
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"audit\"") && l.contains("\"event\":\"token_issued\""))
+        .count()
+}
+
+fn cache(env: &Env, profile: &str) -> PathBuf {
+    env.root()
+        .join("private/client-cache")
+        .join(format!("{profile}.json"))
+}
+
+#[test]
+fn tokenctl_token_fetches_once_caches_0600_and_serves_twenty_processes_with_one_request() {
+    if !have("curl") {
+        return;
+    }
+    let mut env = Env::new();
+    let ca = cert(&env);
+    let addr = local_addr();
+    let kg = keygate(&env, addr, &[]);
+    let issuer = format!("https://localhost:{}", addr.port());
+    let made = env
+        .run(
+            "tokenctl",
+            &[
+                "client", "create", "--name", "ci", "--scope", "deploy", "--json",
+            ],
+        )
+        .code(0)
+        .json();
+    let id = made["client_id"].as_str().unwrap().to_owned();
+    let secret = env.root().join("ci.secret");
+    secret_file(&secret, made["client_secret"].as_str().unwrap());
+    write_config(
+        &env,
+        &format!(
+            "[profiles.ci]\nissuer = \"{issuer}\"\nscopes = [\"deploy\"]\nca_file = \"{}\"\n\
+             client_secret_file = \"{}\"\n",
+            ca.display(),
+            secret.display()
+        ),
+    );
+    // The CI case: the id from the environment, the secret from a file.
+    env.set("KEYGATE_CLIENT_ID", &id);
+
+    let first = env.run("tokenctl", &["token", "--profile", "ci"]);
+    first.code(0);
+    let token = first.stdout.trim().to_owned();
+    assert!(token.starts_with("eyJ"), "{}", first.stdout);
+    assert_eq!(first.stderr, "", "quiet success");
+    let auth = |t: &str| {
+        curl(&[
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-H",
+            &bearer(t),
+            &format!("{issuer}/auth"),
+        ])
+        .status
+    };
+    assert_eq!(auth(&token), 200);
+    assert_eq!(stat_mode(&cache(&env, "ci")), "600");
+    assert_eq!(issued(&kg), 1);
+
+    // Cached: the same token, no request; KEYGATE_PROFILE chooses the profile too.
+    env.set("KEYGATE_PROFILE", "ci");
+    let again = env.run("tokenctl", &["token"]);
+    assert_eq!(again.code(0).stdout.trim(), token);
+    assert_eq!(issued(&kg), 1, "a cached token was fetched again");
+
+    // Formats: a header line for `curl -H @-`, a kubectl ExecCredential.
+    let header = env.run("tokenctl", &["token", "--format", "header"]);
+    let line = header.code(0).stdout.clone();
+    assert_eq!(line.trim(), format!("Authorization: Bearer {token}"));
+    let mut c = Command::new("curl")
+        .args(["--silent", "--cacert", ca.to_str().unwrap(), "-H", "@-"])
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{issuer}/auth"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    c.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "curl -H @-");
+    let kube = env.run("tokenctl", &["token", "--format", "kubectl"]);
+    let cred: Value = serde_json::from_str(&kube.code(0).stdout).unwrap();
+    assert_eq!(cred["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(cred["kind"], "ExecCredential");
+    assert_eq!(cred["status"]["token"], token.as_str());
+    let exp = cred["status"]["expirationTimestamp"].as_str().unwrap();
+    let exp =
+        time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339).unwrap();
+    let left = exp - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::minutes(8) && left <= time::Duration::minutes(10),
+        "keygate's client tokens live 10 minutes: {left}"
+    );
+
+    // A token with less left than --min-validity is replaced.
+    let longer = env.run("tokenctl", &["token", "--min-validity", "11m"]);
+    let renewed = longer.code(0).stdout.trim().to_owned();
+    assert_ne!(renewed, token);
+    assert_eq!(issued(&kg), 2);
+
+    // Twenty processes at once with nothing cached: one request, twenty identical tokens.
+    env.run("tokenctl", &["logout"]).code(0);
+    assert!(!cache(&env, "ci").exists(), "logout forgets the token");
+    let before = issued(&kg);
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            env.cmd("tokenctl")
+                .arg("token")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let printed: std::collections::BTreeSet<_> = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .collect();
+    assert_eq!(
+        printed.len(),
+        1,
+        "twenty processes printed {} tokens",
+        printed.len()
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || issued(&kg) > before),
+        "no token was issued"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(issued(&kg) - before, 1, "one request for twenty processes");
+
+    // KEYGATE_CLIENT_SECRET instead of a file; the secret never reaches argv or output.
+    write_config(
+        &env,
+        &format!(
+            "[profiles.ci]\nissuer = \"{issuer}\"\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    );
+    let mut env2 = env;
+    env2.set(
+        "KEYGATE_CLIENT_SECRET",
+        made["client_secret"].as_str().unwrap(),
+    );
+    env2.run("tokenctl", &["logout"]).code(0);
+    let from_env = env2.run("tokenctl", &["token"]);
+    assert!(from_env.code(0).stdout.starts_with("eyJ"));
+
+    // Refused: a wrong secret is one line with a hint, exit 1, and nothing is cached.
+    let mut wrong = Env::new();
+    std::fs::create_dir_all(wrong.root().join("private")).unwrap();
+    write_config(
+        &wrong,
+        &format!(
+            "[profiles.ci]\nissuer = \"{issuer}\"\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    );
+    wrong.set("KEYGATE_CLIENT_ID", &id);
+    wrong.set(
+        "KEYGATE_CLIENT_SECRET",
+        "kgcs_AAAAAAAAAAAA_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    );
+    let r = wrong.run("tokenctl", &["token", "--profile", "ci"]);
+    r.code(1);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr
+            .starts_with("error: the issuer refused: invalid_client"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+    assert!(!r.stderr.contains("kgcs_"), "the secret in an error");
+    assert!(!cache(&wrong, "ci").exists(), "a refusal cached something");
+
+    // A tampered cache is refused with the file named, and left for the person to see.
+    let c = cache(&env2, "ci");
+    std::fs::write(&c, "{\"version\":1,\"access_token\":\"forged\"}").unwrap();
+    let r = env2.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(r.stderr.contains(&c.display().to_string()), "{}", r.stderr);
+    assert!(r.stderr.contains("damaged or was changed"), "{}", r.stderr);
+
+    env2.run("tokenctl", &["logout"]).code(0);
+    // Mix-up defence: metadata naming another issuer than the profile's is refused.
+    write_config(
+        &env2,
+        &format!(
+            "[profiles.ci]\nissuer = \"https://127.0.0.1:{}\"\nca_file = \"{}\"\n",
+            addr.port(),
+            ca.display()
+        ),
+    );
+    let r = env2.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(r.stderr.contains("names another issuer"), "{}", r.stderr);
+    // Tokens never cross a network in the clear.
+    write_config(&env2, "[profiles.ci]\nissuer = \"http://issuer.example\"\n");
+    let r = env2.run("tokenctl", &["token"]);
+    r.code(2);
+    assert!(r.stderr.contains("use https://"), "{}", r.stderr);
+}
+
+/// node-oidc-provider, started from the bench's fixture with a token counter.
+struct OidcProvider {
+    child: std::process::Child,
+    issuer: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl OidcProvider {
+    fn start(dir: &Path, secret: &str) -> OidcProvider {
+        let config = dir.join("oidc-provider.json");
+        secret_file(
+            &config,
+            &serde_json::json!({ "client_secret": secret }).to_string(),
+        );
+        let mut child = Command::new("node")
+            .arg(fixtures().join("oidc-provider/server.mjs"))
+            .arg(&config)
+            .env("COUNT_TOKENS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("oidc-provider prints `listening PORT`");
+        let port = first.strip_prefix("listening ").expect(&first).to_owned();
+        OidcProvider {
+            child,
+            issuer: format!("http://127.0.0.1:{port}"),
+            lines,
+        }
+    }
+
+    /// How many tokens it issued since the last call.
+    fn issued(&self) -> usize {
+        std::thread::sleep(Duration::from_millis(200));
+        self.lines.try_iter().filter(|l| l == "issued").count()
+    }
+}
+
+#[test]
+fn tokenctl_token_gets_a_machine_clients_token_from_node_oidc_provider() {
+    if !have_npm_fixture("oidc-provider") {
+        return;
+    }
+    let mut env = Env::new();
+    let secret = "s3cret-with:colon%and-percent";
+    let p = OidcProvider::start(env.root(), secret);
+    let file = env.root().join("svc.secret");
+    secret_file(&file, secret);
+    write_config(
+        &env,
+        &format!(
+            "[profiles.svc]\nissuer = \"{}\"\nclient_id = \"svc\"\nscopes = [\"deploy\"]\n\
+             client_secret_file = \"{}\"\n",
+            p.issuer,
+            file.display()
+        ),
+    );
+    env.set("KEYGATE_PROFILE", "svc");
+    // Basic credentials are form-encoded before base64 (RFC 6749 §2.3.1): a secret with
+    // `:` and `%` works.
+    let first = env.run("tokenctl", &["token"]);
+    first.code(0);
+    let token = first.stdout.trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    assert_eq!(p.issued(), 1);
+    let again = env.run("tokenctl", &["token", "--format", "header"]);
+    assert_eq!(
+        again.code(0).stdout.trim(),
+        format!("Authorization: Bearer {token}")
+    );
+    assert_eq!(p.issued(), 0, "served from the cache");
+    // Its refusal, in its words.
+    let mut wrong = Env::new();
+    let bad = wrong.root().join("bad.secret");
+    secret_file(&bad, "nope");
+    write_config(
+        &wrong,
+        &format!(
+            "[profiles.svc]\nissuer = \"{}\"\nclient_id = \"svc\"\nclient_secret_file = \"{}\"\n",
+            p.issuer,
+            bad.display()
+        ),
+    );
+    wrong.set("KEYGATE_PROFILE", "svc");
+    let r = wrong.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(
+        r.stderr
+            .starts_with("error: the issuer refused: invalid_client"),
+        "{}",
+        r.stderr
+    );
+}
