@@ -487,6 +487,18 @@ impl std::fmt::Debug for Answer {
     }
 }
 
+/// Parses what an issuer's token endpoint answered, as [`Client`] does: for the fuzz target
+/// (`fuzz/fuzz_targets/client_answer.rs`). Whether it is a usable token response.
+pub fn parse_token_answer(status: u16, body: &[u8]) -> Result<(), Error> {
+    token_answer(status, body).map(|_| ())
+}
+
+/// Parses `bytes` as a cache file, as [`Client`] reads one (before its checks): for the
+/// fuzz target. Whether it is one.
+pub fn parse_cache(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Cached>(bytes).is_ok()
+}
+
 fn token_answer(status: u16, body: &[u8]) -> Result<Answer, Error> {
     if status != 200 {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
