@@ -170,6 +170,26 @@ fn tokenctl_token_fetches_once_caches_0600_and_serves_twenty_processes_with_one_
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(issued(&kg) - before, 1, "one request for twenty processes");
 
+    // A cached token is for its resource only: naming another fetches another.
+    let shared = printed.into_iter().next().unwrap();
+    write_config(
+        &env,
+        &format!(
+            "[profiles.ci]\nissuer = \"{issuer}\"\nscopes = [\"deploy\"]\nca_file = \"{}\"\n\
+             client_secret_file = \"{}\"\nresource = \"https://api.example\"\n",
+            ca.display(),
+            secret.display()
+        ),
+    );
+    let before = issued(&kg);
+    let other = env.run("tokenctl", &["token"]);
+    assert_ne!(
+        other.code(0).stdout.trim(),
+        shared,
+        "a token for another resource"
+    );
+    assert!(eventually(Duration::from_secs(2), || issued(&kg) == before + 1));
+
     // KEYGATE_CLIENT_SECRET instead of a file; the secret never reaches argv or output.
     write_config(
         &env,
@@ -223,6 +243,16 @@ fn tokenctl_token_fetches_once_caches_0600_and_serves_twenty_processes_with_one_
     assert!(r.stderr.contains(&c.display().to_string()), "{}", r.stderr);
     assert!(r.stderr.contains("damaged or was changed"), "{}", r.stderr);
 
+    // So is one that others could read or change.
+    env2.run("tokenctl", &["logout"]).code(0);
+    env2.run("tokenctl", &["token"]).code(0);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let r = env2.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(r.stderr.contains("mode 0644"), "{}", r.stderr);
     env2.run("tokenctl", &["logout"]).code(0);
     // Mix-up defence: metadata naming another issuer than the profile's is refused.
     write_config(

@@ -20,8 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// The largest answer read: a discovery document or a token response is a few KiB.
 const MAX_BODY: usize = 1 << 20;
 
-/// An answer.
-#[derive(Debug)]
+/// An answer (no `Debug`: its body may be a token response).
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: Bytes,
@@ -187,7 +186,7 @@ impl Target {
     /// tokens never cross a network in the clear.
     fn parse(url: &str) -> Result<Target, Error> {
         let bad = |why: &str| Error::Url {
-            url: url.to_owned(),
+            url: shown_url(url),
             why: why.to_owned(),
         };
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
@@ -226,6 +225,20 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `url` with any userinfo (`user:password@`) cut out, for messages.
+pub(crate) fn shown_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://(credentials removed)@{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Whether `url` is one this client will talk to (https, or http on loopback).
 pub(crate) fn check_url(url: &str) -> Result<(), Error> {
     Target::parse(url).map(|_| ())
@@ -250,5 +263,9 @@ mod tests {
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+        let e = check_url("https://ci:hunter2@id.example.com/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -24,7 +24,12 @@ use time::{Duration, OffsetDateTime};
 mod http;
 
 /// How long a process waits for another that is fetching the same profile's token.
-const LOCK_WAIT: StdDuration = StdDuration::from_secs(30);
+/// Longer than a whole fetch (two metadata requests and the token request, 15 s each).
+const LOCK_WAIT: StdDuration = StdDuration::from_secs(60);
+/// The longest lifetime believed from an issuer: a larger `expires_in` is cut to this.
+const MAX_LIFETIME: Duration = Duration::days(1);
+/// The lifetime assumed when the issuer gives none (RFC 6749 §5.1 makes it optional).
+const DEFAULT_LIFETIME: Duration = Duration::minutes(5);
 /// The largest cache file read.
 const MAX_CACHE: u64 = 64 * 1024;
 /// The OpenID discovery path, appended to the issuer.
@@ -211,7 +216,9 @@ struct Cached {
     version: u32,
     issuer: String,
     client_id: String,
-    token_endpoint: String,
+    /// The scopes and resource asked for: a token for others is not this profile's.
+    scopes: Vec<String>,
+    resource: Option<String>,
     access_token: String,
     /// Unix seconds.
     expires_at: i64,
@@ -285,15 +292,6 @@ impl Client {
         self.fetch()
     }
 
-    /// Forgets the cached token; whether there was one.
-    pub fn forget(&self) -> Result<bool, Error> {
-        match fs_err::remove_file(&self.settings.cache_file) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(kg_fs::Error::Io(e).into()),
-        }
-    }
-
     fn now(&self) -> OffsetDateTime {
         (self.clock)()
     }
@@ -304,8 +302,13 @@ impl Client {
             return Ok(None);
         };
         let s = &self.settings;
-        if c.issuer != s.issuer || c.client_id != s.client_id {
-            // The profile now names another issuer or client: not its token.
+        if c.issuer != s.issuer
+            || c.client_id != s.client_id
+            || c.scopes != s.scopes
+            || c.resource != s.resource
+        {
+            // The profile now names another issuer, client, scopes or resource: not its
+            // token (one made for another resource must not be sent to this one).
             return Ok(None);
         }
         let expires_at = OffsetDateTime::from_unix_timestamp(c.expires_at)
@@ -330,13 +333,27 @@ impl Client {
 
     fn read_cache(&self) -> Result<Option<Cached>, Error> {
         let path = &self.settings.cache_file;
-        let bytes = match kg_fs::read_limited(path, MAX_CACHE, "token cache") {
-            Ok(b) => b,
+        // A secret's read: no symlink followed, a regular file, its directory ours, and a
+        // mode no one else can use (this client wrote it 0600; anything else was changed).
+        if let Some(dir) = path.parent()
+            && dir.exists()
+        {
+            kg_fs::check_dir(dir)?;
+        }
+        let secret = match kg_fs::read_secret(path) {
+            Ok(s) => s,
             Err(kg_fs::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(None);
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(e) = &secret.exposed {
+            return Err(self.damaged(&e.to_string()));
+        }
+        if secret.bytes.len() as u64 > MAX_CACHE {
+            return Err(self.damaged("it is too large"));
+        }
+        let bytes = secret.bytes;
         let c: Cached = serde_json::from_slice(&bytes).map_err(|e| {
             // Only the position: serde's message can quote the value, a token.
             self.damaged(&format!(
@@ -368,6 +385,8 @@ impl Client {
             ))
         })?;
         let http = http::Http::new(s.ca_file.as_deref())?;
+        // Discovered on every fetch (once per token lifetime), never taken from the cache:
+        // the secret goes only where the issuer itself says.
         let endpoint = self.token_endpoint(&http)?;
         let scope = s.scopes.join(" ");
         let mut form = vec![("grant_type", "client_credentials")];
@@ -384,12 +403,16 @@ impl Client {
             Some((&s.client_id, secret.expose_secret())),
         )?;
         let answer = token_answer(reply.status, &reply.body)?;
-        let expires_at = now + Duration::seconds(answer.expires_in.unwrap_or(0).max(0));
+        let lifetime = answer.expires_in.map_or(DEFAULT_LIFETIME, |s| {
+            Duration::seconds(s.clamp(0, MAX_LIFETIME.whole_seconds()))
+        });
+        let expires_at = now + lifetime;
         let cached = Cached {
             version: 1,
             issuer: s.issuer.clone(),
             client_id: s.client_id.clone(),
-            token_endpoint: endpoint,
+            scopes: s.scopes.clone(),
+            resource: s.resource.clone(),
             access_token: answer.access_token,
             expires_at: expires_at.unix_timestamp(),
             scope: answer.scope,
@@ -407,16 +430,11 @@ impl Client {
         })
     }
 
-    /// The token endpoint: from the cache when it is this issuer's, else from the issuer's
-    /// metadata (OpenID discovery, then RFC 8414), whose `issuer` must be the profile's
-    /// exactly (RFC 8414 §3.3: a document another server serves is not this one's).
+    /// The token endpoint, from the issuer's metadata (OpenID discovery, then RFC 8414),
+    /// whose `issuer` must be the profile's exactly (RFC 8414 §3.3: a document another
+    /// server serves is not this one's).
     fn token_endpoint(&self, http: &http::Http) -> Result<String, Error> {
         let s = &self.settings;
-        if let Ok(Some(c)) = self.read_cache()
-            && c.issuer == s.issuer
-        {
-            return Ok(c.token_endpoint);
-        }
         let meta = |why: String| Error::Metadata {
             issuer: s.issuer.clone(),
             why,
@@ -442,7 +460,16 @@ impl Client {
                 let endpoint = doc["token_endpoint"]
                     .as_str()
                     .ok_or_else(|| meta("its metadata has no token_endpoint".into()))?;
-                http::check_url(endpoint)?;
+                // https, or http only when the issuer itself is a loopback http one: an
+                // https issuer's secret never goes out in the clear.
+                let clear = endpoint.starts_with("http://");
+                if http::check_url(endpoint).is_err() || (clear && !s.issuer.starts_with("http://"))
+                {
+                    return Err(meta(format!(
+                        "its token_endpoint {} is not one to send a secret to",
+                        printable(&http::shown_url(endpoint))
+                    )));
+                }
                 return Ok(endpoint.to_owned());
             }
             last = Some(reply.status);
@@ -464,9 +491,19 @@ fn split_issuer(issuer: &str) -> (&str, &str) {
     }
 }
 
-/// At most 200 printable characters of what a server said.
+/// At most 200 printable characters of what a server said: no control characters, line
+/// separators or bidirectional overrides that could forge or reorder a terminal line.
 fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(200).collect()
+    s.chars()
+        .filter(|c| {
+            !c.is_control()
+                && !matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+                )
+        })
+        .take(200)
+        .collect()
 }
 
 /// A token response (RFC 6749 §5.1), or the error it carries (§5.2).
@@ -587,6 +624,23 @@ pub fn settings_of(
         cache_file: cache_file(&locations.private_dir, name),
         lock_file: locations.lock_file(&format!("client-{name}")),
     })
+}
+
+/// Forgets profile `name`'s cached token, whatever the profile now says (it may be gone,
+/// or its secret file); whether there was one.
+pub fn forget(locations: &kg_config::Locations, name: &str) -> Result<bool, Error> {
+    if !valid_profile_name(name) {
+        return Err(Error::Profile(format!(
+            "invalid profile name '{}': letters, digits, '.', '_' and '-' only",
+            printable(name)
+        )));
+    }
+    let file = cache_file(&locations.private_dir, name);
+    match fs_err::remove_file(&file) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(kg_fs::Error::Io(e).into()),
+    }
 }
 
 /// Where profile `name`'s token is cached.

@@ -88,9 +88,15 @@ pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus,
 }
 
 pub(crate) fn logout(global: &GlobalArgs, args: &LogoutArgs) -> Result<ExitStatus, CliError> {
-    let c = client(global, args.profile.as_ref())?;
-    let forgot = c.forget().map_err(client_error)?;
-    let name = &c.settings().profile;
+    let flags: Vec<_> = args
+        .profile
+        .as_ref()
+        .map(|p| ("client.profile", "--profile", p.clone()))
+        .into_iter()
+        .collect();
+    let ctx = load(global, &flags)?;
+    let name = ctx.config.str("client.profile").unwrap_or("default");
+    let forgot = kg_client::forget(&ctx.locations, name).map_err(client_error)?;
     summary_note(if forgot {
         format!("forgot the cached token of profile '{name}'")
     } else {
