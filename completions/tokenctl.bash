@@ -43,6 +43,9 @@ _tokenctl() {
             tokenctl,list)
                 cmd="tokenctl__subcmd__list"
                 ;;
+            tokenctl,login)
+                cmd="tokenctl__subcmd__login"
+                ;;
             tokenctl,logout)
                 cmd="tokenctl__subcmd__logout"
                 ;;
@@ -148,6 +151,9 @@ _tokenctl() {
             tokenctl__subcmd__help,list)
                 cmd="tokenctl__subcmd__help__subcmd__list"
                 ;;
+            tokenctl__subcmd__help,login)
+                cmd="tokenctl__subcmd__help__subcmd__login"
+                ;;
             tokenctl__subcmd__help,logout)
                 cmd="tokenctl__subcmd__help__subcmd__logout"
                 ;;
@@ -224,7 +230,7 @@ _tokenctl() {
 
     case "${cmd}" in
         tokenctl)
-            opts="-q -h -V --config --set --quiet --help --version ensure create list rotate revoke verify prune format keygen seal unseal client keys token logout config help"
+            opts="-q -h -V --config --set --quiet --help --version ensure create list rotate revoke verify prune format keygen seal unseal client keys login token logout config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -736,7 +742,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__help)
-            opts="ensure create list rotate revoke verify prune format keygen seal unseal client keys token logout config help"
+            opts="ensure create list rotate revoke verify prune format keygen seal unseal client keys login token logout config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -988,6 +994,20 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tokenctl__subcmd__help__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1272,6 +1292,32 @@ _tokenctl() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tokenctl__subcmd__login)
+            opts="-q -h --profile --device --config --set --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -382,3 +382,221 @@ fn tokenctl_token_gets_a_machine_clients_token_from_node_oidc_provider() {
         r.stderr
     );
 }
+
+/// The holder of `token` signs in on keygate's page with curl and approves `user_code` on
+/// the device page, as a browser would (same origin).
+fn approve_device(issuer: &str, ca: &Path, jar_dir: &Path, token: &str, user_code: &str) {
+    let jar = jar_dir.join("jar").display().to_string();
+    let ca = ca.to_str().unwrap();
+    let get = |url: &str| curl(&["--cacert", ca, "-c", &jar, "-b", &jar, url]);
+    let page = get(&format!("{issuer}/.keygate/sign-in"));
+    let csrf = test_support::proxy::input_value(&page.body, "csrf").expect("a csrf field");
+    let origin = format!("Origin: {issuer}");
+    let post = |url: &str, fields: &[String]| {
+        let mut args = vec![
+            "--cacert",
+            ca,
+            "-c",
+            &jar,
+            "-b",
+            &jar,
+            "-H",
+            &origin,
+            "-H",
+            "Sec-Fetch-Site: same-origin",
+        ];
+        for f in fields {
+            args.extend(["--data-urlencode", f.as_str()]);
+        }
+        args.push(url);
+        curl(&args)
+    };
+    let r = post(
+        &format!("{issuer}/.keygate/sign-in"),
+        &[format!("token={token}"), format!("csrf={csrf}")],
+    );
+    assert_eq!(r.status, 303, "sign-in: {r:?}");
+    let page = get(&format!("{issuer}/oauth/device?user_code={user_code}"));
+    assert!(
+        page.body.contains(user_code),
+        "the device page shows the code: {}",
+        page.body
+    );
+    let csrf = test_support::proxy::input_value(&page.body, "csrf").expect("a csrf field");
+    let r = post(
+        &format!("{issuer}/oauth/device"),
+        &[
+            format!("csrf={csrf}"),
+            format!("user_code={user_code}"),
+            "decision=approve".into(),
+        ],
+    );
+    assert_eq!(r.status, 200, "approval: {}", r.body);
+}
+
+#[test]
+fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh() {
+    if !have("curl") {
+        return;
+    }
+    let mut env = Env::new();
+    let ca = cert(&env);
+    let addr = local_addr();
+    let kg = keygate(&env, addr, &[]);
+    let issuer = format!("https://localhost:{}", addr.port());
+    let alice = token(&env, "alice", &[]);
+    let cli = env
+        .run(
+            "tokenctl",
+            &[
+                "client",
+                "create",
+                "--name",
+                "cli",
+                "--public",
+                "--grant",
+                "device_code",
+            ],
+        )
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    write_config(
+        &env,
+        &format!(
+            "[profiles.dev]\nissuer = \"{issuer}\"\nclient_id = \"{cli}\"\nscopes = [\"openid\"]\n\
+             ca_file = \"{}\"\n",
+            ca.display()
+        ),
+    );
+    env.set("KEYGATE_PROFILE", "dev");
+    // Not signed in yet: a clear refusal, not a request.
+    let r = env.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("tokenctl login --profile dev"),
+        "{}",
+        r.stderr
+    );
+
+    let mut login = env
+        .cmd("tokenctl")
+        .args(["login", "--device"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(login.stderr.take().unwrap());
+    let mut shown = String::new();
+    while !shown.contains("shows the code") {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "login ended: {shown}"
+        );
+        shown.push_str(&line);
+    }
+    let code = shown.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        shown.contains(&format!("{issuer}/oauth/device?user_code={code}")),
+        "{shown}"
+    );
+    approve_device(&issuer, &ca, env.root(), &alice, &code);
+    let status = login.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "{shown}{rest}");
+    assert!(rest.contains("signed in (profile 'dev'"), "{rest}");
+    assert_eq!(stat_mode(&cache(&env, "dev")), "600");
+    let cached = std::fs::read_to_string(cache(&env, "dev")).unwrap();
+    assert!(
+        cached.contains("\"refresh_token\": \"kgrt_"),
+        "a refresh token is kept"
+    );
+
+    let first = env.run("tokenctl", &["token"]);
+    let at = first.code(0).stdout.trim().to_owned();
+    let auth = |t: &str| {
+        curl(&[
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-H",
+            &bearer(t),
+            &format!("{issuer}/auth"),
+        ])
+        .status
+    };
+    assert_eq!(auth(&at), 200, "alice's access token");
+
+    // Two hours on (for tokenctl; keygate keeps real time): the access token has expired
+    // for twenty processes at once; one refresh, twenty identical new tokens.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut later_env = env;
+    later_env.set("KEYGATE_TEST_NOW", &later);
+    let before = issued(&kg);
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            later_env
+                .cmd("tokenctl")
+                .arg("token")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let printed: std::collections::BTreeSet<_> = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .collect();
+    assert_eq!(
+        printed.len(),
+        1,
+        "twenty processes printed {} tokens",
+        printed.len()
+    );
+    let refreshed = printed.into_iter().next().unwrap();
+    assert_ne!(refreshed, at);
+    assert!(eventually(Duration::from_secs(2), || issued(&kg) > before));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(issued(&kg) - before, 1, "one refresh for twenty processes");
+    assert_eq!(auth(&refreshed), 200);
+    let rotated = std::fs::read_to_string(cache(&later_env, "dev")).unwrap();
+    assert_ne!(rotated, cached, "the refresh token rotated");
+    assert!(
+        !kg.output().contains("refresh_token_reused"),
+        "{}",
+        kg.output()
+    );
+
+    // Revoking alice's API token ends the sign-in: the next refresh is refused and tokenctl
+    // says to sign in again.
+    later_env
+        .run("tokenctl", &["revoke", "--name", "alice"])
+        .code(0);
+    let much_later = (time::OffsetDateTime::now_utc() + time::Duration::hours(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    later_env.set("KEYGATE_TEST_NOW", &much_later);
+    let r = later_env.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("is not signed in, or its sign-in ended"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("kgrt_"), "a refresh token in an error");
+    // logout forgets it.
+    later_env.run("tokenctl", &["logout"]).code(0);
+    assert!(!cache(&later_env, "dev").exists());
+}

@@ -154,6 +154,9 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// No token can be had without a person signing in.
+    #[error("profile '{0}' is not signed in, or its sign-in ended")]
+    NotSignedIn(String),
     /// Another process held the lock too long.
     #[error("another tokenctl is fetching a token for this profile (lock '{}')", path.display())]
     Busy {
@@ -190,6 +193,7 @@ impl Error {
                 "ca_file must be a PEM certificate the issuer's chain ends in".into()
             }
             Error::Busy { .. } => "retry in a moment".into(),
+            Error::NotSignedIn(name) => format!("`tokenctl login --profile {name}` signs in"),
             Error::Config(e) => return e.hint(),
             _ => return None,
         })
@@ -223,6 +227,9 @@ struct Cached {
     /// Unix seconds.
     expires_at: i64,
     scope: Option<String>,
+    /// A person's sign-in (`tokenctl login`): rotated by the issuer on every use.
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 /// A profile's OAuth client.
@@ -240,7 +247,6 @@ impl std::fmt::Debug for Client {
 /// The environment a machine client may take its id and secret from (CI secrets): the
 /// settings `client.id` and `client.secret`.
 const ENV_CLIENT_ID: &str = "KEYGATE_CLIENT_ID";
-const ENV_CLIENT_SECRET: &str = "KEYGATE_CLIENT_SECRET";
 
 impl Client {
     /// The client of `settings`, on `clock`.
@@ -276,15 +282,7 @@ impl Client {
         if let Some(t) = self.cached(min_validity)? {
             return Ok(t);
         }
-        let lock = &self.settings.lock_file;
-        if let Some(parent) = lock.parent() {
-            kg_fs::create_dir_all(parent, kg_fs::DirMode::Private)?;
-        }
-        let _guard = match kg_fs::lock::acquire(lock, Wait::Up(LOCK_WAIT)) {
-            Ok(g) => g,
-            Err(e) if e.is_locked() => return Err(Error::Busy { path: lock.clone() }),
-            Err(e) => return Err(e.into()),
-        };
+        let _guard = self.lock()?;
         // Another process may have fetched while this one waited.
         if let Some(t) = self.cached(min_validity)? {
             return Ok(t);
@@ -377,32 +375,179 @@ impl Client {
     /// Asks the issuer for a token (the client-credentials grant) and caches it.
     fn fetch(&self) -> Result<AccessToken, Error> {
         let s = &self.settings;
-        let secret = s.secret.as_ref().ok_or_else(|| {
-            Error::Profile(format!(
-                "profile '{}' has no client secret: set client_secret_file, or \
-                 {ENV_CLIENT_SECRET} in the environment",
-                s.profile
-            ))
-        })?;
+        let refresh = self
+            .read_cache()?
+            .filter(|c| self.is_ours(c))
+            .and_then(|c| c.refresh_token);
+        if refresh.is_none() && s.secret.is_none() {
+            return Err(Error::NotSignedIn(s.profile.clone()));
+        }
         let http = http::Http::new(s.ca_file.as_deref())?;
         // Discovered on every fetch (once per token lifetime), never taken from the cache:
         // the secret goes only where the issuer itself says.
-        let endpoint = self.token_endpoint(&http)?;
+        let meta = self.metadata(&http)?;
+        let Some(rt) = refresh else {
+            let scope = s.scopes.join(" ");
+            let mut form = vec![("grant_type", "client_credentials")];
+            if !scope.is_empty() {
+                form.push(("scope", scope.as_str()));
+            }
+            if let Some(r) = &s.resource {
+                form.push(("resource", r.as_str()));
+            }
+            let now = self.now();
+            let answer = self.grant(&http, &meta.token_endpoint, form)?;
+            return self.store(answer, now);
+        };
+        let now = self.now();
+        let form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ];
+        match self.grant(&http, &meta.token_endpoint, form) {
+            Ok(answer) => self.store(answer, now),
+            Err(Error::Refused { error, .. }) if error == "invalid_grant" => {
+                // Spent elsewhere (a process that did not take this lock): its successor may
+                // be in the cache by now. Read once more before giving up.
+                if let Some(c) = self.read_cache()?
+                    && c.refresh_token.as_deref() != Some(rt.as_str())
+                    && let Some(t) = self.cached(Duration::ZERO)?
+                {
+                    return Ok(t);
+                }
+                Err(Error::NotSignedIn(s.profile.clone()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Signs a person in with the device grant (RFC 8628): `show` is handed what to tell
+    /// them, then the issuer is polled (its interval, 5 s more on every `slow_down`) until
+    /// they answer or the code expires; the tokens are cached like any other.
+    pub fn login_device(&self, show: &mut dyn FnMut(&DevicePrompt)) -> Result<AccessToken, Error> {
+        let s = &self.settings;
+        let http = http::Http::new(s.ca_file.as_deref())?;
+        let meta = self.metadata(&http)?;
+        let endpoint = meta
+            .device_authorization_endpoint
+            .ok_or_else(|| Error::Metadata {
+                issuer: s.issuer.clone(),
+                why: "it offers no device authorization (RFC 8628)".into(),
+            })?;
         let scope = s.scopes.join(" ");
-        let mut form = vec![("grant_type", "client_credentials")];
+        let mut form = Vec::new();
         if !scope.is_empty() {
             form.push(("scope", scope.as_str()));
         }
         if let Some(r) = &s.resource {
             form.push(("resource", r.as_str()));
         }
-        let now = self.now();
-        let reply = http.post_form(
-            &endpoint,
-            &form,
-            Some((&s.client_id, secret.expose_secret())),
-        )?;
-        let answer = token_answer(reply.status, &reply.body)?;
+        let reply = self.post_client(&http, &endpoint, form)?;
+        if reply.status != 200 {
+            return Err(token_answer(reply.status, &reply.body)
+                .err()
+                .unwrap_or(Error::Refused {
+                    error: format!("HTTP {}", reply.status),
+                    description: None,
+                }));
+        }
+        let d: DeviceAnswer = serde_json::from_slice(&reply.body).map_err(|_| Error::Refused {
+            error: "a device authorization that is not one".into(),
+            description: None,
+        })?;
+        show(&DevicePrompt {
+            user_code: printable(&d.user_code),
+            verification_uri: printable(&d.verification_uri),
+            verification_uri_complete: d.verification_uri_complete.as_deref().map(printable),
+        });
+        let lifetime = d.expires_in.clamp(1, 1800).unsigned_abs();
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(lifetime);
+        let mut interval =
+            StdDuration::from_secs(d.interval.unwrap_or(5).clamp(1, 60).unsigned_abs());
+        loop {
+            std::thread::sleep(interval);
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Refused {
+                    error: "expired_token".into(),
+                    description: Some(
+                        "the code expired before it was approved; start again".into(),
+                    ),
+                });
+            }
+            let now = self.now();
+            let form = vec![
+                ("grant_type", DEVICE_GRANT),
+                ("device_code", d.device_code.as_str()),
+            ];
+            match self.grant(&http, &meta.token_endpoint, form) {
+                Ok(answer) => {
+                    let _guard = self.lock()?;
+                    return self.store(answer, now);
+                }
+                Err(Error::Refused { error, .. }) if error == "authorization_pending" => {}
+                Err(Error::Refused { error, .. }) if error == "slow_down" => {
+                    interval += StdDuration::from_secs(5);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes the profile's lock (another process fetching waits for it).
+    fn lock(&self) -> Result<kg_fs::lock::LockGuard, Error> {
+        let lock = &self.settings.lock_file;
+        if let Some(parent) = lock.parent() {
+            kg_fs::create_dir_all(parent, kg_fs::DirMode::Private)?;
+        }
+        match kg_fs::lock::acquire(lock, Wait::Up(LOCK_WAIT)) {
+            Ok(g) => Ok(g),
+            Err(e) if e.is_locked() => Err(Error::Busy { path: lock.clone() }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the cache entry is this profile's (issuer, client, scopes, resource).
+    fn is_ours(&self, c: &Cached) -> bool {
+        let s = &self.settings;
+        c.issuer == s.issuer
+            && c.client_id == s.client_id
+            && c.scopes == s.scopes
+            && c.resource == s.resource
+    }
+
+    /// A token request with this client's authentication: Basic for a confidential
+    /// client, the `client_id` in the form for a public one (RFC 6749 §2.3.1, §3.2.1).
+    fn grant<'a>(
+        &'a self,
+        http: &http::Http,
+        endpoint: &str,
+        form: Vec<(&'a str, &'a str)>,
+    ) -> Result<Answer, Error> {
+        let reply = self.post_client(http, endpoint, form)?;
+        token_answer(reply.status, &reply.body)
+    }
+
+    /// A POST to one of the issuer's endpoints with this client's authentication.
+    fn post_client<'a>(
+        &'a self,
+        http: &http::Http,
+        endpoint: &str,
+        mut form: Vec<(&'a str, &'a str)>,
+    ) -> Result<http::Reply, Error> {
+        let s = &self.settings;
+        let basic = match &s.secret {
+            Some(secret) => Some((s.client_id.as_str(), secret.expose_secret())),
+            None => {
+                form.push(("client_id", s.client_id.as_str()));
+                None
+            }
+        };
+        http.post_form(endpoint, &form, basic)
+    }
+
+    /// Caches what the issuer answered at `now` and hands out its access token.
+    fn store(&self, answer: Answer, now: OffsetDateTime) -> Result<AccessToken, Error> {
+        let s = &self.settings;
         let lifetime = answer.expires_in.map_or(DEFAULT_LIFETIME, |s| {
             Duration::seconds(s.clamp(0, MAX_LIFETIME.whole_seconds()))
         });
@@ -416,6 +561,7 @@ impl Client {
             access_token: answer.access_token,
             expires_at: expires_at.unix_timestamp(),
             scope: answer.scope,
+            refresh_token: answer.refresh_token,
         };
         if let Some(dir) = s.cache_file.parent() {
             kg_fs::create_dir_all(dir, kg_fs::DirMode::Private)?;
@@ -430,10 +576,10 @@ impl Client {
         })
     }
 
-    /// The token endpoint, from the issuer's metadata (OpenID discovery, then RFC 8414),
-    /// whose `issuer` must be the profile's exactly (RFC 8414 §3.3: a document another
-    /// server serves is not this one's).
-    fn token_endpoint(&self, http: &http::Http) -> Result<String, Error> {
+    /// The issuer's endpoints, from its metadata (OpenID discovery, then RFC 8414), whose
+    /// `issuer` must be the profile's exactly (RFC 8414 §3.3: a document another server
+    /// serves is not this one's).
+    fn metadata(&self, http: &http::Http) -> Result<Metadata, Error> {
         let s = &self.settings;
         let meta = |why: String| Error::Metadata {
             issuer: s.issuer.clone(),
@@ -457,20 +603,27 @@ impl Client {
                         printable(doc["issuer"].as_str().unwrap_or("none"))
                     )));
                 }
-                let endpoint = doc["token_endpoint"]
-                    .as_str()
-                    .ok_or_else(|| meta("its metadata has no token_endpoint".into()))?;
                 // https, or http only when the issuer itself is a loopback http one: an
                 // https issuer's secret never goes out in the clear.
-                let clear = endpoint.starts_with("http://");
-                if http::check_url(endpoint).is_err() || (clear && !s.issuer.starts_with("http://"))
-                {
-                    return Err(meta(format!(
-                        "its token_endpoint {} is not one to send a secret to",
-                        printable(&http::shown_url(endpoint))
-                    )));
-                }
-                return Ok(endpoint.to_owned());
+                let endpoint = |key: &str| -> Result<Option<String>, Error> {
+                    let Some(url) = doc[key].as_str() else {
+                        return Ok(None);
+                    };
+                    let clear = url.starts_with("http://");
+                    if http::check_url(url).is_err() || (clear && !s.issuer.starts_with("http://"))
+                    {
+                        return Err(meta(format!(
+                            "its {key} {} is not one to send a secret to",
+                            printable(&http::shown_url(url))
+                        )));
+                    }
+                    Ok(Some(url.to_owned()))
+                };
+                return Ok(Metadata {
+                    token_endpoint: endpoint("token_endpoint")?
+                        .ok_or_else(|| meta("its metadata has no token_endpoint".into()))?,
+                    device_authorization_endpoint: endpoint("device_authorization_endpoint")?,
+                });
             }
             last = Some(reply.status);
         }
@@ -480,6 +633,37 @@ impl Client {
             last.unwrap_or_default()
         )))
     }
+}
+
+/// What the client uses of an issuer's metadata.
+struct Metadata {
+    token_endpoint: String,
+    device_authorization_endpoint: Option<String>,
+}
+
+/// The device grant's type (RFC 8628 §3.4).
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A device authorization response (RFC 8628 §3.2).
+#[derive(Deserialize)]
+struct DeviceAnswer {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: Option<String>,
+    expires_in: i64,
+    interval: Option<i64>,
+}
+
+/// What a person is shown to approve a device sign-in (RFC 8628 §3.3).
+#[derive(Debug, Clone)]
+pub struct DevicePrompt {
+    /// The code to type.
+    pub user_code: String,
+    /// Where to type it.
+    pub verification_uri: String,
+    /// The same with the code in it, when the issuer gives one.
+    pub verification_uri_complete: Option<String>,
 }
 
 /// `https://host:port` and `/path` of an issuer URL.
@@ -513,6 +697,7 @@ struct Answer {
     token_type: String,
     expires_in: Option<i64>,
     scope: Option<String>,
+    refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for Answer {
@@ -559,7 +744,14 @@ fn token_answer(status: u16, body: &[u8]) -> Result<Answer, Error> {
             description: None,
         });
     }
-    if a.access_token.is_empty() || a.access_token.bytes().any(|b| !b.is_ascii_graphic()) {
+    let unprintable = |t: &str| t.is_empty() || t.bytes().any(|b| !b.is_ascii_graphic());
+    if a.refresh_token.as_deref().is_some_and(unprintable) {
+        return Err(Error::Refused {
+            error: "a refresh token that is not printable".into(),
+            description: None,
+        });
+    }
+    if unprintable(&a.access_token) {
         return Err(Error::Refused {
             error: "an access token that is not printable".into(),
             description: None,

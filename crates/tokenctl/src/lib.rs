@@ -62,6 +62,8 @@ enum Command {
     /// List or rotate the keys that sign access tokens
     #[command(subcommand)]
     Keys(clients::KeysCommand),
+    /// Sign a person in to a profile's OAuth issuer (the device grant) and cache the tokens
+    Login(oauth::LoginArgs),
     /// Print a profile's OAuth access token, fetching one when the cached one is too old
     Token(oauth::TokenArgs),
     /// Forget a profile's cached OAuth token
@@ -98,6 +100,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Unseal(args) => seal::unseal(g, args),
         Command::Client(cmd) => clients::client(g, cmd),
         Command::Keys(cmd) => clients::keys(g, cmd),
+        Command::Login(args) => oauth::login(g, args),
         Command::Token(args) => oauth::token(g, args),
         Command::Logout(args) => oauth::logout(g, args),
         Command::Config(cmd) => {

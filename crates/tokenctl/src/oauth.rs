@@ -31,6 +31,17 @@ pub(crate) struct TokenArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Sign in with the device grant: a code to approve in any browser, on any machine
+    /// (the only flow today; the loopback browser flow comes next)
+    #[arg(long)]
+    device: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct LogoutArgs {
     /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
     #[arg(long, value_name = "NAME")]
@@ -84,6 +95,29 @@ pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus,
         }))
         .expect("JSON serializes"))?,
     }
+    Ok(ExitStatus::Success)
+}
+
+pub(crate) fn login(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitStatus, CliError> {
+    let _ = args.device;
+    let c = client(global, args.profile.as_ref())?;
+    let mut show = |p: &kg_client::DevicePrompt| {
+        let at = p
+            .verification_uri_complete
+            .clone()
+            .unwrap_or_else(|| p.verification_uri.clone());
+        // stderr, so that `tokenctl login` in a script keeps stdout clean; a person reads it.
+        kg_cli::note(format!(
+            "to sign in, open {at}\nand check that it shows the code {}",
+            p.user_code
+        ));
+    };
+    let t = c.login_device(&mut show).map_err(client_error)?;
+    summary_note(format!(
+        "signed in (profile '{}', token valid until {}); `tokenctl token` prints it",
+        c.settings().profile,
+        crate::rfc3339(t.expires_at)
+    ));
     Ok(ExitStatus::Success)
 }
 
