@@ -200,9 +200,11 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand keys; and __fish_seen_
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "rotate" -d 'Rotate now: the published next key starts signing, a new next key is published'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l profile -d 'The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l timeout -d 'How long to wait for the person' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
-complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l device -d 'Sign in with the device grant: a code to approve in any browser, on any machine (the only flow today; the loopback browser flow comes next)'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l device -d 'Sign in with the device grant: a code to approve in any browser, on any machine (chosen by itself with no display or over SSH)'
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l no-browser -d 'Print the sign-in URL without starting a browser'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -s h -l help -d 'Print help'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand token" -l profile -d 'The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"' -r

@@ -1,6 +1,7 @@
-//! What kg-client parses from an issuer and from its cache file: a token endpoint's answer
-//! (any status, any body) and a cache file's bytes. None may panic; a refusal's message stays
-//! one printable line however hostile the server.
+//! What kg-client parses from outside: a token endpoint's answer (any status, any body), a
+//! cache file's bytes, and the request head a browser (or anything else on loopback) sends to
+//! `tokenctl login`'s listener. None may panic; a refusal's message stays one printable line
+//! however hostile the server.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,4 +14,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!text.contains('\n') && !text.contains('\r'), "{text:?}");
     }
     let _ = kg_client::parse_cache(data);
+    if let Some(cb) = kg_client::parse_callback(data)
+        && cb.error.is_none()
+    {
+        // Only `GET /callback?...` is an answer.
+        assert!(data.starts_with(b"GET /callback"));
+    }
 });

@@ -558,3 +558,99 @@ fn chromium_signs_a_person_in_for_openid_client_with_pkce_and_approves_a_device(
         client.close().await.unwrap();
     });
 }
+
+/// Issue 16: `tokenctl login` opens its loopback port, Chromium signs the person in at
+/// keygate, allows the CLI, and comes back to that port; `tokenctl token` then prints the
+/// person's access token.
+#[test]
+fn chromium_logs_tokenctl_in_through_its_ephemeral_loopback_port() {
+    if !have("chromium") || !have("chromedriver") || !have("curl") {
+        return;
+    }
+    let mut env = Env::new();
+    let ca = cert(&env);
+    let spki = spki_hash(&env.root().join("private/certs/default/current/cert.pem"));
+    let alice = token(&env, "alice", &[]);
+    let addr = local_addr();
+    let _kg = keygate(&env, addr, &[]);
+    let issuer = format!("https://localhost:{}", addr.port());
+    let cli = env
+        .run(
+            "tokenctl",
+            &[
+                "client",
+                "create",
+                "--name",
+                "cli",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "http://127.0.0.1/callback",
+            ],
+        )
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    std::fs::write(
+        env.root().join("config.toml"),
+        format!(
+            "[profiles.dev]\nissuer = \"{issuer}\"\nclient_id = \"{cli}\"\nscopes = [\"openid\"]\n\
+             ca_file = \"{}\"\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    env.set("KEYGATE_PROFILE", "dev");
+    let mut login = env
+        .cmd("tokenctl")
+        .args(["login", "--no-browser", "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead as _;
+    let mut err = std::io::BufReader::new(login.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("to sign in, open ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let browser = Browser::start(&env);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = browser.session(Some(&spki)).await;
+        client.goto(&url).await.unwrap();
+        wait_for(&client, "sign-in-form").await;
+        submit_token(&client, &alice).await;
+        wait_for(&client, "allow").await.click().await.unwrap();
+        let done = wait_for(&client, "signed-in").await.text().await.unwrap();
+        assert!(done.contains("go back to the terminal"), "{done}");
+        let back = client.current_url().await.unwrap();
+        assert_eq!(back.host_str(), Some("127.0.0.1"), "{back}");
+        screenshot(&client, "tokenctl-login-done.png").await;
+        client.close().await.unwrap();
+    });
+    let status = login.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("signed in (profile 'dev'"), "{rest}");
+    let t = env.run("tokenctl", &["token"]);
+    let at = t.code(0).stdout.trim().to_owned();
+    let auth = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "-H",
+        &bearer(&at),
+        &format!("{issuer}/auth"),
+    ]);
+    assert_eq!(auth.status, 200, "the person's access token");
+}

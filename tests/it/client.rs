@@ -600,3 +600,156 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
     later_env.run("tokenctl", &["logout"]).code(0);
     assert!(!cache(&later_env, "dev").exists());
 }
+
+/// `tokenctl login --no-browser` started for `env`'s profile; the URL it prints, and the
+/// process with its stderr.
+fn start_login(
+    env: &Env,
+) -> (
+    String,
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+) {
+    let mut child = env
+        .cmd("tokenctl")
+        .args(["login", "--no-browser", "--timeout", "1m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("to sign in, open ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    (url, child, err)
+}
+
+fn param(url: &str, name: &str) -> String {
+    let q = url.split_once('?').unwrap().1;
+    form_urlencoded_pairs(q)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                test_support::proxy::percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// The browser's return to tokenctl's loopback listener, forged as `query`.
+fn call_back(url: &str, query: &str) -> Resp {
+    let redirect = param(url, "redirect_uri");
+    curl(&[&format!("{redirect}?{query}")])
+}
+
+#[test]
+fn tokenctl_login_refuses_a_callback_with_a_wrong_state_or_issuer_and_caches_nothing() {
+    if !have("curl") {
+        return;
+    }
+    let mut env = Env::new();
+    let ca = cert(&env);
+    let addr = local_addr();
+    let _kg = keygate(&env, addr, &[]);
+    let issuer = format!("https://localhost:{}", addr.port());
+    let cli = env
+        .run(
+            "tokenctl",
+            &[
+                "client",
+                "create",
+                "--name",
+                "cli",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "http://127.0.0.1/callback",
+            ],
+        )
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    write_config(
+        &env,
+        &format!(
+            "[profiles.dev]\nissuer = \"{issuer}\"\nclient_id = \"{cli}\"\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    );
+    env.set("KEYGATE_PROFILE", "dev");
+    let (url, mut first, _) = start_login(&env);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(
+        url.starts_with(&format!("{issuer}/oauth/authorize?")),
+        "{url}"
+    );
+    assert_eq!(param(&url, "code_challenge_method"), "S256");
+    let redirect = param(&url, "redirect_uri");
+    assert!(
+        redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
+        "an ephemeral loopback port: {redirect}"
+    );
+    let iss = format!("iss={}", encode(&issuer));
+    let cases = [
+        (
+            format!("code=kgac_x&state=forged&{iss}"),
+            "its state differs",
+        ),
+        (
+            format!(
+                "code=kgac_x&state={}&iss={}",
+                "STATE",
+                encode("https://evil.example")
+            ),
+            "names another issuer",
+        ),
+        ("code=kgac_x&state=STATE".to_owned(), "names another issuer"),
+        (
+            format!("error=access_denied&state=STATE&{iss}"),
+            "the issuer refused: access_denied",
+        ),
+    ];
+    for (query, want) in cases {
+        let (url, child, mut err) = start_login(&env);
+        let state = param(&url, "state");
+        let query = query.replace("STATE", &encode(&state));
+        let page = call_back(&url, &query);
+        assert_eq!(page.status, 400, "{query}: {page:?}");
+        let out = child.wait_with_output().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{query}: {rest}");
+        assert!(rest.contains(want), "{query}: {rest}");
+        assert!(
+            !cache(&env, "dev").exists(),
+            "{query}: something was cached"
+        );
+    }
+}
+
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

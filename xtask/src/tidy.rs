@@ -748,6 +748,8 @@ const RULES: &[Rule] = &[
             "crates/kg-cli/src/codegen.rs",
             // SSL_CERT_FILE and CAROOT: other tools' conventions.
             "crates/kg-cascade/src/lib.rs",
+            // BROWSER, DISPLAY, WAYLAND_DISPLAY, SSH_CONNECTION: other tools' conventions.
+            "crates/tokenctl/src/browser.rs",
             "crates/kg-cascade/src/tiers.rs",
         ],
         exceptions: &[],

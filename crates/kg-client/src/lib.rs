@@ -21,7 +21,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+mod callback;
 mod http;
+
+pub use callback::{Callback, parse_callback};
 
 /// How long a process waits for another that is fetching the same profile's token.
 /// Longer than a whole fetch (two metadata requests and the token request, 15 s each).
@@ -493,6 +496,106 @@ impl Client {
         }
     }
 
+    /// Signs a person in with the authorization code grant and PKCE (S256) through their
+    /// browser (RFC 8252): a listener on an ephemeral loopback port first, then `open` is
+    /// handed the authorization URL (to print it and start a browser). The answer must carry
+    /// the state sent and, from an issuer that says it sends one, its own `iss` (RFC 9207:
+    /// a response another issuer made is refused); then the code is exchanged with the
+    /// verifier and the tokens are cached. Waits up to `limit`.
+    pub fn login_browser(
+        &self,
+        open: &mut dyn FnMut(&str),
+        limit: StdDuration,
+    ) -> Result<AccessToken, Error> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let s = &self.settings;
+        let http = http::Http::new(s.ca_file.as_deref())?;
+        let meta = self.metadata(&http)?;
+        let authorize = meta
+            .authorization_endpoint
+            .clone()
+            .ok_or_else(|| Error::Metadata {
+                issuer: s.issuer.clone(),
+                why: "it has no authorization_endpoint".into(),
+            })?;
+        let listener = callback::Listener::bind()?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let random = || {
+            let mut b = [0u8; 32];
+            getrandom::fill(&mut b).expect("the operating system's random number generator");
+            b64.encode(b)
+        };
+        let (verifier, state) = (random(), random());
+        let challenge = b64.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let scope = s.scopes.join(" ");
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &s.client_id)
+            .append_pair("redirect_uri", &listener.redirect_uri)
+            .append_pair("state", &state)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        if !scope.is_empty() {
+            q.append_pair("scope", &scope);
+        }
+        if let Some(r) = &s.resource {
+            q.append_pair("resource", r);
+        }
+        let sep = if authorize.contains('?') { '&' } else { '?' };
+        open(&format!("{authorize}{sep}{}", q.finish()));
+        let verdict = |cb: &Callback| -> Result<String, Error> {
+            let refused = |error: &str, description: &str| Error::Refused {
+                error: error.into(),
+                description: Some(description.into()),
+            };
+            let same_state = cb.state.as_deref().is_some_and(|got| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    got.as_bytes(),
+                    state.as_bytes(),
+                ))
+            });
+            if !same_state {
+                return Err(refused(
+                    "state_mismatch",
+                    "the answer is not to this sign-in (its state differs): nothing was kept",
+                ));
+            }
+            if (meta.iss_in_responses || cb.iss.is_some())
+                && cb.iss.as_deref() != Some(s.issuer.as_str())
+            {
+                return Err(refused(
+                    "issuer_mismatch",
+                    "the answer names another issuer than the profile's (a mix-up): nothing was kept",
+                ));
+            }
+            if let Some(e) = &cb.error {
+                return Err(Error::Refused {
+                    error: printable(e),
+                    description: cb.error_description.as_deref().map(printable),
+                });
+            }
+            cb.code
+                .clone()
+                .ok_or_else(|| refused("invalid_request", "the answer has no code"))
+        };
+        let cb = listener.wait(limit, &|cb| match verdict(cb) {
+            Ok(_) => (200, done_page()),
+            Err(e) => (400, refused_page(&e.to_string())),
+        })?;
+        let code = verdict(&cb)?;
+        let now = self.now();
+        let form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", listener.redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let answer = self.grant(&http, &meta.token_endpoint, form)?;
+        let _guard = self.lock()?;
+        self.store(answer, now)
+    }
+
     /// Takes the profile's lock (another process fetching waits for it).
     fn lock(&self) -> Result<kg_fs::lock::LockGuard, Error> {
         let lock = &self.settings.lock_file;
@@ -623,6 +726,9 @@ impl Client {
                     token_endpoint: endpoint("token_endpoint")?
                         .ok_or_else(|| meta("its metadata has no token_endpoint".into()))?,
                     device_authorization_endpoint: endpoint("device_authorization_endpoint")?,
+                    authorization_endpoint: endpoint("authorization_endpoint")?,
+                    iss_in_responses: doc["authorization_response_iss_parameter_supported"]
+                        == serde_json::Value::Bool(true),
                 });
             }
             last = Some(reply.status);
@@ -639,6 +745,33 @@ impl Client {
 struct Metadata {
     token_endpoint: String,
     device_authorization_endpoint: Option<String>,
+    authorization_endpoint: Option<String>,
+    /// RFC 9207: the issuer puts `iss` in its authorization responses, so one without it
+    /// (or with another) did not come from it.
+    iss_in_responses: bool,
+}
+
+/// The page the browser shows once the CLI has its answer.
+fn done_page() -> String {
+    callback::page(
+        "Signed in",
+        "signed-in",
+        "You can close this tab and go back to the terminal.",
+    )
+}
+
+fn refused_page(why: &str) -> String {
+    let escaped: String = why
+        .chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    callback::page("Not signed in", "refused", &escaped)
 }
 
 /// The device grant's type (RFC 8628 §3.4).

@@ -15,6 +15,7 @@ use kg_cli::{CliError, ConfigCommand, Context, EXIT_CODES_HELP, ExitStatus, Glob
 use kg_fs::lock::Wait;
 use kg_tokens::{FileError, Prefix, StoreError, StorePaths};
 
+mod browser;
 mod clients;
 mod creds;
 mod oauth;

@@ -36,9 +36,15 @@ pub(crate) struct LoginArgs {
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
     /// Sign in with the device grant: a code to approve in any browser, on any machine
-    /// (the only flow today; the loopback browser flow comes next)
+    /// (chosen by itself with no display or over SSH)
     #[arg(long)]
     device: bool,
+    /// Print the sign-in URL without starting a browser
+    #[arg(long, conflicts_with = "device")]
+    no_browser: bool,
+    /// How long to wait for the person
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    timeout: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,8 +105,21 @@ pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus,
 }
 
 pub(crate) fn login(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitStatus, CliError> {
-    let _ = args.device;
     let c = client(global, args.profile.as_ref())?;
+    let limit = kg_config::parse_duration(&args.timeout)
+        .map_err(|e| CliError::usage(format!("invalid --timeout '{}': {e}", args.timeout)))?;
+    let device = args.device || (!args.no_browser && !crate::browser::usable());
+    if !device {
+        let no_browser = args.no_browser;
+        let mut open = |url: &str| {
+            kg_cli::note(format!("to sign in, open {url}"));
+            if !no_browser && crate::browser::open(url) {
+                kg_cli::note("(a browser was started; waiting for it to come back)");
+            }
+        };
+        let t = c.login_browser(&mut open, limit).map_err(client_error)?;
+        return signed_in(&c, &t);
+    }
     let mut show = |p: &kg_client::DevicePrompt| {
         let at = p
             .verification_uri_complete
@@ -113,6 +132,10 @@ pub(crate) fn login(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitStatus,
         ));
     };
     let t = c.login_device(&mut show).map_err(client_error)?;
+    signed_in(&c, &t)
+}
+
+fn signed_in(c: &kg_client::Client, t: &kg_client::AccessToken) -> Result<ExitStatus, CliError> {
     summary_note(format!(
         "signed in (profile '{}', token valid until {}); `tokenctl token` prints it",
         c.settings().profile,
