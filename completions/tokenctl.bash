@@ -61,6 +61,9 @@ _tokenctl() {
             tokenctl,seal)
                 cmd="tokenctl__subcmd__seal"
                 ;;
+            tokenctl,status)
+                cmd="tokenctl__subcmd__status"
+                ;;
             tokenctl,token)
                 cmd="tokenctl__subcmd__token"
                 ;;
@@ -169,6 +172,9 @@ _tokenctl() {
             tokenctl__subcmd__help,seal)
                 cmd="tokenctl__subcmd__help__subcmd__seal"
                 ;;
+            tokenctl__subcmd__help,status)
+                cmd="tokenctl__subcmd__help__subcmd__status"
+                ;;
             tokenctl__subcmd__help,token)
                 cmd="tokenctl__subcmd__help__subcmd__token"
                 ;;
@@ -230,7 +236,7 @@ _tokenctl() {
 
     case "${cmd}" in
         tokenctl)
-            opts="-q -h -V --config --set --quiet --help --version ensure create list rotate revoke verify prune format keygen seal unseal client keys login token logout config help"
+            opts="-q -h -V --config --set --quiet --help --version ensure create list rotate revoke verify prune format keygen seal unseal client keys login token status logout config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -742,7 +748,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__help)
-            opts="ensure create list rotate revoke verify prune format keygen seal unseal client keys login token logout config help"
+            opts="ensure create list rotate revoke verify prune format keygen seal unseal client keys login token status logout config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1078,6 +1084,20 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__help__subcmd__seal)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tokenctl__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1493,6 +1513,32 @@ _tokenctl() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tokenctl__subcmd__status)
+            opts="-q -h --profile --json --config --set --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -515,6 +515,15 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
         "a refresh token is kept"
     );
 
+    let status = env.run("tokenctl", &["status", "--json"]).code(0).json();
+    crate::json::validate("tokenctl.status", &status);
+    assert_eq!(status["signed_in"], true);
+    assert_eq!(status["subject"], "alice");
+    assert_eq!(status["refreshable"], true);
+    assert!(
+        !status.to_string().contains("kgrt_"),
+        "a refresh token in status"
+    );
     let first = env.run("tokenctl", &["token"]);
     let at = first.code(0).stdout.trim().to_owned();
     let auth = |t: &str| {
@@ -596,9 +605,23 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
         r.stderr
     );
     assert!(!r.stderr.contains("kgrt_"), "a refresh token in an error");
-    // logout forgets it.
+    // logout forgets it; status then says so, with exit 1 for scripts.
     later_env.run("tokenctl", &["logout"]).code(0);
     assert!(!cache(&later_env, "dev").exists());
+    let r = later_env.run("tokenctl", &["status", "--json"]);
+    r.code(1);
+    let v = r.json();
+    crate::json::validate("tokenctl.status", &v);
+    assert_eq!(
+        (v["signed_in"].clone(), v["expires_at"].clone()),
+        (Value::Bool(false), Value::Null)
+    );
+    let text = later_env.run("tokenctl", &["status"]);
+    assert!(
+        text.stdout.contains("none cached: `tokenctl login`"),
+        "{}",
+        text.stdout
+    );
 }
 
 /// `tokenctl login --no-browser` started for `env`'s profile; the URL it prints, and the

@@ -596,6 +596,34 @@ impl Client {
         self.store(answer, now)
     }
 
+    /// What is cached for this profile, without asking the issuer: `None` when nothing
+    /// (or another issuer's, client's, scopes' or resource's token) is.
+    pub fn status(&self) -> Result<Option<Status>, Error> {
+        use base64::Engine as _;
+        let Some(c) = self.read_cache()?.filter(|c| self.is_ours(c)) else {
+            return Ok(None);
+        };
+        // Who it is for, from the token's own claims when it is a JWT: shown, not trusted.
+        let subject = c
+            .access_token
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["sub"].as_str().map(printable));
+        Ok(Some(Status {
+            expires_at: OffsetDateTime::from_unix_timestamp(c.expires_at)
+                .map_err(|_| self.damaged("expires_at is out of range"))?,
+            subject,
+            scope: c.scope,
+            refreshable: c.refresh_token.is_some(),
+        }))
+    }
+
     /// Takes the profile's lock (another process fetching waits for it).
     fn lock(&self) -> Result<kg_fs::lock::LockGuard, Error> {
         let lock = &self.settings.lock_file;
@@ -739,6 +767,19 @@ impl Client {
             last.unwrap_or_default()
         )))
     }
+}
+
+/// What a profile has cached ([`Client::status`]).
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// When the access token expires.
+    pub expires_at: OffsetDateTime,
+    /// Whom it is for (the JWT's `sub`, unverified: for showing).
+    pub subject: Option<String>,
+    /// The scopes granted.
+    pub scope: Option<String>,
+    /// Whether a refresh token is kept (a person's sign-in).
+    pub refreshable: bool,
 }
 
 /// What the client uses of an issuer's metadata.

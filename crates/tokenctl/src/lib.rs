@@ -67,6 +67,8 @@ enum Command {
     Login(oauth::LoginArgs),
     /// Print a profile's OAuth access token, fetching one when the cached one is too old
     Token(oauth::TokenArgs),
+    /// Show who a profile is signed in as, until when, and where the tokens are kept
+    Status(oauth::StatusArgs),
     /// Forget a profile's cached OAuth token
     Logout(oauth::LogoutArgs),
     /// Show where settings come from, and the paths keygate uses
@@ -103,6 +105,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Keys(cmd) => clients::keys(g, cmd),
         Command::Login(args) => oauth::login(g, args),
         Command::Token(args) => oauth::token(g, args),
+        Command::Status(args) => oauth::status(g, args),
         Command::Logout(args) => oauth::logout(g, args),
         Command::Config(cmd) => {
             load(g, &[])?;

@@ -48,6 +48,16 @@ pub(crate) struct LoginArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Print a JSON document (docs/json.md)
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct LogoutArgs {
     /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
     #[arg(long, value_name = "NAME")]
@@ -142,6 +152,73 @@ fn signed_in(c: &kg_client::Client, t: &kg_client::AccessToken) -> Result<ExitSt
         crate::rfc3339(t.expires_at)
     ));
     Ok(ExitStatus::Success)
+}
+
+/// Who the profile is signed in as, until when, and where that is kept; exit 1 when it is
+/// not signed in (as `gh auth status`), so a script can ask.
+pub(crate) fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatus, CliError> {
+    let c = client(global, args.profile.as_ref())?;
+    let st = c.status().map_err(client_error)?;
+    let s = c.settings();
+    let clock_now = kg_cli::now(&load(global, &[])?.config)?;
+    let signed_in = st
+        .as_ref()
+        .is_some_and(|t| t.refreshable || t.expires_at > clock_now || s.secret.is_some());
+    if args.json {
+        kg_cli::out_doc(
+            "tokenctl.status/1",
+            &serde_json::json!({
+                "profile": s.profile,
+                "issuer": s.issuer,
+                "client_id": s.client_id,
+                "signed_in": signed_in,
+                "subject": st.as_ref().and_then(|t| t.subject.clone()),
+                "scope": st.as_ref().and_then(|t| t.scope.clone()),
+                "expires_at": st.as_ref().map(|t| crate::rfc3339(t.expires_at)),
+                "refreshable": st.as_ref().is_some_and(|t| t.refreshable),
+                "cache_file": kg_cli::absolute(&s.cache_file),
+            }),
+        )?;
+    } else {
+        out(format!("profile   {}", s.profile))?;
+        out(format!("issuer    {}", s.issuer))?;
+        out(format!("client    {}", s.client_id))?;
+        match &st {
+            None => out(
+                "token     none cached: `tokenctl login` (a person) or `tokenctl token` (a machine client)",
+            )?,
+            Some(t) => {
+                let left = t.expires_at - clock_now;
+                let when = if left.is_positive() {
+                    format!(
+                        "valid until {} ({} min left)",
+                        crate::rfc3339(t.expires_at),
+                        left.whole_minutes()
+                    )
+                } else {
+                    format!("expired at {}", crate::rfc3339(t.expires_at))
+                };
+                if let Some(sub) = &t.subject {
+                    out(format!("subject   {sub}"))?;
+                }
+                out(format!("token     {when}"))?;
+                out(format!(
+                    "refresh   {}",
+                    if t.refreshable {
+                        "kept: `tokenctl token` renews it"
+                    } else {
+                        "none"
+                    }
+                ))?;
+            }
+        }
+        out(format!("cache     {}", s.cache_file.display()))?;
+    }
+    Ok(if signed_in {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }
 
 pub(crate) fn logout(global: &GlobalArgs, args: &LogoutArgs) -> Result<ExitStatus, CliError> {
