@@ -920,6 +920,39 @@ fn a_pending_tls_handshake_does_not_hold_shutdown_up() {
     assert!(kg.output().contains("\"event\":\"stopped\""));
 }
 
+/// A SIGTERM while the server is still starting (its first signing keys, RSA among them,
+/// take a moment) is a clean shutdown once it is up, not the default action that killed it
+/// mid-start (seen in CI: exit by signal, the log ending at `cert_loaded`).
+#[test]
+fn a_sigterm_during_start_up_is_a_clean_shutdown() {
+    let env = Env::new();
+    env.run("certctl", &["ensure"]).code(0);
+    let addr = local_addr();
+    let mut cmd = env.cmd("keygate");
+    cmd.args(["serve", "--listen", &addr.to_string()]);
+    let mut kg = test_support::Proc::spawn("keygate", cmd, &env.root().join("keygate.log"));
+    assert!(
+        eventually(Duration::from_secs(15), || kg
+            .output()
+            .contains("cert_loaded")),
+        "{}",
+        kg.output()
+    );
+    // Before the listeners and the keys: the signal handlers are in place already.
+    kg.signal("TERM");
+    assert_eq!(
+        kg.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        kg.output()
+    );
+    assert!(
+        kg.output().contains("\"event\":\"stopped\""),
+        "{}",
+        kg.output()
+    );
+}
+
 /// Issue 14, item 5: a local client holding more slow sockets than the connection cap kept
 /// valid `/auth` requests waiting for seconds, behind the cap and the accept queue. Now the
 /// connection that has waited longest for a request gives way: the attack keeps its

@@ -476,13 +476,18 @@ async fn serve_until<C: Graceful>(conn: C, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// Waits for SIGTERM or SIGINT, and says which came.
-pub async fn signal() -> std::io::Result<&'static str> {
+/// Installs the SIGTERM and SIGINT handlers now, on the current runtime; the future waits
+/// for one and says which came. Installed before anything slow at start-up (the first
+/// signing keys, RSA among them, can take a second): a signal then is a shutdown once the
+/// server is up, never the default action that ends the process mid-start.
+pub fn signals() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
     })
 }

@@ -216,11 +216,11 @@ pub fn serve_then(settings: &Settings, ready: impl FnOnce()) -> Result<(), Serve
         .build()
         .map_err(|e| ServeError::Setup(e.to_string()))?;
     rt.block_on(async {
+        let stop = kg_http::serve::signals()
+            .map_err(|e| ServeError::Setup(format!("signal handlers: {e}")))?;
         let (running, done) = start(settings)?;
         ready();
-        let why = kg_http::serve::signal()
-            .await
-            .map_err(|e| ServeError::Setup(format!("signal handlers: {e}")))?;
+        let why = stop.await;
         log::info("shutting_down", &[("signal", why.into())]);
         running.stop();
         let _ = done.await;
