@@ -25,6 +25,9 @@ _tokenctl() {
             tokenctl,create)
                 cmd="tokenctl__subcmd__create"
                 ;;
+            tokenctl,credential-helper)
+                cmd="tokenctl__subcmd__credential__subcmd__helper"
+                ;;
             tokenctl,ensure)
                 cmd="tokenctl__subcmd__ensure"
                 ;;
@@ -136,6 +139,9 @@ _tokenctl() {
             tokenctl__subcmd__help,create)
                 cmd="tokenctl__subcmd__help__subcmd__create"
                 ;;
+            tokenctl__subcmd__help,credential-helper)
+                cmd="tokenctl__subcmd__help__subcmd__credential__subcmd__helper"
+                ;;
             tokenctl__subcmd__help,ensure)
                 cmd="tokenctl__subcmd__help__subcmd__ensure"
                 ;;
@@ -236,7 +242,7 @@ _tokenctl() {
 
     case "${cmd}" in
         tokenctl)
-            opts="-q -h -V --config --set --quiet --help --version ensure create list rotate revoke verify prune format keygen seal unseal client keys login token status logout config help"
+            opts="-q -h -V --config --set --quiet --help --version ensure create list rotate revoke verify prune format keygen seal unseal client keys login token status logout credential-helper config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -691,6 +697,32 @@ _tokenctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tokenctl__subcmd__credential__subcmd__helper)
+            opts="-q -h --profile --config --set --quiet --help get store erase"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tokenctl__subcmd__ensure)
             opts="-q -h --name --scope --wait --json --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -748,7 +780,7 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__help)
-            opts="ensure create list rotate revoke verify prune format keygen seal unseal client keys login token status logout config help"
+            opts="ensure create list rotate revoke verify prune format keygen seal unseal client keys login token status logout credential-helper config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -888,6 +920,20 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tokenctl__subcmd__help__subcmd__credential__subcmd__helper)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -653,4 +653,23 @@ fn chromium_logs_tokenctl_in_through_its_ephemeral_loopback_port() {
         &format!("{issuer}/auth"),
     ]);
     assert_eq!(auth.status, 200, "the person's access token");
+    // logout revokes the sign-in at keygate (RFC 7009), its access token with it.
+    let out = env.run("tokenctl", &["logout"]);
+    assert!(
+        out.code(0).stderr.contains("revoked the sign-in"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || curl(&[
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-H",
+            &bearer(&at),
+            &format!("{issuer}/auth"),
+        ])
+        .status
+            == 401),
+        "the access token outlived the logout"
+    );
 }

@@ -132,6 +132,74 @@ fn tokenctl_token_fetches_once_caches_0600_and_serves_twenty_processes_with_one_
     assert_ne!(renewed, token);
     assert_eq!(issued(&kg), 2);
 
+    // git's credential helper gives the token for https, never for plain http; `reject`
+    // (the server refused it) makes the next one a new token.
+    let git = |op: &str, input: &str| {
+        let mut cmd = Command::new("git");
+        for (k, v) in env.cmd("tokenctl").get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let helper = format!(
+            "!{} credential-helper --profile ci",
+            test_support::bin("tokenctl").display()
+        );
+        let mut c = cmd
+            .args([
+                "-c",
+                "credential.helper=",
+                "-c",
+                &format!("credential.helper={helper}"),
+            ])
+            .args(["credential", op])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let current = env
+        .run("tokenctl", &["token"])
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let filled = git("fill", "protocol=https\nhost=git.example\n\n");
+    let text = String::from_utf8_lossy(&filled.stdout).into_owned();
+    assert!(
+        filled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&filled.stderr)
+    );
+    assert!(text.contains("username=oauth2\n"), "{text}");
+    assert!(text.contains(&format!("password={current}\n")), "{text}");
+    let clear = git("fill", "protocol=http\nhost=git.example\n\n");
+    assert!(
+        !String::from_utf8_lossy(&clear.stdout).contains(&current),
+        "a token for plain http"
+    );
+    let rejected = git(
+        "reject",
+        &format!("protocol=https\nhost=git.example\nusername=oauth2\npassword={current}\n\n"),
+    );
+    assert!(
+        rejected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
+    let after = env
+        .run("tokenctl", &["token"])
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    assert_ne!(after, current, "a rejected token was handed out again");
+
     // Twenty processes at once with nothing cached: one request, twenty identical tokens.
     env.run("tokenctl", &["logout"]).code(0);
     assert!(!cache(&env, "ci").exists(), "logout forgets the token");

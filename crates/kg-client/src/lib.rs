@@ -624,6 +624,52 @@ impl Client {
         }))
     }
 
+    /// Revokes the cached sign-in at the issuer (RFC 7009): the refresh token when there is
+    /// one (ending the sign-in, its access tokens with it at keygate), else the access
+    /// token. Whether something was revoked; the cache is left to [`forget`].
+    pub fn revoke(&self) -> Result<bool, Error> {
+        let Some(c) = self.read_cache()?.filter(|c| self.is_ours(c)) else {
+            return Ok(false);
+        };
+        let s = &self.settings;
+        let http = http::Http::new(s.ca_file.as_deref())?;
+        let meta = self.metadata(&http)?;
+        let endpoint = meta.revocation_endpoint.ok_or_else(|| Error::Metadata {
+            issuer: s.issuer.clone(),
+            why: "it offers no revocation endpoint (RFC 7009)".into(),
+        })?;
+        let form = match &c.refresh_token {
+            Some(rt) => vec![("token", rt.as_str()), ("token_type_hint", "refresh_token")],
+            None => vec![
+                ("token", c.access_token.as_str()),
+                ("token_type_hint", "access_token"),
+            ],
+        };
+        let reply = self.post_client(&http, &endpoint, form)?;
+        if reply.status == 200 {
+            return Ok(true);
+        }
+        Err(token_answer(reply.status, &reply.body)
+            .err()
+            .unwrap_or(Error::Refused {
+                error: format!("HTTP {}", reply.status),
+                description: None,
+            }))
+    }
+
+    /// Marks the cached access token as spent (a resource server refused it: git's
+    /// `erase`), keeping a refresh token: the next call fetches or refreshes.
+    pub fn expire(&self) -> Result<(), Error> {
+        let _guard = self.lock()?;
+        let Some(mut c) = self.read_cache()?.filter(|c| self.is_ours(c)) else {
+            return Ok(());
+        };
+        c.expires_at = 0;
+        let text = serde_json::to_vec_pretty(&c).expect("a cache serializes");
+        kg_fs::write_atomic(&self.settings.cache_file, &text, kg_fs::FileMode::Secret)?;
+        Ok(())
+    }
+
     /// Takes the profile's lock (another process fetching waits for it).
     fn lock(&self) -> Result<kg_fs::lock::LockGuard, Error> {
         let lock = &self.settings.lock_file;
@@ -755,6 +801,7 @@ impl Client {
                         .ok_or_else(|| meta("its metadata has no token_endpoint".into()))?,
                     device_authorization_endpoint: endpoint("device_authorization_endpoint")?,
                     authorization_endpoint: endpoint("authorization_endpoint")?,
+                    revocation_endpoint: endpoint("revocation_endpoint")?,
                     iss_in_responses: doc["authorization_response_iss_parameter_supported"]
                         == serde_json::Value::Bool(true),
                 });
@@ -787,6 +834,7 @@ struct Metadata {
     token_endpoint: String,
     device_authorization_endpoint: Option<String>,
     authorization_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
     /// RFC 9207: the issuer puts `iss` in its authorization responses, so one without it
     /// (or with another) did not come from it.
     iss_in_responses: bool,

@@ -69,8 +69,10 @@ enum Command {
     Token(oauth::TokenArgs),
     /// Show who a profile is signed in as, until when, and where the tokens are kept
     Status(oauth::StatusArgs),
-    /// Forget a profile's cached OAuth token
+    /// Revoke a profile's OAuth sign-in at its issuer and forget it here
     Logout(oauth::LogoutArgs),
+    /// git's credential helper: the profile's access token as the password
+    CredentialHelper(oauth::CredentialHelperArgs),
     /// Show where settings come from, and the paths keygate uses
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -107,6 +109,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Token(args) => oauth::token(g, args),
         Command::Status(args) => oauth::status(g, args),
         Command::Logout(args) => oauth::logout(g, args),
+        Command::CredentialHelper(args) => oauth::credential_helper(g, args),
         Command::Config(cmd) => {
             load(g, &[])?;
             cmd.run("tokenctl", g)

@@ -64,6 +64,27 @@ pub(crate) struct LogoutArgs {
     profile: Option<String>,
 }
 
+/// What git asks a credential helper (gitcredentials(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GitOperation {
+    /// Print a username and password (the access token) for the request on stdin.
+    Get,
+    /// Nothing to do: the token is cached already.
+    Store,
+    /// The token was refused: forget it, so the next `get` fetches or refreshes.
+    Erase,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CredentialHelperArgs {
+    /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// What git asks (it appends this itself)
+    #[arg(value_enum)]
+    operation: GitOperation,
+}
+
 fn client_error(e: kg_client::Error) -> CliError {
     CliError::classified(&e, e.hint(), e.is_usage(), e.is_busy())
 }
@@ -221,6 +242,47 @@ pub(crate) fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatu
     })
 }
 
+/// git's credential helper: `git config credential.https://git.example.com.helper
+/// '!tokenctl credential-helper --profile P'`. Answers `get` with `username=oauth2` and the
+/// access token as the password (with its expiry, git 2.41+), never over plain http.
+pub(crate) fn credential_helper(
+    global: &GlobalArgs,
+    args: &CredentialHelperArgs,
+) -> Result<ExitStatus, CliError> {
+    use std::io::Read as _;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| CliError::usage(format!("cannot read git's request on stdin: {e}")))?;
+    let field = |k: &str| {
+        input
+            .lines()
+            .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+    };
+    let c = client(global, args.profile.as_ref())?;
+    match args.operation {
+        GitOperation::Store => {}
+        GitOperation::Erase => c.expire().map_err(client_error)?,
+        GitOperation::Get => {
+            if field("protocol") != Some("https") {
+                // git asks again of the next helper, or the person; a token never goes out
+                // in the clear.
+                return Ok(ExitStatus::Success);
+            }
+            let t = c
+                .access_token(time::Duration::minutes(1))
+                .map_err(client_error)?;
+            out(format!(
+                "username=oauth2\npassword={}\npassword_expiry_utc={}",
+                t.token.expose_secret(),
+                t.expires_at.unix_timestamp()
+            ))?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
 pub(crate) fn logout(global: &GlobalArgs, args: &LogoutArgs) -> Result<ExitStatus, CliError> {
     let flags: Vec<_> = args
         .profile
@@ -230,6 +292,28 @@ pub(crate) fn logout(global: &GlobalArgs, args: &LogoutArgs) -> Result<ExitStatu
         .collect();
     let ctx = load(global, &flags)?;
     let name = ctx.config.str("client.profile").unwrap_or("default");
+    // Revoked at the issuer first, when the profile can still reach it; forgotten here
+    // whatever happens there.
+    let cached = kg_client::cache_file(&ctx.locations.private_dir, name).exists();
+    match kg_client::settings_of(&ctx.locations, &ctx.config, name) {
+        _ if !cached => {}
+        Ok(settings) => {
+            let clock = kg_cli::clock(&ctx.config)?;
+            match kg_client::Client::new(settings, clock).revoke() {
+                Ok(true) => summary_note(format!(
+                    "revoked the sign-in of profile '{name}' at its issuer"
+                )),
+                Ok(false) => {}
+                Err(e) => kg_cli::note(format!(
+                    "warning: could not revoke at the issuer: {e}; the token is forgotten here \
+                     and ends when it expires"
+                )),
+            }
+        }
+        Err(e) => kg_cli::note(format!(
+            "warning: not revoked at the issuer: {e}; the token is forgotten here"
+        )),
+    }
     let forgot = kg_client::forget(&ctx.locations, name).map_err(client_error)?;
     summary_note(if forgot {
         format!("forgot the cached token of profile '{name}'")
