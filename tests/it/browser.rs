@@ -673,3 +673,136 @@ fn chromium_logs_tokenctl_in_through_its_ephemeral_loopback_port() {
         "the access token outlived the logout"
     );
 }
+
+/// Issue 16 against another provider: `tokenctl login` signs in at node-oidc-provider
+/// (its development sign-in and consent pages, driven by Chromium), then `tokenctl token`
+/// prints its access token, refreshes it (counted at the provider) once it has expired for
+/// tokenctl, and `logout` revokes the refresh token there.
+#[test]
+fn chromium_logs_tokenctl_in_at_node_oidc_provider_and_it_refreshes_there() {
+    if !have("chromium")
+        || !have("chromedriver")
+        || !test_support::have_npm_fixture("oidc-provider")
+    {
+        return;
+    }
+    let mut env = Env::new();
+    let p = crate::client::OidcProvider::start_with(env.root(), "unused-secret", true);
+    std::fs::write(
+        env.root().join("config.toml"),
+        format!(
+            "[profiles.op]\nissuer = \"{}\"\nclient_id = \"cli\"\nscopes = [\"openid\", \"offline_access\"]\n",
+            p.issuer
+        ),
+    )
+    .unwrap();
+    env.set("KEYGATE_PROFILE", "op");
+    let mut login = env
+        .cmd("tokenctl")
+        .args(["login", "--no-browser", "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead as _;
+    let mut err = std::io::BufReader::new(login.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("to sign in, open ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let browser = Browser::start(&env);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = browser.session(None).await;
+        client.goto(&url).await.unwrap();
+        let form = client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("input[name=login]"))
+            .await
+            .unwrap_or_else(|e| panic!("no login form ({e})"));
+        form.send_keys("carol").await.unwrap();
+        client
+            .find(Locator::Css("input[name=password]"))
+            .await
+            .unwrap()
+            .send_keys("any")
+            .await
+            .unwrap();
+        client
+            .find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        // Its consent page, then back to tokenctl's port.
+        let consent = client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(
+                "input[name=prompt][value=consent] ~ button, form button[type=submit]",
+            ))
+            .await
+            .unwrap();
+        consent.click().await.unwrap();
+        let done = wait_for(&client, "signed-in").await.text().await.unwrap();
+        assert!(done.contains("go back to the terminal"), "{done}");
+        client.close().await.unwrap();
+    });
+    let status = login.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    let st = env.run("tokenctl", &["status", "--json"]).code(0).json();
+    assert_eq!(st["refreshable"], true, "{st}");
+    let first = env
+        .run("tokenctl", &["token"])
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let _ = p.issued();
+    // Later than its access token lives, for tokenctl: a refresh at the provider.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    env.set("KEYGATE_TEST_NOW", &later);
+    let second = env
+        .run("tokenctl", &["token"])
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    assert_ne!(first, second, "no refresh");
+    assert_eq!(p.issued(), 1, "one refresh at the provider");
+    // logout revokes the refresh token there: a copy of the cache kept from before is no
+    // good afterwards.
+    let cache = env.root().join("private/client-cache/op.json");
+    let kept = std::fs::read(&cache).unwrap();
+    let out = env.run("tokenctl", &["logout"]);
+    assert!(
+        out.code(0).stderr.contains("revoked the sign-in"),
+        "{}",
+        out.stderr
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&cache, kept).unwrap();
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let much_later = (time::OffsetDateTime::now_utc() + time::Duration::hours(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    env.set("KEYGATE_TEST_NOW", &much_later);
+    let r = env.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(r.stderr.contains("its sign-in ended"), "{}", r.stderr);
+}

@@ -13,7 +13,7 @@ use test_support::server::*;
 use test_support::{Env, fixtures, have, have_npm_fixture, stat_mode};
 
 /// Writes `text` to `path` with mode 0600 (a secret the test hands over).
-fn secret_file(path: &Path, text: &str) {
+pub(crate) fn secret_file(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -342,9 +342,9 @@ fn tokenctl_token_fetches_once_caches_0600_and_serves_twenty_processes_with_one_
 }
 
 /// node-oidc-provider, started from the bench's fixture with a token counter.
-struct OidcProvider {
+pub(crate) struct OidcProvider {
     child: std::process::Child,
-    issuer: String,
+    pub(crate) issuer: String,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
@@ -357,6 +357,11 @@ impl Drop for OidcProvider {
 
 impl OidcProvider {
     fn start(dir: &Path, secret: &str) -> OidcProvider {
+        OidcProvider::start_with(dir, secret, false)
+    }
+
+    /// With `login`, also its people's client `cli` and development sign-in pages.
+    pub(crate) fn start_with(dir: &Path, secret: &str, login: bool) -> OidcProvider {
         let config = dir.join("oidc-provider.json");
         secret_file(
             &config,
@@ -366,6 +371,7 @@ impl OidcProvider {
             .arg(fixtures().join("oidc-provider/server.mjs"))
             .arg(&config)
             .env("COUNT_TOKENS", "1")
+            .env("LOGIN", if login { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -389,7 +395,7 @@ impl OidcProvider {
     }
 
     /// How many tokens it issued since the last call.
-    fn issued(&self) -> usize {
+    pub(crate) fn issued(&self) -> usize {
         std::thread::sleep(Duration::from_millis(200));
         self.lines.try_iter().filter(|l| l == "issued").count()
     }

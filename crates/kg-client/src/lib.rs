@@ -539,6 +539,11 @@ impl Client {
         if !scope.is_empty() {
             q.append_pair("scope", &scope);
         }
+        // OpenID Connect Core §11: a request for `offline_access` (a refresh token) asks
+        // for consent, or the provider leaves the scope out.
+        if s.scopes.iter().any(|x| x == "offline_access") {
+            q.append_pair("prompt", "consent");
+        }
         if let Some(r) = &s.resource {
             q.append_pair("resource", r);
         }
