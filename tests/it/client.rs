@@ -114,6 +114,7 @@ fn tokenctl_token_fetches_once_caches_0600_and_serves_twenty_processes_with_one_
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "curl -H @-");
     let kube = env.run("tokenctl", &["token", "--format", "kubectl"]);
     let cred: Value = serde_json::from_str(&kube.code(0).stdout).unwrap();
+    crate::json::validate_against(&fixtures().join("k8s/execcredential-v1.json"), &cred);
     assert_eq!(cred["apiVersion"], "client.authentication.k8s.io/v1");
     assert_eq!(cred["kind"], "ExecCredential");
     assert_eq!(cred["status"]["token"], token.as_str());
@@ -554,9 +555,11 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
         r.stderr
     );
 
+    // No display here (the test's environment has none): `login` chooses the device grant
+    // by itself.
     let mut login = env
         .cmd("tokenctl")
-        .args(["login", "--device"])
+        .args(["login"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -849,4 +852,76 @@ fn encode(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `tokenctl login` picks its flow from where it runs: a browser in a graphical session,
+/// the device grant over SSH (the browser would open on the wrong machine) or with none.
+#[test]
+fn tokenctl_login_chooses_the_device_grant_over_ssh_and_the_browser_on_a_desktop() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let ca = cert(&env);
+    let addr = local_addr();
+    let _kg = keygate(&env, addr, &[]);
+    let issuer = format!("https://localhost:{}", addr.port());
+    let cli = env
+        .run(
+            "tokenctl",
+            &[
+                "client",
+                "create",
+                "--name",
+                "cli",
+                "--public",
+                "--grant",
+                "authorization_code",
+                "--grant",
+                "device_code",
+                "--redirect-uri",
+                "http://127.0.0.1/callback",
+            ],
+        )
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    write_config(
+        &env,
+        &format!(
+            "[profiles.dev]\nissuer = \"{issuer}\"\nclient_id = \"{cli}\"\nca_file = \"{}\"\n",
+            ca.display()
+        ),
+    );
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = env.cmd("tokenctl");
+        cmd.args(["login", "--profile", "dev", "--timeout", "2s"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let opened = env.root().join("opened");
+    let browser = format!("touch {}", opened.display());
+    let (code, err) = run(&[
+        ("DISPLAY", ":0"),
+        ("SSH_CONNECTION", "198.51.100.7 50000 192.0.2.1 22"),
+        ("BROWSER", &browser),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("check that it shows the code"),
+        "over SSH: {err}"
+    );
+    assert!(!opened.exists(), "a browser was started over SSH");
+    let (code, err) = run(&[("DISPLAY", ":0"), ("BROWSER", &browser)]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("/oauth/authorize?"), "on a desktop: {err}");
+    assert!(opened.exists(), "$BROWSER was not started");
+    assert!(!cache(&env, "dev").exists());
 }

@@ -34,18 +34,24 @@ fn schema_file(name: &str) -> PathBuf {
 /// Checks `value` against `docs/schema/<file>.json`, listing every violation.
 #[track_caller]
 pub(crate) fn validate(file: &str, value: &Value) {
-    let text = std::fs::read_to_string(schema_file(file))
-        .unwrap_or_else(|e| panic!("docs/schema/{file}.json: {e}"));
+    validate_against(&schema_file(file), value);
+}
+
+/// Checks `value` against the JSON schema in `path` (draft 2020-12), listing every violation.
+#[track_caller]
+pub(crate) fn validate_against(path: &Path, value: &Value) {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{shown}: {e}"));
     let schema: Value = serde_json::from_str(&text).unwrap();
     let validator = jsonschema::draft202012::new(&schema)
-        .unwrap_or_else(|e| panic!("docs/schema/{file}.json is not a valid schema: {e}"));
+        .unwrap_or_else(|e| panic!("{shown} is not a valid schema: {e}"));
     let errors: Vec<String> = validator
         .iter_errors(value)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(
         errors.is_empty(),
-        "output does not match docs/schema/{file}.json:\n{}\n--- output\n{value:#}",
+        "output does not match {shown}:\n{}\n--- output\n{value:#}",
         errors.join("\n")
     );
 }

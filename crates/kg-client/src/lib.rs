@@ -427,7 +427,11 @@ impl Client {
     /// Signs a person in with the device grant (RFC 8628): `show` is handed what to tell
     /// them, then the issuer is polled (its interval, 5 s more on every `slow_down`) until
     /// they answer or the code expires; the tokens are cached like any other.
-    pub fn login_device(&self, show: &mut dyn FnMut(&DevicePrompt)) -> Result<AccessToken, Error> {
+    pub fn login_device(
+        &self,
+        show: &mut dyn FnMut(&DevicePrompt),
+        limit: StdDuration,
+    ) -> Result<AccessToken, Error> {
         let s = &self.settings;
         let http = http::Http::new(s.ca_file.as_deref())?;
         let meta = self.metadata(&http)?;
@@ -464,7 +468,7 @@ impl Client {
             verification_uri_complete: d.verification_uri_complete.as_deref().map(printable),
         });
         let lifetime = d.expires_in.clamp(1, 1800).unsigned_abs();
-        let deadline = std::time::Instant::now() + StdDuration::from_secs(lifetime);
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(lifetime).min(limit);
         let mut interval =
             StdDuration::from_secs(d.interval.unwrap_or(5).clamp(1, 60).unsigned_abs());
         loop {
@@ -473,7 +477,7 @@ impl Client {
                 return Err(Error::Refused {
                     error: "expired_token".into(),
                     description: Some(
-                        "the code expired before it was approved; start again".into(),
+                        "the code was not approved in time; run `tokenctl login` again".into(),
                     ),
                 });
             }

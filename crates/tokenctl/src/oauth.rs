@@ -162,7 +162,7 @@ pub(crate) fn login(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitStatus,
             p.user_code
         ));
     };
-    let t = c.login_device(&mut show).map_err(client_error)?;
+    let t = c.login_device(&mut show, limit).map_err(client_error)?;
     signed_in(&c, &t)
 }
 
