@@ -593,19 +593,13 @@ fn chromium_logs_tokenctl_in_through_its_ephemeral_loopback_port() {
         .stdout
         .trim()
         .to_owned();
-    std::fs::write(
-        env.root().join("config.toml"),
-        format!(
-            "[profiles.dev]\nissuer = \"{issuer}\"\nclient_id = \"{cli}\"\nscopes = [\"openid\"]\n\
-             ca_file = \"{}\"\n",
-            ca.display()
-        ),
-    )
-    .unwrap();
-    env.set("KEYGATE_PROFILE", "dev");
+    // No profile at all: the issuer and client on the command line, keygate's CA from
+    // SSL_CERT_FILE (the system store's convention); later commands take both from the cache.
+    env.set("SSL_CERT_FILE", &ca);
     let mut login = env
         .cmd("tokenctl")
         .args(["login", "--no-browser", "--timeout", "2m"])
+        .args(["--issuer", &issuer, "--client-id", &cli])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -642,7 +636,7 @@ fn chromium_logs_tokenctl_in_through_its_ephemeral_loopback_port() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     assert!(status.success(), "{rest}");
-    assert!(rest.contains("signed in (profile 'dev'"), "{rest}");
+    assert!(rest.contains("signed in (profile 'default'"), "{rest}");
     let t = env.run("tokenctl", &["token"]);
     let at = t.code(0).stdout.trim().to_owned();
     let auth = curl(&[
@@ -763,6 +757,15 @@ fn chromium_logs_tokenctl_in_at_node_oidc_provider_and_it_refreshes_there() {
     assert!(status.success(), "{rest}");
     let st = env.run("tokenctl", &["status", "--json"]).code(0).json();
     assert_eq!(st["refreshable"], true, "{st}");
+    let refresh_of = |env: &Env| {
+        let c = std::fs::read(env.root().join("private/client-cache/op.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&c).unwrap();
+        v["refresh_token"]
+            .as_str()
+            .expect("a refresh token")
+            .to_owned()
+    };
+    let before = refresh_of(&env);
     let first = env
         .run("tokenctl", &["token"])
         .code(0)
@@ -783,6 +786,11 @@ fn chromium_logs_tokenctl_in_at_node_oidc_provider_and_it_refreshes_there() {
         .to_owned();
     assert_ne!(first, second, "no refresh");
     assert_eq!(p.issued(), 1, "one refresh at the provider");
+    assert_ne!(
+        refresh_of(&env),
+        before,
+        "node-oidc-provider rotates a public client's refresh token"
+    );
     // logout revokes the refresh token there: a copy of the cache kept from before is no
     // good afterwards.
     let cache = env.root().join("private/client-cache/op.json");

@@ -1000,6 +1000,20 @@ pub fn settings_of(
     config: &kg_config::Config,
     name: &str,
 ) -> Result<Settings, Error> {
+    settings_for(locations, config, name, None, None)
+}
+
+/// [`settings_of`] with an issuer and a client id given on the command line (`tokenctl
+/// login --issuer URL --client-id ID`), which win over the profile's. A profile that names
+/// no issuer takes the one its cache was made for: after such a login, `tokenctl token`
+/// needs no flags.
+pub fn settings_for(
+    locations: &kg_config::Locations,
+    config: &kg_config::Config,
+    name: &str,
+    issuer: Option<&str>,
+    client_id_flag: Option<&str>,
+) -> Result<Settings, Error> {
     let client_id = config.str("client.id").map(str::to_owned);
     let secret = config
         .secret("client.secret")
@@ -1010,7 +1024,24 @@ pub fn settings_of(
             printable(name)
         )));
     }
-    let p = config.profile(name).cloned().unwrap_or_default();
+    let mut p = config.profile(name).cloned().unwrap_or_default();
+    let remembered = if p.issuer.is_none() && issuer.is_none() {
+        remembered(&cache_file(&locations.private_dir, name))
+    } else {
+        None
+    };
+    if let Some(c) = remembered {
+        p.issuer = Some(c.issuer);
+        p.client_id = p.client_id.or(Some(c.client_id));
+        p.scopes = c.scopes;
+        p.resource = c.resource;
+    }
+    if let Some(i) = issuer {
+        p.issuer = Some(i.to_owned());
+    }
+    if let Some(c) = client_id_flag {
+        p.client_id = Some(c.to_owned());
+    }
     let issuer = p.issuer.clone().ok_or_else(|| {
         Error::Profile(if config.profile(name).is_some() {
             format!("profile '{name}' has no issuer")
@@ -1064,6 +1095,18 @@ pub fn forget(locations: &kg_config::Locations, name: &str) -> Result<bool, Erro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(kg_fs::Error::Io(e).into()),
     }
+}
+
+/// The cache file at `path` when it is a readable one of this client's (for the issuer and
+/// client a flagged login left there).
+fn remembered(path: &Path) -> Option<Cached> {
+    let s = kg_fs::read_secret(path).ok()?;
+    if s.exposed.is_some() || s.bytes.len() as u64 > MAX_CACHE {
+        return None;
+    }
+    serde_json::from_slice::<Cached>(&s.bytes)
+        .ok()
+        .filter(|c| c.version == 1)
 }
 
 /// Where profile `name`'s token is cached.

@@ -35,6 +35,12 @@ pub(crate) struct LoginArgs {
     /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
+    /// The issuer, instead of the profile's (later commands take it from the cache)
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// The client id, instead of the profile's
+    #[arg(long, value_name = "ID", requires = "issuer")]
+    client_id: Option<String>,
     /// Sign in with the device grant: a code to approve in any browser, on any machine
     /// (chosen by itself with no display or over SSH)
     #[arg(long)]
@@ -90,6 +96,15 @@ fn client_error(e: kg_client::Error) -> CliError {
 }
 
 fn client(global: &GlobalArgs, profile: Option<&String>) -> Result<kg_client::Client, CliError> {
+    client_for(global, profile, None, None)
+}
+
+fn client_for(
+    global: &GlobalArgs,
+    profile: Option<&String>,
+    issuer: Option<&str>,
+    client_id: Option<&str>,
+) -> Result<kg_client::Client, CliError> {
     let flags: Vec<_> = profile
         .map(|p| ("client.profile", "--profile", p.clone()))
         .into_iter()
@@ -100,8 +115,8 @@ fn client(global: &GlobalArgs, profile: Option<&String>) -> Result<kg_client::Cl
         .str("client.profile")
         .unwrap_or("default")
         .to_owned();
-    let settings =
-        kg_client::settings_of(&ctx.locations, &ctx.config, &name).map_err(client_error)?;
+    let settings = kg_client::settings_for(&ctx.locations, &ctx.config, &name, issuer, client_id)
+        .map_err(client_error)?;
     let clock = kg_cli::clock(&ctx.config)?;
     Ok(kg_client::Client::new(settings, clock))
 }
@@ -136,7 +151,12 @@ pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus,
 }
 
 pub(crate) fn login(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitStatus, CliError> {
-    let c = client(global, args.profile.as_ref())?;
+    let c = client_for(
+        global,
+        args.profile.as_ref(),
+        args.issuer.as_deref(),
+        args.client_id.as_deref(),
+    )?;
     let limit = kg_config::parse_duration(&args.timeout)
         .map_err(|e| CliError::usage(format!("invalid --timeout '{}': {e}", args.timeout)))?;
     let device = args.device || (!args.no_browser && !crate::browser::usable());
