@@ -1374,13 +1374,21 @@ _tokenctl() {
             return 0
             ;;
         tokenctl__subcmd__login)
-            opts="-q -h --profile --device --no-browser --timeout --config --set --quiet --help"
+            opts="-q -h --profile --issuer --client-id --device --no-browser --timeout --config --set --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

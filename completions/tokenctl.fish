@@ -202,6 +202,8 @@ complete -c tokenctl -n "__fish_tokenctl_using_subcommand keys; and __fish_seen_
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "rotate" -d 'Rotate now: the published next key starts signing, a new next key is published'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l profile -d 'The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l issuer -d 'The issuer, instead of the profile\'s (later commands take it from the cache)' -r
+complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l client-id -d 'The client id, instead of the profile\'s' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l timeout -d 'How long to wait for the person' -r
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c tokenctl -n "__fish_tokenctl_using_subcommand login" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r

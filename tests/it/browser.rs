@@ -814,3 +814,113 @@ fn chromium_logs_tokenctl_in_at_node_oidc_provider_and_it_refreshes_there() {
     r.code(1);
     assert!(r.stderr.contains("its sign-in ended"), "{}", r.stderr);
 }
+
+/// The device grant at node-oidc-provider: `tokenctl login --device` shows a code, Chromium
+/// confirms it on the provider's pages and signs in there, and tokenctl gets the tokens.
+#[test]
+fn chromium_approves_a_tokenctl_device_login_at_node_oidc_provider() {
+    if !have("chromium")
+        || !have("chromedriver")
+        || !test_support::have_npm_fixture("oidc-provider")
+    {
+        return;
+    }
+    let mut env = Env::new();
+    let p = crate::client::OidcProvider::start_with(env.root(), "unused-secret", true);
+    std::fs::write(
+        env.root().join("config.toml"),
+        format!(
+            "[profiles.op]\nissuer = \"{}\"\nclient_id = \"cli\"\nscopes = [\"openid\"]\n",
+            p.issuer
+        ),
+    )
+    .unwrap();
+    env.set("KEYGATE_PROFILE", "op");
+    let mut login = env
+        .cmd("tokenctl")
+        .args(["login", "--device", "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead as _;
+    let mut err = std::io::BufReader::new(login.stderr.take().unwrap());
+    let mut shown = String::new();
+    while !shown.contains("shows the code") {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "login ended: {shown}"
+        );
+        shown.push_str(&line);
+    }
+    let url = shown
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{shown}"))
+        .to_owned();
+    let code = shown.trim().rsplit(' ').next().unwrap().to_owned();
+    let browser = Browser::start(&env);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = browser.session(None).await;
+        client.goto(&url).await.unwrap();
+        let find = |css: &'static str| {
+            let client = client.clone();
+            async move {
+                client
+                    .wait()
+                    .at_most(Duration::from_secs(10))
+                    .for_element(Locator::Css(css))
+                    .await
+                    .unwrap_or_else(|e| panic!("no {css} ({e})"))
+            }
+        };
+        // Its confirmation page shows the code tokenctl printed.
+        let text = page_text(&client).await;
+        assert!(
+            text.contains(&code),
+            "the provider's page shows {code}: {text}"
+        );
+        find("button[autofocus]").await.click().await.unwrap();
+        find("input[name=login]")
+            .await
+            .send_keys("dave")
+            .await
+            .unwrap();
+        find("input[name=password]")
+            .await
+            .send_keys("any")
+            .await
+            .unwrap();
+        find("button[type=submit]").await.click().await.unwrap();
+        find("form button[type=submit]")
+            .await
+            .click()
+            .await
+            .unwrap();
+        // Its success page, once the consent is in.
+        let start = std::time::Instant::now();
+        while !page_text(&client).await.contains("successful") {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no success page: {}",
+                page_text(&client).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.close().await.unwrap();
+    });
+    let status = login.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "{shown}{rest}");
+    let st = env.run("tokenctl", &["status", "--json"]).code(0).json();
+    assert_eq!(st["subject"], "dave", "{st}");
+    let t = env.run("tokenctl", &["token"]);
+    assert_eq!(t.code(0).stdout.trim().split('.').count(), 3, "a JWT");
+}
