@@ -925,3 +925,83 @@ fn tokenctl_login_chooses_the_device_grant_over_ssh_and_the_browser_on_a_desktop
     assert!(opened.exists(), "$BROWSER was not started");
     assert!(!cache(&env, "dev").exists());
 }
+
+/// A profile with `age_identity` keeps its cache sealed with age to that identity: the file
+/// holds no token in the clear, it is used as any cache, and a plaintext one put in its
+/// place is refused (no silent fall-back to plaintext).
+#[test]
+fn a_profile_with_an_age_identity_keeps_its_token_cache_sealed() {
+    if !have("curl") {
+        return;
+    }
+    let mut env = Env::new();
+    let ca = cert(&env);
+    let addr = local_addr();
+    let kg = keygate(&env, addr, &[]);
+    let issuer = format!("https://localhost:{}", addr.port());
+    let made = env
+        .run("tokenctl", &["client", "create", "--name", "ci", "--json"])
+        .code(0)
+        .json();
+    let key = env.root().join("cache-key.txt");
+    env.run("tokenctl", &["keygen", "-o", key.to_str().unwrap()])
+        .code(0);
+    write_config(
+        &env,
+        &format!(
+            "[profiles.ci]\nissuer = \"{issuer}\"\nca_file = \"{}\"\nage_identity = \"{}\"\n",
+            ca.display(),
+            key.display()
+        ),
+    );
+    env.set("KEYGATE_PROFILE", "ci");
+    env.set("KEYGATE_CLIENT_ID", made["client_id"].as_str().unwrap());
+    env.set(
+        "KEYGATE_CLIENT_SECRET",
+        made["client_secret"].as_str().unwrap(),
+    );
+    let token = env
+        .run("tokenctl", &["token"])
+        .code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let file = cache(&env, "ci");
+    let sealed = std::fs::read(&file).unwrap();
+    assert!(
+        sealed.starts_with(b"age-encryption.org/v1"),
+        "not an age file"
+    );
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains(&token[..20]),
+        "the token in the clear"
+    );
+    assert_eq!(stat_mode(&file), "600");
+    // Go's age opens it with the same identity: a real age file.
+    if have("age") {
+        let out = Command::new("age")
+            .args(["-d", "-i", key.to_str().unwrap(), file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&token));
+    }
+    assert_eq!(env.run("tokenctl", &["token"]).code(0).stdout.trim(), token);
+    assert_eq!(issued(&kg), 1, "the sealed cache was not used");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"version\":1,\"issuer\":\"{issuer}\",\"client_id\":\"x\",\"scopes\":[],\
+             \"resource\":null,\"access_token\":\"forged\",\"expires_at\":9999999999,\"scope\":null}}"
+        ),
+    )
+    .unwrap();
+    let r = env.run("tokenctl", &["token"]);
+    r.code(1);
+    assert!(r.stderr.contains("not sealed with age"), "{}", r.stderr);
+    assert_eq!(r.stdout, "", "the plaintext token was used");
+}

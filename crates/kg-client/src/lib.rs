@@ -2,7 +2,7 @@
 //! cache while it is valid long enough, else fetched from the issuer and cached.
 //!
 //! ```no_run
-//! let token = kg_client::Client::from_profile("ci")?.access_token(time::Duration::minutes(1))?;
+//! let token = kg_client::Client::from_profile("dev")?.access_token()?;
 //! # Ok::<(), kg_client::Error>(())
 //! ```
 //!
@@ -29,6 +29,8 @@ pub use callback::{Callback, parse_callback};
 /// How long a process waits for another that is fetching the same profile's token.
 /// Longer than a whole fetch (two metadata requests and the token request, 15 s each).
 const LOCK_WAIT: StdDuration = StdDuration::from_secs(60);
+/// What [`Client::access_token`] leaves a token at least (`tokenctl token --min-validity`).
+pub const DEFAULT_MIN_VALIDITY: Duration = Duration::minutes(1);
 /// The longest lifetime believed from an issuer: a larger `expires_in` is cut to this.
 const MAX_LIFETIME: Duration = Duration::days(1);
 /// The lifetime assumed when the issuer gives none (RFC 6749 §5.1 makes it optional).
@@ -61,6 +63,9 @@ pub struct Settings {
     pub cache_file: PathBuf,
     /// The lock file.
     pub lock_file: PathBuf,
+    /// An age X25519 identity file (`tokenctl keygen`): the cache is then sealed to it, and
+    /// a plaintext cache is refused rather than read (never a silent fall-back).
+    pub age_identity: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -281,7 +286,12 @@ impl Client {
 
     /// An access token valid for at least `min_validity` more: the cached one, or a new
     /// one fetched under the profile's lock (the cache read again once it is held).
-    pub fn access_token(&self, min_validity: Duration) -> Result<AccessToken, Error> {
+    pub fn access_token(&self) -> Result<AccessToken, Error> {
+        self.access_token_valid_for(DEFAULT_MIN_VALIDITY)
+    }
+
+    /// [`Client::access_token`], valid for at least `min_validity` more.
+    pub fn access_token_valid_for(&self, min_validity: Duration) -> Result<AccessToken, Error> {
         if let Some(t) = self.cached(min_validity)? {
             return Ok(t);
         }
@@ -354,7 +364,26 @@ impl Client {
         if secret.bytes.len() as u64 > MAX_CACHE {
             return Err(self.damaged("it is too large"));
         }
-        let bytes = secret.bytes;
+        let bytes = match &self.settings.age_identity {
+            None => zeroize::Zeroizing::new(secret.bytes),
+            Some(path) => {
+                if !secret.bytes.starts_with(b"age-encryption.org/") {
+                    return Err(self.damaged(
+                        "it is not sealed with age, as the profile's age_identity says it must be",
+                    ));
+                }
+                let mut plain = zeroize::Zeroizing::new(Vec::new());
+                kg_tokens::seal::unseal(
+                    secret.bytes.as_slice(),
+                    &mut *plain,
+                    kg_tokens::seal::Identities::Keys(self.identities(path)?),
+                )
+                .map_err(|e| {
+                    self.damaged(&format!("it does not open with the age identity: {e}"))
+                })?;
+                plain
+            }
+        };
         let c: Cached = serde_json::from_slice(&bytes).map_err(|e| {
             // Only the position: serde's message can quote the value, a token.
             self.damaged(&format!(
@@ -674,9 +703,51 @@ impl Client {
             return Ok(());
         };
         c.expires_at = 0;
-        let text = serde_json::to_vec_pretty(&c).expect("a cache serializes");
-        kg_fs::write_atomic(&self.settings.cache_file, &text, kg_fs::FileMode::Secret)?;
+        self.write_cache(&c)
+    }
+
+    /// Writes the cache (0600, atomically), sealed with age when the profile says so.
+    fn write_cache(&self, c: &Cached) -> Result<(), Error> {
+        let s = &self.settings;
+        if let Some(dir) = s.cache_file.parent() {
+            kg_fs::create_dir_all(dir, kg_fs::DirMode::Private)?;
+        }
+        let text =
+            zeroize::Zeroizing::new(serde_json::to_vec_pretty(c).expect("a cache serializes"));
+        let bytes = match &s.age_identity {
+            None => text.to_vec(),
+            Some(path) => {
+                let recipients = self
+                    .identities(path)?
+                    .iter()
+                    .map(|i| i.to_public())
+                    .collect();
+                let mut sealed = Vec::new();
+                kg_tokens::seal::seal(
+                    text.as_slice(),
+                    &mut sealed,
+                    kg_tokens::seal::Recipients::Keys(recipients),
+                    false,
+                )
+                .map_err(|e| self.damaged(&format!("cannot seal it: {e}")))?;
+                sealed
+            }
+        };
+        kg_fs::write_atomic(&s.cache_file, &bytes, kg_fs::FileMode::Secret)?;
         Ok(())
+    }
+
+    /// The profile's age identities.
+    fn identities(&self, path: &Path) -> Result<Vec<age::x25519::Identity>, Error> {
+        let secret = kg_fs::read_secret(path)?;
+        let text = String::from_utf8(secret.bytes).map_err(|_| {
+            Error::Profile(format!(
+                "the age identity file '{}' is not text",
+                path.display()
+            ))
+        })?;
+        kg_tokens::seal::parse_identity_file(&path.display().to_string(), &text)
+            .map_err(|e| Error::Profile(e.to_string()))
     }
 
     /// Takes the profile's lock (another process fetching waits for it).
@@ -749,11 +820,7 @@ impl Client {
             scope: answer.scope,
             refresh_token: answer.refresh_token,
         };
-        if let Some(dir) = s.cache_file.parent() {
-            kg_fs::create_dir_all(dir, kg_fs::DirMode::Private)?;
-        }
-        let text = serde_json::to_vec_pretty(&cached).expect("a cache serializes");
-        kg_fs::write_atomic(&s.cache_file, &text, kg_fs::FileMode::Secret)?;
+        self.write_cache(&cached)?;
         Ok(AccessToken {
             token: SecretString::from(cached.access_token),
             expires_at,
@@ -1077,6 +1144,7 @@ pub fn settings_for(
         ca_file: p.ca_file.clone(),
         cache_file: cache_file(&locations.private_dir, name),
         lock_file: locations.lock_file(&format!("client-{name}")),
+        age_identity: p.age_identity.clone(),
     })
 }
 

@@ -71,10 +71,12 @@ pub struct Profile {
     pub client_secret_file: Option<PathBuf>,
     /// A CA certificate (PEM) to trust for the issuer, besides the system's.
     pub ca_file: Option<PathBuf>,
+    /// An age identity file to seal the profile's token cache to.
+    pub age_identity: Option<PathBuf>,
 }
 
 /// The keys a `[profiles.NAME]` table may have.
-pub const PROFILE_KEYS: [&str; 7] = [
+pub const PROFILE_KEYS: [&str; 8] = [
     "token_file",
     "issuer",
     "client_id",
@@ -82,6 +84,7 @@ pub const PROFILE_KEYS: [&str; 7] = [
     "resource",
     "client_secret_file",
     "ca_file",
+    "age_identity",
 ];
 
 /// A config file larger than this is refused rather than read (a device named by mistake).
@@ -281,6 +284,7 @@ impl Config {
                     path(&profile.client_secret_file).map(Into::into),
                 ),
                 ("ca_file", path(&profile.ca_file).map(Into::into)),
+                ("age_identity", path(&profile.age_identity).map(Into::into)),
             ];
             for (key, value) in fields {
                 if let Some(value) = value {
@@ -579,6 +583,7 @@ fn read_profiles(
             resource: text_of("resource")?,
             client_secret_file: text_of("client_secret_file")?.map(PathBuf::from),
             ca_file: text_of("ca_file")?.map(PathBuf::from),
+            age_identity: text_of("age_identity")?.map(PathBuf::from),
         };
         if p.token_file.is_none() && p.issuer.is_none() {
             return Err(invalid(

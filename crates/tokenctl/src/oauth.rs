@@ -132,7 +132,7 @@ pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus,
     let min = time::Duration::try_from(min)
         .map_err(|_| CliError::usage("invalid --min-validity: too long"))?;
     let c = client(global, args.profile.as_ref())?;
-    let t = c.access_token(min).map_err(client_error)?;
+    let t = c.access_token_valid_for(min).map_err(client_error)?;
     let token = t.token.expose_secret();
     match args.format {
         Format::Plain => out(token)?,
@@ -290,9 +290,7 @@ pub(crate) fn credential_helper(
                 // in the clear.
                 return Ok(ExitStatus::Success);
             }
-            let t = c
-                .access_token(time::Duration::minutes(1))
-                .map_err(client_error)?;
+            let t = c.access_token().map_err(client_error)?;
             out(format!(
                 "username=oauth2\npassword={}\npassword_expiry_utc={}",
                 t.token.expose_secret(),
