@@ -647,6 +647,26 @@ fn chromium_logs_tokenctl_in_through_its_ephemeral_loopback_port() {
         &format!("{issuer}/auth"),
     ]);
     assert_eq!(auth.status, 200, "the person's access token");
+    // A logout that cannot reach the issuer (here: its CA not trusted) fails and keeps the
+    // sign-in, so that it can be run again.
+    let cut_off = env
+        .cmd("tokenctl")
+        .arg("logout")
+        .env_remove("SSL_CERT_FILE")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&cut_off.stderr);
+    assert_eq!(cut_off.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("could not revoke") && said.contains("SSL_CERT_FILE"),
+        "{said}"
+    );
+    assert!(
+        env.root()
+            .join("private/client-cache/default.json")
+            .exists(),
+        "the sign-in was forgotten without being revoked"
+    );
     // logout revokes the sign-in at keygate (RFC 7009), its access token with it.
     let out = env.run("tokenctl", &["logout"]);
     assert!(
@@ -737,16 +757,9 @@ fn chromium_logs_tokenctl_in_at_node_oidc_provider_and_it_refreshes_there() {
             .click()
             .await
             .unwrap();
-        // Its consent page, then back to tokenctl's port.
-        let consent = client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(
-                "input[name=prompt][value=consent] ~ button, form button[type=submit]",
-            ))
-            .await
-            .unwrap();
-        consent.click().await.unwrap();
+        // Its consent page (told by its hidden prompt field, not by a submit button, which
+        // the sign-in page still has until it is gone), then back to tokenctl's port.
+        consent_at_node_oidc_provider(&client).await;
         let done = wait_for(&client, "signed-in").await.text().await.unwrap();
         assert!(done.contains("go back to the terminal"), "{done}");
         client.close().await.unwrap();
@@ -898,11 +911,7 @@ fn chromium_approves_a_tokenctl_device_login_at_node_oidc_provider() {
             .await
             .unwrap();
         find("button[type=submit]").await.click().await.unwrap();
-        find("form button[type=submit]")
-            .await
-            .click()
-            .await
-            .unwrap();
+        consent_at_node_oidc_provider(&client).await;
         // Its success page, once the consent is in.
         let start = std::time::Instant::now();
         while !page_text(&client).await.contains("successful") {
@@ -923,4 +932,23 @@ fn chromium_approves_a_tokenctl_device_login_at_node_oidc_provider() {
     assert_eq!(st["subject"], "dave", "{st}");
     let t = env.run("tokenctl", &["token"]);
     assert_eq!(t.code(0).stdout.trim().split('.').count(), 3, "a JWT");
+}
+
+/// Waits for node-oidc-provider's consent page and answers it.
+async fn consent_at_node_oidc_provider(client: &Client) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("input[name=prompt][value=consent]"))
+        .await
+        .unwrap_or_else(|e| panic!("no consent page ({e})"));
+    client
+        .find(Locator::Css(
+            "form:has(input[name=prompt][value=consent]) button[type=submit]",
+        ))
+        .await
+        .expect("its Continue button")
+        .click()
+        .await
+        .unwrap();
 }

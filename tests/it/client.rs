@@ -699,6 +699,16 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
         "{}",
         text.stdout
     );
+    // No such profile and nothing signed in under the name: "no", with the way in.
+    let r = later_env.run("tokenctl", &["status", "--profile", "nosuch", "--json"]);
+    r.code(1);
+    crate::json::validate("tokenctl.status", &r.json());
+    let r = later_env.run("tokenctl", &["token", "--profile", "nosuch"]);
+    assert!(
+        r.stderr.contains("tokenctl login --issuer URL"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `tokenctl login --no-browser` started for `env`'s profile; the URL it prints, and the

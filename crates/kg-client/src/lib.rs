@@ -162,6 +162,16 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// No such profile, and nothing signed in under its name.
+    #[error("no profile '{name}' in {}, and nothing signed in under that name", if *exists { format!("config file '{}'", config_file.display()) } else { format!("the configuration ('{}' does not exist)", config_file.display()) })]
+    NoProfile {
+        /// The profile's name.
+        name: String,
+        /// The config file looked in.
+        config_file: PathBuf,
+        /// Whether that file exists.
+        exists: bool,
+    },
     /// No token can be had without a person signing in.
     #[error("profile '{0}' is not signed in, or its sign-in ended")]
     NotSignedIn(String),
@@ -192,7 +202,16 @@ impl Error {
             Error::Refused { error, .. } if error == "invalid_scope" => {
                 "ask only for scopes the client is registered for".into()
             }
+            Error::Http { why, .. } if why.starts_with("TLS") => {
+                "trust the issuer's CA: ca_file = \"PATH\" in the profile, SSL_CERT_FILE in the \
+                 environment, or `certctl trust` for keygate's own"
+                    .into()
+            }
             Error::Http { .. } => "check the issuer URL and that it is up".into(),
+            Error::NoProfile { name, .. } => format!(
+                "`tokenctl login --issuer URL --client-id ID` signs in as '{name}', or add \
+                 [profiles.{name}] with issuer = \"URL\" to the config file"
+            ),
             Error::Cache { path, .. } => format!(
                 "remove '{}' (`tokenctl logout` does): the next run fetches a new token",
                 path.display()
@@ -205,6 +224,11 @@ impl Error {
             Error::Config(e) => return e.hint(),
             _ => return None,
         })
+    }
+
+    /// Whether nothing is signed in (status answers "no" rather than failing).
+    pub fn is_signed_out(&self) -> bool {
+        matches!(self, Error::NotSignedIn(_) | Error::NoProfile { .. })
     }
 
     /// Whether it is the caller's mistake (usage or configuration, exit 2).
@@ -1110,14 +1134,16 @@ pub fn settings_for(
         p.client_id = Some(c.to_owned());
     }
     let issuer = p.issuer.clone().ok_or_else(|| {
-        Error::Profile(if config.profile(name).is_some() {
-            format!("profile '{name}' has no issuer")
+        if config.profile(name).is_some() {
+            Error::Profile(format!("profile '{name}' has no issuer"))
         } else {
-            format!(
-                "no profile '{name}' in config file '{}'",
-                locations.config_file.display()
-            )
-        })
+            let file = &locations.config_file;
+            Error::NoProfile {
+                name: name.to_owned(),
+                config_file: file.clone(),
+                exists: file.exists(),
+            }
+        }
     })?;
     http::check_url(&issuer)?;
     let client_id = p

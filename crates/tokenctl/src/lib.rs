@@ -63,7 +63,7 @@ enum Command {
     /// List or rotate the keys that sign access tokens
     #[command(subcommand)]
     Keys(clients::KeysCommand),
-    /// Sign a person in to a profile's OAuth issuer (the device grant) and cache the tokens
+    /// Sign a person in to an OAuth issuer (browser with PKCE, or the device grant) and cache the tokens
     Login(oauth::LoginArgs),
     /// Print a profile's OAuth access token, fetching one when the cached one is too old
     Token(oauth::TokenArgs),

@@ -68,6 +68,10 @@ pub(crate) struct LogoutArgs {
     /// The profile ([profiles.NAME]); else KEYGATE_PROFILE, client.profile, or "default"
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
+    /// Only forget the token here, without revoking it at the issuer (it then works until
+    /// it expires)
+    #[arg(long)]
+    local: bool,
 }
 
 /// What git asks a credential helper (gitcredentials(7)).
@@ -97,6 +101,26 @@ fn client_error(e: kg_client::Error) -> CliError {
 
 fn client(global: &GlobalArgs, profile: Option<&String>) -> Result<kg_client::Client, CliError> {
     client_for(global, profile, None, None)
+}
+
+/// [`client`], with kg-client's own error kept for the caller to judge.
+fn client_or_error(
+    global: &GlobalArgs,
+    profile: Option<&String>,
+) -> Result<Result<kg_client::Client, kg_client::Error>, CliError> {
+    let flags: Vec<_> = profile
+        .map(|p| ("client.profile", "--profile", p.clone()))
+        .into_iter()
+        .collect();
+    let ctx = load(global, &flags)?;
+    let name = ctx
+        .config
+        .str("client.profile")
+        .unwrap_or("default")
+        .to_owned();
+    let clock = kg_cli::clock(&ctx.config)?;
+    Ok(kg_client::settings_of(&ctx.locations, &ctx.config, &name)
+        .map(|s| kg_client::Client::new(s, clock)))
 }
 
 fn client_for(
@@ -198,7 +222,27 @@ fn signed_in(c: &kg_client::Client, t: &kg_client::AccessToken) -> Result<ExitSt
 /// Who the profile is signed in as, until when, and where that is kept; exit 1 when it is
 /// not signed in (as `gh auth status`), so a script can ask.
 pub(crate) fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatus, CliError> {
-    let c = client(global, args.profile.as_ref())?;
+    let c = match client_or_error(global, args.profile.as_ref())? {
+        Ok(c) => c,
+        // Nothing signed in under that name, and no profile: "no", not a failure to ask.
+        Err(e) if e.is_signed_out() => {
+            if args.json {
+                kg_cli::out_doc(
+                    "tokenctl.status/1",
+                    &serde_json::json!({
+                        "profile": args.profile.clone().unwrap_or_else(|| "default".into()),
+                        "issuer": null, "client_id": null, "signed_in": false,
+                        "subject": null, "scope": null, "expires_at": null,
+                        "refreshable": false, "cache_file": null,
+                    }),
+                )?;
+            } else {
+                kg_cli::note(format!("not signed in: {e}"));
+            }
+            return Ok(ExitStatus::Failure);
+        }
+        Err(e) => return Err(client_error(e)),
+    };
     let st = c.status().map_err(client_error)?;
     let s = c.settings();
     let clock_now = kg_cli::now(&load(global, &[])?.config)?;
@@ -310,27 +354,35 @@ pub(crate) fn logout(global: &GlobalArgs, args: &LogoutArgs) -> Result<ExitStatu
         .collect();
     let ctx = load(global, &flags)?;
     let name = ctx.config.str("client.profile").unwrap_or("default");
-    // Revoked at the issuer first, when the profile can still reach it; forgotten here
-    // whatever happens there.
+    // Revoked at the issuer first; when that fails the cache is kept (so that logout can be
+    // run again) and the command fails, unless --local says to forget it anyway.
     let cached = kg_client::cache_file(&ctx.locations.private_dir, name).exists();
-    match kg_client::settings_of(&ctx.locations, &ctx.config, name) {
-        _ if !cached => {}
-        Ok(settings) => {
-            let clock = kg_cli::clock(&ctx.config)?;
-            match kg_client::Client::new(settings, clock).revoke() {
-                Ok(true) => summary_note(format!(
-                    "revoked the sign-in of profile '{name}' at its issuer"
-                )),
-                Ok(false) => {}
-                Err(e) => kg_cli::note(format!(
-                    "warning: could not revoke at the issuer: {e}; the token is forgotten here \
-                     and ends when it expires"
-                )),
+    if cached && !args.local {
+        let revoked = kg_client::settings_of(&ctx.locations, &ctx.config, name).and_then(|s| {
+            let clock =
+                kg_cli::clock(&ctx.config).map_err(|e| kg_client::Error::Profile(e.message))?;
+            kg_client::Client::new(s, clock).revoke()
+        });
+        match revoked {
+            Ok(true) => summary_note(format!(
+                "revoked the sign-in of profile '{name}' at its issuer"
+            )),
+            Ok(false) => {}
+            // A damaged cache holds nothing to revoke: it is only removed.
+            Err(e @ kg_client::Error::Cache { .. }) => {
+                kg_cli::note(format!("warning: {e}: nothing to revoke; removing it"));
+            }
+            Err(e) => {
+                let hint = e.hint().map_or_else(String::new, |h| format!("{h}; "));
+                return Err(CliError::failure(format!(
+                    "could not revoke the sign-in of profile '{name}' at its issuer: {e}"
+                ))
+                .with_hint(format!(
+                    "{hint}then run `tokenctl logout` again, or `tokenctl logout --local` to \
+                     forget it here only (it works until it expires)"
+                )));
             }
         }
-        Err(e) => kg_cli::note(format!(
-            "warning: not revoked at the issuer: {e}; the token is forgotten here"
-        )),
     }
     let forgot = kg_client::forget(&ctx.locations, name).map_err(client_error)?;
     summary_note(if forgot {
