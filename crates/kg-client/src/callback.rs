@@ -17,8 +17,9 @@ pub(crate) const PATH: &str = "/callback";
 /// The largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
 
-/// What came back.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// What came back. `Debug` leaves the code and the state out: the code is a credential
+/// until it is redeemed.
+#[derive(Default, PartialEq, Eq)]
 pub struct Callback {
     /// The authorization code.
     pub code: Option<String>,
@@ -30,6 +31,16 @@ pub struct Callback {
     pub error: Option<String>,
     /// Its description.
     pub error_description: Option<String>,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callback")
+            .field("code", &self.code.as_ref().map(|_| "(set)"))
+            .field("iss", &self.iss)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The query of a `GET /callback?...` request head, decoded; `None` for any other request

@@ -9,9 +9,12 @@
 //! The cache is one file per profile, `PRIVATE/client-cache/PROFILE.json`, written 0600
 //! through kg-fs. Fetching happens under `STATE/client-PROFILE.lock`, and the cache is read
 //! again once the lock is held: however many processes ask at the moment a token expires,
-//! one of them fetches and every one prints that token. This first part serves machine
-//! clients (the client-credentials grant: a client id and a secret from a file or the
-//! environment, never argv).
+//! one of them fetches and every one prints that token. Machine clients use the
+//! client-credentials grant (a client id and a secret from a file or the environment, never
+//! argv); people sign in once (`login_browser`, `login_device`) and are refreshed.
+//!
+//! `profile.rs` reads a profile's settings, `error.rs` says what went wrong,
+//! `http.rs` talks to the issuer, `callback.rs` is the loopback redirect.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
@@ -22,9 +25,13 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 mod callback;
+mod error;
 mod http;
+mod profile;
 
 pub use callback::{Callback, parse_callback};
+pub use error::Error;
+pub use profile::{cache_file, forget, settings_for, settings_of};
 
 /// How long a process waits for another that is fetching the same profile's token.
 /// Longer than a whole fetch (two metadata requests and the token request, 15 s each).
@@ -102,149 +109,6 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// Why no token could be had. Never carries a secret or a token.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The profile is missing or incomplete.
-    #[error("{0}")]
-    Profile(String),
-    /// The configuration could not be read.
-    #[error(transparent)]
-    Config(#[from] kg_config::ConfigError),
-    /// A URL this client will not use.
-    #[error("invalid URL '{url}': {why}")]
-    Url {
-        /// The URL.
-        url: String,
-        /// Why.
-        why: String,
-    },
-    /// The profile's CA file.
-    #[error("cannot use the CA file '{}': {why}", path.display())]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// TLS could not be set up.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// A request failed.
-    #[error("request to {url} failed: {why}")]
-    Http {
-        /// The URL.
-        url: String,
-        /// Why.
-        why: String,
-    },
-    /// The issuer's metadata is not usable.
-    #[error("the issuer {issuer}: {why}")]
-    Metadata {
-        /// The issuer.
-        issuer: String,
-        /// Why.
-        why: String,
-    },
-    /// The issuer refused (RFC 6749 §5.2).
-    #[error("the issuer refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Refused {
-        /// The error code.
-        error: String,
-        /// Its description, if any (printable, shortened).
-        description: Option<String>,
-    },
-    /// The cache file is not one this client wrote.
-    #[error("the token cache '{}' is damaged or was changed: {why}", path.display())]
-    Cache {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// No such profile, and nothing signed in under its name.
-    #[error("no profile '{name}' in {}, and nothing signed in under that name", if *exists { format!("config file '{}'", config_file.display()) } else { format!("the configuration ('{}' does not exist)", config_file.display()) })]
-    NoProfile {
-        /// The profile's name.
-        name: String,
-        /// The config file looked in.
-        config_file: PathBuf,
-        /// Whether that file exists.
-        exists: bool,
-    },
-    /// No token can be had without a person signing in.
-    #[error("profile '{0}' is not signed in, or its sign-in ended")]
-    NotSignedIn(String),
-    /// Another process held the lock too long.
-    #[error("another tokenctl is fetching a token for this profile (lock '{}')", path.display())]
-    Busy {
-        /// The lock file.
-        path: PathBuf,
-    },
-    /// A file could not be read or written.
-    #[error(transparent)]
-    Fs(#[from] kg_fs::Error),
-}
-
-impl Error {
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            Error::Profile(_) => "a machine client's profile: [profiles.NAME] issuer = \"URL\", \
-                 client_id = \"ID\", client_secret_file = \"PATH\" (or KEYGATE_CLIENT_ID and \
-                 KEYGATE_CLIENT_SECRET in the environment)"
-                .into(),
-            Error::Refused { error, .. } if error == "invalid_client" => {
-                "check the client id and its secret; `tokenctl client rotate NAME` issues a new \
-                 secret on keygate"
-                    .into()
-            }
-            Error::Refused { error, .. } if error == "invalid_scope" => {
-                "ask only for scopes the client is registered for".into()
-            }
-            Error::Http { why, .. } if why.starts_with("TLS") => {
-                "trust the issuer's CA: ca_file = \"PATH\" in the profile, SSL_CERT_FILE in the \
-                 environment, or `certctl trust` for keygate's own"
-                    .into()
-            }
-            Error::Http { .. } => "check the issuer URL and that it is up".into(),
-            Error::NoProfile { name, .. } => format!(
-                "`tokenctl login --issuer URL --client-id ID` signs in as '{name}', or add \
-                 [profiles.{name}] with issuer = \"URL\" to the config file"
-            ),
-            Error::Cache { path, .. } => format!(
-                "remove '{}' (`tokenctl logout` does): the next run fetches a new token",
-                path.display()
-            ),
-            Error::CaFile { .. } => {
-                "ca_file must be a PEM certificate the issuer's chain ends in".into()
-            }
-            Error::Busy { .. } => "retry in a moment".into(),
-            Error::NotSignedIn(name) => format!("`tokenctl login --profile {name}` signs in"),
-            Error::Config(e) => return e.hint(),
-            _ => return None,
-        })
-    }
-
-    /// Whether nothing is signed in (status answers "no" rather than failing).
-    pub fn is_signed_out(&self) -> bool {
-        matches!(self, Error::NotSignedIn(_) | Error::NoProfile { .. })
-    }
-
-    /// Whether it is the caller's mistake (usage or configuration, exit 2).
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            Error::Profile(_) | Error::Config(_) | Error::Url { .. } | Error::CaFile { .. }
-        )
-    }
-
-    /// Whether another process held the lock (exit 75: retry).
-    pub fn is_busy(&self) -> bool {
-        matches!(self, Error::Busy { .. })
-    }
-}
-
 /// The cache file's contents.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,10 +139,6 @@ impl std::fmt::Debug for Client {
         self.settings.fmt(f)
     }
 }
-
-/// The environment a machine client may take its id and secret from (CI secrets): the
-/// settings `client.id` and `client.secret`.
-const ENV_CLIENT_ID: &str = "KEYGATE_CLIENT_ID";
 
 impl Client {
     /// The client of `settings`, on `clock`.
@@ -1082,162 +942,6 @@ fn token_answer(status: u16, body: &[u8]) -> Result<Answer, Error> {
     Ok(a)
 }
 
-/// The settings of profile `name`: the profile's issuer, client id (else the `client.id`
-/// setting, `KEYGATE_CLIENT_ID`), secret (its `client_secret_file`, else `client.secret`,
-/// `KEYGATE_CLIENT_SECRET`), scopes, resource and CA; the cache and lock in keygate's
-/// directories.
-pub fn settings_of(
-    locations: &kg_config::Locations,
-    config: &kg_config::Config,
-    name: &str,
-) -> Result<Settings, Error> {
-    settings_for(locations, config, name, None, None)
-}
-
-/// [`settings_of`] with an issuer and a client id given on the command line (`tokenctl
-/// login --issuer URL --client-id ID`), which win over the profile's. A profile that names
-/// no issuer takes the one its cache was made for: after such a login, `tokenctl token`
-/// needs no flags.
-pub fn settings_for(
-    locations: &kg_config::Locations,
-    config: &kg_config::Config,
-    name: &str,
-    issuer: Option<&str>,
-    client_id_flag: Option<&str>,
-) -> Result<Settings, Error> {
-    let client_id = config.str("client.id").map(str::to_owned);
-    let secret = config
-        .secret("client.secret")
-        .map(|s| SecretString::from(s.expose_secret().to_owned()));
-    if !valid_profile_name(name) {
-        return Err(Error::Profile(format!(
-            "invalid profile name '{}': letters, digits, '.', '_' and '-' only",
-            printable(name)
-        )));
-    }
-    let mut p = config.profile(name).cloned().unwrap_or_default();
-    let remembered = if p.issuer.is_none() && issuer.is_none() {
-        remembered(&cache_file(&locations.private_dir, name))
-    } else {
-        None
-    };
-    if let Some(c) = remembered {
-        p.issuer = Some(c.issuer);
-        p.client_id = p.client_id.or(Some(c.client_id));
-        p.scopes = c.scopes;
-        p.resource = c.resource;
-    }
-    if let Some(i) = issuer {
-        p.issuer = Some(i.to_owned());
-    }
-    if let Some(c) = client_id_flag {
-        p.client_id = Some(c.to_owned());
-    }
-    let issuer = p.issuer.clone().ok_or_else(|| {
-        if config.profile(name).is_some() {
-            Error::Profile(format!("profile '{name}' has no issuer"))
-        } else {
-            let file = &locations.config_file;
-            Error::NoProfile {
-                name: name.to_owned(),
-                config_file: file.clone(),
-                exists: file.exists(),
-            }
-        }
-    })?;
-    http::check_url(&issuer)?;
-    let client_id = p
-        .client_id
-        .clone()
-        .or(client_id)
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            Error::Profile(format!(
-                "profile '{name}' has no client_id, and {ENV_CLIENT_ID} is not set"
-            ))
-        })?;
-    let secret = match &p.client_secret_file {
-        Some(f) => Some(read_secret_file(f)?),
-        None => secret,
-    };
-    Ok(Settings {
-        profile: name.to_owned(),
-        issuer,
-        client_id,
-        secret,
-        scopes: p.scopes.clone(),
-        resource: p.resource.clone(),
-        ca_file: p.ca_file.clone(),
-        cache_file: cache_file(&locations.private_dir, name),
-        lock_file: locations.lock_file(&format!("client-{name}")),
-        age_identity: p.age_identity.clone(),
-    })
-}
-
-/// Forgets profile `name`'s cached token, whatever the profile now says (it may be gone,
-/// or its secret file); whether there was one.
-pub fn forget(locations: &kg_config::Locations, name: &str) -> Result<bool, Error> {
-    if !valid_profile_name(name) {
-        return Err(Error::Profile(format!(
-            "invalid profile name '{}': letters, digits, '.', '_' and '-' only",
-            printable(name)
-        )));
-    }
-    let file = cache_file(&locations.private_dir, name);
-    match fs_err::remove_file(&file) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(kg_fs::Error::Io(e).into()),
-    }
-}
-
-/// The cache file at `path` when it is a readable one of this client's (for the issuer and
-/// client a flagged login left there).
-fn remembered(path: &Path) -> Option<Cached> {
-    let s = kg_fs::read_secret(path).ok()?;
-    if s.exposed.is_some() || s.bytes.len() as u64 > MAX_CACHE {
-        return None;
-    }
-    serde_json::from_slice::<Cached>(&s.bytes)
-        .ok()
-        .filter(|c| c.version == 1)
-}
-
-/// Where profile `name`'s token is cached.
-pub fn cache_file(private_dir: &Path, name: &str) -> PathBuf {
-    private_dir
-        .join("client-cache")
-        .join(format!("{name}.json"))
-}
-
-fn valid_profile_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// A client secret from its file: the first line, trimmed.
-fn read_secret_file(path: &Path) -> Result<SecretString, Error> {
-    let s = kg_fs::read_secret(path)?;
-    let text = String::from_utf8(s.bytes).map_err(|_| {
-        Error::Profile(format!(
-            "the client secret file '{}' is not text",
-            path.display()
-        ))
-    })?;
-    let line = text.lines().next().unwrap_or("").trim().to_owned();
-    if line.is_empty() {
-        return Err(Error::Profile(format!(
-            "the client secret file '{}' is empty",
-            path.display()
-        )));
-    }
-    Ok(SecretString::from(line))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1275,13 +979,5 @@ mod tests {
             ("https://h:1", "/.keygate")
         );
         assert_eq!(split_issuer("https://h:1"), ("https://h:1", ""));
-    }
-
-    #[test]
-    fn profile_names_cannot_leave_the_cache_directory() {
-        for bad in ["", "../x", ".hidden", "a/b", "a b"] {
-            assert!(!valid_profile_name(bad), "{bad}");
-        }
-        assert!(valid_profile_name("ci.prod-1"));
     }
 }
