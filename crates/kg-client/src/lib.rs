@@ -187,7 +187,8 @@ impl Client {
         self.fetch()
     }
 
-    fn now(&self) -> OffsetDateTime {
+    /// The time on this client's clock (the test clock under `test.now`).
+    pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
     }
 

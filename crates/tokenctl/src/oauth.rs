@@ -99,50 +99,43 @@ fn client_error(e: kg_client::Error) -> CliError {
     CliError::classified(&e, e.hint(), e.is_usage(), e.is_busy())
 }
 
-fn client(global: &GlobalArgs, profile: Option<&String>) -> Result<kg_client::Client, CliError> {
-    client_for(global, profile, None, None)
+/// The configuration and the profile's name: `--profile`, else `KEYGATE_PROFILE` or
+/// `client.profile`, else `default`.
+fn profile(
+    global: &GlobalArgs,
+    profile: Option<&String>,
+) -> Result<(kg_cli::Context, String), CliError> {
+    let flags: Vec<_> = profile
+        .map(|p| ("client.profile", "--profile", p.clone()))
+        .into_iter()
+        .collect();
+    let ctx = load(global, &flags)?;
+    let name = ctx
+        .config
+        .str("client.profile")
+        .unwrap_or("default")
+        .to_owned();
+    Ok((ctx, name))
 }
 
-/// [`client`], with kg-client's own error kept for the caller to judge.
+fn client(global: &GlobalArgs, profile: Option<&String>) -> Result<kg_client::Client, CliError> {
+    client_or_error(global, profile, None, None)?.map_err(client_error)
+}
+
+/// The profile's client (with `issuer` and `client_id` from the command line winning),
+/// kg-client's own error kept for the caller to judge.
 fn client_or_error(
     global: &GlobalArgs,
-    profile: Option<&String>,
-) -> Result<Result<kg_client::Client, kg_client::Error>, CliError> {
-    let flags: Vec<_> = profile
-        .map(|p| ("client.profile", "--profile", p.clone()))
-        .into_iter()
-        .collect();
-    let ctx = load(global, &flags)?;
-    let name = ctx
-        .config
-        .str("client.profile")
-        .unwrap_or("default")
-        .to_owned();
-    let clock = kg_cli::clock(&ctx.config)?;
-    Ok(kg_client::settings_of(&ctx.locations, &ctx.config, &name)
-        .map(|s| kg_client::Client::new(s, clock)))
-}
-
-fn client_for(
-    global: &GlobalArgs,
-    profile: Option<&String>,
+    name: Option<&String>,
     issuer: Option<&str>,
     client_id: Option<&str>,
-) -> Result<kg_client::Client, CliError> {
-    let flags: Vec<_> = profile
-        .map(|p| ("client.profile", "--profile", p.clone()))
-        .into_iter()
-        .collect();
-    let ctx = load(global, &flags)?;
-    let name = ctx
-        .config
-        .str("client.profile")
-        .unwrap_or("default")
-        .to_owned();
-    let settings = kg_client::settings_for(&ctx.locations, &ctx.config, &name, issuer, client_id)
-        .map_err(client_error)?;
+) -> Result<Result<kg_client::Client, kg_client::Error>, CliError> {
+    let (ctx, name) = profile(global, name)?;
     let clock = kg_cli::clock(&ctx.config)?;
-    Ok(kg_client::Client::new(settings, clock))
+    Ok(
+        kg_client::settings_for(&ctx.locations, &ctx.config, &name, issuer, client_id)
+            .map(|s| kg_client::Client::new(s, clock)),
+    )
 }
 
 pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus, CliError> {
@@ -175,12 +168,13 @@ pub(crate) fn token(global: &GlobalArgs, args: &TokenArgs) -> Result<ExitStatus,
 }
 
 pub(crate) fn login(global: &GlobalArgs, args: &LoginArgs) -> Result<ExitStatus, CliError> {
-    let c = client_for(
+    let c = client_or_error(
         global,
         args.profile.as_ref(),
         args.issuer.as_deref(),
         args.client_id.as_deref(),
-    )?;
+    )?
+    .map_err(client_error)?;
     let limit = kg_config::parse_duration(&args.timeout)
         .map_err(|e| CliError::usage(format!("invalid --timeout '{}': {e}", args.timeout)))?;
     let device = args.device || (!args.no_browser && !crate::browser::usable());
@@ -222,7 +216,7 @@ fn signed_in(c: &kg_client::Client, t: &kg_client::AccessToken) -> Result<ExitSt
 /// Who the profile is signed in as, until when, and where that is kept; exit 1 when it is
 /// not signed in (as `gh auth status`), so a script can ask.
 pub(crate) fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatus, CliError> {
-    let c = match client_or_error(global, args.profile.as_ref())? {
+    let c = match client_or_error(global, args.profile.as_ref(), None, None)? {
         Ok(c) => c,
         // Nothing signed in under that name, and no profile: "no", not a failure to ask.
         Err(e) if e.is_signed_out() => {
@@ -245,7 +239,7 @@ pub(crate) fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitStatu
     };
     let st = c.status().map_err(client_error)?;
     let s = c.settings();
-    let clock_now = kg_cli::now(&load(global, &[])?.config)?;
+    let clock_now = c.now();
     let signed_in = st
         .as_ref()
         .is_some_and(|t| t.refreshable || t.expires_at > clock_now || s.secret.is_some());
@@ -346,14 +340,8 @@ pub(crate) fn credential_helper(
 }
 
 pub(crate) fn logout(global: &GlobalArgs, args: &LogoutArgs) -> Result<ExitStatus, CliError> {
-    let flags: Vec<_> = args
-        .profile
-        .as_ref()
-        .map(|p| ("client.profile", "--profile", p.clone()))
-        .into_iter()
-        .collect();
-    let ctx = load(global, &flags)?;
-    let name = ctx.config.str("client.profile").unwrap_or("default");
+    let (ctx, name) = profile(global, args.profile.as_ref())?;
+    let name = name.as_str();
     // Revoked at the issuer first; when that fails the cache is kept (so that logout can be
     // run again) and the command fails, unless --local says to forget it anyway.
     let cached = kg_client::cache_file(&ctx.locations.private_dir, name).exists();
