@@ -427,27 +427,7 @@ fn chromium_signs_a_person_in_for_openid_client_with_pkce_and_approves_a_device(
     let addr = local_addr();
     let kg = keygate(&env, addr, &[]);
     let issuer = format!("https://localhost:{}", addr.port());
-    let cli = env
-        .run(
-            "tokenctl",
-            &[
-                "client",
-                "create",
-                "--name",
-                "cli",
-                "--public",
-                "--grant",
-                "authorization_code",
-                "--grant",
-                "device_code",
-                "--redirect-uri",
-                "http://127.0.0.1/callback",
-            ],
-        )
-        .code(0)
-        .stdout
-        .trim()
-        .to_owned();
+    let cli = crate::oauth::public_client(&env);
     let node = |mode: &str| {
         let mut c = Command::new("node");
         c.arg(test_support::fixtures().join("oauth/client.mjs"))
@@ -574,45 +554,14 @@ fn chromium_logs_tokenctl_in_through_its_ephemeral_loopback_port() {
     let addr = local_addr();
     let _kg = keygate(&env, addr, &[]);
     let issuer = format!("https://localhost:{}", addr.port());
-    let cli = env
-        .run(
-            "tokenctl",
-            &[
-                "client",
-                "create",
-                "--name",
-                "cli",
-                "--public",
-                "--grant",
-                "authorization_code",
-                "--redirect-uri",
-                "http://127.0.0.1/callback",
-            ],
-        )
-        .code(0)
-        .stdout
-        .trim()
-        .to_owned();
+    let cli = crate::oauth::public_client(&env);
     // No profile at all: the issuer and client on the command line, keygate's CA from
     // SSL_CERT_FILE (the system store's convention); later commands take both from the cache.
     env.set("SSL_CERT_FILE", &ca);
-    let mut login = env
-        .cmd("tokenctl")
-        .args(["login", "--no-browser", "--timeout", "2m"])
-        .args(["--issuer", &issuer, "--client-id", &cli])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead as _;
-    let mut err = std::io::BufReader::new(login.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("to sign in, open ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let (url, mut login, mut err) = crate::client::start_login(
+        &env,
+        &["--timeout", "2m", "--issuer", &issuer, "--client-id", &cli],
+    );
     let browser = Browser::start(&env);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -711,22 +660,7 @@ fn chromium_logs_tokenctl_in_at_node_oidc_provider_and_it_refreshes_there() {
     )
     .unwrap();
     env.set("KEYGATE_PROFILE", "op");
-    let mut login = env
-        .cmd("tokenctl")
-        .args(["login", "--no-browser", "--timeout", "2m"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead as _;
-    let mut err = std::io::BufReader::new(login.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("to sign in, open ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let (url, mut login, mut err) = crate::client::start_login(&env, &["--timeout", "2m"]);
     let browser = Browser::start(&env);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

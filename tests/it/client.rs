@@ -31,6 +31,28 @@ fn issued(kg: &test_support::Proc) -> usize {
         .count()
 }
 
+/// Twenty `tokenctl token` at once in `env`: each succeeds; the tokens they printed.
+fn twenty_tokens(env: &Env) -> std::collections::BTreeSet<String> {
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            env.cmd("tokenctl")
+                .arg("token")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        })
+        .collect()
+}
+
 fn cache(env: &Env, profile: &str) -> PathBuf {
     env.root()
         .join("private/client-cache")
@@ -205,27 +227,7 @@ fn tokenctl_token_fetches_once_caches_0600_and_serves_twenty_processes_with_one_
     env.run("tokenctl", &["logout"]).code(0);
     assert!(!cache(&env, "ci").exists(), "logout forgets the token");
     let before = issued(&kg);
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            env.cmd("tokenctl")
-                .arg("token")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
-    for o in &outs {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    let printed: std::collections::BTreeSet<_> = outs
-        .iter()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .collect();
+    let printed = twenty_tokens(&env);
     assert_eq!(
         printed.len(),
         1,
@@ -520,23 +522,7 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
     let kg = keygate(&env, addr, &[]);
     let issuer = format!("https://localhost:{}", addr.port());
     let alice = token(&env, "alice", &[]);
-    let cli = env
-        .run(
-            "tokenctl",
-            &[
-                "client",
-                "create",
-                "--name",
-                "cli",
-                "--public",
-                "--grant",
-                "device_code",
-            ],
-        )
-        .code(0)
-        .stdout
-        .trim()
-        .to_owned();
+    let cli = crate::oauth::public_client(&env);
     write_config(
         &env,
         &format!(
@@ -623,28 +609,7 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
     let mut later_env = env;
     later_env.set("KEYGATE_TEST_NOW", &later);
     let before = issued(&kg);
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            later_env
-                .cmd("tokenctl")
-                .arg("token")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
-    for o in &outs {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-    let printed: std::collections::BTreeSet<_> = outs
-        .iter()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .collect();
+    let printed = twenty_tokens(&later_env);
     assert_eq!(
         printed.len(),
         1,
@@ -711,10 +676,11 @@ fn tokenctl_login_with_the_device_grant_then_twenty_processes_share_one_refresh(
     );
 }
 
-/// `tokenctl login --no-browser` started for `env`'s profile; the URL it prints, and the
-/// process with its stderr.
-fn start_login(
+/// `tokenctl login --no-browser ARGS` started in `env`; the URL it prints, and the process
+/// with its stderr.
+pub(crate) fn start_login(
     env: &Env,
+    args: &[&str],
 ) -> (
     String,
     std::process::Child,
@@ -722,7 +688,8 @@ fn start_login(
 ) {
     let mut child = env
         .cmd("tokenctl")
-        .args(["login", "--no-browser", "--timeout", "1m"])
+        .args(["login", "--no-browser"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -775,25 +742,7 @@ fn tokenctl_login_refuses_a_callback_with_a_wrong_state_or_issuer_and_caches_not
     let addr = local_addr();
     let _kg = keygate(&env, addr, &[]);
     let issuer = format!("https://localhost:{}", addr.port());
-    let cli = env
-        .run(
-            "tokenctl",
-            &[
-                "client",
-                "create",
-                "--name",
-                "cli",
-                "--public",
-                "--grant",
-                "authorization_code",
-                "--redirect-uri",
-                "http://127.0.0.1/callback",
-            ],
-        )
-        .code(0)
-        .stdout
-        .trim()
-        .to_owned();
+    let cli = crate::oauth::public_client(&env);
     write_config(
         &env,
         &format!(
@@ -802,7 +751,7 @@ fn tokenctl_login_refuses_a_callback_with_a_wrong_state_or_issuer_and_caches_not
         ),
     );
     env.set("KEYGATE_PROFILE", "dev");
-    let (url, mut first, _) = start_login(&env);
+    let (url, mut first, _) = start_login(&env, &["--timeout", "1m"]);
     let _ = first.kill();
     let _ = first.wait();
     assert!(
@@ -836,7 +785,7 @@ fn tokenctl_login_refuses_a_callback_with_a_wrong_state_or_issuer_and_caches_not
         ),
     ];
     for (query, want) in cases {
-        let (url, child, mut err) = start_login(&env);
+        let (url, child, mut err) = start_login(&env, &["--timeout", "1m"]);
         let state = param(&url, "state");
         let query = query.replace("STATE", &encode(&state));
         let page = call_back(&url, &query);
@@ -876,27 +825,7 @@ fn tokenctl_login_chooses_the_device_grant_over_ssh_and_the_browser_on_a_desktop
     let addr = local_addr();
     let _kg = keygate(&env, addr, &[]);
     let issuer = format!("https://localhost:{}", addr.port());
-    let cli = env
-        .run(
-            "tokenctl",
-            &[
-                "client",
-                "create",
-                "--name",
-                "cli",
-                "--public",
-                "--grant",
-                "authorization_code",
-                "--grant",
-                "device_code",
-                "--redirect-uri",
-                "http://127.0.0.1/callback",
-            ],
-        )
-        .code(0)
-        .stdout
-        .trim()
-        .to_owned();
+    let cli = crate::oauth::public_client(&env);
     write_config(
         &env,
         &format!(

@@ -866,7 +866,7 @@ fn s256(verifier: &str) -> String {
 }
 
 /// A public client `cli` for people (code and device grants, loopback redirect): its id.
-fn public_client(env: &Env) -> String {
+pub(crate) fn public_client(env: &Env) -> String {
     env.run(
         "tokenctl",
         &[
