@@ -5,7 +5,7 @@
 use crate::{
     Approval, ClientRecord, ClientStore, CodeRecord, CodeTake, DevicePoll, DeviceRecord,
     GrantRecord, GrantStore, RefreshRecord, RefreshUse, SecretRecord, SessionLimits, SessionRecord,
-    SessionStore,
+    SessionStore, UserRecord, UserStore,
 };
 
 /// Runs every [`SessionStore`] check.
@@ -21,6 +21,14 @@ pub fn clients(make: &dyn Fn() -> Box<dyn ClientStore>) {
     for (name, check) in CLIENT_CHECKS {
         let store = make();
         run("client", name, || check(&*store));
+    }
+}
+
+/// Runs every [`UserStore`] check.
+pub fn users(make: &dyn Fn() -> Box<dyn UserStore>) {
+    for (name, check) in USER_CHECKS {
+        let store = make();
+        run("user", name, || check(&*store));
     }
 }
 
@@ -209,6 +217,7 @@ fn session(n: u8, token: &str, created: i64, used: i64) -> SessionRecord {
     SessionRecord {
         digest: [n; 32],
         token_id: token.to_owned(),
+        user_id: None,
         created,
         used,
     }
@@ -540,4 +549,249 @@ fn device_denied(s: &dyn GrantStore) {
         s.poll_device(&[1; 32], "kgc_AAAA", 6_000, 5_000).unwrap(),
         DevicePoll::Denied
     );
+}
+
+type UserCheck = fn(&dyn UserStore);
+
+/// The user checks, by name.
+pub const USER_CHECKS: &[(&str, UserCheck)] = &[
+    (
+        "a person reads back whole, by id and by name",
+        user_reads_back,
+    ),
+    ("a name is unique", user_names),
+    (
+        "an edit of a stale revision is refused and writes nothing",
+        user_stale_edit,
+    ),
+    (
+        "a TOTP step is accepted once, never an earlier one",
+        totp_steps,
+    ),
+    ("a recovery code works once", recovery_codes),
+    (
+        "groups hold members; removal takes memberships along",
+        groups,
+    ),
+    (
+        "a person's sessions are theirs, and end with a new password or removal",
+        user_sessions,
+    ),
+    ("the people version moves with every change", people_version),
+];
+
+fn person(id: &str, name: &str) -> UserRecord {
+    UserRecord {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        email: Some(format!("{name}@example.com")),
+        password: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        must_change: true,
+        disabled: false,
+        totp: None,
+        totp_step: None,
+        revision: 1,
+        created: 1_000,
+        changed: 1_000,
+    }
+}
+
+fn user_reads_back(s: &dyn UserStore) {
+    let a = person("u1", "alice");
+    s.insert_user(&a).unwrap();
+    assert_eq!(s.user("u1").unwrap(), Some(a.clone()));
+    assert_eq!(s.user_named("alice").unwrap(), Some(a.clone()));
+    assert_eq!(s.user("u2").unwrap(), None);
+    assert_eq!(s.user_named("bob").unwrap(), None);
+    let b = UserRecord {
+        email: None,
+        totp: Some(vec![7; 20]),
+        totp_step: Some(5),
+        ..person("u2", "bob")
+    };
+    s.insert_user(&b).unwrap();
+    assert_eq!(s.users().unwrap(), vec![a, b], "by name");
+}
+
+fn user_names(s: &dyn UserStore) {
+    s.insert_user(&person("u1", "alice")).unwrap();
+    let err = s.insert_user(&person("u2", "alice")).unwrap_err();
+    assert!(matches!(err, crate::Error::Conflict { .. }), "{err}");
+    assert_eq!(s.user("u2").unwrap(), None, "nothing written");
+    s.insert_user(&person("u2", "bob")).unwrap();
+    let renamed = UserRecord {
+        name: "alice".into(),
+        ..s.user("u2").unwrap().unwrap()
+    };
+    let err = s.update_user(&renamed, false).unwrap_err();
+    assert!(matches!(err, crate::Error::Conflict { .. }), "{err}");
+}
+
+fn user_stale_edit(s: &dyn UserStore) {
+    s.insert_user(&person("u1", "alice")).unwrap();
+    let read = s.user("u1").unwrap().unwrap();
+    let first = UserRecord {
+        disabled: true,
+        changed: 2_000,
+        ..read.clone()
+    };
+    let stored = s.update_user(&first, false).unwrap();
+    assert_eq!(stored.revision, 2);
+    assert_eq!(s.user("u1").unwrap(), Some(stored.clone()));
+    let second = UserRecord {
+        email: None,
+        ..read
+    };
+    let err = s.update_user(&second, false).unwrap_err();
+    assert!(matches!(err, crate::Error::Stale { .. }), "{err}");
+    assert_eq!(s.user("u1").unwrap(), Some(stored), "nothing written");
+    let ghost = person("u9", "ghost");
+    let err = s.update_user(&ghost, false).unwrap_err();
+    assert!(matches!(err, crate::Error::NotFound { .. }), "{err}");
+}
+
+fn totp_steps(s: &dyn UserStore) {
+    s.insert_user(&person("u1", "alice")).unwrap();
+    assert!(!s.advance_totp("u1", 10).unwrap(), "no secret, no step");
+    let u = UserRecord {
+        totp: Some(vec![1; 20]),
+        ..s.user("u1").unwrap().unwrap()
+    };
+    s.update_user(&u, false).unwrap();
+    assert!(s.advance_totp("u1", 10).unwrap());
+    assert!(!s.advance_totp("u1", 10).unwrap(), "the same step twice");
+    assert!(!s.advance_totp("u1", 9).unwrap(), "an earlier step");
+    assert!(s.advance_totp("u1", 11).unwrap());
+    assert_eq!(s.user("u1").unwrap().unwrap().totp_step, Some(11));
+    assert!(!s.advance_totp("u2", 12).unwrap(), "nobody");
+}
+
+fn recovery_codes(s: &dyn UserStore) {
+    s.insert_user(&person("u1", "alice")).unwrap();
+    s.insert_user(&person("u2", "bob")).unwrap();
+    s.set_recovery_codes("u1", &[[1; 32], [2; 32]]).unwrap();
+    assert_eq!(s.recovery_codes_left("u1").unwrap(), 2);
+    assert!(!s.use_recovery_code("u2", &[1; 32]).unwrap(), "not bob's");
+    assert!(s.use_recovery_code("u1", &[1; 32]).unwrap());
+    assert!(!s.use_recovery_code("u1", &[1; 32]).unwrap(), "spent");
+    assert_eq!(s.recovery_codes_left("u1").unwrap(), 1);
+    s.set_recovery_codes("u1", &[[3; 32]]).unwrap();
+    assert!(!s.use_recovery_code("u1", &[2; 32]).unwrap(), "replaced");
+    assert!(s.remove_user("u1").unwrap());
+    assert_eq!(s.recovery_codes_left("u1").unwrap(), 0);
+}
+
+fn groups(s: &dyn UserStore) {
+    s.insert_user(&person("u1", "alice")).unwrap();
+    s.insert_user(&person("u2", "bob")).unwrap();
+    s.insert_group("ops", "the pager", 5).unwrap();
+    s.insert_group("dev", "", 6).unwrap();
+    let err = s.insert_group("ops", "", 7).unwrap_err();
+    assert!(matches!(err, crate::Error::Conflict { .. }), "{err}");
+    assert!(s.add_member("ops", "u1").unwrap());
+    assert!(!s.add_member("ops", "u1").unwrap(), "already in");
+    assert!(s.add_member("ops", "u2").unwrap());
+    assert!(s.add_member("dev", "u1").unwrap());
+    let err = s.add_member("nope", "u1").unwrap_err();
+    assert!(matches!(err, crate::Error::NotFound { .. }), "{err}");
+    let err = s.add_member("ops", "u9").unwrap_err();
+    assert!(matches!(err, crate::Error::NotFound { .. }), "{err}");
+    assert_eq!(s.groups_of("u1").unwrap(), vec!["dev", "ops"]);
+    let all = s.groups().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[0].name.as_str(), all[0].members.clone()),
+        ("dev", vec!["u1".to_owned()])
+    );
+    assert_eq!(all[1].members, vec!["u1", "u2"]);
+    assert_eq!(all[1].description, "the pager");
+    assert!(s.remove_member("ops", "u1").unwrap());
+    assert!(!s.remove_member("ops", "u1").unwrap());
+    assert_eq!(s.groups_of("u1").unwrap(), vec!["dev"]);
+    assert!(s.remove_group("dev").unwrap());
+    assert!(s.groups_of("u1").unwrap().is_empty());
+    assert!(s.remove_user("u2").unwrap());
+    assert!(s.groups().unwrap()[0].members.is_empty(), "bob left ops");
+}
+
+fn user_sessions(s: &dyn UserStore) {
+    s.insert_user(&person("u1", "alice")).unwrap();
+    s.insert_user(&person("u2", "bob")).unwrap();
+    let of = |n: u8, user: &str, used: i64| SessionRecord {
+        digest: [n; 32],
+        token_id: String::new(),
+        user_id: Some(user.to_owned()),
+        created: 1,
+        used,
+    };
+    s.insert_session(&of(1, "u1", 10), ROOMY).unwrap();
+    s.insert_session(&of(2, "u1", 20), ROOMY).unwrap();
+    s.insert_session(&of(3, "u2", 30), ROOMY).unwrap();
+    s.insert_session(&session(4, "AAAAAAAAAAAA", 1, 40), ROOMY)
+        .unwrap();
+    let alice: Vec<_> = s
+        .sessions_of_user("u1")
+        .unwrap()
+        .iter()
+        .map(|r| r.digest[0])
+        .collect();
+    assert_eq!(alice, vec![2, 1], "hers, most recent first");
+    assert_eq!(s.session(&[1; 32]).unwrap(), Some(of(1, "u1", 10)));
+    assert_eq!(s.all_sessions().unwrap().len(), 4);
+    // A person's bound counts their sessions only, not a token's.
+    let tight = SessionLimits {
+        per_token: 2,
+        total: 100,
+    };
+    s.insert_session(&of(5, "u1", 50), tight).unwrap();
+    let alice: Vec<_> = s
+        .sessions_of_user("u1")
+        .unwrap()
+        .iter()
+        .map(|r| r.digest[0])
+        .collect();
+    assert_eq!(alice, vec![5, 2]);
+    assert!(s.session(&[4; 32]).unwrap().is_some());
+    let u = s.user("u1").unwrap().unwrap();
+    s.update_user(&u, false).unwrap();
+    assert_eq!(s.sessions_of_user("u1").unwrap().len(), 2, "kept");
+    let u = s.user("u1").unwrap().unwrap();
+    s.update_user(&u, true).unwrap();
+    assert!(s.sessions_of_user("u1").unwrap().is_empty(), "ended");
+    assert_eq!(s.end_user_sessions("u2").unwrap(), 1);
+    s.insert_session(&of(6, "u2", 60), ROOMY).unwrap();
+    assert!(s.remove_user("u2").unwrap());
+    assert_eq!(s.session(&[6; 32]).unwrap(), None, "removal ends them");
+    assert!(s.session(&[4; 32]).unwrap().is_some(), "a token's stays");
+}
+
+fn people_version(s: &dyn UserStore) {
+    let mut last = s.people_version().unwrap();
+    let mut moved = |what: &str, s: &dyn UserStore| {
+        let now = s.people_version().unwrap();
+        assert!(now > last, "{what} moves the version");
+        last = now;
+    };
+    s.insert_user(&person("u1", "alice")).unwrap();
+    moved("a person added", s);
+    let u = s.user("u1").unwrap().unwrap();
+    s.update_user(
+        &UserRecord {
+            disabled: true,
+            ..u
+        },
+        false,
+    )
+    .unwrap();
+    moved("a person changed", s);
+    s.insert_group("ops", "", 1).unwrap();
+    moved("a group made", s);
+    s.add_member("ops", "u1").unwrap();
+    moved("a member added", s);
+    s.remove_member("ops", "u1").unwrap();
+    moved("a member removed", s);
+    s.remove_group("ops").unwrap();
+    moved("a group removed", s);
+    s.remove_user("u1").unwrap();
+    moved("a person removed", s);
 }

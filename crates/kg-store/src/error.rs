@@ -27,6 +27,12 @@ pub enum Error {
     /// A live record of the same name exists.
     #[error("a {what} named '{name}' exists")]
     Conflict { what: &'static str, name: String },
+    /// A record changed since it was read (someone else's edit): nothing was written.
+    #[error("the {what} '{name}' changed since it was read")]
+    Stale { what: &'static str, name: String },
+    /// A record that is not there.
+    #[error("no {what} named '{name}'")]
+    NotFound { what: &'static str, name: String },
     /// A statement failed.
     #[error("the store could not {what}: {detail}")]
     Sql { what: &'static str, detail: String },
@@ -53,6 +59,8 @@ impl Error {
                 Some("another process holds the store: try again".into())
             }
             Error::Sql { .. } => None,
+            Error::Stale { what, .. } => Some(format!("read the {what} again and redo the change")),
+            Error::NotFound { what, .. } => Some(format!("`keygate {what}s list` shows them")),
             Error::Conflict { what, .. } => Some(format!(
                 "choose another name, or revoke the existing {what} first"
             )),

@@ -17,11 +17,13 @@
 
 mod error;
 mod sqlite;
+mod users;
 
 pub mod conformance;
 
 pub use error::Error;
 pub use sqlite::{Inspection, SCHEMA_VERSION, SqliteStore};
+pub use users::{ADMINS, GroupRecord, UserRecord, UserStore};
 
 /// The store's file name in the state directory.
 pub const DB_FILE: &str = "keygate.db";
@@ -35,8 +37,10 @@ pub const DIGEST_LEN: usize = 32;
 pub struct SessionRecord {
     /// SHA-256 of the session id.
     pub digest: [u8; DIGEST_LEN],
-    /// The id of the API token the session was begun with.
+    /// The id of the API token the session was begun with; empty for a person's session.
     pub token_id: String,
+    /// The person (a [`UserRecord`]'s id) who signed in with a password, if one did.
+    pub user_id: Option<String>,
     /// When it began, Unix milliseconds.
     pub created: i64,
     /// When it was last used, Unix milliseconds.
@@ -47,6 +51,7 @@ impl std::fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionRecord")
             .field("token_id", &self.token_id)
+            .field("user_id", &self.user_id)
             .field("created", &self.created)
             .field("used", &self.used)
             .finish_non_exhaustive()
@@ -56,7 +61,7 @@ impl std::fmt::Debug for SessionRecord {
 /// The bounds a new session is inserted under.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
-    /// Most sessions of one token: beyond it, that token's least recently used goes.
+    /// Most sessions of one token or person: beyond it, their least recently used goes.
     pub per_token: usize,
     /// Most sessions in all: beyond it, the least recently used goes.
     pub total: usize,

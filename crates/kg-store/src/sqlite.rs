@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+mod users;
+
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
@@ -110,6 +112,44 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE auth_codes ADD COLUMN token_id TEXT;
     ALTER TABLE device_codes ADD COLUMN token_id TEXT;
     ALTER TABLE grants ADD COLUMN token_id TEXT;",
+    // 5: people, their recovery codes, groups and memberships; sessions of people. The
+    // version row counts changes to people and groups, for servers' caches.
+    "ALTER TABLE sessions ADD COLUMN user_id TEXT;
+    CREATE INDEX sessions_by_user ON sessions (user_id, used) WHERE user_id IS NOT NULL;
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL UNIQUE,
+        email TEXT,
+        password TEXT NOT NULL,
+        must_change INTEGER NOT NULL CHECK (must_change IN (0, 1)),
+        disabled INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+        totp BLOB,
+        totp_step INTEGER,
+        revision INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        changed INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE recovery_codes (
+        user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        digest BLOB NOT NULL CHECK (length(digest) = 32),
+        PRIMARY KEY (user_id, digest)
+    ) WITHOUT ROWID;
+    CREATE TABLE groups (
+        name TEXT PRIMARY KEY NOT NULL,
+        description TEXT NOT NULL,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE members (
+        group_name TEXT NOT NULL REFERENCES groups (name) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        PRIMARY KEY (group_name, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_by_user ON members (user_id);
+    CREATE TABLE people_version (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO people_version VALUES (1, 0);",
 ];
 
 /// The schema version this build writes and reads.
@@ -272,7 +312,7 @@ impl SqliteStore {
         migrate(&mut conn, &self.path)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic mid-statement leaves SQLite consistent (it rolls back what was not
         // committed): the connection is still usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
@@ -348,7 +388,7 @@ fn open_error(path: &Path, e: rusqlite::Error) -> Error {
 }
 
 /// A file that is not a database says so, whatever statement found out.
-fn classify(path: &Path, e: rusqlite::Error, what: &'static str) -> Error {
+pub(crate) fn classify(path: &Path, e: rusqlite::Error, what: &'static str) -> Error {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase) => Error::NotADatabase {
             path: path.to_owned(),
@@ -364,7 +404,7 @@ fn classify(path: &Path, e: rusqlite::Error, what: &'static str) -> Error {
     }
 }
 
-fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+pub(crate) fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     let digest: Vec<u8> = r.get(0)?;
     let mut d = [0u8; DIGEST_LEN];
     // The CHECK constraint keeps every digest this long.
@@ -374,8 +414,12 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         token_id: r.get(1)?,
         created: r.get(2)?,
         used: r.get(3)?,
+        user_id: r.get(4)?,
     })
 }
+
+/// The columns [`record`] reads.
+pub(crate) const SESSION_COLUMNS: &str = "digest, token_id, created, used, user_id FROM sessions";
 
 impl SessionStore for SqliteStore {
     fn insert_session(&self, session: &SessionRecord, limits: SessionLimits) -> Result<(), Error> {
@@ -383,12 +427,16 @@ impl SessionStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::sql("begin a session"))?;
-        // Keep `per_token - 1` of the token's sessions, the most recently used.
+        // Keep `per_token - 1` of the token's (or person's) sessions, the most recently used.
         tx.execute(
             "DELETE FROM sessions WHERE digest IN (
-                SELECT digest FROM sessions WHERE token_id = ?1
+                SELECT digest FROM sessions WHERE token_id = ?1 AND user_id IS ?3
                 ORDER BY used DESC LIMIT -1 OFFSET ?2)",
-            params![session.token_id, limits.per_token.max(1) as i64 - 1],
+            params![
+                session.token_id,
+                limits.per_token.max(1) as i64 - 1,
+                session.user_id
+            ],
         )
         .map_err(Error::sql("bound a token's sessions"))?;
         let count: i64 = tx
@@ -404,12 +452,14 @@ impl SessionStore for SqliteStore {
             .map_err(Error::sql("bound the sessions"))?;
         }
         tx.execute(
-            "INSERT INTO sessions (digest, token_id, created, used) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO sessions (digest, token_id, created, used, user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 &session.digest[..],
                 session.token_id,
                 session.created,
-                session.used
+                session.used,
+                session.user_id
             ],
         )
         .map_err(Error::sql("store a session"))?;
@@ -418,9 +468,7 @@ impl SessionStore for SqliteStore {
 
     fn session(&self, digest: &[u8; DIGEST_LEN]) -> Result<Option<SessionRecord>, Error> {
         self.lock()
-            .prepare_cached(
-                "SELECT digest, token_id, created, used FROM sessions WHERE digest = ?1",
-            )
+            .prepare_cached(&format!("SELECT {SESSION_COLUMNS} WHERE digest = ?1"))
             .and_then(|mut st| st.query_row(params![&digest[..]], record).optional())
             .map_err(Error::sql("read a session"))
     }

@@ -46,6 +46,18 @@ fn sqlite_passes_the_grant_conformance_suite_in_memory_and_on_disk() {
     assert_eq!(n.get(), kg_store::conformance::GRANT_CHECKS.len());
 }
 
+#[test]
+fn sqlite_passes_the_user_conformance_suite_in_memory_and_on_disk() {
+    kg_store::conformance::users(&|| Box::new(SqliteStore::memory().unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::cell::Cell::new(0);
+    kg_store::conformance::users(&|| {
+        n.set(n.get() + 1);
+        Box::new(SqliteStore::open(&dir.path().join(format!("u{}.db", n.get()))).unwrap())
+    });
+    assert_eq!(n.get(), kg_store::conformance::USER_CHECKS.len());
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -54,6 +66,7 @@ fn one(n: u8) -> SessionRecord {
     SessionRecord {
         digest: [n; 32],
         token_id: "AAAAAAAAAAAA".into(),
+        user_id: None,
         created: 1,
         used: 1,
     }
