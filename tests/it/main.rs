@@ -23,6 +23,8 @@ mod modes;
 // Issue 13: every path form that parsers read differently, through keygate's proxy, nginx and
 // Caddy, in front of Flask and Express; none reaches a route its token's scopes do not allow.
 mod paths;
+// People, groups and their sign-in (issue 17).
+mod people;
 // keygate as a reverse proxy: who gets through, what reaches the upstream, WebSockets.
 mod proxy;
 // The proxy's upstream policy and header policy: metadata addresses, identity headers.

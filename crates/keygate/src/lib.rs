@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kg_cli::{CliError, ConfigCommand, EXIT_CODES_HELP, ExitStatus, GlobalArgs};
 
+mod people;
 mod serve;
 mod store;
 mod unit;
@@ -32,6 +33,12 @@ enum Command {
     Check(serve::CheckArgs),
     /// Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet
     Unit(unit::UnitArgs),
+    /// Add, change and remove the people who sign in to the portal
+    #[command(subcommand)]
+    Users(people::UsersCommand),
+    /// Make groups and choose their members
+    #[command(subcommand)]
+    Groups(people::GroupsCommand),
     /// Back up the store browser sessions live in
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -58,6 +65,8 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Check(args) => serve::check(&cli.global, args),
         Command::Unit(args) => unit::run(&cli.global, args),
         Command::Store(cmd) => store::run(&cli.global, cmd),
+        Command::Users(cmd) => people::users(&cli.global, cmd),
+        Command::Groups(cmd) => people::groups(&cli.global, cmd),
         Command::Config(cmd) => cmd.run("keygate", &cli.global),
     }
 }

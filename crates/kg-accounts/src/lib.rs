@@ -9,10 +9,16 @@
 //! - [`recovery`]: one-time recovery codes, kept as SHA-256 digests.
 //! - [`names`]: what a user or group name may be.
 //!
+//! - [`directory`]: people as a server sees them (cached until the store's people version
+//!   moves), and the password and second-factor checks the verifier runs.
+//! - [`admin`]: what `keygate users` and `keygate groups` do, over the store.
+//!
 //! Nothing here reads a clock or a file: times are passed in, and the store (kg-store) keeps
 //! the records.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod directory;
 pub mod names;
 pub mod password;
 pub mod recovery;
@@ -23,6 +29,12 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], Error> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| Error::Random(e.to_string()))?;
     Ok(b)
+}
+
+impl From<Error> for directory::Unavailable {
+    fn from(e: Error) -> directory::Unavailable {
+        directory::Unavailable::Hash(e)
+    }
 }
 
 /// What can go wrong here.

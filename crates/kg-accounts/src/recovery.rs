@@ -11,8 +11,11 @@ use crate::Error;
 pub const COUNT: usize = 10;
 const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
 
+/// A set of codes to show once, and their digests to store.
+pub type Set = (Vec<Zeroizing<String>>, Vec<[u8; 32]>);
+
 /// A new set: the codes to show once, and their digests to store.
-pub fn generate() -> Result<(Vec<Zeroizing<String>>, Vec<[u8; 32]>), Error> {
+pub fn generate() -> Result<Set, Error> {
     let mut codes = Vec::with_capacity(COUNT);
     let mut digests = Vec::with_capacity(COUNT);
     for _ in 0..COUNT {

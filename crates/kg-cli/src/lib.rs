@@ -4,6 +4,7 @@
 //! a user sees about failure (the one-line error, the hint, the exit code) is decided here.
 #![forbid(unsafe_code)]
 
+pub mod tty;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -178,6 +179,26 @@ pub fn warn_exposed(exposed: &[kg_fs::Exposed]) {
     for e in exposed {
         note(format!("warning: {e}; {}", e.hint()));
     }
+}
+
+/// Prints rows under a header, each column as wide as its widest cell, two spaces apart.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Result<(), CliError> {
+    let header = header.map(String::from);
+    let mut widths = [0usize; N];
+    for row in std::iter::once(&header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
+        out(line.join("  ").trim_end())?;
+    }
+    Ok(())
 }
 
 /// Writes a `--json` document to stdout, pretty-printed: one JSON object whose first key is

@@ -118,6 +118,8 @@ enum Who {
         /// The session it came with, if by cookie (then cross-site unsafe requests are
         /// refused, and a WebSocket tunnel ends with the session).
         session: Option<SessionRef>,
+        /// A person's session: their id (and `id` is empty: no token).
+        person: Option<String>,
     },
 }
 
@@ -279,9 +281,16 @@ impl Gateway {
         let client = v.client(conn.peer.ip().to_canonical(), req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let (outcome, token_id, token_name) = match &who {
-            Who::Token { id, name, .. } => (Outcome::Allow, Some(id.clone()), Some(name.clone())),
-            Who::Local(_) => (Outcome::Local, None, None),
+        let (outcome, token_id, token_name, user) = match &who {
+            Who::Token {
+                name,
+                person: Some(_),
+                ..
+            } => (Outcome::Allow, None, None, Some(name.clone())),
+            Who::Token { id, name, .. } => {
+                (Outcome::Allow, Some(id.clone()), Some(name.clone()), None)
+            }
+            Who::Local(_) => (Outcome::Local, None, None, None),
         };
         let resp = self.forward(req, conn, who, &id).await;
         let allowed = Allowed {
@@ -291,6 +300,7 @@ impl Gateway {
                 Outcome::Local => self.local_bypass.as_ref().map(|(me, _)| me.name.as_str()),
                 _ => None,
             },
+            user: user.as_deref(),
         };
         let ctx = Ctx {
             client,
@@ -344,10 +354,12 @@ impl Gateway {
                             .collect(),
                         scopes: identity.scopes.to_vec(),
                         session: session.cloned(),
+                        person: session.and_then(|s| s.user_id.clone()),
                     };
                     return (Some(Ok(who)), 200);
                 }
                 Decision::SessionEnded => return (None, 0),
+                Decision::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
                 Decision::InsufficientScope(c) => (StatusCode::FORBIDDEN, Some(c)),
                 Decision::CrossSite => (StatusCode::FORBIDDEN, None),
                 Decision::Missing => (StatusCode::UNAUTHORIZED, Some(v.challenge())),
@@ -378,9 +390,13 @@ impl Gateway {
         }
         // 2. A browser session, judged by its token's id.
         if let Some(session) = self.sign_in.session(headers, peer_ip) {
-            let credential = Credential::Session {
-                token_id: &session.token_id,
-                foreign: cross_site(req, &self.sign_in),
+            let foreign = cross_site(req, &self.sign_in);
+            let credential = match &session.user_id {
+                Some(user_id) => Credential::Person { user_id, foreign },
+                None => Credential::Session {
+                    token_id: &session.token_id,
+                    foreign,
+                },
             };
             match v.judge(&ask(credential, ctx), |d| answer(d, Some(&session))) {
                 Some(result) => return result,
@@ -604,11 +620,19 @@ impl Gateway {
             let mut upstream = TokioIo::new(upstream);
             let still_valid = || match &who {
                 Who::Local(_) => true,
-                Who::Token { id, session, .. } => {
+                Who::Token {
+                    id,
+                    session,
+                    person,
+                    ..
+                } => {
                     session
                         .as_ref()
                         .is_none_or(|s| gateway.sign_in.sessions().alive(s))
-                        && gateway.verifier.still_valid(id)
+                        && match person {
+                            Some(user_id) => gateway.verifier.person(user_id).is_some(),
+                            None => gateway.verifier.still_valid(id),
+                        }
                 }
             };
             let mut recheck = tokio::time::interval(TUNNEL_RECHECK);

@@ -84,6 +84,9 @@ pub struct Entry<'a> {
     /// The login name of the local user a localhost-bypass decision was for (the field is
     /// left out otherwise).
     pub local_user: Option<&'a str>,
+    /// The sign-in name of the person a decision was about (the field is left out
+    /// otherwise).
+    pub user: Option<&'a str>,
     /// The client address.
     pub client: IpAddr,
     /// The request method (the original one, when a trusted proxy said).
@@ -283,6 +286,10 @@ impl Audit {
         opt_str(b, e.token_name.map(str::as_bytes));
         if let Some(user) = e.local_user {
             b.extend_from_slice(b",\"local_user\":");
+            push_json(b, user.as_bytes());
+        }
+        if let Some(user) = e.user {
+            b.extend_from_slice(b",\"user\":");
             push_json(b, user.as_bytes());
         }
         b.extend_from_slice(b",\"client\":\"");
@@ -581,6 +588,7 @@ mod tests {
             token_id: Some("0123456789AB"),
             token_name: None,
             local_user: None,
+            user: None,
             client: "198.51.100.4".parse().unwrap(),
             method: "GET",
             path: Some(b"/admin/x?access_token=secret"),
@@ -616,6 +624,7 @@ mod tests {
             token_id: None,
             token_name: None,
             local_user: None,
+            user: None,
             client: "198.51.100.4".parse().unwrap(),
             method: "GET",
             path: Some(path.as_bytes()),

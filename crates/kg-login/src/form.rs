@@ -17,13 +17,32 @@ pub(crate) struct Form {
     pub(crate) token: Option<Zeroizing<Vec<u8>>>,
     pub(crate) csrf: Option<String>,
     pub(crate) next: Option<String>,
+    /// A person's sign-in name.
+    pub(crate) username: Option<String>,
+    /// Their password.
+    pub(crate) password: Option<Zeroizing<Vec<u8>>>,
+    /// A TOTP or recovery code.
+    pub(crate) code: Option<Zeroizing<Vec<u8>>>,
+    /// A new password, and the same again.
+    pub(crate) new_password: Option<Zeroizing<Vec<u8>>>,
+    pub(crate) new_password_again: Option<Zeroizing<Vec<u8>>>,
+    /// Which step of a person's sign-in the form answers (`totp`, `change`).
+    pub(crate) step: Option<String>,
 }
 
 impl Drop for Form {
     fn drop(&mut self) {
         // `token` wipes itself; the others are wiped here, as the type's doc promises.
         use zeroize::Zeroize;
-        for field in [&mut self.csrf, &mut self.next].into_iter().flatten() {
+        for field in [
+            &mut self.csrf,
+            &mut self.next,
+            &mut self.username,
+            &mut self.step,
+        ]
+        .into_iter()
+        .flatten()
+        {
             field.zeroize();
         }
     }
@@ -55,6 +74,18 @@ impl Form {
                 }
                 b"next" if form.next.is_none() => {
                     form.next = Some(String::from_utf8_lossy(&v).into_owned());
+                }
+                b"username" if form.username.is_none() => {
+                    form.username = Some(String::from_utf8_lossy(&v).into_owned());
+                }
+                b"step" if form.step.is_none() => {
+                    form.step = Some(String::from_utf8_lossy(&v).into_owned());
+                }
+                b"password" if form.password.is_none() => form.password = Some(v),
+                b"code" if form.code.is_none() => form.code = Some(v),
+                b"new_password" if form.new_password.is_none() => form.new_password = Some(v),
+                b"new_password_again" if form.new_password_again.is_none() => {
+                    form.new_password_again = Some(v)
                 }
                 _ => {}
             }

@@ -43,6 +43,7 @@
 pub mod form;
 pub mod key;
 mod page;
+mod people;
 pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -109,11 +110,13 @@ const CSRF_COOKIE_SECURE: &str = "__Host-keygate_csrf";
 const SESSION_COOKIE_PLAIN: &str = "keygate_session";
 const CSRF_COOKIE_PLAIN: &str = "keygate_csrf";
 /// Every cookie keygate sets, under either scheme: none of them is the upstream's business.
-const OWN_COOKIES: [&str; 4] = [
+const OWN_COOKIES: [&str; 6] = [
     SESSION_COOKIE_SECURE,
     CSRF_COOKIE_SECURE,
     SESSION_COOKIE_PLAIN,
     CSRF_COOKIE_PLAIN,
+    people::PENDING_COOKIE_SECURE,
+    people::PENDING_COOKIE_PLAIN,
 ];
 
 const CSRF_NONCE_LEN: usize = 16;
@@ -319,6 +322,9 @@ impl SignIn {
                     }
                 };
                 match page {
+                    Page::SignIn if form.username.is_some() || form.step.is_some() => {
+                        self.sign_in_person(&r, &form).await
+                    }
                     Page::SignIn => self.sign_in(&r, &form),
                     Page::SignOut => self.sign_out(&r, &form),
                 }
@@ -378,6 +384,16 @@ impl SignIn {
             .unwrap_or_default();
         let next = safe_next(&next);
         if let Some(s) = self.session_of(r.headers, r.https) {
+            if let Some(user_id) = &s.user_id {
+                match self.verifier.person(user_id) {
+                    Some(p) => {
+                        let html = self.signed_in_page(&p.name, s.csrf(), next, None);
+                        return self.html(StatusCode::OK, html);
+                    }
+                    None => self.sessions.end(&s),
+                }
+                return self.form_response(StatusCode::OK, r, next, None);
+            }
             match self.verifier.holder(&s.token_id) {
                 Some(holder) => {
                     let html = self.signed_in_page(&holder.name, s.csrf(), next, None);
@@ -387,6 +403,23 @@ impl SignIn {
             }
         }
         self.form_response(StatusCode::OK, r, next, None)
+    }
+
+    /// POST on the sign-in page of a person: a name and password, or a later step.
+    async fn sign_in_person(&self, r: &Req<'_>, form: &Form) -> Response<Body> {
+        let next = safe_next(form.next.as_deref().unwrap_or("/"));
+        if self.cross_site(r.headers, r.uri) || !self.csrf_pair_matches(r, form) {
+            self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
+            return self.password_form(r, StatusCode::FORBIDDEN, next, "", Some(MSG_CSRF));
+        }
+        if !self.has_people() {
+            return self.refused(r, next, MSG_MISSING);
+        }
+        if form.step.is_some() {
+            self.sign_in_step(r, form).await
+        } else {
+            self.sign_in_password(r, form).await
+        }
     }
 
     /// POST on the sign-in page.
@@ -448,6 +481,12 @@ impl SignIn {
                     resp
                 }
                 Decision::Missing => self.refused(r, next, MSG_MISSING),
+                Decision::Unavailable => self.form_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r,
+                    next,
+                    Some(MSG_UNAVAILABLE),
+                ),
                 // Unknown, expired, revoked and malformed tokens get the same message; the
                 // audit log has the real reason.
                 Decision::Invalid
@@ -508,14 +547,31 @@ impl SignIn {
         next: &str,
         error: Option<&str>,
     ) -> Response<Body> {
+        self.form_response_with(status, r, next, error, "")
+    }
+
+    /// The request's valid CSRF cookie value, or a new one (`true`: set it).
+    fn csrf_for(&self, r: &Req<'_>) -> (String, bool) {
         let existing = cookie_values(r.headers, SignIn::csrf_cookie_name(r.https))
             .find(|v| self.csrf_valid(v))
             .map(str::to_owned);
-        let (csrf, fresh) = match existing {
+        match existing {
             Some(v) => (v, false),
             None => (self.mint_csrf(), true),
-        };
-        let mut resp = self.html(status, self.sign_in_page(&csrf, next, error));
+        }
+    }
+
+    /// [`SignIn::form_response`] with the name a person typed filled in again.
+    fn form_response_with(
+        &self,
+        status: StatusCode,
+        r: &Req<'_>,
+        next: &str,
+        error: Option<&str>,
+        name: &str,
+    ) -> Response<Body> {
+        let (csrf, fresh) = self.csrf_for(r);
+        let mut resp = self.html(status, self.sign_in_page(&csrf, next, error, name));
         if fresh {
             set_cookie(&mut resp, &SignIn::csrf_cookie(r.https, &csrf));
         }
@@ -704,13 +760,19 @@ impl SignIn {
         resp
     }
 
-    fn sign_in_page(&self, csrf: &str, next: &str, error: Option<&str>) -> String {
+    fn sign_in_page(&self, csrf: &str, next: &str, error: Option<&str>, name: &str) -> String {
         let realm = escape(&self.realm);
         let mut b = String::with_capacity(4096);
+        let people = self.has_people();
         let _ = write!(
             b,
             "<h1>Sign in to {realm}</h1>\n\
-             <p class=\"sub\">Paste your access token to continue.</p>\n"
+             <p class=\"sub\">{}</p>\n",
+            if people {
+                "Sign in with your name and password."
+            } else {
+                "Paste your access token to continue."
+            }
         );
         push_error(&mut b, error);
         let described = if error.is_some() {
@@ -718,6 +780,30 @@ impl SignIn {
         } else {
             ""
         };
+        if people {
+            let _ = write!(
+                b,
+                "<form id=\"password-form\" method=\"post\" action=\"{SIGN_IN}\">\n\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+                 <input type=\"hidden\" name=\"next\" value=\"{next}\">\n\
+                 <label for=\"username\">Name</label>\n\
+                 <input type=\"text\" id=\"username\" name=\"username\" value=\"{name}\" \
+                 autocomplete=\"username\" autocapitalize=\"off\" spellcheck=\"false\" \
+                 required{autofocus}{described}>\n\
+                 <label for=\"password\">Password</label>\n\
+                 <input type=\"password\" id=\"password\" name=\"password\" \
+                 autocomplete=\"current-password\" required{focus_password}>\n\
+                 <button type=\"submit\">Sign in</button>\n\
+                 </form>\n\
+                 <details>\n<summary>Use an access token instead</summary>\n",
+                csrf = escape(csrf),
+                next = escape(next),
+                name = escape(name),
+                autofocus = if name.is_empty() { " autofocus" } else { "" },
+                focus_password = if name.is_empty() { "" } else { " autofocus" },
+            );
+        }
+        let token_focus = if people { "" } else { " autofocus" };
         let _ = write!(
             b,
             "<form id=\"sign-in-form\" method=\"post\" action=\"{SIGN_IN}\">\n\
@@ -725,14 +811,27 @@ impl SignIn {
              <input type=\"hidden\" name=\"next\" value=\"{next}\">\n\
              <label for=\"token\">Access token</label>\n\
              <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"off\" \
-             autocapitalize=\"off\" spellcheck=\"false\" required autofocus{described}>\n\
-             <button type=\"submit\">Sign in</button>\n\
-             </form>\n\
-             <p class=\"foot\">Tokens are issued with <code>tokenctl</code>. \
+             autocapitalize=\"off\" spellcheck=\"false\" required{token_focus}{described}>\n\
+             <button type=\"submit\"{secondary}>{label}</button>\n\
+             </form>\n{close}\
+             <p class=\"foot\">{issued}\
              You stay signed in on this browser until you sign out, for {life} at most.</p>\n",
             life = human(self.sessions.lifetime()),
             csrf = escape(csrf),
             next = escape(next),
+            described = if people { "" } else { described },
+            secondary = if people { " class=\"secondary\"" } else { "" },
+            label = if people {
+                "Sign in with the token"
+            } else {
+                "Sign in"
+            },
+            close = if people { "</details>\n" } else { "" },
+            issued = if people {
+                ""
+            } else {
+                "Tokens are issued with <code>tokenctl</code>. "
+            },
         );
         page::shell(&format!("Sign in \u{b7} {realm}"), &b)
     }

@@ -68,8 +68,10 @@ pub struct Sessions {
 #[derive(Clone)]
 pub struct SessionRef {
     /// The id of the token the session was begun with; the caller re-judges it on every
-    /// request ([`kg_verifier::Credential::Session`]).
+    /// request ([`kg_verifier::Credential::Session`]). Empty for a person's session.
     pub token_id: String,
+    /// The person who signed in with a password ([`kg_verifier::Credential::Person`]).
+    pub user_id: Option<String>,
     id: Zeroizing<Id>,
     csrf: String,
 }
@@ -137,6 +139,22 @@ impl Sessions {
         token_id: &str,
         now: OffsetDateTime,
     ) -> Result<NewSession, kg_store::Error> {
+        self.begin(token_id, None, now)
+    }
+
+    /// Begins a session for the person with id `user_id` (a password sign-in), as
+    /// [`Sessions::create`] does for a token.
+    pub fn create_for_person(&self, user_id: &str) -> Result<NewSession, kg_store::Error> {
+        self.begin("", Some(user_id), self.clock.now())
+            .inspect_err(|e| say("session_create_failed", e))
+    }
+
+    fn begin(
+        &self,
+        token_id: &str,
+        user_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<NewSession, kg_store::Error> {
         let mut id = Zeroizing::new([0u8; ID_LEN]);
         getrandom::fill(&mut id[..]).expect("the operating system's random number generator");
         let mut raw = Zeroizing::new([0u8; ID_LEN + TAG_LEN]);
@@ -156,6 +174,7 @@ impl Sessions {
             &SessionRecord {
                 digest: digest(&id),
                 token_id: token_id.to_owned(),
+                user_id: user_id.map(str::to_owned),
                 created: now,
                 used: now,
             },
@@ -169,6 +188,7 @@ impl Sessions {
             csrf: csrf.clone(),
             session: SessionRef {
                 token_id: token_id.to_owned(),
+                user_id: user_id.map(str::to_owned),
                 id,
                 csrf,
             },
@@ -185,9 +205,14 @@ impl Sessions {
     /// [`Sessions::get`] at `now`.
     pub fn get_at(&self, cookie_value: &str, now: OffsetDateTime) -> Option<SessionRef> {
         let id = self.open_cookie(cookie_value)?;
-        let token_id = self.touch(&id, now)?;
+        let (token_id, user_id) = self.touch(&id, now)?;
         let csrf = self.csrf_of(&id);
-        Some(SessionRef { token_id, id, csrf })
+        Some(SessionRef {
+            token_id,
+            user_id,
+            id,
+            csrf,
+        })
     }
 
     /// Whether `session` is still live, counting as a use (slides the idle timeout): for a
@@ -197,10 +222,10 @@ impl Sessions {
         self.touch(&session.id, self.clock.now()).is_some()
     }
 
-    /// The token id of the live session `id`, after recording a use at `now`; a session past
+    /// The token id (and person) of the live session `id`, after recording a use at `now`; a session past
     /// its lifetime or idle timeout is removed and gives `None`. A store that cannot be read
     /// gives `None` too.
-    fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<String> {
+    fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<(String, Option<String>)> {
         let d = digest(id);
         let record = self.store.session(&d).unwrap_or_else(|e| {
             say("session_read_failed", &e);
@@ -222,7 +247,7 @@ impl Sessions {
             // The session stays valid; its idle timeout slides at the next write.
             say("session_touch_failed", &e);
         }
-        Some(record.token_id)
+        Some((record.token_id, record.user_id))
     }
 
     /// Ends a session (sign-out, or its token is no longer valid). Ending one that already
@@ -316,6 +341,7 @@ impl std::fmt::Debug for SessionRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionRef")
             .field("token_id", &self.token_id)
+            .field("user_id", &self.user_id)
             .finish_non_exhaustive()
     }
 }

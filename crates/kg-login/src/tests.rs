@@ -222,7 +222,7 @@ fn html_is_escaped() {
         crate::testing::sessions(HOUR, HOUR),
         verifier(&base, dir.path()),
     );
-    let page = s.sign_in_page("c\"><script>", "/x\"><script>", Some("<i>oops</i>"));
+    let page = s.sign_in_page("c\"><script>", "/x\"><script>", Some("<i>oops</i>"), "\"><b>");
     assert!(!page.contains("<script>") && !page.contains("<b>") && !page.contains("<i>"));
     assert!(page.contains("Sign in to &lt;b&gt;&amp;&quot;realm&#39;"));
     assert!(page.contains("value=\"/x&quot;&gt;&lt;script&gt;\""));
@@ -233,7 +233,7 @@ fn html_is_escaped() {
 #[test]
 fn the_policy_allows_exactly_the_page_style() {
     let s = sign_in(true);
-    let page = s.sign_in_page("c", "/", None);
+    let page = s.sign_in_page("c", "/", None, "");
     let style = page
         .split_once("<style>")
         .and_then(|(_, rest)| rest.split_once("</style>"))
@@ -273,10 +273,10 @@ fn the_csrf_field_must_match_a_valid_cookie() {
     let s = sign_in(true);
     let v = s.mint_csrf();
     let other = s.mint_csrf();
-    let form = |csrf: Option<&str>| Form {
-        token: None,
-        csrf: csrf.map(str::to_owned),
-        next: None,
+    let form = |csrf: Option<&str>| {
+        let mut f = Form::default();
+        f.csrf = csrf.map(str::to_owned);
+        f
     };
     let uri: Uri = SIGN_IN.parse().unwrap();
     let matches = |h: &HeaderMap, https: bool, f: &Form| {

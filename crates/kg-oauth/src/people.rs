@@ -216,10 +216,15 @@ impl Provider {
     fn person(&self, headers: &HeaderMap, peer: std::net::IpAddr) -> Option<Person> {
         let sign_in = self.sign_in.as_ref()?;
         let session = sign_in.session(headers, peer)?;
-        let holder = self.verifier.holder(&session.token_id)?;
+        // A person who signed in with a password stands in for a token by their id.
+        let token_id = match &session.user_id {
+            Some(user_id) => kg_verifier::people::person_ref(user_id),
+            None => session.token_id.clone(),
+        };
+        let holder = self.verifier.holder(&token_id)?;
         Some(Person {
             csrf: kg_login::SignIn::csrf_of(&session).to_owned(),
-            token_id: session.token_id.clone(),
+            token_id,
             holder,
         })
     }

@@ -314,6 +314,12 @@ pub fn start(
     } else {
         None
     };
+    // People who sign in with passwords live in the store too.
+    if let Some(store) = &store {
+        verifier.set_people(Arc::new(kg_accounts::directory::Directory::new(
+            Arc::clone(store) as Arc<dyn kg_store::UserStore>,
+        )));
+    }
     // Sign-in: the proxy's, and the authorization server's way of knowing who a person is.
     let sign_in = match &store {
         Some(store) => Some(Arc::new(kg_login::SignIn::new(

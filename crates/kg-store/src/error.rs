@@ -61,8 +61,11 @@ impl Error {
             Error::Sql { .. } => None,
             Error::Stale { what, .. } => Some(format!("read the {what} again and redo the change")),
             Error::NotFound { what, .. } => Some(format!("`keygate {what}s list` shows them")),
+            Error::Conflict { what: "client", .. } => {
+                Some("choose another name, or revoke the existing client first".into())
+            }
             Error::Conflict { what, .. } => Some(format!(
-                "choose another name, or revoke the existing {what} first"
+                "choose another name, or remove the existing {what} first"
             )),
         }
     }

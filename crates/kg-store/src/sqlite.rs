@@ -178,6 +178,13 @@ pub struct Inspection {
 }
 
 impl SqliteStore {
+    /// Opens (creating both when absent) the store in the state directory `dir` (0700):
+    /// `dir/keygate.db`, as the server, tokenctl and `keygate users` all do.
+    pub fn open_in(dir: &Path) -> Result<SqliteStore, Error> {
+        kg_fs::create_dir_all(dir, kg_fs::DirMode::Private)?;
+        SqliteStore::open(&dir.join(crate::DB_FILE))
+    }
+
     /// Opens the store at `path`, creating it (0600) when absent, and brings its schema up
     /// to [`SCHEMA_VERSION`]. A schema newer than that is refused and left as it is.
     pub fn open(path: &Path) -> Result<SqliteStore, Error> {

@@ -21,6 +21,14 @@ pub enum Credential<'a> {
         /// (the gateway's judgement of fetch metadata and `Origin`): refused.
         foreign: bool,
     },
+    /// A browser session of a person who signed in with a password (and a second factor
+    /// when they have one), judged again on every request: removed or disabled ends it.
+    Person {
+        /// The person's id.
+        user_id: &'a str,
+        /// As for [`Credential::Session`].
+        foreign: bool,
+    },
 }
 
 impl std::fmt::Debug for Credential<'_> {
@@ -35,6 +43,11 @@ impl std::fmt::Debug for Credential<'_> {
             Credential::Session { token_id, foreign } => f
                 .debug_struct("Session")
                 .field("token_id", token_id)
+                .field("foreign", foreign)
+                .finish(),
+            Credential::Person { user_id, foreign } => f
+                .debug_struct("Person")
+                .field("user_id", user_id)
                 .field("foreign", foreign)
                 .finish(),
         }

@@ -18,6 +18,7 @@ pub const METRICS_SCOPE: &str = "metrics";
 const X_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
 const X_TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-request-token-id");
 const X_SCOPES: HeaderName = HeaderName::from_static("x-auth-request-scopes");
+const X_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
 
 // Request headers `/auth` reads, as names built at compile time: looking a header up by
 // `&str` parses and validates the name on every call.
@@ -74,15 +75,31 @@ pub struct Identity<'a> {
     pub id: &'a str,
     /// Its scopes.
     pub scopes: &'a [String],
+    /// A person's groups (none for a token).
+    pub groups: &'a [String],
 }
 
 impl Identity<'_> {
-    /// The identity headers, for the upstream or a proxy.
-    pub fn headers(&self) -> [(HeaderName, Option<HeaderValue>); 3] {
+    /// The identity headers, for the upstream or a proxy: `X-Auth-Request-User`, the
+    /// token id, scopes, and a person's groups (comma-separated, as oauth2-proxy's
+    /// `X-Auth-Request-Groups`). A person's session names no token.
+    pub fn headers(&self) -> [(HeaderName, Option<HeaderValue>); 4] {
+        let groups = self.groups.join(",");
         [
             (X_USER, HeaderValue::from_str(self.name).ok()),
-            (X_TOKEN_ID, HeaderValue::from_str(self.id).ok()),
+            (
+                X_TOKEN_ID,
+                (!self.id.is_empty())
+                    .then(|| HeaderValue::from_str(self.id).ok())
+                    .flatten(),
+            ),
             (X_SCOPES, scopes_value(self.scopes).ok()),
+            (
+                X_GROUPS,
+                (!groups.is_empty())
+                    .then(|| HeaderValue::from_str(&groups).ok())
+                    .flatten(),
+            ),
         ]
     }
 }
@@ -212,7 +229,8 @@ impl Verifier {
                 Decision::Invalid
                 | Decision::Throttled { .. }
                 | Decision::CrossSite
-                | Decision::SessionEnded => {
+                | Decision::SessionEnded
+                | Decision::Unavailable => {
                     Reply::new(StatusCode::UNAUTHORIZED, Some(&self.challenge_invalid))
                 }
             };
@@ -259,9 +277,10 @@ impl Verifier {
                     }
                     Decision::Missing => (StatusCode::UNAUTHORIZED, &self.challenge),
                     Decision::InsufficientScope(c) => (StatusCode::FORBIDDEN, c),
-                    Decision::Invalid | Decision::CrossSite | Decision::SessionEnded => {
-                        (StatusCode::UNAUTHORIZED, &self.challenge_invalid)
-                    }
+                    Decision::Invalid
+                    | Decision::CrossSite
+                    | Decision::SessionEnded
+                    | Decision::Unavailable => (StatusCode::UNAUTHORIZED, &self.challenge_invalid),
                 };
                 let mut resp = empty(status);
                 resp.headers_mut()

@@ -23,6 +23,7 @@ pub mod lane;
 pub mod live_store;
 mod outcome;
 pub mod paths;
+pub mod people;
 pub mod scopes;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -163,6 +164,8 @@ pub struct Allowed<'a> {
     pub token_name: Option<&'a str>,
     /// The local user, under the localhost bypass.
     pub local_user: Option<&'a str>,
+    /// The person, for a person's session.
+    pub user: Option<&'a str>,
 }
 
 /// The holder of a token that stands ([`Verifier::holder`]).
@@ -197,9 +200,12 @@ pub enum Decision<'a> {
     /// A browser session's credential used from another origin for a state change or an
     /// upgrade: 403.
     CrossSite,
-    /// A session whose token no longer stands (revoked, expired, past its rotation grace):
-    /// the session must end, and the request goes on without it.
+    /// A session whose token no longer stands (revoked, expired, past its rotation grace),
+    /// or whose person was removed or disabled: the session must end, and the request goes
+    /// on without it.
     SessionEnded,
+    /// The store could not say (a person's session): refused with a 503, the session kept.
+    Unavailable,
 }
 
 /// Everything a request needs to be judged, shared by all connections.
@@ -222,6 +228,8 @@ pub struct Verifier {
     metrics_scope: Requirement,
     /// keygate's own JWT access tokens, once the issuer is set up ([`Verifier::set_jwts`]).
     jwts: std::sync::OnceLock<jwt::Jwts>,
+    /// The people who sign in with passwords, once the store is open ([`Verifier::set_people`]).
+    people: std::sync::OnceLock<Arc<kg_accounts::directory::Directory>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -245,6 +253,8 @@ enum Note<'a> {
         name: Option<&'a str>,
         /// The local user a bypass decision was for.
         local_user: Option<&'a str>,
+        /// The person a decision was about.
+        user: Option<&'a str>,
     },
     /// Throttled: counted, logged at most once a second per source.
     Throttled {
@@ -282,6 +292,7 @@ impl Verifier {
             .unwrap_or(HeaderValue::from_static("Bearer error=\"invalid_token\"")),
             metrics_scope: scopes::single(METRICS_SCOPE, realm),
             jwts: std::sync::OnceLock::new(),
+            people: std::sync::OnceLock::new(),
         }
     }
 
@@ -420,6 +431,9 @@ impl Verifier {
                             }
                         });
                 }
+                Credential::Person { user_id, foreign } => {
+                    return self.judge_person(ask, user_id, foreign, respond);
+                }
                 Credential::Bearer(token) => token,
             };
         let now = self.clock.now();
@@ -489,6 +503,7 @@ impl Verifier {
                     name: info.name,
                     id: info.id,
                     scopes: info.scopes,
+                    groups: &[],
                 }),
                 ask.allow_as,
             ),
@@ -577,6 +592,7 @@ impl Verifier {
             id: None,
             name: None,
             local_user: Some(user),
+            user: None,
         };
         self.note(note, status, ctx);
     }
@@ -602,6 +618,7 @@ impl Verifier {
             token_id: who.token_id,
             token_name: who.token_name,
             local_user: who.local_user,
+            user: who.user,
             client: ctx.client,
             method: ctx.method,
             path: ctx.path,
@@ -611,13 +628,14 @@ impl Verifier {
     }
 
     fn note(&self, note: Note<'_>, status: u16, ctx: &Ctx<'_>) {
-        let (outcome, id, name, local_user, suppressed) = match note {
+        let (outcome, id, name, local_user, user, suppressed) = match note {
             Note::Log {
                 outcome,
                 id,
                 name,
                 local_user,
-            } => (outcome, id, name, local_user, 0),
+                user,
+            } => (outcome, id, name, local_user, user, 0),
             Note::Throttled {
                 id,
                 log,
@@ -627,7 +645,7 @@ impl Verifier {
                 if !log {
                     return;
                 }
-                (Outcome::Throttled, id, None, None, suppressed)
+                (Outcome::Throttled, id, None, None, None, suppressed)
             }
         };
         if outcome != Outcome::Throttled {
@@ -643,6 +661,7 @@ impl Verifier {
             token_id: id,
             token_name: name,
             local_user,
+            user,
             client: ctx.client,
             method: ctx.method,
             path: ctx.path,
@@ -653,8 +672,16 @@ impl Verifier {
 
     /// Who holds the token with id `token_id`, while it still stands: for a page that
     /// shows who a session belongs to, and for what a person's sign-in may grant. Nothing
-    /// is recorded.
+    /// is recorded. A [`people::person_ref`] names a person who signed in with a password:
+    /// they stand while present and enabled, and hold the scopes their groups name.
     pub fn holder(&self, token_id: &str) -> Option<Holder> {
+        if let Some(user_id) = token_id.strip_prefix(people::PERSON_PREFIX) {
+            return self.person(user_id).map(|p| Holder {
+                name: p.name.clone(),
+                scopes: p.groups.clone(),
+                expires: None,
+            });
+        }
         self.tokens
             .check_id(token_id, self.clock.now(), &self.metrics, |v| match v {
                 Verdict::Valid(info) => Some(Holder {
@@ -669,6 +696,9 @@ impl Verifier {
     /// Whether the token with id `token_id` still stands: for a WebSocket tunnel, which
     /// makes no requests of its own and is judged again now and then. Nothing is recorded.
     pub fn still_valid(&self, token_id: &str) -> bool {
+        if let Some(user_id) = token_id.strip_prefix(people::PERSON_PREFIX) {
+            return self.person(user_id).is_some();
+        }
         self.tokens
             .check_id(token_id, self.clock.now(), &self.metrics, |v| {
                 matches!(v, Verdict::Valid(_))
@@ -683,6 +713,17 @@ impl Note<'_> {
             id,
             name,
             local_user: None,
+            user: None,
+        }
+    }
+
+    fn person<'a>(outcome: Outcome, user: Option<&'a str>) -> Note<'a> {
+        Note::Log {
+            outcome,
+            id: None,
+            name: None,
+            local_user: None,
+            user,
         }
     }
 }

@@ -32,11 +32,25 @@ pub enum Outcome {
     SessionEnded,
     /// A path whose meaning depends on who parses it (`crate::paths`), refused unjudged.
     AmbiguousPath,
+    /// A person's password was right and a second factor (or a new password) comes next.
+    FirstFactor,
+    /// A sign-in name nobody has.
+    UnknownUser,
+    /// The wrong password for a person.
+    BadPassword,
+    /// A disabled person's sign-in, or their session.
+    UserDisabled,
+    /// A wrong TOTP or recovery code.
+    BadSecondFactor,
+    /// A TOTP code already used once (RFC 6238 section 5.2).
+    TotpReplayed,
+    /// The store could not answer: refused, fail closed.
+    Unavailable,
 }
 
 impl Outcome {
     /// Every outcome, in the order of the metrics' counters.
-    pub const ALL: [Outcome; 17] = [
+    pub const ALL: [Outcome; 24] = [
         Outcome::Allow,
         Outcome::Missing,
         Outcome::Invalid(Reason::Malformed),
@@ -54,6 +68,13 @@ impl Outcome {
         Outcome::CrossSite,
         Outcome::SessionEnded,
         Outcome::AmbiguousPath,
+        Outcome::FirstFactor,
+        Outcome::UnknownUser,
+        Outcome::BadPassword,
+        Outcome::UserDisabled,
+        Outcome::BadSecondFactor,
+        Outcome::TotpReplayed,
+        Outcome::Unavailable,
     ];
 
     /// The position in [`Outcome::ALL`].
@@ -76,6 +97,13 @@ impl Outcome {
             Outcome::CrossSite => 14,
             Outcome::SessionEnded => 15,
             Outcome::AmbiguousPath => 16,
+            Outcome::FirstFactor => 17,
+            Outcome::UnknownUser => 18,
+            Outcome::BadPassword => 19,
+            Outcome::UserDisabled => 20,
+            Outcome::BadSecondFactor => 21,
+            Outcome::TotpReplayed => 22,
+            Outcome::Unavailable => 23,
         }
     }
 
@@ -96,7 +124,11 @@ impl Outcome {
     /// `allow` or `deny`.
     pub fn decision(self) -> &'static str {
         match self {
-            Outcome::Allow | Outcome::SignedIn | Outcome::SignedOut | Outcome::Local => "allow",
+            Outcome::Allow
+            | Outcome::SignedIn
+            | Outcome::SignedOut
+            | Outcome::Local
+            | Outcome::FirstFactor => "allow",
             _ => "deny",
         }
     }
@@ -117,6 +149,13 @@ impl Outcome {
             Outcome::CrossSite => "cross_site",
             Outcome::SessionEnded => "session_ended",
             Outcome::AmbiguousPath => "ambiguous_path",
+            Outcome::FirstFactor => "first_factor",
+            Outcome::UnknownUser => "unknown_user",
+            Outcome::BadPassword => "bad_password",
+            Outcome::UserDisabled => "user_disabled",
+            Outcome::BadSecondFactor => "bad_second_factor",
+            Outcome::TotpReplayed => "totp_replayed",
+            Outcome::Unavailable => "unavailable",
         }
     }
 }

@@ -128,6 +128,12 @@ impl Requirement {
     pub fn is_met_by(&self, info: &kg_tokens::TokenInfo<'_>) -> bool {
         self.scopes.iter().all(|s| info.has_scope(s))
     }
+
+    /// Whether it requires nothing (what a credential without scopes, a person's session,
+    /// can meet).
+    pub fn is_met_by_nothing(&self) -> bool {
+        self.scopes.is_empty()
+    }
 }
 
 /// A requirement of one scope, for every path (what `/metrics` asks of a token).

@@ -96,9 +96,7 @@ pub(crate) struct RotateArgs {
 }
 
 fn open_store(ctx: &kg_cli::Context) -> Result<SqliteStore, CliError> {
-    let dir = &ctx.locations.state_dir;
-    kg_fs::create_dir_all(dir, kg_fs::DirMode::Private)?;
-    let store = SqliteStore::open(&dir.join(kg_store::DB_FILE)).map_err(store_error)?;
+    let store = SqliteStore::open_in(&ctx.locations.state_dir).map_err(store_error)?;
     if let Some(e) = store.exposed() {
         kg_cli::warn_exposed(std::slice::from_ref(e));
     }
@@ -268,7 +266,7 @@ pub(crate) fn client(global: &GlobalArgs, cmd: &ClientCommand) -> Result<ExitSta
                         ]
                     })
                     .collect();
-                table(["ID", "NAME", "STATE", "GRANTS", "SCOPES"], &rows)?;
+                kg_cli::table(["ID", "NAME", "STATE", "GRANTS", "SCOPES"], &rows)?;
             }
         }
         ClientCommand::Show(a) => {
@@ -326,25 +324,6 @@ pub(crate) fn client(global: &GlobalArgs, cmd: &ClientCommand) -> Result<ExitSta
         }
     }
     Ok(ExitStatus::Success)
-}
-
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Result<(), CliError> {
-    let header = header.map(String::from);
-    let mut widths = [0usize; N];
-    for row in std::iter::once(&header).chain(rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:w$}"))
-            .collect();
-        out(line.join("  ").trim_end())?;
-    }
-    Ok(())
 }
 
 /// The key ring this configuration describes: the server's, built by the same function.
@@ -444,6 +423,6 @@ pub(crate) fn keys(global: &GlobalArgs, cmd: &KeysCommand) -> Result<ExitStatus,
             ]
         })
         .collect();
-    table(["KID", "ALG", "STATE", "WHEN"], &rows)?;
+    kg_cli::table(["KID", "ALG", "STATE", "WHEN"], &rows)?;
     Ok(ExitStatus::Success)
 }

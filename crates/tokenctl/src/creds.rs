@@ -11,12 +11,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use kg_cli::{CliError, Context};
+use kg_cli::{CliError, Context, tty};
 use kg_tokens::TokenSecret;
 use kg_tokens::files::read_token;
 use secrecy::ExposeSecret;
-
-use crate::tty;
 
 /// Where the token was taken from; named in messages, never with the token itself.
 #[derive(Debug, Clone)]

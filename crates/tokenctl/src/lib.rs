@@ -21,7 +21,6 @@ mod creds;
 mod oauth;
 mod seal;
 mod tokens;
-mod tty;
 
 /// Manage prefixed, checksummed bearer tokens and seal secrets with age
 #[derive(Debug, Parser)]

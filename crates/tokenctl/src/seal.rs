@@ -16,7 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::{load, now, tty};
+use crate::{load, now};
+use kg_cli::tty;
 
 /// Largest plaintext `unseal` holds in memory for stdout; beyond it, `-o FILE` is needed.
 const MAX_STDOUT_PLAINTEXT: usize = 64 << 20;

@@ -13,12 +13,12 @@ use zeroize::Zeroizing;
 const MAX_LINE: u64 = 4096;
 
 /// Whether standard input is a terminal.
-pub(crate) fn stdin_is_tty() -> bool {
+pub fn stdin_is_tty() -> bool {
     termios::isatty(io::stdin())
 }
 
 /// Whether standard output is a terminal.
-pub(crate) fn stdout_is_tty() -> bool {
+pub fn stdout_is_tty() -> bool {
     termios::isatty(io::stdout())
 }
 
@@ -26,7 +26,7 @@ pub(crate) fn stdout_is_tty() -> bool {
 ///
 /// The terminal is `/dev/tty`, not stdin, so this works while stdin carries data (`seal`).
 /// Echo is restored before returning, also on error. `Ok(None)` when there is no terminal.
-pub(crate) fn prompt_secret(prompt: &str) -> io::Result<Option<SecretString>> {
+pub fn prompt_secret(prompt: &str) -> io::Result<Option<SecretString>> {
     let tty = match OpenOptions::new().read(true).write(true).open("/dev/tty") {
         Ok(tty) => tty,
         Err(_) => return Ok(None),
@@ -47,7 +47,7 @@ pub(crate) fn prompt_secret(prompt: &str) -> io::Result<Option<SecretString>> {
 
 /// Opens descriptor `fd` of this process for reading, without `unsafe`: the kernel reopens
 /// the same pipe or file through `/proc/self/fd/N` (`/dev/fd/N` where there is no /proc).
-pub(crate) fn open_fd(fd: u32) -> io::Result<File> {
+pub fn open_fd(fd: u32) -> io::Result<File> {
     let proc = format!("/proc/self/fd/{fd}");
     let path = if Path::new("/proc/self/fd").is_dir() {
         proc
@@ -58,7 +58,7 @@ pub(crate) fn open_fd(fd: u32) -> io::Result<File> {
 }
 
 /// Reads the first line of `input` (without its line ending), at most [`MAX_LINE`] bytes.
-pub(crate) fn read_line(input: impl Read) -> io::Result<SecretString> {
+pub fn read_line(input: impl Read) -> io::Result<SecretString> {
     let mut reader = BufReader::new(input.take(MAX_LINE + 1));
     let mut buf = Zeroizing::new(Vec::with_capacity(128));
     reader.read_until(b'\n', &mut buf)?;

@@ -1,0 +1,302 @@
+//! People's credentials: a password, a second factor, and the session they leave behind.
+//!
+//! The checks themselves are kg-accounts' (Argon2id through its gate, the TOTP step kept
+//! with a compare-and-set, recovery codes spent once); deciding, charging the limiter,
+//! counting and writing the audit line happen here, as for every other credential.
+//!
+//! Guessing is limited as sign-in forms are, per client address (behind trusted proxies,
+//! the one they name) in the form's own bucket, and a second factor spends from the same
+//! bucket as a password. That bucket refills (a backoff, not a lock): a flood of wrong
+//! passwords for the admin from one address slows that address down, and never locks the
+//! admin out from another.
+
+use std::sync::Arc;
+
+use kg_accounts::directory::{Directory, FactorCheck, PasswordCheck, Person, Unavailable};
+use kg_http::limiter::{Check, client_key};
+
+use crate::{Ask, Ctx, Decision, Identity, Need, Note, Outcome, Verifier};
+
+/// What stands in for a token id where a person signed in with a password instead (the
+/// `token_id` of an OAuth grant or code, the `tid` of an access token): token ids never hold
+/// a `:`.
+pub const PERSON_PREFIX: &str = "u:";
+
+/// The stand-in for a token id of the person with id `user_id` ([`PERSON_PREFIX`]).
+pub fn person_ref(user_id: &str) -> String {
+    format!("{PERSON_PREFIX}{user_id}")
+}
+
+/// What a password sign-in came to.
+#[derive(Debug)]
+pub enum PasswordDecision {
+    /// The person may have a session now.
+    SignedIn(Arc<Person>),
+    /// The password was right: a TOTP code next (`second_factor`), then a new password
+    /// (`must_change`).
+    Continue {
+        /// Who.
+        person: Arc<Person>,
+        /// A second factor comes next.
+        second_factor: bool,
+        /// A new password comes next.
+        must_change: bool,
+    },
+    /// Refused: the same answer for an unknown name, a wrong password and a disabled
+    /// person (the audit log has which).
+    Refused,
+    /// Out of attempts: try again after this long.
+    Throttled(std::time::Duration),
+    /// The store or the hashing gate could not answer: 503.
+    Unavailable,
+}
+
+/// What a second-factor answer came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorDecision {
+    /// Good: a TOTP code not used before, or a recovery code (this many left).
+    Good {
+        /// Recovery codes left, when one was spent.
+        recovery_left: Option<usize>,
+    },
+    /// Wrong, or a code already used.
+    Refused,
+    /// Out of attempts.
+    Throttled(std::time::Duration),
+    /// The store could not answer.
+    Unavailable,
+}
+
+fn unavailable(e: &Unavailable) {
+    kg_http::log::error("people_unavailable", &[("error", (&e.to_string()).into())]);
+}
+
+impl Verifier {
+    /// Accepts people's sessions and sign-ins from now on. Set once.
+    pub fn set_people(&self, people: Arc<Directory>) {
+        let _ = self.people.set(people);
+    }
+
+    /// The people, if set.
+    pub fn people(&self) -> Option<&Arc<Directory>> {
+        self.people.get()
+    }
+
+    /// The person with this id while they may sign in (present and not disabled). Nothing
+    /// is recorded.
+    pub fn person(&self, user_id: &str) -> Option<Arc<Person>> {
+        self.people
+            .get()?
+            .person(user_id)
+            .ok()
+            .flatten()
+            .filter(|p| !p.disabled)
+    }
+
+    /// A person's session: they must still be there and enabled; their groups go with the
+    /// identity.
+    pub(crate) fn judge_person<R>(
+        &self,
+        ask: &Ask<'_>,
+        user_id: &str,
+        foreign: bool,
+        respond: impl FnOnce(Decision<'_>) -> (R, u16),
+    ) -> R {
+        let ctx = &ask.ctx;
+        let found = match self.people.get().map(|d| d.person(user_id)) {
+            Some(Ok(found)) => found,
+            None => None,
+            Some(Err(e)) => {
+                unavailable(&e);
+                let (r, status) = respond(Decision::Unavailable);
+                self.note(Note::person(Outcome::Unavailable, None), status, ctx);
+                return r;
+            }
+        };
+        let person = match found {
+            Some(p) if !p.disabled => p,
+            other => {
+                let (r, status) = respond(Decision::SessionEnded);
+                let outcome = if other.is_some() {
+                    Outcome::UserDisabled
+                } else {
+                    Outcome::SessionEnded
+                };
+                let name = other.as_ref().map(|p| p.name.as_str());
+                self.note(Note::person(outcome, name), status, ctx);
+                return r;
+            }
+        };
+        // A person has no scopes: a path whose rules require one is not theirs.
+        let need = match ask.need {
+            Need::Nothing => None,
+            Need::Path(path) => self.scopes.for_path(path),
+            Need::Scope(r) => Some(r),
+        };
+        let (decision, outcome) = match need {
+            Some(need) if !need.is_met_by_nothing() => (
+                Decision::InsufficientScope(&need.challenge),
+                Outcome::InsufficientScope,
+            ),
+            _ if foreign => (Decision::CrossSite, Outcome::CrossSite),
+            _ => (
+                Decision::Allow(Identity {
+                    name: &person.name,
+                    id: "",
+                    scopes: &[],
+                    groups: &person.groups,
+                }),
+                ask.allow_as,
+            ),
+        };
+        let later = ask.allow_logged_later && outcome == ask.allow_as;
+        let (r, status) = respond(decision);
+        if later {
+            self.metrics.decision(outcome.index());
+        } else {
+            self.note(Note::person(outcome, Some(&person.name)), status, ctx);
+        }
+        r
+    }
+
+    /// Whether the form's bucket for this client is out of attempts.
+    fn form_throttled(&self, ctx: &Ctx<'_>) -> Option<std::time::Duration> {
+        let l = self.by_form.as_ref()?;
+        match l.check(client_key(ctx.client)) {
+            Check::Throttled {
+                retry_after,
+                log,
+                suppressed,
+            } => {
+                self.note(
+                    Note::Throttled {
+                        id: None,
+                        log,
+                        suppressed,
+                    },
+                    429,
+                    ctx,
+                );
+                Some(retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    fn form_failed(&self, ctx: &Ctx<'_>) {
+        if let Some(l) = &self.by_form {
+            l.fail(client_key(ctx.client));
+        }
+    }
+
+    /// Judges a name and password from the sign-in form. Blocking (one Argon2
+    /// verification, whether or not the name is anyone's): call from a blocking thread.
+    /// `status` is what the caller will answer for each decision, for the audit line.
+    pub fn judge_password(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        password: &[u8],
+        now_ms: i64,
+    ) -> PasswordDecision {
+        if let Some(wait) = self.form_throttled(ctx) {
+            return PasswordDecision::Throttled(wait);
+        }
+        let Some(people) = self.people.get() else {
+            self.form_failed(ctx);
+            self.note(Note::person(Outcome::UnknownUser, None), 401, ctx);
+            return PasswordDecision::Refused;
+        };
+        match people.check_password(name, password, now_ms) {
+            Ok(PasswordCheck::Good {
+                person,
+                second_factor,
+                must_change,
+            }) => {
+                if second_factor || must_change {
+                    self.note(
+                        Note::person(Outcome::FirstFactor, Some(&person.name)),
+                        200,
+                        ctx,
+                    );
+                    PasswordDecision::Continue {
+                        person,
+                        second_factor,
+                        must_change,
+                    }
+                } else {
+                    self.note(
+                        Note::person(Outcome::SignedIn, Some(&person.name)),
+                        303,
+                        ctx,
+                    );
+                    PasswordDecision::SignedIn(person)
+                }
+            }
+            Ok(refused) => {
+                self.form_failed(ctx);
+                let (outcome, who) = match &refused {
+                    PasswordCheck::Wrong { name } => (Outcome::BadPassword, Some(name.as_str())),
+                    PasswordCheck::Disabled { name } => {
+                        (Outcome::UserDisabled, Some(name.as_str()))
+                    }
+                    // A name nobody has is not logged: people type passwords into it.
+                    _ => (Outcome::UnknownUser, None),
+                };
+                self.note(Note::person(outcome, who), 401, ctx);
+                PasswordDecision::Refused
+            }
+            Err(e) => {
+                unavailable(&e);
+                self.note(Note::person(Outcome::Unavailable, None), 503, ctx);
+                PasswordDecision::Unavailable
+            }
+        }
+    }
+
+    /// Judges a second-factor answer (a TOTP code or a recovery code) for `person`, whose
+    /// password was just accepted. From the same bucket as passwords.
+    pub fn judge_second_factor(
+        &self,
+        ctx: &Ctx<'_>,
+        person: &Person,
+        code: &str,
+        now_secs: u64,
+    ) -> FactorDecision {
+        if let Some(wait) = self.form_throttled(ctx) {
+            return FactorDecision::Throttled(wait);
+        }
+        let Some(people) = self.people.get() else {
+            return FactorDecision::Unavailable;
+        };
+        let who = Some(person.name.as_str());
+        match people.check_second_factor(&person.id, code, now_secs) {
+            Ok(FactorCheck::Totp) => FactorDecision::Good {
+                recovery_left: None,
+            },
+            Ok(FactorCheck::Recovery(left)) => FactorDecision::Good {
+                recovery_left: Some(left),
+            },
+            Ok(bad) => {
+                self.form_failed(ctx);
+                let outcome = if bad == FactorCheck::Replayed {
+                    Outcome::TotpReplayed
+                } else {
+                    Outcome::BadSecondFactor
+                };
+                self.note(Note::person(outcome, who), 401, ctx);
+                FactorDecision::Refused
+            }
+            Err(e) => {
+                unavailable(&e);
+                self.note(Note::person(Outcome::Unavailable, who), 503, ctx);
+                FactorDecision::Unavailable
+            }
+        }
+    }
+
+    /// Records a person's completed sign-in (after the second factor or a new password).
+    pub fn record_person(&self, outcome: Outcome, status: u16, person: &Person, ctx: &Ctx<'_>) {
+        self.note(Note::person(outcome, Some(&person.name)), status, ctx);
+    }
+}

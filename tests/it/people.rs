@@ -1,0 +1,752 @@
+//! People in the portal (issue 17): `keygate users` and `keygate groups`, and a person's
+//! sign-in through the proxy with a password, a TOTP code or a recovery code, and a forced
+//! new password, driven with curl against the real binary and an echoing upstream. The
+//! attacks on each rule are here too: TOTP replay and a race on one code, session
+//! fixation, a flood of wrong passwords for the admin, a pending step cookie reused after
+//! the password changed, an open redirect, a disabled person's live session.
+
+use std::io::Write as _;
+use std::process::Stdio;
+
+use test_support::proxy::*;
+use test_support::server::*;
+use test_support::{Env, Run, have, stat_mode};
+
+/// Runs `keygate ARGS` with `input` on stdin.
+fn keygate_with_stdin(env: &Env, args: &[&str], input: &str) -> Run {
+    let mut child = env
+        .cmd("keygate")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keygate");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// A TOTP code (RFC 6238: SHA-1, six digits, 30 s) for `secret` (base32) at `unix`, by an
+/// implementation of our own in Python's standard library: an oracle independent of
+/// totp-rs.
+fn totp_code(secret: &str, unix: u64) -> String {
+    let script = "import base64,hashlib,hmac,struct,sys\n\
+        s=sys.argv[1]; key=base64.b32decode(s+'='*(-len(s)%8))\n\
+        h=hmac.new(key,struct.pack('>Q',int(sys.argv[2])//30),hashlib.sha1).digest()\n\
+        o=h[-1]&15\n\
+        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
+    let out = std::process::Command::new(system_python())
+        .args(["-c", script, secret, &unix.to_string()])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A browser of curl's: a cookie jar and the forms it posts from this origin.
+struct Browser {
+    jar: String,
+    base: String,
+    from: Option<&'static str>,
+}
+
+impl Browser {
+    fn new(env: &Env, name: &str, addr: std::net::SocketAddr) -> Browser {
+        Browser {
+            jar: env.root().join(format!("{name}.jar")).display().to_string(),
+            base: format!("http://{addr}"),
+            from: None,
+        }
+    }
+
+    /// Requests come from this local address (another client, to the limiter).
+    fn at_address(mut self, ip: &'static str) -> Browser {
+        self.from = Some(ip);
+        self
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut a = vec!["-c".into(), self.jar.clone(), "-b".into(), self.jar.clone()];
+        if let Some(ip) = self.from {
+            a.extend(["--interface".into(), ip.into()]);
+        }
+        a
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        let mut a = self.args();
+        a.push(format!("{}{path}", self.base));
+        curl(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Posts `fields` to the sign-in page with the CSRF value of the page it last got.
+    fn post(&self, csrf: &str, fields: &[(&str, &str)]) -> Resp {
+        let mut a = self.args();
+        a.extend([
+            "-H".into(),
+            format!("Origin: {}", self.base),
+            "-H".into(),
+            "Sec-Fetch-Site: same-origin".into(),
+            "--data-urlencode".into(),
+            format!("csrf={csrf}"),
+        ]);
+        for (k, v) in fields {
+            a.extend(["--data-urlencode".into(), format!("{k}={v}")]);
+        }
+        a.push(format!("{}/.keygate/sign-in", self.base));
+        curl(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The sign-in page's CSRF value.
+    fn csrf(&self) -> String {
+        let page = self.get("/.keygate/sign-in");
+        input_value(&page.body, "csrf").unwrap_or_else(|| panic!("no csrf: {}", page.body))
+    }
+
+    /// Name and password, then the code when asked: the last response.
+    fn sign_in(&self, user: &str, password: &str, code: Option<&str>) -> Resp {
+        let csrf = self.csrf();
+        let r = self.post(
+            &csrf,
+            &[("username", user), ("password", password), ("next", "/app")],
+        );
+        match code {
+            Some(code) if r.status == 200 && r.body.contains("name=\"step\" value=\"totp\"") => {
+                self.post(&csrf, &[("step", "totp"), ("code", code), ("next", "/app")])
+            }
+            _ => r,
+        }
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        let jar = std::fs::read_to_string(&self.jar).ok()?;
+        jar.lines()
+            .filter(|l| !l.starts_with("# ") && !l.is_empty())
+            .rev()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() >= 7 && f[5] == name).then(|| f[6].to_owned())
+            })
+    }
+}
+
+fn session_set(r: &Resp) -> bool {
+    r.headers.iter().any(|(k, v)| {
+        k == "set-cookie"
+            && v.starts_with("keygate_session=")
+            && !v.starts_with("keygate_session=;")
+    })
+}
+
+#[test]
+fn users_and_groups_are_managed_from_the_cli_with_temporary_passwords_and_an_idempotent_bootstrap()
+{
+    let env = Env::new();
+    // The first administrator, from stdin (never argv); again: nothing asked, nothing done.
+    keygate_with_stdin(
+        &env,
+        &["users", "bootstrap-admin", "root", "--password-stdin"],
+        "correct horse battery\n",
+    )
+    .code(0);
+    let again = env.run("keygate", &["users", "bootstrap-admin", "other"]);
+    again.code(0);
+    assert!(
+        again.stderr.contains("nothing to do") || again.stdout.contains("nothing to do"),
+        "{again:?}"
+    );
+    // Without a terminal and without a source named, a password is not guessed at.
+    let no_tty = env.run("keygate", &["users", "passwd", "root"]);
+    no_tty.code(2);
+    assert!(
+        no_tty.stderr.contains("--password-stdin"),
+        "{}",
+        no_tty.stderr
+    );
+    // A short password is refused and nothing changes.
+    let weak = keygate_with_stdin(
+        &env,
+        &["users", "passwd", "root", "--password-stdin"],
+        "short\n",
+    );
+    weak.code(2);
+    assert!(weak.stderr.contains("too short"), "{}", weak.stderr);
+
+    let added = env.run(
+        "keygate",
+        &[
+            "users",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--json",
+        ],
+    );
+    added.code(0);
+    let doc = added.json();
+    assert_eq!(doc["schema"], "keygate.users.add/1");
+    let temporary = doc["temporary_password"].as_str().unwrap();
+    assert_eq!(temporary.len(), 23, "{temporary}");
+    assert_eq!(doc["must_change_password"], true);
+    env.run("keygate", &["users", "add", "alice"]).code(2);
+    let bad = env.run("keygate", &["users", "add", "Alice"]);
+    bad.code(2);
+    assert!(bad.stderr.contains("lowercase"), "{}", bad.stderr);
+    // A typo in a member list changes nothing.
+    env.run(
+        "keygate",
+        &["groups", "add", "ops", "--description", "on call"],
+    )
+    .code(0);
+    let typo = env.run(
+        "keygate",
+        &["groups", "add-member", "ops", "alice", "alcie"],
+    );
+    typo.code(2);
+    assert!(typo.stderr.contains("alcie"), "{}", typo.stderr);
+    let groups = env.run("keygate", &["groups", "list", "--json"]).json();
+    let ops = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "ops")
+        .unwrap();
+    assert_eq!(ops["members"], serde_json::json!([]), "{groups}");
+    env.run("keygate", &["groups", "add-member", "ops", "alice"])
+        .code(0);
+    let list = env.run("keygate", &["users", "list", "--json"]).json();
+    let names: Vec<&str> = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "root"]);
+    assert_eq!(list["users"][0]["groups"], serde_json::json!(["ops"]));
+    assert_eq!(list["users"][1]["groups"], serde_json::json!(["admins"]));
+    // Nothing secret is in a listing.
+    let text = serde_json::to_string(&list).unwrap();
+    assert!(
+        !text.contains(temporary) && !text.contains("argon2"),
+        "{text}"
+    );
+    assert_eq!(stat_mode(&env.root().join("state/keygate.db")), "600");
+    let totp = env
+        .run("keygate", &["users", "totp", "alice", "--json"])
+        .json();
+    assert!(
+        totp["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/keygate:alice?secret=")
+    );
+    assert_eq!(totp["recovery_codes"].as_array().unwrap().len(), 10);
+    let shown = env
+        .run("keygate", &["users", "show", "alice", "--json"])
+        .json();
+    assert_eq!(shown["second_factor"], "totp");
+    assert!(
+        !serde_json::to_string(&shown)
+            .unwrap()
+            .contains(totp["secret"].as_str().unwrap())
+    );
+    env.run("keygate", &["users", "disable", "alice"]).code(0);
+    env.run("keygate", &["users", "remove", "alice"]).code(0);
+    let gone = env.run("keygate", &["users", "remove", "alice"]);
+    gone.code(0);
+}
+
+#[test]
+fn a_person_signs_in_with_a_temporary_password_then_totp_and_the_upstream_sees_only_their_identity()
+{
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let added = env
+        .run("keygate", &["users", "add", "alice", "--json"])
+        .json();
+    let temporary = added["temporary_password"].as_str().unwrap().to_owned();
+    env.run("keygate", &["groups", "add", "ops"]).code(0);
+    env.run("keygate", &["groups", "add-member", "ops", "alice"])
+        .code(0);
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let kg = plain_proxy(&env, addr, &up.url, false);
+    let b = Browser::new(&env, "alice", addr);
+
+    let page = b.get("/.keygate/sign-in");
+    for needle in [
+        "id=\"password-form\"",
+        "autocomplete=\"username\"",
+        "autocomplete=\"current-password\"",
+        "<details>",
+    ] {
+        assert!(page.body.contains(needle), "{needle}: {}", page.body);
+    }
+    // One message for a wrong password and for a name nobody has.
+    let wrong = b.sign_in("alice", "not her password", None);
+    let nobody = b.sign_in("mallory", "not her password", None);
+    assert_eq!((wrong.status, nobody.status), (401, 401));
+    assert!(
+        wrong
+            .body
+            .contains("That name and password were not accepted.")
+    );
+    assert!(
+        nobody
+            .body
+            .contains("That name and password were not accepted.")
+    );
+    assert!(!session_set(&wrong) && !session_set(&nobody));
+
+    // The temporary password leads to "choose a new password", not in.
+    let csrf = b.csrf();
+    let first = b.post(
+        &csrf,
+        &[
+            ("username", "alice"),
+            ("password", &temporary),
+            ("next", "/app"),
+        ],
+    );
+    assert_eq!(first.status, 200, "{first:?}");
+    assert!(
+        first.body.contains("name=\"step\" value=\"change\""),
+        "{}",
+        first.body
+    );
+    assert!(!session_set(&first));
+    let denied = curl(&["-b", &b.jar, &url(addr, "/app")]);
+    assert_ne!(
+        denied.status, 200,
+        "a pending step is no session: {denied:?}"
+    );
+    let mismatch = b.post(
+        &csrf,
+        &[
+            ("step", "change"),
+            ("new_password", "a brand new passphrase"),
+            ("new_password_again", "a brand new passphrasE"),
+        ],
+    );
+    assert_eq!(mismatch.status, 400, "{mismatch:?}");
+    let short = b.post(
+        &csrf,
+        &[
+            ("step", "change"),
+            ("new_password", "short"),
+            ("new_password_again", "short"),
+        ],
+    );
+    assert_eq!(short.status, 400);
+    assert!(short.body.contains("too short"), "{}", short.body);
+    let changed = b.post(
+        &csrf,
+        &[
+            ("step", "change"),
+            ("new_password", "a brand new passphrase"),
+            ("new_password_again", "a brand new passphrase"),
+            ("next", "/app"),
+        ],
+    );
+    assert_eq!(changed.status, 303, "{changed:?}");
+    assert_eq!(changed.header("location"), Some("/app"));
+    assert!(session_set(&changed));
+    // The old temporary password is gone.
+    assert_eq!(
+        Browser::new(&env, "other", addr)
+            .sign_in("alice", &temporary, None)
+            .status,
+        401
+    );
+
+    // The upstream sees who and which groups, never a credential of keygate's.
+    let through = curl(&[
+        "-b",
+        &b.jar,
+        "-H",
+        "X-Auth-Request-Groups: admins",
+        "-H",
+        "X-Auth-Request-User: root",
+        &url(addr, "/app"),
+    ]);
+    assert_eq!(through.status, 200, "{through:?}");
+    let seen = up.last();
+    assert_eq!(
+        header(&seen, "x-auth-request-user"),
+        Some("alice"),
+        "{seen:#}"
+    );
+    assert_eq!(
+        header(&seen, "x-auth-request-groups"),
+        Some("ops"),
+        "{seen:#}"
+    );
+    assert_eq!(header(&seen, "x-auth-request-token-id"), None, "{seen:#}");
+    let cookies = header(&seen, "cookie").unwrap_or("");
+    assert!(
+        !cookies.contains("keygate_"),
+        "keygate's cookies reached the upstream: {cookies}"
+    );
+
+    // A second factor: the next sign-in asks for a code.
+    let totp = env
+        .run("keygate", &["users", "totp", "alice", "--json"])
+        .json();
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    let recovery = totp["recovery_codes"][0].as_str().unwrap().to_owned();
+    let b2 = Browser::new(&env, "alice2", addr);
+    let csrf = b2.csrf();
+    let step = b2.post(
+        &csrf,
+        &[
+            ("username", "alice"),
+            ("password", "a brand new passphrase"),
+        ],
+    );
+    assert_eq!(step.status, 200);
+    assert!(
+        step.body.contains("autocomplete=\"one-time-code\""),
+        "{}",
+        step.body
+    );
+    let bad_code = b2.post(&csrf, &[("step", "totp"), ("code", "000000")]);
+    assert_eq!(bad_code.status, 401);
+    assert!(!session_set(&bad_code));
+    // Skipping the code (posting straight to the gateway with the pending cookie) is no way in.
+    let skip = curl(&["-b", &b2.jar, &url(addr, "/app")]);
+    assert_ne!(skip.status, 200, "{skip:?}");
+    let code = totp_code(&secret, unix_now());
+    let ok = b2.post(
+        &csrf,
+        &[("step", "totp"), ("code", &code), ("next", "/app")],
+    );
+    assert_eq!(ok.status, 303, "{ok:?}");
+    assert!(session_set(&ok));
+
+    // The same code again, in another sign-in: refused (RFC 6238 section 5.2).
+    let b3 = Browser::new(&env, "alice3", addr);
+    let replay = b3.sign_in("alice", "a brand new passphrase", Some(&code));
+    assert_eq!(
+        replay.status, 401,
+        "a TOTP code was accepted twice: {replay:?}"
+    );
+    // A recovery code works, once.
+    let b4 = Browser::new(&env, "alice4", addr);
+    assert_eq!(
+        b4.sign_in("alice", "a brand new passphrase", Some(&recovery))
+            .status,
+        303
+    );
+    let b5 = Browser::new(&env, "alice5", addr);
+    assert_eq!(
+        b5.sign_in("alice", "a brand new passphrase", Some(&recovery))
+            .status,
+        401
+    );
+
+    // An open redirect through `next` lands on this host.
+    let b6 = Browser::new(&env, "alice6", addr);
+    let csrf = b6.csrf();
+    b6.post(
+        &csrf,
+        &[
+            ("username", "alice"),
+            ("password", "a brand new passphrase"),
+        ],
+    );
+    let next_code = totp_code(&secret, unix_now() + 30);
+    let evil = b6.post(
+        &csrf,
+        &[
+            ("step", "totp"),
+            ("code", &next_code),
+            ("next", "//evil.example/"),
+        ],
+    );
+    assert_eq!(evil.status, 303, "{evil:?}");
+    assert_eq!(evil.header("location"), Some("/"));
+
+    // Disabling her ends every session on the next request.
+    assert_eq!(curl(&["-b", &b.jar, &url(addr, "/app")]).status, 200);
+    env.run("keygate", &["users", "disable", "alice"]).code(0);
+    let after = curl(&["-b", &b.jar, &url(addr, "/app")]);
+    assert_ne!(
+        after.status, 200,
+        "a disabled person's session still works: {after:?}"
+    );
+    assert_eq!(b4.get("/app").status, 401);
+
+    // The audit log says what happened, with her name where she exists and no secrets.
+    let log = kg.output();
+    let lines = audit_lines(&log);
+    let reason_for = |reason: &str| {
+        lines
+            .iter()
+            .filter(|l| l["reason"] == reason)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        reason_for("bad_password")
+            .iter()
+            .all(|l| l["user"] == "alice"),
+        "{log}"
+    );
+    let unknown = reason_for("unknown_user");
+    assert!(
+        !unknown.is_empty() && unknown.iter().all(|l| l.get("user").is_none()),
+        "{log}"
+    );
+    assert!(!reason_for("totp_replayed").is_empty(), "{log}");
+    assert!(
+        reason_for("signed_in").iter().any(|l| l["user"] == "alice"),
+        "{log}"
+    );
+    for secret_text in [
+        temporary.as_str(),
+        "a brand new passphrase",
+        secret.as_str(),
+        recovery.as_str(),
+        code.as_str(),
+    ] {
+        assert!(!log.contains(secret_text), "{secret_text} is in the log");
+    }
+}
+
+#[test]
+fn a_new_session_id_at_sign_in_so_a_planted_session_is_not_fixed() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    keygate_with_stdin(&env, &["users", "add", "alice"], "").code(0);
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "alice", "--password-stdin"],
+        "alice's passphrase\n",
+    )
+    .code(0);
+    keygate_with_stdin(&env, &["users", "add", "mallory"], "").code(0);
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "mallory", "--password-stdin"],
+        "mallory's passphrase\n",
+    )
+    .code(0);
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = plain_proxy(&env, addr, &up.url, false);
+    // Alice opens the sign-in page; Mallory, signed in herself, plants her session cookie
+    // in Alice's browser before Alice submits the form.
+    let m = Browser::new(&env, "mallory", addr);
+    assert_eq!(
+        m.sign_in("mallory", "mallory's passphrase", None).status,
+        303
+    );
+    let planted = m.cookie("keygate_session").expect("mallory's session");
+    let b = Browser::new(&env, "alice", addr);
+    let csrf = b.csrf();
+    let mut jar = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&b.jar)
+        .unwrap();
+    writeln!(
+        jar,
+        "127.0.0.1\tFALSE\t/\tFALSE\t0\tkeygate_session\t{planted}"
+    )
+    .unwrap();
+    drop(jar);
+    assert_eq!(
+        b.cookie("keygate_session").as_deref(),
+        Some(planted.as_str())
+    );
+    let r = b.post(
+        &csrf,
+        &[("username", "alice"), ("password", "alice's passphrase")],
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+    let alices = b.cookie("keygate_session").expect("alice's session");
+    assert_ne!(planted, alices, "the session id did not change at sign-in");
+    // Mallory's copy of the planted id is dead, not Alice's session.
+    let r = curl(&[
+        "-H",
+        &format!("Cookie: keygate_session={planted}"),
+        &url(addr, "/app"),
+    ]);
+    assert_ne!(r.status, 200, "{r:?}");
+    assert_eq!(curl(&["-b", &b.jar, &url(addr, "/app")]).status, 200);
+    assert_eq!(header(&up.last(), "x-auth-request-user"), Some("alice"));
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_for_the_admin_does_not_lock_the_admin_out() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    keygate_with_stdin(
+        &env,
+        &["users", "bootstrap-admin", "root", "--password-stdin"],
+        "the admin's passphrase\n",
+    )
+    .code(0);
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = keygate_proxy(
+        &env,
+        addr,
+        &up.url,
+        false,
+        &[
+            "--set",
+            "server.rate_limit_burst=5",
+            "--set",
+            "server.rate_limit_refill=60s",
+        ],
+    );
+    let attacker = Browser::new(&env, "attacker", addr).at_address("127.0.0.2");
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(
+            attacker
+                .sign_in("root", &format!("guess number {i}"), None)
+                .status,
+        );
+    }
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert!(
+        statuses[5..].iter().all(|s| *s == 429),
+        "the flood was not slowed down: {statuses:?}"
+    );
+    // Out of attempts, even the right password is not heard from that address...
+    assert_eq!(
+        attacker
+            .sign_in("root", "the admin's passphrase", None)
+            .status,
+        429
+    );
+    // ...while the admin, elsewhere, signs in at once.
+    let admin = Browser::new(&env, "admin", addr);
+    let r = admin.sign_in("root", "the admin's passphrase", None);
+    assert_eq!(
+        r.status, 303,
+        "the admin was locked out by someone else's guesses: {r:?}"
+    );
+}
+
+#[test]
+fn one_totp_code_raced_from_two_browsers_lets_in_only_one() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    keygate_with_stdin(&env, &["users", "add", "carol"], "").code(0);
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "carol", "--password-stdin"],
+        "carol's passphrase\n",
+    )
+    .code(0);
+    let totp = env
+        .run("keygate", &["users", "totp", "carol", "--json"])
+        .json();
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = plain_proxy(&env, addr, &up.url, false);
+    let browsers: Vec<(Browser, String)> = (0..4)
+        .map(|i| {
+            let b = Browser::new(&env, &format!("carol{i}"), addr);
+            let csrf = b.csrf();
+            let r = b.post(
+                &csrf,
+                &[("username", "carol"), ("password", "carol's passphrase")],
+            );
+            assert_eq!(r.status, 200);
+            (b, csrf)
+        })
+        .collect();
+    let code = totp_code(&secret, unix_now());
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = browsers
+            .iter()
+            .map(|(b, csrf)| s.spawn(|| b.post(csrf, &[("step", "totp"), ("code", &code)]).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        3,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn a_pending_step_dies_with_a_password_change() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    keygate_with_stdin(&env, &["users", "add", "dave"], "").code(0);
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "dave", "--password-stdin"],
+        "dave's passphrase\n",
+    )
+    .code(0);
+    let totp = env
+        .run("keygate", &["users", "totp", "dave", "--json"])
+        .json();
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = plain_proxy(&env, addr, &up.url, false);
+    let b = Browser::new(&env, "dave", addr);
+    let csrf = b.csrf();
+    assert_eq!(
+        b.post(
+            &csrf,
+            &[("username", "dave"), ("password", "dave's passphrase")]
+        )
+        .status,
+        200
+    );
+    // The admin resets his password (a stolen one) while the thief holds the pending step.
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "dave", "--password-stdin"],
+        "a new passphrase for dave\n",
+    )
+    .code(0);
+    let r = b.post(
+        &csrf,
+        &[("step", "totp"), ("code", &totp_code(&secret, unix_now()))],
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(!session_set(&r));
+    assert!(r.body.contains("took too long"), "{}", r.body);
+}
