@@ -16,6 +16,9 @@ _keygate() {
             ",$1")
                 cmd="keygate"
                 ;;
+            keygate,access)
+                cmd="keygate__subcmd__access"
+                ;;
             keygate,check)
                 cmd="keygate__subcmd__check"
                 ;;
@@ -42,6 +45,18 @@ _keygate() {
                 ;;
             keygate,users)
                 cmd="keygate__subcmd__users"
+                ;;
+            keygate__subcmd__access,explain)
+                cmd="keygate__subcmd__access__subcmd__explain"
+                ;;
+            keygate__subcmd__access,help)
+                cmd="keygate__subcmd__access__subcmd__help"
+                ;;
+            keygate__subcmd__access__subcmd__help,explain)
+                cmd="keygate__subcmd__access__subcmd__help__subcmd__explain"
+                ;;
+            keygate__subcmd__access__subcmd__help,help)
+                cmd="keygate__subcmd__access__subcmd__help__subcmd__help"
                 ;;
             keygate__subcmd__config,explain)
                 cmd="keygate__subcmd__config__subcmd__explain"
@@ -97,6 +112,9 @@ _keygate() {
             keygate__subcmd__groups__subcmd__help,remove-member)
                 cmd="keygate__subcmd__groups__subcmd__help__subcmd__remove__subcmd__member"
                 ;;
+            keygate__subcmd__help,access)
+                cmd="keygate__subcmd__help__subcmd__access"
+                ;;
             keygate__subcmd__help,check)
                 cmd="keygate__subcmd__help__subcmd__check"
                 ;;
@@ -123,6 +141,9 @@ _keygate() {
                 ;;
             keygate__subcmd__help,users)
                 cmd="keygate__subcmd__help__subcmd__users"
+                ;;
+            keygate__subcmd__help__subcmd__access,explain)
+                cmd="keygate__subcmd__help__subcmd__access__subcmd__explain"
                 ;;
             keygate__subcmd__help__subcmd__config,explain)
                 cmd="keygate__subcmd__help__subcmd__config__subcmd__explain"
@@ -263,7 +284,7 @@ _keygate() {
 
     case "${cmd}" in
         keygate)
-            opts="-q -h -V --config --set --quiet --help --version up serve check unit users groups store config help"
+            opts="-q -h -V --config --set --quiet --help --version up serve check unit users groups access store config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,6 +298,100 @@ _keygate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__access)
+            opts="-q -h --config --set --quiet --help explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__access__subcmd__explain)
+            opts="-q -h --user --service --json --config --set --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__access__subcmd__help)
+            opts="explain help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__access__subcmd__help__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__access__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -675,8 +790,36 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__help)
-            opts="up serve check unit users groups store config help"
+            opts="up serve check unit users groups access store config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__help__subcmd__access)
+            opts="explain"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__help__subcmd__access__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

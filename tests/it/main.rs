@@ -25,6 +25,8 @@ mod modes;
 mod paths;
 // People, groups and their sign-in (issue 17).
 mod people;
+// Several services behind one sign-in: the portal, launch tickets, per-host sessions.
+mod portal;
 // keygate as a reverse proxy: who gets through, what reaches the upstream, WebSockets.
 mod proxy;
 // The proxy's upstream policy and header policy: metadata addresses, identity headers.

@@ -39,6 +39,9 @@ enum Command {
     /// Make groups and choose their members
     #[command(subcommand)]
     Groups(people::GroupsCommand),
+    /// Explain who may enter which service
+    #[command(subcommand)]
+    Access(people::AccessCommand),
     /// Back up the store browser sessions live in
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Store(cmd) => store::run(&cli.global, cmd),
         Command::Users(cmd) => people::users(&cli.global, cmd),
         Command::Groups(cmd) => people::groups(&cli.global, cmd),
+        Command::Access(cmd) => people::access(&cli.global, cmd),
         Command::Config(cmd) => cmd.run("keygate", &cli.global),
     }
 }

@@ -128,11 +128,28 @@ pub(crate) enum GroupsCommand {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AccessCommand {
+    /// Say whether a person may enter a service, and which group lets them (or why not)
+    Explain {
+        /// The person
+        #[arg(long)]
+        user: String,
+        /// The service ([service.NAME])
+        #[arg(long)]
+        service: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 struct Ctx {
     store: Arc<SqliteStore>,
     admin: Admin,
     now_ms: i64,
     realm: String,
+    config: kg_config::Config,
 }
 
 fn open(global: &GlobalArgs) -> Result<Ctx, CliError> {
@@ -151,6 +168,7 @@ fn open(global: &GlobalArgs) -> Result<Ctx, CliError> {
             .str("server.realm")
             .unwrap_or("keygate")
             .to_owned(),
+        config: ctx.config,
     })
 }
 
@@ -531,4 +549,78 @@ pub(crate) fn groups(global: &GlobalArgs, cmd: &GroupsCommand) -> Result<ExitSta
         }
     }
     Ok(ExitStatus::Success)
+}
+
+pub(crate) fn access(global: &GlobalArgs, cmd: &AccessCommand) -> Result<ExitStatus, CliError> {
+    let AccessCommand::Explain {
+        user,
+        service,
+        json: as_json,
+    } = cmd;
+    let c = open(global)?;
+    let Some((_, s)) = c.config.services().find(|(n, _)| n == service) else {
+        let names: Vec<&str> = c.config.services().map(|(n, _)| n).collect();
+        return Err(
+            CliError::usage(format!("no service named '{service}'")).with_hint(
+                if names.is_empty() {
+                    "add a [service.NAME] table to the config".to_owned()
+                } else {
+                    format!("the services are: {}", names.join(", "))
+                },
+            ),
+        );
+    };
+    let u = c.admin.user(user).map_err(admin_error)?;
+    let groups = kg_store::UserStore::groups_of(&*c.store, &u.id).map_err(store_error)?;
+    let granting: Vec<&String> = s.groups.iter().filter(|g| groups.contains(g)).collect();
+    let (allowed, why) = if u.disabled {
+        (false, format!("'{user}' is disabled"))
+    } else if s.groups.is_empty() {
+        (
+            true,
+            format!("'{service}' admits everyone signed in (it names no groups)"),
+        )
+    } else if let Some(g) = granting.first() {
+        (
+            true,
+            format!("'{user}' is in group '{g}', which '{service}' admits"),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "'{service}' admits the groups {}; '{user}' is in {}",
+                s.groups.join(", "),
+                if groups.is_empty() {
+                    "none".to_owned()
+                } else {
+                    groups.join(", ")
+                }
+            ),
+        )
+    };
+    if *as_json {
+        out_doc(
+            "keygate.access.explain/1",
+            &json!({
+                "user": user,
+                "service": service,
+                "allowed": allowed,
+                "granted_by": granting,
+                "service_groups": s.groups,
+                "user_groups": groups,
+                "reason": why,
+            }),
+        )?;
+    } else {
+        out(format!(
+            "{}: {why}",
+            if allowed { "allowed" } else { "refused" }
+        ))?;
+    }
+    Ok(if allowed {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }

@@ -18,7 +18,9 @@ mod value;
 pub use error::ConfigError;
 pub use locations::Locations;
 pub use schema::{Kind, SETTINGS, Setting, setting};
-pub use value::{Config, ExplainRow, Profile, Source, Value, format_duration, parse_duration};
+pub use value::{
+    Config, ExplainRow, Profile, Service, Source, Value, format_duration, parse_duration,
+};
 
 /// The environment variables keygate reads, besides those in [`SETTINGS`].
 pub const ENV_HOME: &str = "KEYGATE_HOME";

@@ -260,6 +260,13 @@ pub static SETTINGS: &[Setting] = &[
         doc: "proxy authorized requests to this upstream: http://HOST:PORT[/PATH] on loopback, a private address or a .internal name, or unix:/PATH; unset serves only /auth, /health and /metrics",
     },
     Setting {
+        key: "server.portal_host",
+        env: None,
+        kind: Kind::Str,
+        default: None,
+        doc: "the host name of the portal, where people sign in and see their services; [service.NAME] tables with a host get their own origin and enter through a one-time launch ticket from it",
+    },
+    Setting {
         key: "server.upstream_timeout",
         env: None,
         kind: Kind::Duration,
@@ -419,6 +426,7 @@ pub(crate) fn sections() -> Vec<&'static str> {
         .filter_map(|s| s.key.split_once('.').map(|(a, _)| a))
         .collect();
     v.push("profiles");
+    v.push("service");
     v.sort_unstable();
     v.dedup();
     v

@@ -87,6 +87,26 @@ pub const PROFILE_KEYS: [&str; 8] = [
     "age_identity",
 ];
 
+/// A service behind the portal, `[service.NAME]`: requests to its `host` go to its
+/// `upstream`, for the people in its `groups` (everyone signed in when empty) and the API
+/// tokens with its `scopes`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Service {
+    /// The host name it answers for (its own origin).
+    pub host: String,
+    /// Where its requests go (the rules of `server.upstream`).
+    pub upstream: String,
+    /// Who may enter: members of any of these groups; everyone signed in when empty.
+    pub groups: Vec<String>,
+    /// What an API token needs to enter.
+    pub scopes: Vec<String>,
+    /// What the landing page says it is.
+    pub description: Option<String>,
+}
+
+/// The keys a `[service.NAME]` table may have.
+pub const SERVICE_KEYS: [&str; 5] = ["host", "upstream", "groups", "scopes", "description"];
+
 /// A config file larger than this is refused rather than read (a device named by mistake).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -95,6 +115,7 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 pub struct Config {
     values: BTreeMap<&'static str, (Option<Value>, Source)>,
     profiles: BTreeMap<String, (Profile, Source)>,
+    services: BTreeMap<String, (Service, Source)>,
 }
 
 impl Config {
@@ -157,8 +178,9 @@ impl Config {
             values.insert(s.key, (default, Source::Default));
         }
         let mut profiles = BTreeMap::new();
+        let mut services = BTreeMap::new();
         if let Some((path, text)) = file {
-            read_file(path, text, &mut values, &mut profiles)?;
+            read_file(path, text, &mut values, &mut profiles, &mut services)?;
         }
         for s in SETTINGS {
             if let Some(var) = s.env
@@ -174,7 +196,11 @@ impl Config {
             let v = parse_text(s, raw, &format!("flag {flag}"))?;
             values.insert(s.key, (Some(v), Source::Flag((*flag).to_owned())));
         }
-        Ok(Config { values, profiles })
+        Ok(Config {
+            values,
+            profiles,
+            services,
+        })
     }
 
     fn value(&self, key: &str) -> Option<&Value> {
@@ -250,6 +276,11 @@ impl Config {
         }
     }
 
+    /// The services, `[service.NAME]`, by name.
+    pub fn services(&self) -> impl Iterator<Item = (&str, &Service)> {
+        self.services.iter().map(|(n, (s, _))| (n.as_str(), s))
+    }
+
     /// A client profile by name.
     pub fn profile(&self, name: &str) -> Option<&Profile> {
         self.profiles.get(name).map(|(p, _)| p)
@@ -290,6 +321,24 @@ impl Config {
                 if let Some(value) = value {
                     rows.push(ExplainRow {
                         key: format!("profiles.{name}.{key}"),
+                        value,
+                        source: source.to_string(),
+                    });
+                }
+            }
+        }
+        for (name, (service, source)) in &self.services {
+            let fields = [
+                ("host", Some(service.host.clone().into())),
+                ("upstream", Some(service.upstream.clone().into())),
+                ("groups", Some(service.groups.clone().into())),
+                ("scopes", Some(service.scopes.clone().into())),
+                ("description", service.description.clone().map(Into::into)),
+            ];
+            for (key, value) in fields {
+                if let Some(value) = value {
+                    rows.push(ExplainRow {
+                        key: format!("service.{name}.{key}"),
                         value,
                         source: source.to_string(),
                     });
@@ -436,6 +485,7 @@ fn read_file(
     text: &str,
     values: &mut Values,
     profiles: &mut BTreeMap<String, (Profile, Source)>,
+    services: &mut BTreeMap<String, (Service, Source)>,
 ) -> Result<(), ConfigError> {
     let doc = toml_edit::Document::parse(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
@@ -469,6 +519,10 @@ fn read_file(
         };
         if name == "profiles" {
             read_profiles(path, text, table, profiles)?;
+            continue;
+        }
+        if name == "service" {
+            read_services(path, text, table, services)?;
             continue;
         }
         for (key, item) in table.iter() {
@@ -514,83 +568,169 @@ fn read_file(
     Ok(())
 }
 
+/// One `[SECTION.NAME]` table of a repeated section (`profiles`, `service`), read with
+/// the same rules: known keys only, strings and lists of strings.
+struct Named<'a> {
+    section: &'static str,
+    name: &'a str,
+    table: &'a dyn TableLike,
+    source: Source,
+}
+
+impl<'a> Named<'a> {
+    /// Every `[section.NAME]` table of `table`, or the error of the first that is not one.
+    fn all(
+        section: &'static str,
+        path: &'a Path,
+        text: &'a str,
+        table: &'a dyn TableLike,
+        keys: &[&str],
+    ) -> Result<Vec<Named<'a>>, ConfigError> {
+        let mut out = Vec::new();
+        for (name, item) in table.iter() {
+            let line = line_of(
+                text,
+                table
+                    .key(name)
+                    .and_then(|k| k.span())
+                    .or_else(|| item.span()),
+            );
+            let source = Source::File {
+                path: path.to_owned(),
+                line,
+            };
+            let Some(inner) = item.as_table_like() else {
+                return Err(ConfigError::InvalidValue {
+                    key: format!("{section}.{name}"),
+                    origin: source.to_string(),
+                    message: format!("expected a [{section}.NAME] table"),
+                });
+            };
+            for (key, _) in inner.iter() {
+                if !keys.contains(&key) {
+                    let kline = line_of(text, inner.key(key).and_then(|k| k.span()));
+                    return Err(ConfigError::UnknownKey {
+                        path: path.to_owned(),
+                        line: kline,
+                        suggestion: closest(key, keys, key)
+                            .map(|k| format!("{section}.{name}.{k}")),
+                        key: format!("{section}.{name}.{key}"),
+                    });
+                }
+            }
+            out.push(Named {
+                section,
+                name,
+                table: inner,
+                source,
+            });
+        }
+        Ok(out)
+    }
+
+    fn invalid(&self, key: Option<&str>, message: &str) -> ConfigError {
+        ConfigError::InvalidValue {
+            key: match key {
+                Some(k) => format!("{}.{}.{k}", self.section, self.name),
+                None => format!("{}.{}", self.section, self.name),
+            },
+            origin: self.source.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn text(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.table.get(key) {
+            None => Ok(None),
+            Some(item) => item
+                .as_str()
+                .map(|s| Some(s.to_owned()))
+                .ok_or_else(|| self.invalid(Some(key), "expected a string")),
+        }
+    }
+
+    fn list(&self, key: &str, example: &str) -> Result<Vec<String>, ConfigError> {
+        match self.table.get(key) {
+            None => Ok(Vec::new()),
+            Some(item) => item
+                .as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                .ok_or_else(|| {
+                    self.invalid(
+                        Some(key),
+                        &format!("expected a list of strings, e.g. {example}"),
+                    )
+                }),
+        }
+    }
+}
+
 fn read_profiles(
     path: &Path,
     text: &str,
     table: &dyn TableLike,
     profiles: &mut BTreeMap<String, (Profile, Source)>,
 ) -> Result<(), ConfigError> {
-    for (name, item) in table.iter() {
-        let line = line_of(
-            text,
-            table
-                .key(name)
-                .and_then(|k| k.span())
-                .or_else(|| item.span()),
-        );
-        let source = Source::File {
-            path: path.to_owned(),
-            line,
-        };
-        let invalid = |message: &str| ConfigError::InvalidValue {
-            key: format!("profiles.{name}"),
-            origin: source.to_string(),
-            message: message.into(),
-        };
-        let profile = item
-            .as_table_like()
-            .ok_or_else(|| invalid("expected a [profiles.NAME] table"))?;
-        for (key, _) in profile.iter() {
-            if !PROFILE_KEYS.contains(&key) {
-                let kline = line_of(text, profile.key(key).and_then(|k| k.span()));
-                return Err(ConfigError::UnknownKey {
-                    path: path.to_owned(),
-                    line: kline,
-                    suggestion: closest(key, &PROFILE_KEYS, key)
-                        .map(|k| format!("profiles.{name}.{k}")),
-                    key: format!("profiles.{name}.{key}"),
-                });
-            }
-        }
-        let text_of = |key: &str| -> Result<Option<String>, ConfigError> {
-            match profile.get(key) {
-                None => Ok(None),
-                Some(item) => item.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| {
-                    ConfigError::InvalidValue {
-                        key: format!("profiles.{name}.{key}"),
-                        origin: source.to_string(),
-                        message: "expected a string".into(),
-                    }
-                }),
-            }
-        };
-        let scopes = match profile.get("scopes") {
-            None => Vec::new(),
-            Some(item) => item
-                .as_array()
-                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
-                .ok_or_else(|| ConfigError::InvalidValue {
-                    key: format!("profiles.{name}.scopes"),
-                    origin: source.to_string(),
-                    message: "expected a list of strings, e.g. [\"read\", \"deploy\"]".into(),
-                })?,
-        };
+    for t in Named::all("profiles", path, text, table, &PROFILE_KEYS)? {
         let p = Profile {
-            token_file: text_of("token_file")?.map(PathBuf::from),
-            issuer: text_of("issuer")?,
-            client_id: text_of("client_id")?,
-            scopes,
-            resource: text_of("resource")?,
-            client_secret_file: text_of("client_secret_file")?.map(PathBuf::from),
-            ca_file: text_of("ca_file")?.map(PathBuf::from),
-            age_identity: text_of("age_identity")?.map(PathBuf::from),
+            token_file: t.text("token_file")?.map(PathBuf::from),
+            issuer: t.text("issuer")?,
+            client_id: t.text("client_id")?,
+            scopes: t.list("scopes", "[\"read\", \"deploy\"]")?,
+            resource: t.text("resource")?,
+            client_secret_file: t.text("client_secret_file")?.map(PathBuf::from),
+            ca_file: t.text("ca_file")?.map(PathBuf::from),
+            age_identity: t.text("age_identity")?.map(PathBuf::from),
         };
         if p.token_file.is_none() && p.issuer.is_none() {
-            return Err(invalid(
+            return Err(t.invalid(
+                None,
                 "expected token_file = \"PATH\" (an API token) or issuer = \"URL\" (an OAuth client)",
             ));
         }
-        profiles.insert(name.to_owned(), (p, source));
+        profiles.insert(t.name.to_owned(), (p, t.source.clone()));
+    }
+    Ok(())
+}
+
+fn read_services(
+    path: &Path,
+    text: &str,
+    table: &dyn TableLike,
+    services: &mut BTreeMap<String, (Service, Source)>,
+) -> Result<(), ConfigError> {
+    for t in Named::all("service", path, text, table, &SERVICE_KEYS)? {
+        let name_ok = !t.name.is_empty()
+            && t.name.len() <= 64
+            && t.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(t.invalid(
+                None,
+                "a service name is 1 to 64 lowercase letters, digits, - and _",
+            ));
+        }
+        let host = t
+            .text("host")?
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+        let Some(host) = host.filter(|h| !h.is_empty()) else {
+            return Err(t.invalid(
+                Some("host"),
+                "expected host = \"NAME\", the host name it answers for",
+            ));
+        };
+        let Some(upstream) = t.text("upstream")? else {
+            return Err(t.invalid(Some("upstream"), "expected upstream = \"http://HOST:PORT\""));
+        };
+        let s = Service {
+            host,
+            upstream,
+            groups: t.list("groups", "[\"ops\"]")?,
+            scopes: t.list("scopes", "[\"read\"]")?,
+            description: t.text("description")?,
+        };
+        services.insert(t.name.to_owned(), (s, t.source.clone()));
     }
     Ok(())
 }

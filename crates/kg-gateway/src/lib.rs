@@ -102,7 +102,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of a gateway response: keygate's own (empty or small), or the upstream's.
 pub type GatewayBody = Either<Full<Bytes>, Relay>;
 
-/// Who a request was let in as.
+/// Who a request was let in as. One per request, moved along it and never kept in bulk,
+/// so the size of the token variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Who {
     /// A local request, under the bypass: the identity headers naming keygate's user.
     Local(Vec<(HeaderName, HeaderValue)>),
@@ -120,14 +122,33 @@ enum Who {
         session: Option<SessionRef>,
         /// A person's session: their id (and `id` is empty: no token).
         person: Option<String>,
+        /// The groups the service admits (for a person's WebSocket, judged again).
+        admits: Vec<String>,
     },
+}
+
+/// A service behind the portal (`[service.NAME]`), on a host of its own.
+#[derive(Debug, Clone)]
+pub struct ServiceRoute {
+    /// Its name.
+    pub name: String,
+    /// The host it answers for, lower case.
+    pub host: String,
+    /// Where its requests go.
+    pub upstream: Upstream,
+    /// Whose sessions it admits (anyone's when empty).
+    pub groups: Vec<String>,
+    /// What a token needs there (`None`: the path's rules).
+    pub scopes: Option<kg_verifier::Requirement>,
 }
 
 /// What the gateway is told.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The upstream.
-    pub upstream: Upstream,
+    /// The upstream for every host no service names (`server.upstream`).
+    pub upstream: Option<Upstream>,
+    /// The services on hosts of their own.
+    pub services: Vec<ServiceRoute>,
     /// Time for the upstream to connect and answer with response headers.
     pub upstream_timeout: Duration,
     /// Largest request body forwarded, in bytes.
@@ -227,7 +248,7 @@ impl Gateway {
     pub fn new(settings: &Settings, verifier: Arc<Verifier>, sign_in: Arc<SignIn>) -> Gateway {
         Gateway {
             verifier,
-            routes: Routes::one(settings.upstream.clone()),
+            routes: Routes::new(settings.upstream.clone(), &settings.services),
             timeout: settings.upstream_timeout,
             max_request_body: settings.max_request_body,
             max_response_body: settings.max_response_body,
@@ -271,7 +292,15 @@ impl Gateway {
     ) -> Response<GatewayBody> {
         // One id for the request: its audit line, `X-Request-Id` upstream, a 502 page.
         let id = self.verifier.audit().ids().next();
-        let who = match self.authorize(&req, &conn, &id) {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        let Some(service) = self.routes.route(host) else {
+            return empty(StatusCode::NOT_FOUND).map(Either::Left);
+        };
+        let who = match self.authorize(&req, &conn, &id, service) {
             Ok(who) => who,
             Err(resp) => return resp.map(Either::Left),
         };
@@ -292,7 +321,7 @@ impl Gateway {
             }
             Who::Local(_) => (Outcome::Local, None, None, None),
         };
-        let resp = self.forward(req, conn, who, &id).await;
+        let resp = self.forward(req, conn, who, &id, service).await;
         let allowed = Allowed {
             token_id: token_id.as_deref(),
             token_name: token_name.as_deref(),
@@ -318,6 +347,7 @@ impl Gateway {
         req: &Request<Incoming>,
         conn: &Conn,
         request_id: &str,
+        service: &routes::Service,
     ) -> Result<Who, Box<Response<kg_http::Body>>> {
         let v = &*self.verifier;
         let headers = req.headers();
@@ -329,10 +359,18 @@ impl Gateway {
             path: Some(path),
             request_id: Some(request_id),
         };
-        fn ask<'a>(credential: Credential<'a>, ctx: Ctx<'a>) -> Ask<'a> {
+        let need = match &service.name {
+            None => Need::Path(ctx.path),
+            Some(_) => Need::Service {
+                path: ctx.path,
+                scopes: service.scopes.as_ref(),
+                groups: &service.groups,
+            },
+        };
+        fn ask<'a>(credential: Credential<'a>, ctx: Ctx<'a>, need: Need<'a>) -> Ask<'a> {
             Ask {
                 credential,
-                need: Need::Path(ctx.path),
+                need,
                 ctx,
                 throttle: Throttle::AfterFailure,
                 allow_as: Outcome::Allow,
@@ -355,8 +393,24 @@ impl Gateway {
                         scopes: identity.scopes.to_vec(),
                         session: session.cloned(),
                         person: session.and_then(|s| s.user_id.clone()),
+                        admits: service.groups.clone(),
                     };
                     return (Some(Ok(who)), 200);
+                }
+                Decision::NotInGroup => {
+                    let name = service.name.as_deref().unwrap_or("this service");
+                    let resp = self.sign_in.page(
+                        StatusCode::FORBIDDEN,
+                        "No access",
+                        &format!(
+                            "<h1>No access to {}</h1>\n<p id=\"error\" role=\"alert\">You are \
+                             signed in, but not in a group this service admits.</p>\n<p \
+                             class=\"sub\">Ask an administrator; `keygate access explain` says \
+                             which group would.</p>\n",
+                            kg_login::escape(name)
+                        ),
+                    );
+                    return (Some(Err(Box::new(resp))), 403);
                 }
                 Decision::SessionEnded => return (None, 0),
                 Decision::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
@@ -385,11 +439,17 @@ impl Gateway {
         if bearer != Credential::None {
             // A bearer token is allowed or refused, never a session that ended.
             return v
-                .judge(&ask(bearer, ctx), |d| answer(d, None))
+                .judge(&ask(bearer, ctx, need), |d| answer(d, None))
                 .unwrap_or_else(|| Err(Box::new(empty(StatusCode::UNAUTHORIZED))));
         }
-        // 2. A browser session, judged by its token's id.
-        if let Some(session) = self.sign_in.session(headers, peer_ip) {
+        // 2. A browser session, judged by its token's id, or its person. A person's session
+        // is good only for the service it was opened for (the portal's own, or the upstream's
+        // for every host, have none).
+        if let Some(session) = self
+            .sign_in
+            .session(headers, peer_ip)
+            .filter(|s| s.user_id.is_none() || s.service == service.name)
+        {
             let foreign = cross_site(req, &self.sign_in);
             let credential = match &session.user_id {
                 Some(user_id) => Credential::Person { user_id, foreign },
@@ -398,7 +458,7 @@ impl Gateway {
                     foreign,
                 },
             };
-            match v.judge(&ask(credential, ctx), |d| answer(d, Some(&session))) {
+            match v.judge(&ask(credential, ctx, need), |d| answer(d, Some(&session))) {
                 Some(result) => return result,
                 // Revoked, expired or past its grace: the session ends with it.
                 None => self.sign_in.end_session(&session),
@@ -428,9 +488,19 @@ impl Gateway {
             return Ok(Who::Local(identity.clone()));
         }
         // 4. Nobody: a browser goes to the sign-in page.
-        v.judge(&ask(Credential::None, ctx), |_| {
+        v.judge(&ask(Credential::None, ctx, need), |_| {
+            let portal = service.name.as_ref().and_then(|_| {
+                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                self.sign_in
+                    .portal_sign_in(self.sign_in.https(peer_ip, headers), host)
+            });
             let resp = if is_navigation(req) {
-                self.sign_in.redirect(req.uri())
+                match portal {
+                    // A service host has no sign-in of its own: the portal's, then back in
+                    // through its landing page.
+                    Some(location) => self.sign_in.see_other(&location),
+                    None => self.sign_in.redirect(req.uri()),
+                }
             } else {
                 let mut resp = empty(StatusCode::UNAUTHORIZED);
                 resp.headers_mut()
@@ -449,15 +519,8 @@ impl Gateway {
         conn: Arc<Conn>,
         who: Who,
         id: &str,
+        service: &routes::Service,
     ) -> Response<GatewayBody> {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        let Some(service) = self.routes.route(host) else {
-            return empty(StatusCode::NOT_FOUND).map(Either::Left);
-        };
         if let Some(len) = content_length(req.headers())
             && len > self.max_request_body
         {
@@ -624,13 +687,18 @@ impl Gateway {
                     id,
                     session,
                     person,
+                    admits,
                     ..
                 } => {
                     session
                         .as_ref()
                         .is_none_or(|s| gateway.sign_in.sessions().alive(s))
                         && match person {
-                            Some(user_id) => gateway.verifier.person(user_id).is_some(),
+                            // Removed, disabled or out of the service's groups: it closes.
+                            Some(user_id) => gateway
+                                .verifier
+                                .person(user_id)
+                                .is_some_and(|p| kg_verifier::people::may_enter(&p, admits)),
                             None => gateway.verifier.still_valid(id),
                         }
                 }

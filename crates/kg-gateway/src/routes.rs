@@ -15,6 +15,12 @@ use crate::upstream::Upstream;
 
 /// One upstream service and its clients.
 pub(crate) struct Service {
+    /// Its name (`[service.NAME]`); `None` for `server.upstream`.
+    pub name: Option<String>,
+    /// Whose sessions it admits (anyone's when empty).
+    pub groups: Vec<String>,
+    /// What a token needs there, when it says.
+    pub scopes: Option<kg_verifier::Requirement>,
     /// Where it is.
     pub upstream: Upstream,
     /// For safe methods: a request that failed on a reused connection before a byte was
@@ -36,6 +42,9 @@ impl Service {
                 .build(connector.clone())
         };
         Service {
+            name: None,
+            groups: Vec::new(),
+            scopes: None,
             safe: client(true),
             once: client(false),
             upstream,
@@ -50,10 +59,29 @@ pub(crate) struct Routes {
 
 impl Routes {
     /// One service, for every host.
+    #[cfg(test)]
     pub(crate) fn one(upstream: Upstream) -> Routes {
         Routes {
             services: vec![(None, Service::new(upstream))],
         }
+    }
+
+    /// The named services, each for its host, and `default` for every other host.
+    pub(crate) fn new(default: Option<Upstream>, named: &[crate::ServiceRoute]) -> Routes {
+        let mut services: Vec<(Option<String>, Service)> = named
+            .iter()
+            .map(|r| {
+                let mut s = Service::new(r.upstream.clone());
+                s.name = Some(r.name.clone());
+                s.groups = r.groups.clone();
+                s.scopes = r.scopes.clone();
+                (Some(r.host.clone()), s)
+            })
+            .collect();
+        if let Some(up) = default {
+            services.push((None, Service::new(up)));
+        }
+        Routes { services }
     }
 
     /// The service for a request to `host` (the `Host` header or the target's authority,

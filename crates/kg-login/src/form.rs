@@ -28,6 +28,8 @@ pub(crate) struct Form {
     pub(crate) new_password_again: Option<Zeroizing<Vec<u8>>>,
     /// Which step of a person's sign-in the form answers (`totp`, `change`).
     pub(crate) step: Option<String>,
+    /// A launch ticket from the portal.
+    pub(crate) ticket: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl Drop for Form {
@@ -83,6 +85,7 @@ impl Form {
                 }
                 b"password" if form.password.is_none() => form.password = Some(v),
                 b"code" if form.code.is_none() => form.code = Some(v),
+                b"ticket" if form.ticket.is_none() => form.ticket = Some(v),
                 b"new_password" if form.new_password.is_none() => form.new_password = Some(v),
                 b"new_password_again" if form.new_password_again.is_none() => {
                     form.new_password_again = Some(v)

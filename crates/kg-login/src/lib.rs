@@ -44,6 +44,7 @@ pub mod form;
 pub mod key;
 mod page;
 mod people;
+pub mod portal;
 pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -65,6 +66,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 pub use page::escape;
+pub use portal::{ENTER, PORTAL, Portal, PortalService};
 pub use sessions::{SessionRef, Sessions};
 
 use form::{Form, read_form};
@@ -141,6 +143,8 @@ pub struct SignIn {
     realm: String,
     verifier: Arc<Verifier>,
     csp: HeaderValue,
+    /// The portal and its services, when configured ([`SignIn::set_portal`]).
+    portal: std::sync::OnceLock<Portal>,
 }
 
 impl SignIn {
@@ -174,6 +178,7 @@ impl SignIn {
             realm: realm.to_owned(),
             verifier,
             csp: HeaderValue::from_str(&csp).expect("base64 is a valid header value"),
+            portal: std::sync::OnceLock::new(),
         }
     }
 
@@ -297,6 +302,10 @@ impl SignIn {
             Page::SignIn
         } else if path == SIGN_OUT {
             Page::SignOut
+        } else if path == PORTAL {
+            Page::Portal
+        } else if path == ENTER {
+            Page::Enter
         } else {
             return status_only(StatusCode::NOT_FOUND);
         };
@@ -310,6 +319,7 @@ impl SignIn {
         };
         match (page, &parts.method) {
             (Page::SignIn, &Method::GET | &Method::HEAD) => self.show(&r),
+            (Page::Portal, &Method::GET | &Method::HEAD) => self.landing(&r),
             (_, &Method::POST) => {
                 let form = match read_form(&parts.headers, body).await {
                     Ok(bytes) => Form::parse(&bytes),
@@ -327,10 +337,13 @@ impl SignIn {
                     }
                     Page::SignIn => self.sign_in(&r, &form),
                     Page::SignOut => self.sign_out(&r, &form),
+                    Page::Enter => self.enter(&r, &form),
+                    Page::Portal => method_not_allowed("GET, HEAD"),
                 }
             }
             (Page::SignIn, _) => method_not_allowed("GET, HEAD, POST"),
-            (Page::SignOut, _) => method_not_allowed("POST"),
+            (Page::SignOut | Page::Enter, _) => method_not_allowed("POST"),
+            (Page::Portal, _) => method_not_allowed("GET, HEAD"),
         }
     }
 
@@ -492,6 +505,7 @@ impl SignIn {
                 Decision::Invalid
                 | Decision::InsufficientScope(_)
                 | Decision::CrossSite
+                | Decision::NotInGroup
                 | Decision::SessionEnded => self.refused(r, next, MSG_REFUSED),
             };
             let status = resp.status().as_u16();
@@ -666,7 +680,9 @@ impl SignIn {
             .record(outcome, status.as_u16(), token_id, &r.ctx());
     }
 
-    fn see_other(&self, location: &str) -> Response<Body> {
+    /// 303 See Other to `location` (a local path, or a URL built from configured hosts),
+    /// with the pages' protective headers.
+    pub fn see_other(&self, location: &str) -> Response<Body> {
         let mut resp = status_only(StatusCode::SEE_OTHER);
         let h = resp.headers_mut();
         // `location` is a checked local path (visible ASCII), or one of ours.
@@ -684,7 +700,8 @@ impl SignIn {
         self.html(status, page::shell(title, content))
     }
 
-    /// [`SignIn::page`] whose form may end at `source` too (a CSP source expression: an
+    /// [`SignIn::page`] whose form may end at `source` too (CSP source expressions, space
+    /// separated: an
     /// origin such as `http://127.0.0.1:40000`, or a scheme such as `com.example.app:`):
     /// browsers hold the redirect after a form to `form-action`, and the consent form's
     /// answer is a redirect to the application. A `source` with anything but the
@@ -698,9 +715,12 @@ impl SignIn {
     ) -> Response<Body> {
         let mut resp = self.page(status, title, content);
         let plain = !source.is_empty()
-            && source
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.:/[]".contains(&b));
+            && source.split(' ').all(|src| {
+                !src.is_empty()
+                    && src
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-.:/[]".contains(&b))
+            });
         if plain
             && let Ok(csp) = self.csp.to_str()
             && let Ok(v) = HeaderValue::from_str(&csp.replacen(
@@ -893,7 +913,8 @@ pub fn safe_next(next: &str) -> &str {
             .split('/')
             .any(|seg| seg == "." || seg == "..")
         && (!(next[..path_end] == PREFIX[..PREFIX.len() - 1] || next.starts_with(PREFIX))
-            || next.starts_with(OAUTH_PAGES));
+            || next.starts_with(OAUTH_PAGES)
+            || next[..path_end] == *PORTAL);
     if ok { next } else { "/" }
 }
 
@@ -931,6 +952,8 @@ impl<'a> Req<'a> {
 enum Page {
     SignIn,
     SignOut,
+    Portal,
+    Enter,
 }
 
 impl Page {
@@ -938,6 +961,8 @@ impl Page {
         match self {
             Page::SignIn => SIGN_IN,
             Page::SignOut => SIGN_OUT,
+            Page::Portal => PORTAL,
+            Page::Enter => ENTER,
         }
     }
 }

@@ -75,7 +75,7 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl SignIn {
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         (self.verifier.clock().now().unix_timestamp_nanos() / 1_000_000) as i64
     }
 
@@ -354,7 +354,7 @@ impl SignIn {
         if let Some(old) = self.session_of(r.headers, r.https) {
             self.sessions.end(&old);
         }
-        let new = match self.sessions.create_for_person(&person.id) {
+        let new = match self.sessions.create_for_person(&person.id, None) {
             Ok(new) => new,
             Err(_) => {
                 return self.password_form(

@@ -72,6 +72,9 @@ pub struct SessionRef {
     pub token_id: String,
     /// The person who signed in with a password ([`kg_verifier::Credential::Person`]).
     pub user_id: Option<String>,
+    /// The service a person's session was opened for by a launch ticket; it is good there
+    /// only.
+    pub service: Option<String>,
     id: Zeroizing<Id>,
     csrf: String,
 }
@@ -139,13 +142,18 @@ impl Sessions {
         token_id: &str,
         now: OffsetDateTime,
     ) -> Result<NewSession, kg_store::Error> {
-        self.begin(token_id, None, now)
+        self.begin(token_id, None, None, now)
     }
 
     /// Begins a session for the person with id `user_id` (a password sign-in), as
     /// [`Sessions::create`] does for a token.
-    pub fn create_for_person(&self, user_id: &str) -> Result<NewSession, kg_store::Error> {
-        self.begin("", Some(user_id), self.clock.now())
+    /// `service` names the service host it is for (a launch ticket's), `None` the portal's.
+    pub fn create_for_person(
+        &self,
+        user_id: &str,
+        service: Option<&str>,
+    ) -> Result<NewSession, kg_store::Error> {
+        self.begin("", Some(user_id), service, self.clock.now())
             .inspect_err(|e| say("session_create_failed", e))
     }
 
@@ -153,6 +161,7 @@ impl Sessions {
         &self,
         token_id: &str,
         user_id: Option<&str>,
+        service: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<NewSession, kg_store::Error> {
         let mut id = Zeroizing::new([0u8; ID_LEN]);
@@ -175,6 +184,7 @@ impl Sessions {
                 digest: digest(&id),
                 token_id: token_id.to_owned(),
                 user_id: user_id.map(str::to_owned),
+                service: service.map(str::to_owned),
                 created: now,
                 used: now,
             },
@@ -189,6 +199,7 @@ impl Sessions {
             session: SessionRef {
                 token_id: token_id.to_owned(),
                 user_id: user_id.map(str::to_owned),
+                service: service.map(str::to_owned),
                 id,
                 csrf,
             },
@@ -205,11 +216,12 @@ impl Sessions {
     /// [`Sessions::get`] at `now`.
     pub fn get_at(&self, cookie_value: &str, now: OffsetDateTime) -> Option<SessionRef> {
         let id = self.open_cookie(cookie_value)?;
-        let (token_id, user_id) = self.touch(&id, now)?;
+        let record = self.touch(&id, now)?;
         let csrf = self.csrf_of(&id);
         Some(SessionRef {
-            token_id,
-            user_id,
+            token_id: record.token_id,
+            user_id: record.user_id,
+            service: record.service,
             id,
             csrf,
         })
@@ -225,7 +237,7 @@ impl Sessions {
     /// The token id (and person) of the live session `id`, after recording a use at `now`; a session past
     /// its lifetime or idle timeout is removed and gives `None`. A store that cannot be read
     /// gives `None` too.
-    fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<(String, Option<String>)> {
+    fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<SessionRecord> {
         let d = digest(id);
         let record = self.store.session(&d).unwrap_or_else(|e| {
             say("session_read_failed", &e);
@@ -247,7 +259,7 @@ impl Sessions {
             // The session stays valid; its idle timeout slides at the next write.
             say("session_touch_failed", &e);
         }
-        Some((record.token_id, record.user_id))
+        Some(record)
     }
 
     /// Ends a session (sign-out, or its token is no longer valid). Ending one that already

@@ -222,7 +222,12 @@ fn html_is_escaped() {
         crate::testing::sessions(HOUR, HOUR),
         verifier(&base, dir.path()),
     );
-    let page = s.sign_in_page("c\"><script>", "/x\"><script>", Some("<i>oops</i>"), "\"><b>");
+    let page = s.sign_in_page(
+        "c\"><script>",
+        "/x\"><script>",
+        Some("<i>oops</i>"),
+        "\"><b>",
+    );
     assert!(!page.contains("<script>") && !page.contains("<b>") && !page.contains("<i>"));
     assert!(page.contains("Sign in to &lt;b&gt;&amp;&quot;realm&#39;"));
     assert!(page.contains("value=\"/x&quot;&gt;&lt;script&gt;\""));

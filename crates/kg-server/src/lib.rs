@@ -309,7 +309,7 @@ pub fn start(
             )],
         );
     }
-    let store = if settings.upstream.is_some() || settings.oauth_on() {
+    let store = if settings.proxying() || settings.oauth_on() {
         Some(state::open_store(settings)?)
     } else {
         None
@@ -330,6 +330,9 @@ pub fn start(
         ))),
         None => None,
     };
+    if let (Some(sign_in), Some(portal)) = (&sign_in, &settings.portal) {
+        sign_in.set_portal(portal.clone());
+    }
     let oauth = match &store {
         Some(store) if settings.oauth_on() => {
             Some(oauth(settings, store, &verifier, sign_in.clone(), &addrs)?)
@@ -386,7 +389,23 @@ pub fn start(
             log::info(
                 "proxying",
                 &[
-                    ("upstream", (&g.upstream.to_string()).into()),
+                    (
+                        "upstream",
+                        (&g.upstream
+                            .as_ref()
+                            .map(|u| u.to_string())
+                            .unwrap_or_default())
+                            .into(),
+                    ),
+                    (
+                        "services",
+                        (&g.services
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","))
+                            .into(),
+                    ),
                     (
                         "local_bypass",
                         matches!(settings.bypass(), Bypass::User(_)).into(),

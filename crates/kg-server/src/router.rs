@@ -204,7 +204,14 @@ impl Proxying {
                 .map(Either::Left);
         }
         if let Some(own) = path.strip_prefix(OWN) {
-            if path == kg_login::SIGN_IN || path == kg_login::SIGN_OUT {
+            if [
+                kg_login::SIGN_IN,
+                kg_login::SIGN_OUT,
+                kg_login::PORTAL,
+                kg_login::ENTER,
+            ]
+            .contains(&path)
+            {
                 return self
                     .sign_in
                     .handle(req, conn.peer.ip())

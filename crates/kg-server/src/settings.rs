@@ -51,8 +51,13 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// One more failed attempt is allowed per this interval.
     pub rate_limit_refill: Duration,
-    /// The upstream of the reverse proxy; `None` serves only the verifying endpoints.
+    /// The upstream of the reverse proxy; `None` serves only the verifying endpoints
+    /// (unless there are services).
     pub upstream: Option<Upstream>,
+    /// The services behind the portal (`[service.NAME]`), each on its own host.
+    pub services: Vec<kg_gateway::ServiceRoute>,
+    /// What the portal's landing page shows of them.
+    pub portal: Option<kg_login::Portal>,
     /// Time for the upstream to connect and answer with response headers.
     pub upstream_timeout: Duration,
     /// Largest request body forwarded, in bytes.
@@ -186,6 +191,14 @@ pub enum SettingsError {
     /// An empty audit log path.
     #[error("server.audit_log is empty: give stderr or a file path")]
     NoAuditLog,
+    /// A `[service.NAME]` table that cannot be served.
+    #[error("invalid service.{name}: {message}")]
+    BadService {
+        /// The service.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An upstream that is malformed or could be reached around the proxy.
     #[error("invalid server.upstream '{value}': {source}")]
     BadUpstream {
@@ -323,6 +336,7 @@ impl Settings {
                 )
             }
         };
+        let (services, portal) = services(config, realm_text(config))?;
         let strip_headers = kg_gateway::StripHeaders::parse(config.list("server.strip_headers"))
             .map_err(|value| SettingsError::BadStripHeader { value })?;
         let all_loopback = listen.iter().all(|a| a.ip().to_canonical().is_loopback());
@@ -388,6 +402,8 @@ impl Settings {
             rate_limit_burst: config.u32("server.rate_limit_burst"),
             rate_limit_refill: duration("server.rate_limit_refill")?,
             upstream,
+            services,
+            portal,
             upstream_timeout: duration("server.upstream_timeout")?,
             max_request_body: u64::from(config.u32("server.max_request_body_mib")) * MIB,
             max_response_body: u64::from(config.u32("server.max_response_body_mib")) * MIB,
@@ -411,7 +427,7 @@ impl Settings {
         let base = addrs
             .first()
             .map_or_else(String::new, |a| origin(scheme, *a));
-        if self.upstream.is_some() {
+        if self.proxying() {
             format!("{base}{}", OAUTH_PREFIX)
         } else {
             base
@@ -481,10 +497,19 @@ impl Settings {
         }
     }
 
+    /// Whether this is proxy mode: an upstream, or services behind the portal.
+    pub fn proxying(&self) -> bool {
+        self.upstream.is_some() || !self.services.is_empty()
+    }
+
     /// The gateway's part, in proxy mode.
     pub fn gateway(&self) -> Option<kg_gateway::Settings> {
+        if !self.proxying() {
+            return None;
+        }
         Some(kg_gateway::Settings {
-            upstream: self.upstream.clone()?,
+            upstream: self.upstream.clone(),
+            services: self.services.clone(),
             upstream_timeout: self.upstream_timeout,
             max_request_body: self.max_request_body,
             max_response_body: self.max_response_body,
@@ -515,7 +540,7 @@ impl Settings {
     /// original path, which is believed only from trusted proxies, and none is configured
     /// (in proxy mode the path is the request's own, so they work as written).
     pub fn scopes_need_every_scope(&self) -> bool {
-        !self.scopes.is_empty() && self.trusted_proxies.is_empty() && self.upstream.is_none()
+        !self.scopes.is_empty() && self.trusted_proxies.is_empty() && !self.proxying()
     }
 }
 
@@ -563,6 +588,79 @@ fn check_issuer(text: &str) -> Result<String, SettingsError> {
 
 /// The store's file name in the state directory.
 pub const DB_FILE: &str = kg_store::DB_FILE;
+
+fn realm_text(config: &kg_config::Config) -> String {
+    config.str("server.realm").unwrap_or("keygate").to_owned()
+}
+
+/// The `[service.NAME]` tables as the gateway and the portal need them, checked: each host
+/// once, not the portal's, an upstream the proxy may reach, groups and scopes well formed,
+/// and a portal to enter them from.
+fn services(
+    config: &kg_config::Config,
+    realm: String,
+) -> Result<(Vec<kg_gateway::ServiceRoute>, Option<kg_login::Portal>), SettingsError> {
+    let portal_host = config
+        .str("server.portal_host")
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty());
+    let mut routes: Vec<kg_gateway::ServiceRoute> = Vec::new();
+    let mut shown = Vec::new();
+    for (name, s) in config.services() {
+        let bad = |message: String| SettingsError::BadService {
+            name: name.to_owned(),
+            message,
+        };
+        if routes.iter().any(|r| r.host == s.host) || portal_host.as_deref() == Some(&s.host) {
+            return Err(bad(format!(
+                "host '{}' is another service's or the portal's; each service needs a host of its own",
+                s.host
+            )));
+        }
+        let upstream =
+            Upstream::parse(s.upstream.trim()).map_err(|e| bad(format!("upstream: {e}")))?;
+        for g in &s.groups {
+            kg_accounts::names::check_group(g).map_err(|e| bad(e.to_string()))?;
+        }
+        let scopes = if s.scopes.is_empty() {
+            None
+        } else {
+            Some(
+                kg_verifier::Requirement::all_of(&s.scopes, &realm)
+                    .ok_or_else(|| bad("scopes: each must be an RFC 6749 scope token".into()))?,
+            )
+        };
+        routes.push(kg_gateway::ServiceRoute {
+            name: name.to_owned(),
+            host: s.host.clone(),
+            upstream,
+            groups: s.groups.clone(),
+            scopes,
+        });
+        shown.push(kg_login::PortalService {
+            name: name.to_owned(),
+            host: s.host.clone(),
+            groups: s.groups.clone(),
+            description: s.description.clone(),
+        });
+    }
+    let portal = match (portal_host, routes.is_empty()) {
+        (Some(host), _) => Some(kg_login::Portal {
+            host,
+            services: shown,
+        }),
+        (None, true) => None,
+        (None, false) => {
+            return Err(SettingsError::BadService {
+                name: routes[0].name.clone(),
+                message:
+                    "services are entered from the portal: set server.portal_host to its host name"
+                        .into(),
+            });
+        }
+    };
+    Ok((routes, portal))
+}
 
 #[cfg(test)]
 mod tests {

@@ -218,6 +218,7 @@ fn session(n: u8, token: &str, created: i64, used: i64) -> SessionRecord {
         digest: [n; 32],
         token_id: token.to_owned(),
         user_id: None,
+        service: None,
         created,
         used,
     }
@@ -578,7 +579,16 @@ pub const USER_CHECKS: &[(&str, UserCheck)] = &[
         user_sessions,
     ),
     ("the people version moves with every change", people_version),
+    ("a launch ticket is spent once", tickets),
 ];
+
+fn tickets(s: &dyn UserStore) {
+    assert!(s.spend_ticket(&[1; 32], 100, 10).unwrap());
+    assert!(!s.spend_ticket(&[1; 32], 100, 20).unwrap(), "spent");
+    assert!(s.spend_ticket(&[2; 32], 100, 20).unwrap());
+    // Past its expiry a spent ticket may be forgotten: it would be refused as expired.
+    assert!(!s.spend_ticket(&[1; 32], 100, 99).unwrap());
+}
 
 fn person(id: &str, name: &str) -> UserRecord {
     UserRecord {
@@ -721,6 +731,7 @@ fn user_sessions(s: &dyn UserStore) {
         digest: [n; 32],
         token_id: String::new(),
         user_id: Some(user.to_owned()),
+        service: (n == 2).then(|| "grafana".to_owned()),
         created: 1,
         used,
     };

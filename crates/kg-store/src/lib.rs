@@ -41,6 +41,9 @@ pub struct SessionRecord {
     pub token_id: String,
     /// The person (a [`UserRecord`]'s id) who signed in with a password, if one did.
     pub user_id: Option<String>,
+    /// The service (`[service.NAME]`) a person's session was opened for by a launch
+    /// ticket; `None` for the portal's own (or the one upstream's).
+    pub service: Option<String>,
     /// When it began, Unix milliseconds.
     pub created: i64,
     /// When it was last used, Unix milliseconds.
@@ -52,6 +55,7 @@ impl std::fmt::Debug for SessionRecord {
         f.debug_struct("SessionRecord")
             .field("token_id", &self.token_id)
             .field("user_id", &self.user_id)
+            .field("service", &self.service)
             .field("created", &self.created)
             .field("used", &self.used)
             .finish_non_exhaustive()

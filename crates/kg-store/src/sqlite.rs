@@ -150,6 +150,13 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL
     );
     INSERT INTO people_version VALUES (1, 0);",
+    // 6: the service a person's session was opened for (by a launch ticket), and the
+    // launch tickets spent, kept until they would have expired.
+    "ALTER TABLE sessions ADD COLUMN service TEXT;
+    CREATE TABLE spent_tickets (
+        digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes and reads.
@@ -422,11 +429,13 @@ pub(crate) fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         created: r.get(2)?,
         used: r.get(3)?,
         user_id: r.get(4)?,
+        service: r.get(5)?,
     })
 }
 
 /// The columns [`record`] reads.
-pub(crate) const SESSION_COLUMNS: &str = "digest, token_id, created, used, user_id FROM sessions";
+pub(crate) const SESSION_COLUMNS: &str =
+    "digest, token_id, created, used, user_id, service FROM sessions";
 
 impl SessionStore for SqliteStore {
     fn insert_session(&self, session: &SessionRecord, limits: SessionLimits) -> Result<(), Error> {
@@ -459,14 +468,15 @@ impl SessionStore for SqliteStore {
             .map_err(Error::sql("bound the sessions"))?;
         }
         tx.execute(
-            "INSERT INTO sessions (digest, token_id, created, used, user_id)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO sessions (digest, token_id, created, used, user_id, service)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 &session.digest[..],
                 session.token_id,
                 session.created,
                 session.used,
-                session.user_id
+                session.user_id,
+                session.service
             ],
         )
         .map_err(Error::sql("store a session"))?;

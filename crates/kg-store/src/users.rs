@@ -129,6 +129,15 @@ pub trait UserStore: SessionStore {
     /// Every session, most recently used first (the admin's list).
     fn all_sessions(&self) -> Result<Vec<SessionRecord>, Error>;
 
+    /// Spends the launch ticket with this digest, valid until `expires`: `false` when it
+    /// was spent already. Spent tickets past their expiry are swept as `now` passes them.
+    fn spend_ticket(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, Error>;
+
     /// A number that changes whenever a person, group or membership does, so a server
     /// can tell cheaply that what it knows is out of date.
     fn people_version(&self) -> Result<i64, Error>;

@@ -67,6 +67,7 @@ fn one(n: u8) -> SessionRecord {
         digest: [n; 32],
         token_id: "AAAAAAAAAAAA".into(),
         user_id: None,
+        service: None,
         created: 1,
         used: 1,
     }

@@ -225,6 +225,7 @@ impl Verifier {
                 },
                 Decision::Missing => Reply::new(StatusCode::UNAUTHORIZED, Some(&self.challenge)),
                 Decision::InsufficientScope(c) => Reply::new(StatusCode::FORBIDDEN, Some(c)),
+                Decision::NotInGroup => Reply::new(StatusCode::FORBIDDEN, None),
                 // Not asked of bearer tokens and First: not reached; refused alike.
                 Decision::Invalid
                 | Decision::Throttled { .. }
@@ -277,6 +278,7 @@ impl Verifier {
                     }
                     Decision::Missing => (StatusCode::UNAUTHORIZED, &self.challenge),
                     Decision::InsufficientScope(c) => (StatusCode::FORBIDDEN, c),
+                    Decision::NotInGroup => (StatusCode::FORBIDDEN, &self.challenge_invalid),
                     Decision::Invalid
                     | Decision::CrossSite
                     | Decision::SessionEnded

@@ -116,6 +116,17 @@ pub enum Need<'a> {
     Path(Option<&'a [u8]>),
     /// One requirement.
     Scope(&'a Requirement),
+    /// A service behind the portal (`[service.NAME]`): an API token needs its scopes (or,
+    /// when it names none, the path's rules); a person must be in one of its groups (any
+    /// person, when it names none).
+    Service {
+        /// The path's rules apply to tokens when `scopes` is `None`.
+        path: Option<&'a [u8]>,
+        /// What a token needs.
+        scopes: Option<&'a Requirement>,
+        /// Whose sessions get in.
+        groups: &'a [String],
+    },
 }
 
 /// When the failure rate limit is consulted.
@@ -206,6 +217,8 @@ pub enum Decision<'a> {
     SessionEnded,
     /// The store could not say (a person's session): refused with a 503, the session kept.
     Unavailable,
+    /// A person's session at a service none of whose groups they are in: 403.
+    NotInGroup,
 }
 
 /// Everything a request needs to be judged, shared by all connections.
@@ -484,11 +497,7 @@ impl Verifier {
         foreign: bool,
         respond: impl FnOnce(Decision<'_>) -> (R, u16),
     ) -> R {
-        let need = match ask.need {
-            Need::Nothing => None,
-            Need::Path(path) => self.scopes.for_path(path),
-            Need::Scope(r) => Some(r),
-        };
+        let need = self.token_need(ask.need);
         let (id, name) = (Some(info.id), Some(info.name));
         let (decision, outcome) = match need {
             Some(need) if !need.is_met_by(&info) => (
@@ -516,6 +525,19 @@ impl Verifier {
             self.note(Note::log(outcome, id, name), status, &ask.ctx);
         }
         r
+    }
+
+    /// What a token must have for `need`.
+    fn token_need<'a>(&'a self, need: Need<'a>) -> Option<&'a Requirement> {
+        match need {
+            Need::Nothing => None,
+            Need::Path(path) => self.scopes.for_path(path),
+            Need::Scope(r) => Some(r),
+            Need::Service {
+                scopes: Some(r), ..
+            } => Some(r),
+            Need::Service { path, .. } => self.scopes.for_path(path),
+        }
     }
 
     /// Charges the failure buckets for a refused credential and says how to record it. The

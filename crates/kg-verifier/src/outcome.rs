@@ -46,11 +46,13 @@ pub enum Outcome {
     TotpReplayed,
     /// The store could not answer: refused, fail closed.
     Unavailable,
+    /// A person at a service none of whose groups they are in.
+    NotInGroup,
 }
 
 impl Outcome {
     /// Every outcome, in the order of the metrics' counters.
-    pub const ALL: [Outcome; 24] = [
+    pub const ALL: [Outcome; 25] = [
         Outcome::Allow,
         Outcome::Missing,
         Outcome::Invalid(Reason::Malformed),
@@ -75,6 +77,7 @@ impl Outcome {
         Outcome::BadSecondFactor,
         Outcome::TotpReplayed,
         Outcome::Unavailable,
+        Outcome::NotInGroup,
     ];
 
     /// The position in [`Outcome::ALL`].
@@ -104,6 +107,7 @@ impl Outcome {
             Outcome::BadSecondFactor => 21,
             Outcome::TotpReplayed => 22,
             Outcome::Unavailable => 23,
+            Outcome::NotInGroup => 24,
         }
     }
 
@@ -156,6 +160,7 @@ impl Outcome {
             Outcome::BadSecondFactor => "bad_second_factor",
             Outcome::TotpReplayed => "totp_replayed",
             Outcome::Unavailable => "unavailable",
+            Outcome::NotInGroup => "not_in_group",
         }
     }
 }

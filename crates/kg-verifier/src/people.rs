@@ -67,6 +67,11 @@ pub enum FactorDecision {
     Unavailable,
 }
 
+/// Whether `person` is in one of `groups` (anyone, when there are none).
+pub fn may_enter(person: &Person, groups: &[String]) -> bool {
+    groups.is_empty() || groups.iter().any(|g| person.in_group(g))
+}
+
 fn unavailable(e: &Unavailable) {
     kg_http::log::error("people_unavailable", &[("error", (&e.to_string()).into())]);
 }
@@ -127,17 +132,20 @@ impl Verifier {
                 return r;
             }
         };
-        // A person has no scopes: a path whose rules require one is not theirs.
-        let need = match ask.need {
-            Need::Nothing => None,
-            Need::Path(path) => self.scopes.for_path(path),
-            Need::Scope(r) => Some(r),
+        // A person has no scopes: a path whose rules require one is not theirs. At a
+        // service, their groups are what counts.
+        let (need, groups): (Option<&crate::Requirement>, &[String]) = match ask.need {
+            Need::Nothing => (None, &[]),
+            Need::Path(path) => (self.scopes.for_path(path), &[]),
+            Need::Scope(r) => (Some(r), &[]),
+            Need::Service { groups, .. } => (None, groups),
         };
         let (decision, outcome) = match need {
             Some(need) if !need.is_met_by_nothing() => (
                 Decision::InsufficientScope(&need.challenge),
                 Outcome::InsufficientScope,
             ),
+            _ if !may_enter(&person, groups) => (Decision::NotInGroup, Outcome::NotInGroup),
             _ if foreign => (Decision::CrossSite, Outcome::CrossSite),
             _ => (
                 Decision::Allow(Identity {

@@ -136,6 +136,19 @@ impl Requirement {
     }
 }
 
+impl Requirement {
+    /// A requirement of every one of `scopes`, on every path (a service's `scopes`); `None`
+    /// when a scope is not an RFC 6749 scope token or the realm not printable ASCII
+    /// without quotes.
+    pub fn all_of(scopes: &[String], realm: &str) -> Option<Requirement> {
+        let realm_ok = realm
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        (realm_ok && !scopes.is_empty() && scopes.iter().all(|s| valid_scope(s)))
+            .then(|| requirement("/", scopes.to_vec(), realm))
+    }
+}
+
 /// A requirement of one scope, for every path (what `/metrics` asks of a token).
 pub(crate) fn single(scope: &str, realm: &str) -> Requirement {
     requirement("/", vec![scope.to_owned()], realm)

@@ -369,6 +369,28 @@ impl UserStore for SqliteStore {
         self.query_sessions("ORDER BY used DESC", [])
     }
 
+    fn spend_ticket(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("spend a ticket"))?;
+        tx.execute("DELETE FROM spent_tickets WHERE expires <= ?1", [now])
+            .map_err(Error::sql("sweep spent tickets"))?;
+        let fresh = tx
+            .execute(
+                "INSERT OR IGNORE INTO spent_tickets (digest, expires) VALUES (?1, ?2)",
+                params![&digest[..], expires],
+            )
+            .map_err(Error::sql("spend a ticket"))?;
+        tx.commit().map_err(Error::sql("spend a ticket"))?;
+        Ok(fresh > 0)
+    }
+
     fn people_version(&self) -> Result<i64, Error> {
         self.lock()
             .prepare_cached("SELECT version FROM people_version")

@@ -1,0 +1,338 @@
+//! The portal: one sign-in in front of several services, each on a host of its own.
+//!
+//! A person signs in on the portal host (`server.portal_host`) and sees, on its landing
+//! page ([`PORTAL`]), the services whose groups they are in. Each entry is a form that posts a
+//! one-time launch ticket to that service's host ([`ENTER`]), which checks it and sets a
+//! session cookie of its own: host-only (`__Host-` on HTTPS), so the browser never sends
+//! one service's credential to another, and keygate never forwards its cookies upstream.
+//! The ticket travels in a form body, never a URL (no log, history or `Referer` sees it).
+//!
+//! A ticket is the person's id, the service's name, an expiry ([`TICKET_LIFETIME`]) and a
+//! random nonce, under an HMAC of the process key with a label of its own; the service host
+//! takes it only from the portal's origin (`Origin`), for itself, before it expires, once
+//! (its digest is spent in the store), and only while the person may still enter.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use kg_verifier::Outcome;
+use kg_verifier::people::may_enter;
+use sha2::{Digest as _, Sha256};
+
+use crate::form::Form;
+use crate::page::{escape, push_error};
+use crate::{Body, Req, SIGN_IN, SignIn, set_cookie};
+
+/// The portal's landing page: the services the person may enter.
+pub const PORTAL: &str = "/.keygate/";
+/// Where a service host takes a launch ticket.
+pub const ENTER: &str = "/.keygate/enter";
+/// How long a launch ticket on a landing page stays good.
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(600);
+const TICKET_LABEL: &[u8] = b"keygate launch ticket v1\0";
+const TAG_LEN: usize = 32;
+const NONCE_LEN: usize = 16;
+
+/// A service behind the portal, as the portal needs it.
+#[derive(Debug, Clone)]
+pub struct PortalService {
+    /// Its name (`[service.NAME]`).
+    pub name: String,
+    /// The host it answers for.
+    pub host: String,
+    /// Who may enter (anyone signed in when empty).
+    pub groups: Vec<String>,
+    /// What the landing page says it is.
+    pub description: Option<String>,
+}
+
+/// The portal's settings.
+#[derive(Debug, Clone)]
+pub struct Portal {
+    /// The portal's host name.
+    pub host: String,
+    /// The services.
+    pub services: Vec<PortalService>,
+}
+
+struct Ticket {
+    user_id: String,
+    service: String,
+    expires: i64,
+}
+
+/// The host name of a `Host` header value, without port or trailing dot, lower-cased.
+fn host_name(host: &str) -> String {
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `:PORT` of a `Host` header value, or nothing.
+fn port_of(host: &str) -> &str {
+    let after = if host.starts_with('[') {
+        host.find(']').map_or("", |i| &host[i + 1..])
+    } else {
+        host.find(':').map_or("", |i| &host[i..])
+    };
+    if after.len() > 1 && after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit()) {
+        after
+    } else {
+        ""
+    }
+}
+
+impl SignIn {
+    /// The portal, when configured.
+    fn portal(&self) -> Option<&Portal> {
+        self.portal.get()
+    }
+
+    /// Serves the portal: its landing page and, on a service host, a launch ticket.
+    pub fn set_portal(&self, portal: Portal) {
+        let _ = self.portal.set(portal);
+    }
+
+    /// The `Host` of the request, when it names one.
+    fn request_host<'a>(&self, r: &Req<'a>) -> Option<&'a str> {
+        r.headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| r.uri.authority().map(|a| a.as_str()))
+    }
+
+    /// The origin a browser gives `host` (this request's scheme and port).
+    fn origin_of(&self, r: &Req<'_>, host: &str) -> String {
+        let scheme = if r.https { "https" } else { "http" };
+        let port = self.request_host(r).map(port_of).unwrap_or("");
+        format!("{scheme}://{host}{port}")
+    }
+
+    fn mint_ticket(&self, user_id: &str, service: &str) -> String {
+        let expires = self.now_ms() + TICKET_LIFETIME.as_millis() as i64;
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).expect("the operating system's random number generator");
+        let mut raw = Vec::with_capacity(64 + service.len() + user_id.len());
+        raw.push(1u8);
+        raw.extend_from_slice(&expires.to_be_bytes());
+        raw.extend_from_slice(&nonce);
+        raw.push(service.len() as u8);
+        raw.extend_from_slice(service.as_bytes());
+        raw.extend_from_slice(user_id.as_bytes());
+        let tag = self.sessions.key().tag(TICKET_LABEL, &raw);
+        raw.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The ticket's contents when its HMAC matches; the digest it is spent under.
+    fn open_ticket(&self, text: &[u8]) -> Option<(Ticket, [u8; 32])> {
+        if text.len() > 1024 {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+        if raw.len() < 1 + 8 + NONCE_LEN + 1 + TAG_LEN {
+            return None;
+        }
+        let (body, tag) = raw.split_at(raw.len() - TAG_LEN);
+        let mut mac = self.sessions.key().mac(TICKET_LABEL);
+        hmac::Mac::update(&mut mac, body);
+        hmac::Mac::verify_slice(mac, tag).ok()?;
+        if body[0] != 1 {
+            return None;
+        }
+        let expires = i64::from_be_bytes(body[1..9].try_into().ok()?);
+        let rest = &body[9 + NONCE_LEN..];
+        let n = usize::from(*rest.first()?);
+        let service = std::str::from_utf8(rest.get(1..1 + n)?).ok()?.to_owned();
+        let user_id = std::str::from_utf8(rest.get(1 + n..)?).ok()?.to_owned();
+        Some((
+            Ticket {
+                user_id,
+                service,
+                expires,
+            },
+            Sha256::digest(body).into(),
+        ))
+    }
+
+    /// GET on [`PORTAL`]: the services the signed-in person may enter.
+    pub(crate) fn landing(&self, r: &Req<'_>) -> Response<Body> {
+        let Some(portal) = self.portal() else {
+            return crate::status_only(StatusCode::NOT_FOUND);
+        };
+        let here = self.request_host(r).map(host_name);
+        if here.as_deref() != Some(portal.host.as_str()) {
+            return crate::status_only(StatusCode::NOT_FOUND);
+        }
+        let person = self
+            .session_of(r.headers, r.https)
+            .and_then(|s| s.user_id.clone().filter(|_| s.service.is_none()))
+            .and_then(|id| self.verifier.person(&id));
+        let Some(person) = person else {
+            return self.see_other(&format!("{SIGN_IN}?next=%2F.keygate%2F"));
+        };
+        let realm = escape(&self.realm);
+        let mut b = String::with_capacity(4096);
+        let _ = write!(
+            b,
+            "<h1>Your services</h1>\n<p class=\"sub\">Signed in to {realm} as <strong>{}</strong>.</p>\n",
+            escape(&person.name)
+        );
+        let mine: Vec<&PortalService> = portal
+            .services
+            .iter()
+            .filter(|s| may_enter(&person, &s.groups))
+            .collect();
+        let mut sources = Vec::new();
+        if mine.is_empty() {
+            push_error(
+                &mut b,
+                Some("No service is open to you yet. Ask an administrator to add you to a group."),
+            );
+        } else {
+            b.push_str("<ul class=\"services\">\n");
+            for s in &mine {
+                let origin = self.origin_of(r, &s.host);
+                let ticket = self.mint_ticket(&person.id, &s.name);
+                let _ = write!(
+                    b,
+                    "<li><form method=\"post\" action=\"{origin}{ENTER}\">\n\
+                     <input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\n\
+                     <button type=\"submit\" id=\"open-{name}\">{name}</button>\n\
+                     {desc}</form></li>\n",
+                    origin = escape(&origin),
+                    name = escape(&s.name),
+                    desc = s
+                        .description
+                        .as_deref()
+                        .map(|d| format!("<p class=\"hint\">{}</p>\n", escape(d)))
+                        .unwrap_or_default(),
+                );
+                sources.push(origin);
+            }
+            b.push_str("</ul>\n");
+        }
+        if let Some(s) = self.session_of(r.headers, r.https) {
+            let _ = write!(
+                b,
+                "<form id=\"sign-out-form\" method=\"post\" action=\"{}\">\n\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\n\
+                 <button type=\"submit\" id=\"sign-out\" class=\"secondary\">Sign out</button>\n\
+                 </form>\n",
+                crate::SIGN_OUT,
+                escape(s.csrf())
+            );
+        }
+        let mut resp = self.page_leading_to(
+            StatusCode::OK,
+            &format!("Services \u{b7} {realm}"),
+            &b,
+            &sources.join(" "),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+
+    /// POST on [`ENTER`] of a service host: a launch ticket from the portal becomes this
+    /// host's own session.
+    pub(crate) fn enter(&self, r: &Req<'_>, form: &Form) -> Response<Body> {
+        let Some(portal) = self.portal() else {
+            return crate::status_only(StatusCode::NOT_FOUND);
+        };
+        let here = self.request_host(r).map(host_name).unwrap_or_default();
+        let Some(service) = portal.services.iter().find(|s| s.host == here) else {
+            return crate::status_only(StatusCode::NOT_FOUND);
+        };
+        let refuse = |why: &str| {
+            self.record(r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
+            self.page(
+                StatusCode::FORBIDDEN,
+                "Not let in",
+                &format!(
+                    "<h1>Not let in</h1>\n<p id=\"error\" role=\"alert\">{}</p>\n\
+                     <p class=\"sub\"><a href=\"{}\">Back to your services</a></p>\n",
+                    escape(why),
+                    escape(&format!("{}{PORTAL}", self.origin_of(r, &portal.host)))
+                ),
+            )
+        };
+        // Only the portal's own page may post a ticket here: a sibling service's page is the
+        // same site, and would otherwise sign the browser in as whoever it likes.
+        let portal_origin = self.origin_of(r, &portal.host);
+        let origin_ok = {
+            let mut all = r.headers.get_all(header::ORIGIN).iter();
+            matches!((all.next(), all.next()), (Some(o), None) if o.as_bytes().eq_ignore_ascii_case(portal_origin.as_bytes()))
+        };
+        if !origin_ok {
+            return refuse("This link did not come from the portal.");
+        }
+        let opened = form.ticket.as_deref().and_then(|t| self.open_ticket(t));
+        let Some((ticket, digest)) = opened else {
+            return refuse("This link is not valid. Open the service from the portal again.");
+        };
+        let now = self.now_ms();
+        if ticket.service != service.name || now >= ticket.expires {
+            return refuse(
+                "This link has expired or is for another service. Open it from the portal again.",
+            );
+        }
+        let Some(person) = self.verifier.person(&ticket.user_id) else {
+            return refuse("You are no longer signed in.");
+        };
+        if !may_enter(&person, &service.groups) {
+            self.verifier
+                .record_person(Outcome::NotInGroup, 403, &person, &r.ctx());
+            return refuse("You are not in a group this service admits.");
+        }
+        match self
+            .verifier
+            .people()
+            .map(|d| d.store().spend_ticket(&digest, ticket.expires, now))
+        {
+            Some(Ok(true)) => {}
+            Some(Ok(false)) => {
+                return refuse(
+                    "This link was used already. Open the service from the portal again.",
+                );
+            }
+            _ => return crate::status_only(StatusCode::SERVICE_UNAVAILABLE),
+        }
+        if let Some(old) = self.session_of(r.headers, r.https) {
+            self.sessions.end(&old);
+        }
+        let Ok(new) = self
+            .sessions
+            .create_for_person(&person.id, Some(&service.name))
+        else {
+            return crate::status_only(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        self.verifier
+            .record_person(Outcome::SignedIn, 303, &person, &r.ctx());
+        let mut resp = self.see_other("/");
+        set_cookie(&mut resp, &self.session_cookie(r.https, &new.cookie_value));
+        crate::clear_plain_leftovers(&mut resp, r);
+        resp
+    }
+
+    /// Where a browser without a session at the service `name` goes: the portal's sign-in,
+    /// coming back to its landing page.
+    pub fn portal_sign_in(&self, https: bool, host_header: Option<&str>) -> Option<String> {
+        let portal = self.portal()?;
+        let scheme = if https { "https" } else { "http" };
+        let port = host_header.map(port_of).unwrap_or("");
+        Some(format!(
+            "{scheme}://{}{port}{SIGN_IN}?next=%2F.keygate%2F",
+            portal.host
+        ))
+    }
+}
