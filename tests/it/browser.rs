@@ -886,3 +886,165 @@ async fn consent_at_node_oidc_provider(client: &Client) {
         .await
         .unwrap();
 }
+
+/// Fills the form field `id` with `text`.
+async fn fill(client: &Client, id: &str, text: &str) {
+    let field = wait_for(client, id).await;
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Clicks the submit button of the form with id `form`.
+async fn submit(client: &Client, form: &str) {
+    client
+        .find(Locator::Css(&format!("#{form} button[type=submit]")))
+        .await
+        .unwrap_or_else(|_| panic!("no submit button in #{form}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[test]
+fn chromium_signs_a_person_in_at_the_portal_with_totp_and_enters_only_their_service() {
+    if !have("chromium") || !have("chromedriver") || !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let a = Upstream::tcp();
+    let b = Upstream::tcp();
+    let addr = local_addr();
+    let port = addr.port();
+    config(
+        &env,
+        &format!(
+            "[cert]\nnames = [\"localhost\", \"portal.localhost\", \"a.localhost\", \"b.localhost\"]\n\n\
+             [server]\nportal_host = \"portal.localhost\"\nlocal_bypass = false\n\n\
+             [service.grafana]\nhost = \"a.localhost\"\nupstream = \"{}\"\ngroups = [\"ops\"]\n\
+             description = \"Dashboards\"\n\n\
+             [service.jupyter]\nhost = \"b.localhost\"\nupstream = \"{}\"\ngroups = [\"research\"]\n",
+            a.url, b.url
+        ),
+    );
+    cert(&env);
+    let spki = spki_hash(&env.root().join("private/certs/default/current/cert.pem"));
+    let added = env
+        .run("keygate", &["users", "add", "alice", "--json"])
+        .json();
+    let temporary = added["temporary_password"].as_str().unwrap().to_owned();
+    for g in ["ops", "research"] {
+        env.run("keygate", &["groups", "add", g]).code(0);
+    }
+    env.run("keygate", &["groups", "add-member", "ops", "alice"])
+        .code(0);
+    let totp = env
+        .run("keygate", &["users", "totp", "alice", "--json"])
+        .json();
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    // Chromium sends *.localhost to the loopback addresses itself, ::1 first.
+    let v6 = format!("[::1]:{port}");
+    let kg = keygate(&env, addr, &["--listen", &v6]);
+    let browser = Browser::start(&env);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = browser.session(Some(&spki)).await;
+        let on = |host: &str, p: &str| format!("https://{host}.localhost:{port}{p}");
+
+        // Grafana's host sends her to the portal's sign-in.
+        client.goto(&on("a", "/d/home")).await.unwrap();
+        wait_for(&client, "password-form").await;
+        let url = client.current_url().await.unwrap();
+        assert_eq!(url.host_str(), Some("portal.localhost"), "{url}");
+        screenshot(&client, "portal-sign-in.png").await;
+        fill(&client, "username", "alice").await;
+        fill(&client, "password", "wrong password").await;
+        submit(&client, "password-form").await;
+        let error = wait_for(&client, "error").await.text().await.unwrap();
+        assert!(error.contains("not accepted"), "{error}");
+        fill(&client, "password", &temporary).await;
+        submit(&client, "password-form").await;
+
+        // Her second factor, then her own password.
+        wait_for(&client, "code").await;
+        screenshot(&client, "portal-totp.png").await;
+        fill(&client, "code", &totp_code(&secret, unix_now())).await;
+        submit(&client, "step-form").await;
+        wait_for(&client, "new_password").await;
+        screenshot(&client, "portal-change-password.png").await;
+        fill(&client, "new_password", "alice picks a long one").await;
+        fill(&client, "new_password_again", "alice picks a long one").await;
+        submit(&client, "step-form").await;
+
+        // Her services: Grafana, not Jupyter.
+        let open = wait_for(&client, "open-grafana").await;
+        assert!(client.find(Locator::Id("open-jupyter")).await.is_err());
+        screenshot(&client, "portal-landing.png").await;
+        open.click().await.unwrap();
+        let page = wait_for(&client, "upstream").await;
+        assert!(page.is_displayed().await.unwrap());
+        let url = client.current_url().await.unwrap();
+        assert_eq!(url.host_str(), Some("a.localhost"), "{url}");
+        let echo: serde_json::Value = serde_json::from_str(
+            &client
+                .find(Locator::Id("echo"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            header(&echo, "x-auth-request-user"),
+            Some("alice"),
+            "{echo:#}"
+        );
+        assert_eq!(
+            header(&echo, "x-auth-request-groups"),
+            Some("ops"),
+            "{echo:#}"
+        );
+        assert!(
+            !header(&echo, "cookie").unwrap_or("").contains("keygate"),
+            "{echo:#}"
+        );
+        // Grafana's page sees no cookie of keygate's, and the browser keeps one per host.
+        let seen = client
+            .execute("return document.cookie", vec![])
+            .await
+            .unwrap();
+        assert!(!seen.as_str().unwrap_or("").contains("keygate"), "{seen}");
+        let cookies = client.get_all_cookies().await.unwrap();
+        let session = cookies
+            .iter()
+            .find(|c| c.name() == "__Host-keygate_session")
+            .unwrap_or_else(|| panic!("no __Host-keygate_session on a.localhost: {cookies:?}"));
+        assert_eq!(session.secure(), Some(true));
+        assert!(
+            session.domain().is_none_or(|d| !d.starts_with('.')),
+            "{session:?}"
+        );
+
+        // Jupyter is not hers: its host sends her back to the portal, which lists it not.
+        client.goto(&on("b", "/lab")).await.unwrap();
+        wait_for(&client, "open-grafana").await;
+        assert!(b.seen().is_empty(), "jupyter's upstream was reached");
+
+        // Taken out of ops, her next request to Grafana is refused.
+        env.run("keygate", &["groups", "remove-member", "ops", "alice"])
+            .code(0);
+        client.goto(&on("a", "/d/home")).await.unwrap();
+        let error = wait_for(&client, "error").await.text().await.unwrap();
+        assert!(error.contains("not in a group"), "{error}");
+        screenshot(&client, "portal-no-access.png").await;
+        client.close().await.unwrap();
+    });
+    assert!(
+        !kg.output().contains(&temporary),
+        "a password reached the log"
+    );
+}

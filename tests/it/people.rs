@@ -6,58 +6,10 @@
 //! the password changed, an open redirect, a disabled person's live session.
 
 use std::io::Write as _;
-use std::process::Stdio;
 
 use test_support::proxy::*;
 use test_support::server::*;
-use test_support::{Env, Run, have, stat_mode};
-
-/// Runs `keygate ARGS` with `input` on stdin.
-fn keygate_with_stdin(env: &Env, args: &[&str], input: &str) -> Run {
-    let mut child = env
-        .cmd("keygate")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn keygate");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    Run::from(child.wait_with_output().unwrap())
-}
-
-/// A TOTP code (RFC 6238: SHA-1, six digits, 30 s) for `secret` (base32) at `unix`, by an
-/// implementation of our own in Python's standard library: an oracle independent of
-/// totp-rs.
-fn totp_code(secret: &str, unix: u64) -> String {
-    let script = "import base64,hashlib,hmac,struct,sys\n\
-        s=sys.argv[1]; key=base64.b32decode(s+'='*(-len(s)%8))\n\
-        h=hmac.new(key,struct.pack('>Q',int(sys.argv[2])//30),hashlib.sha1).digest()\n\
-        o=h[-1]&15\n\
-        print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
-    let out = std::process::Command::new(system_python())
-        .args(["-c", script, secret, &unix.to_string()])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use test_support::{Env, have, stat_mode};
 
 /// A browser of curl's: a cookie jar and the forms it posts from this origin.
 struct Browser {

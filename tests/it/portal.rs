@@ -74,20 +74,12 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
     );
     let pw = |user: &str, password: &str| {
         env.run("keygate", &["users", "add", user]).code(0);
-        let mut child = env
-            .cmd("keygate")
-            .args(["users", "passwd", user, "--password-stdin"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        keygate_with_stdin(
+            &env,
+            &["users", "passwd", user, "--password-stdin"],
+            &format!("{password}\n"),
+        )
+        .code(0);
     };
     pw("alice", "alice's passphrase");
     pw("bob", "bob's passphrase");
@@ -100,21 +92,20 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
     let kg = keygate(&env, addr, &["--plain-http"]);
 
     let jar = env.root().join("alice.jar").display().to_string();
-    // A service host without a session sends the browser to the portal's sign-in.
+    // A service host without a session sends the browser to the portal, which has it sign
+    // in first.
     let first = h.curl(
         &jar,
         &["-H", "Accept: text/html", &format!("{}/", h.origin("a"))],
     );
     assert_eq!(first.status, 303, "{first:?}");
+    let landing_url = format!("{}/.keygate/", h.origin("portal"));
+    assert_eq!(first.header("location"), Some(landing_url.as_str()));
+    let landing = h.curl(&jar, &[&landing_url]);
+    assert_eq!(landing.status, 303);
     assert_eq!(
-        first.header("location"),
-        Some(
-            format!(
-                "{}/.keygate/sign-in?next=%2F.keygate%2F",
-                h.origin("portal")
-            )
-            .as_str()
-        )
+        landing.header("location"),
+        Some("/.keygate/sign-in?next=%2F.keygate%2F")
     );
     assert_eq!(a.seen().len(), 0);
     // A host nobody serves is nobody's.

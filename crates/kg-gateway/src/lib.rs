@@ -399,14 +399,28 @@ impl Gateway {
                 }
                 Decision::NotInGroup => {
                     let name = service.name.as_deref().unwrap_or("this service");
+                    let host = headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+                    let back = self
+                        .sign_in
+                        .portal_landing(self.sign_in.https(peer_ip, headers), host)
+                        .map(|u| {
+                            format!(
+                                "<p><a class=\"button\" id=\"services\" href=\"{}\">Your services</a></p>\n",
+                                kg_login::escape(&u)
+                            )
+                        })
+                        .unwrap_or_default();
                     let resp = self.sign_in.page(
                         StatusCode::FORBIDDEN,
                         "No access",
                         &format!(
                             "<h1>No access to {}</h1>\n<p id=\"error\" role=\"alert\">You are \
                              signed in, but not in a group this service admits.</p>\n<p \
-                             class=\"sub\">Ask an administrator; `keygate access explain` says \
-                             which group would.</p>\n",
+                             class=\"sub\">Ask an administrator: <code>keygate access \
+                             explain</code> says which group would.</p>\n{back}",
                             kg_login::escape(name)
                         ),
                     );
@@ -490,14 +504,18 @@ impl Gateway {
         // 4. Nobody: a browser goes to the sign-in page.
         v.judge(&ask(Credential::None, ctx, need), |_| {
             let portal = service.name.as_ref().and_then(|_| {
-                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+                // HTTP/2 names the host in the target's authority, not a `Host` header.
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .or_else(|| req.uri().authority().map(|a| a.as_str()));
                 self.sign_in
-                    .portal_sign_in(self.sign_in.https(peer_ip, headers), host)
+                    .portal_landing(self.sign_in.https(peer_ip, headers), host)
             });
             let resp = if is_navigation(req) {
                 match portal {
-                    // A service host has no sign-in of its own: the portal's, then back in
-                    // through its landing page.
+                    // A service host has no sign-in of its own: the portal's landing page
+                    // (signing in first), then back in with a launch ticket.
                     Some(location) => self.sign_in.see_other(&location),
                     None => self.sign_in.redirect(req.uri()),
                 }

@@ -713,7 +713,12 @@ impl SignIn {
         content: &str,
         source: &str,
     ) -> Response<Body> {
-        let mut resp = self.page(status, title, content);
+        self.allow_forms_to(self.page(status, title, content), source)
+    }
+
+    /// Adds `source` (space-separated CSP source expressions) to the response's CSP
+    /// `form-action`; a source with anything but the characters of an origin is left out.
+    fn allow_forms_to(&self, mut resp: Response<Body>, source: &str) -> Response<Body> {
         let plain = !source.is_empty()
             && source.split(' ').all(|src| {
                 !src.is_empty()

@@ -232,14 +232,21 @@ impl SignIn {
                 escape(s.csrf())
             );
         }
-        let mut resp = self.page_leading_to(
-            StatusCode::OK,
-            &format!("Services \u{b7} {realm}"),
-            &b,
-            &sources.join(" "),
+        // Under the pages' `same-origin` referrer policy a cross-origin POST says `Origin:
+        // null`; the service host takes a ticket only from the portal's origin, so this
+        // page's policy names it (the origin only, never a path).
+        let html = crate::page::shell(&format!("Services \u{b7} {realm}"), &b).replacen(
+            "<meta name=\"referrer\" content=\"same-origin\">",
+            "<meta name=\"referrer\" content=\"strict-origin\">",
+            1,
         );
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut resp = self.allow_forms_to(self.html(StatusCode::OK, html), &sources.join(" "));
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin"),
+        );
         resp
     }
 
@@ -324,15 +331,12 @@ impl SignIn {
         resp
     }
 
-    /// Where a browser without a session at the service `name` goes: the portal's sign-in,
-    /// coming back to its landing page.
-    pub fn portal_sign_in(&self, https: bool, host_header: Option<&str>) -> Option<String> {
+    /// Where a browser without a session at a service goes: the portal's landing page,
+    /// which sends it on to sign in first when it has to.
+    pub fn portal_landing(&self, https: bool, host_header: Option<&str>) -> Option<String> {
         let portal = self.portal()?;
         let scheme = if https { "https" } else { "http" };
         let port = host_header.map(port_of).unwrap_or("");
-        Some(format!(
-            "{scheme}://{}{port}{SIGN_IN}?next=%2F.keygate%2F",
-            portal.host
-        ))
+        Some(format!("{scheme}://{}{port}{PORTAL}", portal.host))
     }
 }
