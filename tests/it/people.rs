@@ -154,6 +154,7 @@ fn users_and_groups_are_managed_from_the_cli_with_temporary_passwords_and_an_ide
     added.code(0);
     let doc = added.json();
     assert_eq!(doc["schema"], "keygate.users.add/1");
+    crate::json::validate("keygate.users", &doc);
     let temporary = doc["temporary_password"].as_str().unwrap();
     assert_eq!(temporary.len(), 23, "{temporary}");
     assert_eq!(doc["must_change_password"], true);
@@ -174,6 +175,7 @@ fn users_and_groups_are_managed_from_the_cli_with_temporary_passwords_and_an_ide
     typo.code(2);
     assert!(typo.stderr.contains("alcie"), "{}", typo.stderr);
     let groups = env.run("keygate", &["groups", "list", "--json"]).json();
+    crate::json::validate("keygate.groups", &groups);
     let ops = groups["groups"]
         .as_array()
         .unwrap()
@@ -184,6 +186,7 @@ fn users_and_groups_are_managed_from_the_cli_with_temporary_passwords_and_an_ide
     env.run("keygate", &["groups", "add-member", "ops", "alice"])
         .code(0);
     let list = env.run("keygate", &["users", "list", "--json"]).json();
+    crate::json::validate("keygate.users", &list);
     let names: Vec<&str> = list["users"]
         .as_array()
         .unwrap()
@@ -210,10 +213,14 @@ fn users_and_groups_are_managed_from_the_cli_with_temporary_passwords_and_an_ide
             .starts_with("otpauth://totp/keygate:alice?secret=")
     );
     assert_eq!(totp["recovery_codes"].as_array().unwrap().len(), 10);
+    crate::json::validate("keygate.users", &totp);
     let shown = env
         .run("keygate", &["users", "show", "alice", "--json"])
         .json();
     assert_eq!(shown["second_factor"], "totp");
+    crate::json::validate("keygate.users", &shown);
+    let sessions = env.run("keygate", &["users", "sessions", "--json"]).json();
+    crate::json::validate("keygate.users", &sessions);
     assert!(
         !serde_json::to_string(&shown)
             .unwrap()

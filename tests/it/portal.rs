@@ -332,6 +332,7 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
         ],
     );
     why.code(0);
+    crate::json::validate("keygate.access", &why.json());
     assert_eq!(why.json()["granted_by"], serde_json::json!(["ops"]));
     let not = env.run(
         "keygate",

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 mod flood;
 mod issue;
 mod oauth;
+mod portal;
 mod reload;
 mod renew;
 mod server;
@@ -17,7 +18,7 @@ mod tokens;
 
 /// The benchmarks that exist; later issues add theirs.
 pub(crate) const NAMES: &[&str] = &[
-    "issue", "renew", "tokens", "server", "flood", "reload", "oauth",
+    "issue", "renew", "tokens", "server", "flood", "reload", "oauth", "portal",
 ];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -34,6 +35,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             "flood" => flood::run(root)?,
             "reload" => reload::run(root)?,
             "oauth" => oauth::run(root)?,
+            "portal" => portal::run(root)?,
             other => bail!(
                 "unknown benchmark '{other}'; available: {}",
                 NAMES.join(", ")

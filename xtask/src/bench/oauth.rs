@@ -410,7 +410,7 @@ impl Counted {
 }
 
 /// Lua's status counting: the same in every script.
-const COUNT_STATUSES: &str = r#"
+pub(super) const COUNT_STATUSES: &str = r#"
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
@@ -837,7 +837,7 @@ fn json_str(doc: &str, key: &str) -> Option<String> {
 }
 
 /// A Lua string literal.
-fn lua_string(s: &str) -> String {
+pub(super) fn lua_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -854,7 +854,7 @@ fn lua_string(s: &str) -> String {
 }
 
 /// Creates `path` (it must not exist) readable by its owner only, holding `text`.
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(super) fn write_private(path: &Path, text: &str) -> Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

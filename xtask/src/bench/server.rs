@@ -444,7 +444,12 @@ pub(super) fn steal_ticks() -> u64 {
         .unwrap_or(0)
 }
 
-fn wrk(url: &str, header: Option<&str>, servers: &mut [&mut Server], want: u16) -> Result<Figures> {
+pub(super) fn wrk(
+    url: &str,
+    header: Option<&str>,
+    servers: &mut [&mut Server],
+    want: u16,
+) -> Result<Figures> {
     // A warm-up request checks the case answers what it should.
     let mut probe = Command::new("curl");
     probe.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"]);
