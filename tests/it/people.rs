@@ -6,6 +6,7 @@
 //! the password changed, an open redirect, a disabled person's live session.
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use test_support::proxy::*;
 use test_support::server::*;
@@ -708,4 +709,210 @@ fn a_pending_step_dies_with_a_password_change() {
     assert_eq!(r.status, 401, "{r:?}");
     assert!(!session_set(&r));
     assert!(r.body.contains("took too long"), "{}", r.body);
+}
+
+#[test]
+fn a_forgotten_password_is_reset_through_a_link_mailed_by_a_real_smtp_server() {
+    if !have("curl") || !test_support::have_python_module("aiosmtpd") {
+        return;
+    }
+    let env = Env::new();
+    let smtp_port = free_port();
+    let mut smtp_cmd = std::process::Command::new("python3");
+    smtp_cmd.args([
+        "-u",
+        "-m",
+        "aiosmtpd",
+        "-n",
+        "-l",
+        &format!("127.0.0.1:{smtp_port}"),
+    ]);
+    let mut smtp = test_support::Proc::spawn("aiosmtpd", smtp_cmd, &env.root().join("smtp.log"));
+    smtp.wait_port(([127, 0, 0, 1], smtp_port).into());
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    config(
+        &env,
+        &format!(
+            "[server]\nportal_host = \"portal.localhost\"\nupstream = \"{}\"\n\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\n\
+             from = \"keygate <keygate@localhost>\"\n",
+            up.url
+        ),
+    );
+    env.run(
+        "keygate",
+        &["users", "add", "alice", "--email", "alice@example.com"],
+    )
+    .code(0);
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "alice", "--password-stdin"],
+        "the one she forgot\n",
+    )
+    .code(0);
+    let kg = keygate(&env, addr, &["--plain-http"]);
+    let port = addr.port();
+    let portal = |p: &str| format!("http://portal.localhost:{port}{p}");
+    let resolve = format!("portal.localhost:{port}:127.0.0.1");
+    let jar = env.root().join("jar").display().to_string();
+    let browser = |args: &[&str]| {
+        let mut all = vec!["--resolve", &resolve, "-c", &jar, "-b", &jar];
+        all.extend(args);
+        curl(&all)
+    };
+
+    // Signed in somewhere (her laptop), which the reset is to end.
+    let laptop = Browser::new(&env, "laptop", addr);
+    assert_eq!(
+        laptop.sign_in("alice", "the one she forgot", None).status,
+        303
+    );
+    assert_eq!(laptop.get("/app").status, 200);
+
+    let page = browser(&[&portal("/.keygate/sign-in")]);
+    assert!(page.body.contains("id=\"forgot\""), "{}", page.body);
+    let form = browser(&[&portal("/.keygate/reset")]);
+    assert_eq!(form.status, 200);
+    let csrf = input_value(&form.body, "csrf").unwrap();
+    let origin = format!("Origin: {}", portal(""));
+    let ask = |who: &str, host: Option<&str>| {
+        // An attacker forging `Host` sends the matching `Origin`: the form is then theirs.
+        let host_header = host.map(|h| format!("Host: {h}"));
+        let their_origin = host.map(|h| format!("Origin: http://{h}"));
+        let mut args = vec![
+            "-H",
+            their_origin.as_deref().unwrap_or(origin.as_str()),
+            "--data-urlencode",
+        ];
+        let csrf_field = format!("csrf={csrf}");
+        let who_field = format!("username={who}");
+        args.extend([csrf_field.as_str(), "--data-urlencode", who_field.as_str()]);
+        // (curl matches its cookies to a forged `Host`: the attacker's CSRF cookie, sent by hand.)
+        let their_cookie = format!("Cookie: keygate_csrf={csrf}");
+        if let Some(h) = &host_header {
+            args.extend(["-H", h.as_str(), "-H", their_cookie.as_str()]);
+        }
+        let target = portal("/.keygate/reset");
+        args.push(&target);
+        browser(&args)
+    };
+    // Nobody by that name: the same answer, and no mail.
+    let nobody = ask("mallory@example.com", None);
+    assert_eq!(nobody.status, 200, "{nobody:?}");
+    assert!(nobody.body.contains("id=\"sent\""), "{}", nobody.body);
+    // Asked with a forged Host: the link still names the portal from the configuration.
+    let asked = ask("alice@example.com", Some(&format!("evil.example:{port}")));
+    assert_eq!(asked.status, 200, "{asked:?}");
+    assert_eq!(
+        asked.body.replace("evil.example", "portal.localhost"),
+        nobody.body.replace("evil.example", "portal.localhost"),
+        "the answer says whether the account exists"
+    );
+    let mut mail = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            // The body is quoted-printable (lettre's choice for lines over 76 characters).
+            mail = smtp
+                .output()
+                .replace("=\r\n", "")
+                .replace("=\n", "")
+                .replace("=3D", "=");
+            mail.contains("/.keygate/reset?t=")
+        }),
+        "no reset mail reached the SMTP server:\n{mail}\n--- keygate\n{}",
+        kg.output()
+    );
+    assert_eq!(
+        mail.matches("/.keygate/reset?t=").count(),
+        1,
+        "mail for nobody: {mail}"
+    );
+    assert!(mail.contains("alice@example.com"), "{mail}");
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.contains("/.keygate/reset?t="))
+        .unwrap()
+        .trim_matches(|c: char| c == '\'' || c == '"' || c == '\\')
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("http://portal.localhost:{port}/.keygate/reset?t=")),
+        "the link follows the request's Host: {link}"
+    );
+
+    // The link opens the new-password form; once used it is spent.
+    let path = &link[link.find("/.keygate/").unwrap()..];
+    let choose = browser(&[&portal(path)]);
+    assert_eq!(choose.status, 200, "{choose:?}");
+    assert_eq!(choose.header("referrer-policy"), Some("no-referrer"));
+    let ticket = input_value(&choose.body, "ticket").unwrap();
+    let csrf = input_value(&choose.body, "csrf").unwrap();
+    let set = |new: &str, again: &str| {
+        browser(&[
+            "-H",
+            &origin,
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            &format!("ticket={ticket}"),
+            "--data-urlencode",
+            "step=reset",
+            "--data-urlencode",
+            &format!("new_password={new}"),
+            "--data-urlencode",
+            &format!("new_password_again={again}"),
+            &portal("/.keygate/reset"),
+        ])
+    };
+    assert_eq!(
+        set("short", "short").status,
+        400,
+        "a weak password spends the link"
+    );
+    let done = set(
+        "a fresh passphrase for alice",
+        "a fresh passphrase for alice",
+    );
+    assert_eq!(done.status, 303, "{done:?}");
+    assert_eq!(done.header("location"), Some("/.keygate/sign-in"));
+    assert_eq!(
+        set("another passphrase here", "another passphrase here").status,
+        400,
+        "the link worked twice"
+    );
+    assert_eq!(browser(&[&portal(path)]).status, 400);
+
+    // The laptop's session ended; the old password is gone, the new one works.
+    assert_eq!(laptop.get("/app").status, 401);
+    assert_eq!(
+        Browser::new(&env, "a", addr)
+            .sign_in("alice", "the one she forgot", None)
+            .status,
+        401
+    );
+    assert_eq!(
+        Browser::new(&env, "b", addr)
+            .sign_in("alice", "a fresh passphrase for alice", None)
+            .status,
+        303
+    );
+
+    let log = kg.output();
+    let lines = audit_lines(&log);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["reason"] == "reset_sent" && l["user"] == "alice"),
+        "{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["reason"] == "password_reset" && l["user"] == "alice"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&ticket),
+        "the reset link's secret is in the log"
+    );
 }

@@ -268,6 +268,26 @@ impl Directory {
         }
     }
 
+    /// Stores a new password chosen through a reset link, whatever the record's revision
+    /// (the link proved the mailbox; nothing of the record was read to be edited), ending
+    /// every session of theirs.
+    pub fn reset_password(
+        &self,
+        id: &str,
+        password: &str,
+        now_ms: i64,
+    ) -> Result<Result<Arc<Person>, crate::Error>, Unavailable> {
+        let Some(user) = self.store.user(id)? else {
+            return Err(kg_store::Error::NotFound {
+                what: "user",
+                name: id.to_owned(),
+            }
+            .into());
+        };
+        let revision = user.revision;
+        self.change_password(id, revision, password, now_ms)
+    }
+
     /// Stores a new password the person chose (a temporary one being replaced): checked
     /// against the rules, hashed through the gate, and every other session of theirs ended.
     pub fn change_password(

@@ -45,6 +45,7 @@ pub mod key;
 mod page;
 mod people;
 pub mod portal;
+pub mod reset;
 pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -67,6 +68,7 @@ use subtle::ConstantTimeEq as _;
 
 pub use page::escape;
 pub use portal::{ENTER, PORTAL, Portal, PortalService};
+pub use reset::RESET;
 pub use sessions::{SessionRef, Sessions};
 
 use form::{Form, read_form};
@@ -145,6 +147,8 @@ pub struct SignIn {
     csp: HeaderValue,
     /// The portal and its services, when configured ([`SignIn::set_portal`]).
     portal: std::sync::OnceLock<Portal>,
+    /// Where reset links are sent from, when configured ([`SignIn::set_mailer`]).
+    mailer: std::sync::OnceLock<Arc<kg_mail::Mailer>>,
 }
 
 impl SignIn {
@@ -179,6 +183,7 @@ impl SignIn {
             verifier,
             csp: HeaderValue::from_str(&csp).expect("base64 is a valid header value"),
             portal: std::sync::OnceLock::new(),
+            mailer: std::sync::OnceLock::new(),
         }
     }
 
@@ -306,6 +311,8 @@ impl SignIn {
             Page::Portal
         } else if path == ENTER {
             Page::Enter
+        } else if path == RESET {
+            Page::Reset
         } else {
             return status_only(StatusCode::NOT_FOUND);
         };
@@ -320,6 +327,7 @@ impl SignIn {
         match (page, &parts.method) {
             (Page::SignIn, &Method::GET | &Method::HEAD) => self.show(&r),
             (Page::Portal, &Method::GET | &Method::HEAD) => self.landing(&r),
+            (Page::Reset, &Method::GET | &Method::HEAD) => self.reset_show(&r),
             (_, &Method::POST) => {
                 let form = match read_form(&parts.headers, body).await {
                     Ok(bytes) => Form::parse(&bytes),
@@ -338,12 +346,20 @@ impl SignIn {
                     Page::SignIn => self.sign_in(&r, &form),
                     Page::SignOut => self.sign_out(&r, &form),
                     Page::Enter => self.enter(&r, &form),
+                    Page::Reset => {
+                        if self.cross_site(r.headers, r.uri) || !self.csrf_pair_matches(&r, &form) {
+                            self.record(&r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
+                            return status_only(StatusCode::FORBIDDEN);
+                        }
+                        self.reset_post(&r, &form).await
+                    }
                     Page::Portal => method_not_allowed("GET, HEAD"),
                 }
             }
             (Page::SignIn, _) => method_not_allowed("GET, HEAD, POST"),
             (Page::SignOut | Page::Enter, _) => method_not_allowed("POST"),
             (Page::Portal, _) => method_not_allowed("GET, HEAD"),
+            (Page::Reset, _) => method_not_allowed("GET, HEAD, POST"),
         }
     }
 
@@ -819,8 +835,13 @@ impl SignIn {
                  <input type=\"password\" id=\"password\" name=\"password\" \
                  autocomplete=\"current-password\" required{focus_password}>\n\
                  <button type=\"submit\">Sign in</button>\n\
-                 </form>\n\
+                 </form>\n{reset}\
                  <details>\n<summary>Use an access token instead</summary>\n",
+                reset = if self.offers_reset() {
+                    "<p class=\"hint forgot\"><a id=\"forgot\" href=\"/.keygate/reset\">Forgot your password?</a></p>\n"
+                } else {
+                    ""
+                },
                 csrf = escape(csrf),
                 next = escape(next),
                 name = escape(name),
@@ -959,6 +980,7 @@ enum Page {
     SignOut,
     Portal,
     Enter,
+    Reset,
 }
 
 impl Page {
@@ -968,6 +990,7 @@ impl Page {
             Page::SignOut => SIGN_OUT,
             Page::Portal => PORTAL,
             Page::Enter => ENTER,
+            Page::Reset => RESET,
         }
     }
 }

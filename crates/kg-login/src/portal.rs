@@ -111,7 +111,7 @@ impl SignIn {
     }
 
     /// The origin a browser gives `host` (this request's scheme and port).
-    fn origin_of(&self, r: &Req<'_>, host: &str) -> String {
+    pub(crate) fn origin_of(&self, r: &Req<'_>, host: &str) -> String {
         let scheme = if r.https { "https" } else { "http" };
         let port = self.request_host(r).map(port_of).unwrap_or("");
         format!("{scheme}://{host}{port}")

@@ -333,6 +333,9 @@ pub fn start(
     if let (Some(sign_in), Some(portal)) = (&sign_in, &settings.portal) {
         sign_in.set_portal(portal.clone());
     }
+    if let (Some(sign_in), Some((smtp, password_file))) = (&sign_in, &settings.smtp) {
+        sign_in.set_mailer(state::mailer(smtp, password_file.as_deref())?);
+    }
     let oauth = match &store {
         Some(store) if settings.oauth_on() => {
             Some(oauth(settings, store, &verifier, sign_in.clone(), &addrs)?)

@@ -209,6 +209,7 @@ impl Proxying {
                 kg_login::SIGN_OUT,
                 kg_login::PORTAL,
                 kg_login::ENTER,
+                kg_login::RESET,
             ]
             .contains(&path)
             {

@@ -58,6 +58,8 @@ pub struct Settings {
     pub services: Vec<kg_gateway::ServiceRoute>,
     /// What the portal's landing page shows of them.
     pub portal: Option<kg_login::Portal>,
+    /// Where password-reset mail goes (`smtp.*`), its password still in its file.
+    pub smtp: Option<(kg_mail::Settings, Option<PathBuf>)>,
     /// Time for the upstream to connect and answer with response headers.
     pub upstream_timeout: Duration,
     /// Largest request body forwarded, in bytes.
@@ -337,6 +339,7 @@ impl Settings {
             }
         };
         let (services, portal) = services(config, realm_text(config))?;
+        let smtp = smtp(config)?;
         let strip_headers = kg_gateway::StripHeaders::parse(config.list("server.strip_headers"))
             .map_err(|value| SettingsError::BadStripHeader { value })?;
         let all_loopback = listen.iter().all(|a| a.ip().to_canonical().is_loopback());
@@ -404,6 +407,7 @@ impl Settings {
             upstream,
             services,
             portal,
+            smtp,
             upstream_timeout: duration("server.upstream_timeout")?,
             max_request_body: u64::from(config.u32("server.max_request_body_mib")) * MIB,
             max_response_body: u64::from(config.u32("server.max_response_body_mib")) * MIB,
@@ -588,6 +592,47 @@ fn check_issuer(text: &str) -> Result<String, SettingsError> {
 
 /// The store's file name in the state directory.
 pub const DB_FILE: &str = kg_store::DB_FILE;
+
+/// The `smtp.*` settings, when `smtp.host` is set: a sender is needed then.
+fn smtp(
+    config: &kg_config::Config,
+) -> Result<Option<(kg_mail::Settings, Option<PathBuf>)>, SettingsError> {
+    let Some(host) = config
+        .str("smtp.host")
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    else {
+        return Ok(None);
+    };
+    let Some(from) = config
+        .str("smtp.from")
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    else {
+        return Err(SettingsError::BadService {
+            name: "smtp".into(),
+            message: "smtp.from must name the sender of reset mail when smtp.host is set".into(),
+        });
+    };
+    let security = match config.str("smtp.security") {
+        Some("tls") => kg_mail::Security::Tls,
+        Some("none") => kg_mail::Security::None,
+        _ => kg_mail::Security::StartTls,
+    };
+    let settings = kg_mail::Settings {
+        host: host.to_owned(),
+        port: config.u32("smtp.port") as u16,
+        security,
+        from: from.to_owned(),
+        credentials: config
+            .str("smtp.username")
+            .map(|u| (u.to_owned(), zeroize::Zeroizing::new(String::new()))),
+    };
+    Ok(Some((
+        settings,
+        config.str("smtp.password_file").map(PathBuf::from),
+    )))
+}
 
 fn realm_text(config: &kg_config::Config) -> String {
     config.str("server.realm").unwrap_or("keygate").to_owned()

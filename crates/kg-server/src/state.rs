@@ -69,3 +69,26 @@ fn login_key(path: &Path, lock: &Path) -> Result<ProcessKey, ServeError> {
         Err(e) => Err(ServeError::File(e)),
     }
 }
+
+/// The mailer of reset links, its SMTP password read (through one descriptor) from its file.
+pub(crate) fn mailer(
+    smtp: &kg_mail::Settings,
+    password_file: Option<&Path>,
+) -> Result<kg_mail::Mailer, ServeError> {
+    let mut smtp = smtp.clone();
+    if let (Some((_, password)), Some(file)) = (smtp.credentials.as_mut(), password_file) {
+        let secret = kg_fs::read_secret(file).map_err(ServeError::File)?;
+        if let Some(exposed) = secret.exposed {
+            warn_exposed(&[exposed]);
+        }
+        let bytes = zeroize::Zeroizing::new(secret.bytes);
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            ServeError::Setup(format!(
+                "'{}' does not hold a text password",
+                file.display()
+            ))
+        })?;
+        *password = zeroize::Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    kg_mail::Mailer::new(smtp).map_err(|e| ServeError::Setup(e.to_string()))
+}

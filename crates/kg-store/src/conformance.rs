@@ -580,7 +580,30 @@ pub const USER_CHECKS: &[(&str, UserCheck)] = &[
     ),
     ("the people version moves with every change", people_version),
     ("a launch ticket is spent once", tickets),
+    (
+        "a reset link works once, before it expires, and ends its siblings",
+        resets,
+    ),
 ];
+
+fn resets(s: &dyn UserStore) {
+    s.insert_user(&person("u1", "alice")).unwrap();
+    s.insert_reset(&[1; 32], "u1", 100, 10).unwrap();
+    s.insert_reset(&[2; 32], "u1", 100, 10).unwrap();
+    assert_eq!(s.reset_user(&[1; 32], 50).unwrap().as_deref(), Some("u1"));
+    assert_eq!(s.reset_user(&[1; 32], 100).unwrap(), None, "expired");
+    assert_eq!(s.take_reset(&[9; 32], 50).unwrap(), None);
+    assert_eq!(s.take_reset(&[1; 32], 50).unwrap().as_deref(), Some("u1"));
+    assert_eq!(s.take_reset(&[1; 32], 51).unwrap(), None, "used");
+    assert_eq!(
+        s.take_reset(&[2; 32], 52).unwrap(),
+        None,
+        "ended with its sibling"
+    );
+    s.insert_reset(&[3; 32], "u1", 100, 60).unwrap();
+    assert!(s.remove_user("u1").unwrap());
+    assert_eq!(s.reset_user(&[3; 32], 61).unwrap(), None, "gone with her");
+}
 
 fn tickets(s: &dyn UserStore) {
     assert!(s.spend_ticket(&[1; 32], 100, 10).unwrap());

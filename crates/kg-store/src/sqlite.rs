@@ -157,6 +157,12 @@ const MIGRATIONS: &[&str] = &[
         digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
         expires INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 7: password-reset links (their secrets' digests), until used or expired.
+    "CREATE TABLE password_resets (
+        digest BLOB PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+        user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        expires INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes and reads.

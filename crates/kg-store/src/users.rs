@@ -138,6 +138,22 @@ pub trait UserStore: SessionStore {
         now: i64,
     ) -> Result<bool, Error>;
 
+    /// Stores a password-reset link's digest for the person, good until `expires`
+    /// (sweeping the expired ones at `now`).
+    fn insert_reset(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        user_id: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Error>;
+
+    /// The person a reset link is for, while it is good.
+    fn reset_user(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<Option<String>, Error>;
+
+    /// Uses a reset link: the person it was for, once (every link of theirs ends with it).
+    fn take_reset(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<Option<String>, Error>;
+
     /// A number that changes whenever a person, group or membership does, so a server
     /// can tell cheaply that what it knows is out of date.
     fn people_version(&self) -> Result<i64, Error>;

@@ -48,11 +48,15 @@ pub enum Outcome {
     Unavailable,
     /// A person at a service none of whose groups they are in.
     NotInGroup,
+    /// A password-reset link was sent.
+    ResetSent,
+    /// A person chose a new password through a reset link.
+    PasswordReset,
 }
 
 impl Outcome {
     /// Every outcome, in the order of the metrics' counters.
-    pub const ALL: [Outcome; 25] = [
+    pub const ALL: [Outcome; 27] = [
         Outcome::Allow,
         Outcome::Missing,
         Outcome::Invalid(Reason::Malformed),
@@ -78,6 +82,8 @@ impl Outcome {
         Outcome::TotpReplayed,
         Outcome::Unavailable,
         Outcome::NotInGroup,
+        Outcome::ResetSent,
+        Outcome::PasswordReset,
     ];
 
     /// The position in [`Outcome::ALL`].
@@ -108,6 +114,8 @@ impl Outcome {
             Outcome::TotpReplayed => 22,
             Outcome::Unavailable => 23,
             Outcome::NotInGroup => 24,
+            Outcome::ResetSent => 25,
+            Outcome::PasswordReset => 26,
         }
     }
 
@@ -132,7 +140,9 @@ impl Outcome {
             | Outcome::SignedIn
             | Outcome::SignedOut
             | Outcome::Local
-            | Outcome::FirstFactor => "allow",
+            | Outcome::FirstFactor
+            | Outcome::ResetSent
+            | Outcome::PasswordReset => "allow",
             _ => "deny",
         }
     }
@@ -161,6 +171,8 @@ impl Outcome {
             Outcome::TotpReplayed => "totp_replayed",
             Outcome::Unavailable => "unavailable",
             Outcome::NotInGroup => "not_in_group",
+            Outcome::ResetSent => "reset_sent",
+            Outcome::PasswordReset => "password_reset",
         }
     }
 }

@@ -303,6 +303,16 @@ impl Verifier {
         }
     }
 
+    /// A password-reset request spends one attempt from the form's budget for this client
+    /// (sending mail is what a flood would cost): `Some(wait)` when none is left.
+    pub fn spend_reset_attempt(&self, ctx: &Ctx<'_>) -> Option<std::time::Duration> {
+        if let Some(wait) = self.form_throttled(ctx) {
+            return Some(wait);
+        }
+        self.form_failed(ctx);
+        None
+    }
+
     /// Records a person's completed sign-in (after the second factor or a new password).
     pub fn record_person(&self, outcome: Outcome, status: u16, person: &Person, ctx: &Ctx<'_>) {
         self.note(Note::person(outcome, Some(&person.name)), status, ctx);

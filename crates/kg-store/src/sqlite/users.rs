@@ -391,6 +391,60 @@ impl UserStore for SqliteStore {
         Ok(fresh > 0)
     }
 
+    fn insert_reset(
+        &self,
+        digest: &[u8; DIGEST_LEN],
+        user_id: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("store a reset link"))?;
+        tx.execute("DELETE FROM password_resets WHERE expires <= ?1", [now])
+            .map_err(Error::sql("sweep reset links"))?;
+        tx.execute(
+            "INSERT INTO password_resets (digest, user_id, expires) VALUES (?1, ?2, ?3)",
+            params![&digest[..], user_id, expires],
+        )
+        .map_err(Error::sql("store a reset link"))?;
+        tx.commit().map_err(Error::sql("store a reset link"))
+    }
+
+    fn reset_user(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<Option<String>, Error> {
+        self.lock()
+            .prepare_cached(
+                "SELECT user_id FROM password_resets WHERE digest = ?1 AND expires > ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![&digest[..], now], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(Error::sql("read a reset link"))
+    }
+
+    fn take_reset(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<Option<String>, Error> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::sql("use a reset link"))?;
+        let user: Option<String> = tx
+            .query_row(
+                "SELECT user_id FROM password_resets WHERE digest = ?1 AND expires > ?2",
+                params![&digest[..], now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(Error::sql("use a reset link"))?;
+        if let Some(u) = &user {
+            tx.execute("DELETE FROM password_resets WHERE user_id = ?1", [u])
+                .map_err(Error::sql("use a reset link"))?;
+        }
+        tx.commit().map_err(Error::sql("use a reset link"))?;
+        Ok(user)
+    }
+
     fn people_version(&self) -> Result<i64, Error> {
         self.lock()
             .prepare_cached("SELECT version FROM people_version")
