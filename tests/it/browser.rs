@@ -980,9 +980,21 @@ fn chromium_signs_a_person_in_at_the_portal_with_totp_and_enters_only_their_serv
         submit(&client, "step-form").await;
 
         // Her services: Grafana, not Jupyter.
-        let open = wait_for(&client, "open-grafana").await;
+        wait_for(&client, "open-grafana").await;
         assert!(client.find(Locator::Id("open-jupyter")).await.is_err());
         screenshot(&client, "portal-landing.png").await;
+        // Her sessions, from the landing page's link.
+        wait_for(&client, "sessions").await.click().await.unwrap();
+        client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(".sessions button"))
+            .await
+            .unwrap();
+        assert!(page_text(&client).await.contains("(this browser)"));
+        screenshot(&client, "portal-sessions.png").await;
+        client.back().await.unwrap();
+        let open = wait_for(&client, "open-grafana").await;
         open.click().await.unwrap();
         let page = wait_for(&client, "upstream").await;
         assert!(page.is_displayed().await.unwrap());

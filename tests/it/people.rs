@@ -916,3 +916,108 @@ fn a_forgotten_password_is_reset_through_a_link_mailed_by_a_real_smtp_server() {
         "the reset link's secret is in the log"
     );
 }
+
+#[test]
+fn a_person_lists_their_sessions_and_ends_one_from_another_browser_but_never_anyone_elses() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    for (user, pw) in [
+        ("alice", "alice's passphrase"),
+        ("bob", "bob's long passphrase"),
+    ] {
+        env.run("keygate", &["users", "add", user]).code(0);
+        keygate_with_stdin(
+            &env,
+            &["users", "passwd", user, "--password-stdin"],
+            &format!("{pw}\n"),
+        )
+        .code(0);
+    }
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = plain_proxy(&env, addr, &up.url, false);
+    let laptop = Browser::new(&env, "laptop", addr);
+    let phone = Browser::new(&env, "phone", addr);
+    let bobs = Browser::new(&env, "bob", addr);
+    assert_eq!(
+        laptop.sign_in("alice", "alice's passphrase", None).status,
+        303
+    );
+    assert_eq!(
+        phone.sign_in("alice", "alice's passphrase", None).status,
+        303
+    );
+    assert_eq!(
+        bobs.sign_in("bob", "bob's long passphrase", None).status,
+        303
+    );
+
+    let page = laptop.get("/.keygate/sessions");
+    assert_eq!(page.status, 200, "{page:?}");
+    let rows: Vec<String> = page
+        .body
+        .match_indices("name=\"step\" value=\"")
+        .map(|(i, m)| {
+            page.body[i + m.len()..]
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", page.body);
+    assert_eq!(page.body.matches("(this browser)").count(), 1);
+    let csrf = input_value(&page.body, "csrf").unwrap();
+    let bob_page = bobs.get("/.keygate/sessions");
+    let bob_row = bob_page
+        .body
+        .split("name=\"step\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    let end = |b: &Browser, csrf: &str, row: &str| {
+        let mut a = vec![
+            "-c".to_owned(),
+            b.jar.clone(),
+            "-b".to_owned(),
+            b.jar.clone(),
+        ];
+        a.extend([
+            "-H".into(),
+            format!("Origin: {}", b.base),
+            "--data-urlencode".into(),
+            format!("csrf={csrf}"),
+            "--data-urlencode".into(),
+            format!("step={row}"),
+            format!("{}/.keygate/sessions", b.base),
+        ]);
+        curl(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // Without the session's own CSRF value nothing ends; nor does Bob's session from Alice's.
+    assert_eq!(end(&laptop, "forged", &rows[0]).status, 403);
+    let not_hers = end(&laptop, &csrf, &bob_row);
+    assert_eq!(not_hers.status, 200);
+    assert!(not_hers.body.contains("ended already"), "{}", not_hers.body);
+    assert_eq!(bobs.get("/app").status, 200, "alice ended bob's session");
+    // The phone's row (the one that is not this browser) ends, and the phone is out.
+    let other = page
+        .body
+        .split("<li>")
+        .skip(1)
+        .find(|li| !li.contains("(this browser)"))
+        .and_then(|li| input_value(li, "step"))
+        .unwrap();
+    assert!(rows.contains(&other));
+    let other = &other;
+    assert_eq!(end(&laptop, &csrf, other).status, 303);
+    assert_ne!(
+        phone.get("/app").status,
+        200,
+        "the ended session still works"
+    );
+    assert_eq!(laptop.get("/app").status, 200);
+}

@@ -40,6 +40,7 @@
 
 #![forbid(unsafe_code)]
 
+mod account;
 pub mod form;
 pub mod key;
 mod page;
@@ -66,6 +67,7 @@ use kg_verifier::{Ask, Credential, Ctx, Decision, Need, Outcome, Throttle, Verif
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+pub use account::SESSIONS;
 pub use page::escape;
 pub use portal::{ENTER, PORTAL, Portal, PortalService};
 pub use reset::RESET;
@@ -313,6 +315,8 @@ impl SignIn {
             Page::Enter
         } else if path == RESET {
             Page::Reset
+        } else if path == SESSIONS {
+            Page::Sessions
         } else {
             return status_only(StatusCode::NOT_FOUND);
         };
@@ -328,6 +332,7 @@ impl SignIn {
             (Page::SignIn, &Method::GET | &Method::HEAD) => self.show(&r),
             (Page::Portal, &Method::GET | &Method::HEAD) => self.landing(&r),
             (Page::Reset, &Method::GET | &Method::HEAD) => self.reset_show(&r),
+            (Page::Sessions, &Method::GET | &Method::HEAD) => self.sessions_page(&r, None),
             (_, &Method::POST) => {
                 let form = match read_form(&parts.headers, body).await {
                     Ok(bytes) => Form::parse(&bytes),
@@ -346,6 +351,7 @@ impl SignIn {
                     Page::SignIn => self.sign_in(&r, &form),
                     Page::SignOut => self.sign_out(&r, &form),
                     Page::Enter => self.enter(&r, &form),
+                    Page::Sessions => self.end_own_session(&r, &form),
                     Page::Reset => {
                         if self.cross_site(r.headers, r.uri) || !self.csrf_pair_matches(&r, &form) {
                             self.record(&r, Outcome::Csrf, StatusCode::FORBIDDEN, None);
@@ -359,7 +365,7 @@ impl SignIn {
             (Page::SignIn, _) => method_not_allowed("GET, HEAD, POST"),
             (Page::SignOut | Page::Enter, _) => method_not_allowed("POST"),
             (Page::Portal, _) => method_not_allowed("GET, HEAD"),
-            (Page::Reset, _) => method_not_allowed("GET, HEAD, POST"),
+            (Page::Reset | Page::Sessions, _) => method_not_allowed("GET, HEAD, POST"),
         }
     }
 
@@ -981,6 +987,7 @@ enum Page {
     Portal,
     Enter,
     Reset,
+    Sessions,
 }
 
 impl Page {
@@ -991,6 +998,7 @@ impl Page {
             Page::Portal => PORTAL,
             Page::Enter => ENTER,
             Page::Reset => RESET,
+            Page::Sessions => SESSIONS,
         }
     }
 }

@@ -92,7 +92,12 @@ impl SignIn {
     }
 
     fn open_pending(&self, r: &Req<'_>) -> Option<Pending> {
-        cookie_values(r.headers, pending_name(r.https)).find_map(|v| {
+        cookie_values(r.headers, pending_name(r.https)).find_map(|v| self.open_pending_value(v))
+    }
+
+    /// A pending cookie's contents, when its HMAC matches and it has not expired.
+    fn open_pending_value(&self, v: &str) -> Option<Pending> {
+        {
             if v.len() > 512 {
                 return None;
             }
@@ -119,7 +124,24 @@ impl SignIn {
                 revision: i64::from_be_bytes(body[10..18].try_into().ok()?),
                 user_id: String::from_utf8(body[18..].to_vec()).ok()?,
             })
+        }
+    }
+
+    /// For the `signed_values` fuzz target: a pending cookie value for `user_id`.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn testing_seal_pending(&self, user_id: &str) -> String {
+        self.seal_pending(&Pending {
+            step: Step::Totp,
+            user_id: user_id.to_owned(),
+            revision: 1,
+            then_change: false,
         })
+    }
+
+    /// For the `signed_values` fuzz target: the user id a pending cookie value opens to.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn testing_open_pending(&self, v: &str) -> Option<String> {
+        self.open_pending_value(v).map(|p| p.user_id)
     }
 
     /// Whether the sign-in page offers names and passwords (the store holds people).

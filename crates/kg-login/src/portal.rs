@@ -164,6 +164,18 @@ impl SignIn {
         ))
     }
 
+    /// For the `signed_values` fuzz target: a ticket, and what a text opens to.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn testing_mint_ticket(&self, user_id: &str, service: &str) -> String {
+        self.mint_ticket(user_id, service)
+    }
+
+    /// For the `signed_values` fuzz target: the (user id, service) a text opens to.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn testing_open_ticket(&self, text: &[u8]) -> Option<(String, String)> {
+        self.open_ticket(text).map(|(t, _)| (t.user_id, t.service))
+    }
+
     /// GET on [`PORTAL`]: the services the signed-in person may enter.
     pub(crate) fn landing(&self, r: &Req<'_>) -> Response<Body> {
         let Some(portal) = self.portal() else {
@@ -221,6 +233,11 @@ impl SignIn {
             }
             b.push_str("</ul>\n");
         }
+        let _ = writeln!(
+            b,
+            "<p class=\"hint\"><a id=\"sessions\" href=\"{}\">Your sessions</a></p>",
+            crate::SESSIONS
+        );
         if let Some(s) = self.session_of(r.headers, r.https) {
             let _ = write!(
                 b,

@@ -331,6 +331,11 @@ fn say(event: &str, e: &kg_store::Error) {
 }
 
 impl SessionRef {
+    /// The store's key of this session (the SHA-256 of its id).
+    pub fn digest(&self) -> [u8; 32] {
+        digest(&self.id)
+    }
+
     /// The value a form that changes this session (sign-out) must carry: an HMAC of the
     /// session id, so it is tied to this session and stored nowhere.
     pub fn csrf(&self) -> &str {

@@ -71,3 +71,23 @@ pub fn sessions(lifetime: Duration, idle: Duration) -> crate::Sessions {
 pub fn store() -> std::sync::Arc<dyn kg_store::SessionStore> {
     std::sync::Arc::new(kg_store::SqliteStore::memory().expect("an in-memory store"))
 }
+
+/// A launch ticket for `user_id` at `service` (the `signed_values` fuzz target).
+pub fn mint_ticket(s: &crate::SignIn, user_id: &str, service: &str) -> String {
+    s.testing_mint_ticket(user_id, service)
+}
+
+/// What `text` opens to as a launch ticket: (user id, service).
+pub fn open_ticket(s: &crate::SignIn, text: &[u8]) -> Option<(String, String)> {
+    s.testing_open_ticket(text)
+}
+
+/// A pending sign-in cookie value for `user_id`.
+pub fn seal_pending(s: &crate::SignIn, user_id: &str) -> String {
+    s.testing_seal_pending(user_id)
+}
+
+/// The user id a pending cookie value opens to.
+pub fn open_pending(s: &crate::SignIn, value: &str) -> Option<String> {
+    s.testing_open_pending(value)
+}

@@ -210,6 +210,7 @@ impl Proxying {
                 kg_login::PORTAL,
                 kg_login::ENTER,
                 kg_login::RESET,
+                kg_login::SESSIONS,
             ]
             .contains(&path)
             {
