@@ -134,17 +134,7 @@ impl Admin {
         if let Some(e) = email {
             check_email(e)?;
         }
-        let (temporary, hash) = match password {
-            Some(p) => {
-                password::check_new(p, name)?;
-                (None, password::hash(p.as_bytes())?)
-            }
-            None => {
-                let t = password::temporary()?;
-                let h = password::hash(t.as_bytes())?;
-                (Some(t), h)
-            }
-        };
+        let (temporary, hash) = chosen_or_temporary(password, name)?;
         let user = UserRecord {
             id: new_id()?,
             name: name.to_owned(),
@@ -202,17 +192,7 @@ impl Admin {
         now_ms: i64,
     ) -> Result<Option<Zeroizing<String>>, AdminError> {
         let user = self.user(name)?;
-        let (temporary, hash) = match password {
-            Some(p) => {
-                password::check_new(p, name)?;
-                (None, password::hash(p.as_bytes())?)
-            }
-            None => {
-                let t = password::temporary()?;
-                let h = password::hash(t.as_bytes())?;
-                (Some(t), h)
-            }
-        };
+        let (temporary, hash) = chosen_or_temporary(password, name)?;
         let changed = UserRecord {
             password: hash,
             must_change: temporary.is_some(),
@@ -371,6 +351,25 @@ impl Admin {
     fn ids_of(&self, users: &[String]) -> Result<Vec<String>, AdminError> {
         users.iter().map(|n| self.user(n).map(|u| u.id)).collect()
     }
+}
+
+/// The hash of `password`, checked against the rules, or of a new temporary one (returned
+/// to be shown once).
+fn chosen_or_temporary(
+    password: Option<&str>,
+    name: &str,
+) -> Result<(Option<Zeroizing<String>>, String), AdminError> {
+    Ok(match password {
+        Some(p) => {
+            password::check_new(p, name)?;
+            (None, password::hash(p.as_bytes())?)
+        }
+        None => {
+            let t = password::temporary()?;
+            let h = password::hash(t.as_bytes())?;
+            (Some(t), h)
+        }
+    })
 }
 
 /// An address a reset link can go to: one `@`, no spaces or controls, at most 254 bytes.

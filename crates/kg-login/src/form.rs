@@ -51,6 +51,14 @@ impl Drop for Form {
 }
 
 impl Form {
+    /// The new password and its repetition, as typed (empty when missing).
+    pub(crate) fn new_passwords(&self) -> (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>) {
+        let of = |f: &Option<Zeroizing<Vec<u8>>>| {
+            Zeroizing::new(f.as_deref().cloned().unwrap_or_default())
+        };
+        (of(&self.new_password), of(&self.new_password_again))
+    }
+
     /// Parses `application/x-www-form-urlencoded`; the first of repeated fields counts.
     ///
     /// Hand-written rather than `form_urlencoded::parse`: that one decodes `+` and `%` into

@@ -68,3 +68,12 @@ pub fn escape(s: &str) -> String {
     }
     out
 }
+
+/// An error message as a sentence for a page: capitalised, with a full stop.
+pub(crate) fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}

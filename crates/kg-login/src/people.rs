@@ -299,13 +299,7 @@ impl SignIn {
                 }
             }
             Step::Change => {
-                let new = Zeroizing::new(form.new_password.as_deref().cloned().unwrap_or_default());
-                let again = Zeroizing::new(
-                    form.new_password_again
-                        .as_deref()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
+                let (new, again) = form.new_passwords();
                 if *new != *again {
                     return self.step_page(
                         r,
@@ -347,8 +341,7 @@ impl SignIn {
                         self.begin_person(r, &person, &next)
                     }
                     Ok(Ok(Err(weak))) => {
-                        let msg = weak.to_string();
-                        let msg = format!("{}{}.", msg[..1].to_uppercase(), &msg[1..]);
+                        let msg = crate::page::sentence(&weak.to_string());
                         self.step_page(
                             r,
                             &p,

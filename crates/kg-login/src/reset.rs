@@ -249,13 +249,7 @@ impl SignIn {
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .unwrap_or_default(),
         );
-        let new = Zeroizing::new(form.new_password.as_deref().cloned().unwrap_or_default());
-        let again = Zeroizing::new(
-            form.new_password_again
-                .as_deref()
-                .cloned()
-                .unwrap_or_default(),
-        );
+        let (new, again) = form.new_passwords();
         let Some(user_id) = self.link_user(&link) else {
             return self.ask_form(r, StatusCode::BAD_REQUEST, Some(MSG_BAD_LINK));
         };
@@ -286,8 +280,7 @@ impl SignIn {
             .map(|u| u.name)
             .unwrap_or_default();
         if let Err(e) = kg_accounts::password::check_new(&text, &name) {
-            let msg = e.to_string();
-            let msg = format!("{}{}.", msg[..1].to_uppercase(), &msg[1..]);
+            let msg = crate::page::sentence(&e.to_string());
             return self.choose_form(r, StatusCode::BAD_REQUEST, &link, Some(&msg));
         }
         // The link is spent first: of two submissions racing with it, one changes the password.

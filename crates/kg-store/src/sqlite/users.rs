@@ -30,11 +30,19 @@ fn bump(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
         .map_err(Error::sql("count a change to people"))
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::ConstraintViolation)
-    )
+/// A unique name taken is a [`Error::Conflict`] naming it; anything else fails `what`.
+fn conflict<'a>(
+    kind: &'static str,
+    name: &'a str,
+    what: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
+    move |e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Conflict {
+            what: kind,
+            name: name.to_owned(),
+        },
+        _ => Error::sql(what)(e),
+    }
 }
 
 impl SqliteStore {
@@ -101,16 +109,7 @@ impl UserStore for SqliteStore {
                 ],
             )
             .map(|_| ())
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::Conflict {
-                        what: "user",
-                        name: u.name.clone(),
-                    }
-                } else {
-                    Error::sql("add a person")(e)
-                }
-            })
+            .map_err(conflict("user", &u.name, "add a person"))
         })
     }
 
@@ -146,16 +145,7 @@ impl UserStore for SqliteStore {
                         u.revision
                     ],
                 )
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        Error::Conflict {
-                            what: "user",
-                            name: u.name.clone(),
-                        }
-                    } else {
-                        Error::sql("change a person")(e)
-                    }
-                })?;
+                .map_err(conflict("user", &u.name, "change a person"))?;
             if n == 0 {
                 let exists: Option<i64> = tx
                     .query_row("SELECT revision FROM users WHERE id = ?1", [&u.id], |r| {
@@ -248,16 +238,7 @@ impl UserStore for SqliteStore {
                 params![name, description, created],
             )
             .map(|_| ())
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::Conflict {
-                        what: "group",
-                        name: name.to_owned(),
-                    }
-                } else {
-                    Error::sql("make a group")(e)
-                }
-            })
+            .map_err(conflict("group", name, "make a group"))
         })
     }
 
