@@ -2,8 +2,8 @@
 //! store says they changed.
 //!
 //! Every request with a person's session asks [`Directory::person`]; the answer comes from
-//! memory as long as the store's people version (one point read) has not moved, so a
-//! change made anywhere (`keygate users disable` in another process, an admin page, a
+//! memory as long as the store's version (`PRAGMA data_version` and this connection's own
+//! write count: no row read) has not moved, so a change made anywhere (`keygate users disable` in another process, an admin page, a
 //! second instance sharing the database) applies on the next request.
 
 use std::collections::HashMap;
@@ -102,7 +102,8 @@ impl From<VerifyError> for Unavailable {
 
 #[derive(Default)]
 struct Cache {
-    version: Option<i64>,
+    /// The store's version ([`kg_store::SessionStore::version`]) the people were read at.
+    version: Option<(i64, u64)>,
     people: HashMap<String, Option<Arc<Person>>>,
     /// Whether anyone is in the store, at `version`.
     anyone: Option<bool>,
@@ -144,7 +145,7 @@ impl Directory {
     /// Whether the store holds anyone at all (the sign-in page offers passwords then). A
     /// store that cannot say counts as holding people, so sign-in fails closed on them.
     pub fn anyone(&self) -> bool {
-        let Ok(version) = self.store.people_version() else {
+        let Ok(version) = self.store.version() else {
             return true;
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -163,7 +164,9 @@ impl Directory {
 
     /// The person with this id as they stand now (`None`: removed).
     pub fn person(&self, id: &str) -> Result<Option<Arc<Person>>, Unavailable> {
-        let version = self.store.people_version()?;
+        // Any change to the store moves its version (another process's commit, or a write
+        // of this one), so a person read at this version is still who they are.
+        let version = self.store.version()?;
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.version != Some(version) || cache.people.len() >= CACHE_MAX {

@@ -21,7 +21,8 @@
 //! The store failing (a full or read-only disk) fails closed: a session that cannot be
 //! read is no session, and a sign-in that cannot be stored is refused with a 503.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -62,6 +63,16 @@ pub struct Sessions {
     capacity: usize,
     store: Arc<dyn SessionStore>,
     clock: Clock,
+    /// The sessions read, while the store's version says nothing changed since.
+    cache: Mutex<Cache>,
+}
+
+/// Sessions read from the store, and the store's version they were read at: one cheap
+/// version read per request instead of a row read (`cargo xtask bench portal`).
+#[derive(Default)]
+struct Cache {
+    version: Option<(i64, u64)>,
+    rows: HashMap<[u8; 32], SessionRecord>,
 }
 
 /// A live session, as a request found it.
@@ -119,6 +130,7 @@ impl Sessions {
             capacity: MAX_SESSIONS,
             store,
             clock,
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -239,10 +251,7 @@ impl Sessions {
     /// gives `None` too.
     fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<SessionRecord> {
         let d = digest(id);
-        let record = self.store.session(&d).unwrap_or_else(|e| {
-            say("session_read_failed", &e);
-            None
-        })?;
+        let record = self.read(&d)?;
         let now = ms(now);
         if now.saturating_sub(record.created) >= ms_of(self.lifetime)
             || now.saturating_sub(record.used) >= ms_of(self.idle_timeout)
@@ -262,9 +271,40 @@ impl Sessions {
         Some(record)
     }
 
+    /// The session with digest `d`: from memory while the store's version has not moved
+    /// since it was read (no write of this process's, no commit of another's), else from
+    /// the store. A store that cannot be read gives `None`.
+    fn read(&self, d: &[u8; 32]) -> Option<SessionRecord> {
+        let version = self.store.version().ok();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if version.is_some() && cache.version == version {
+                if let Some(hit) = cache.rows.get(d) {
+                    return Some(hit.clone());
+                }
+            } else {
+                cache.rows.clear();
+                cache.version = version;
+            }
+        }
+        let record = self.store.session(d).unwrap_or_else(|e| {
+            say("session_read_failed", &e);
+            None
+        })?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if version.is_some() && cache.version == version {
+            if cache.rows.len() >= self.capacity {
+                cache.rows.clear();
+            }
+            cache.rows.insert(*d, record.clone());
+        }
+        Some(record)
+    }
+
     /// Ends a session (sign-out, or its token is no longer valid). Ending one that already
     /// ended does nothing.
     pub fn end(&self, session: &SessionRef) {
+        // The write moves the store's version, which empties the cache on the next read.
         if let Err(e) = self.store.end_session(&digest(&session.id)) {
             say("session_end_failed", &e);
         }

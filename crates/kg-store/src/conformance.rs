@@ -206,7 +206,24 @@ pub const SESSION_CHECKS: &[(&str, Check)] = &[
         total_bound,
     ),
     ("sweeping removes the old and the idle only", sweep),
+    ("the version moves with every write", version_moves),
 ];
+
+fn version_moves(s: &dyn SessionStore) {
+    let v0 = s.version().unwrap();
+    assert_eq!(s.version().unwrap(), v0, "a read moves nothing");
+    let a = session(1, "AAAAAAAAAAAA", 1_000, 2_000);
+    s.insert_session(&a, ROOMY).unwrap();
+    let v1 = s.version().unwrap();
+    assert_ne!(v1, v0, "an insert");
+    s.session(&a.digest).unwrap();
+    assert_eq!(s.version().unwrap(), v1);
+    s.touch_session(&a.digest, 3_000).unwrap();
+    let v2 = s.version().unwrap();
+    assert_ne!(v2, v1, "a touch");
+    s.end_session(&a.digest).unwrap();
+    assert_ne!(s.version().unwrap(), v2, "an end");
+}
 
 const ROOMY: SessionLimits = SessionLimits {
     per_token: 100,

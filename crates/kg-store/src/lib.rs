@@ -93,6 +93,11 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// How many sessions are stored.
     fn session_count(&self) -> Result<usize, Error>;
+
+    /// A value that changes whenever anything in the store may have changed: another
+    /// process's commit, or a write of this one. While it stays the same, what was read
+    /// stands, so a server can serve sessions and people from memory.
+    fn version(&self) -> Result<(i64, u64), Error>;
 }
 
 /// An OAuth client as stored. Times are Unix milliseconds.

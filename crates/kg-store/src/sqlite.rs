@@ -521,6 +521,17 @@ impl SessionStore for SqliteStore {
             .map_err(Error::sql("sweep the sessions"))
     }
 
+    fn version(&self) -> Result<(i64, u64), Error> {
+        let conn = self.lock();
+        // `data_version` moves with other connections' commits, `total_changes` with this
+        // connection's own writes: together, with anything that changed the data.
+        let theirs: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(Error::sql("read the data version"))?;
+        Ok((theirs, conn.total_changes()))
+    }
+
     fn session_count(&self) -> Result<usize, Error> {
         self.lock()
             .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))

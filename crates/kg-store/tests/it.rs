@@ -207,3 +207,25 @@ fn a_backup_is_a_private_consistent_copy() {
         200
     );
 }
+
+#[test]
+fn another_process_s_commit_moves_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keygate.db");
+    let server = SqliteStore::open(&path).unwrap();
+    let cli = SqliteStore::open(&path).unwrap();
+    let before = server.version().unwrap();
+    cli.insert_session(
+        &one(7),
+        SessionLimits {
+            per_token: 10,
+            total: 10,
+        },
+    )
+    .unwrap();
+    assert_ne!(
+        server.version().unwrap(),
+        before,
+        "the other connection's commit went unseen"
+    );
+}
