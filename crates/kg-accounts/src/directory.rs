@@ -164,9 +164,22 @@ impl Directory {
 
     /// The person with this id as they stand now (`None`: removed).
     pub fn person(&self, id: &str) -> Result<Option<Arc<Person>>, Unavailable> {
+        self.person_at(id, None)
+    }
+
+    /// [`Directory::person`] at the store version `at` when the caller has just read it
+    /// (a session, in the same request), else at the one read now.
+    pub fn person_at(
+        &self,
+        id: &str,
+        at: Option<(i64, u64)>,
+    ) -> Result<Option<Arc<Person>>, Unavailable> {
         // Any change to the store moves its version (another process's commit, or a write
         // of this one), so a person read at this version is still who they are.
-        let version = self.store.version()?;
+        let version = match at {
+            Some(v) => v,
+            None => self.store.version()?,
+        };
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.version != Some(version) || cache.people.len() >= CACHE_MAX {

@@ -466,7 +466,11 @@ impl Gateway {
         {
             let foreign = cross_site(req, &self.sign_in);
             let credential = match &session.user_id {
-                Some(user_id) => Credential::Person { user_id, foreign },
+                Some(user_id) => Credential::Person {
+                    user_id,
+                    foreign,
+                    at: session.at,
+                },
                 None => Credential::Session {
                     token_id: &session.token_id,
                     foreign,

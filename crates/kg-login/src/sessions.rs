@@ -86,6 +86,8 @@ pub struct SessionRef {
     /// The service a person's session was opened for by a launch ticket; it is good there
     /// only.
     pub service: Option<String>,
+    /// The store's version this session was read at (for judging its person at the same).
+    pub at: Option<(i64, u64)>,
     id: Zeroizing<Id>,
     csrf: String,
 }
@@ -212,6 +214,7 @@ impl Sessions {
                 token_id: token_id.to_owned(),
                 user_id: user_id.map(str::to_owned),
                 service: service.map(str::to_owned),
+                at: None,
                 id,
                 csrf,
             },
@@ -228,12 +231,13 @@ impl Sessions {
     /// [`Sessions::get`] at `now`.
     pub fn get_at(&self, cookie_value: &str, now: OffsetDateTime) -> Option<SessionRef> {
         let id = self.open_cookie(cookie_value)?;
-        let record = self.touch(&id, now)?;
+        let (record, at) = self.touch(&id, now)?;
         let csrf = self.csrf_of(&id);
         Some(SessionRef {
             token_id: record.token_id,
             user_id: record.user_id,
             service: record.service,
+            at,
             id,
             csrf,
         })
@@ -249,9 +253,9 @@ impl Sessions {
     /// The token id (and person) of the live session `id`, after recording a use at `now`; a session past
     /// its lifetime or idle timeout is removed and gives `None`. A store that cannot be read
     /// gives `None` too.
-    fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<SessionRecord> {
+    fn touch(&self, id: &Id, now: OffsetDateTime) -> Option<(SessionRecord, Option<(i64, u64)>)> {
         let d = digest(id);
-        let record = self.read(&d)?;
+        let (record, at) = self.read(&d)?;
         let now = ms(now);
         if now.saturating_sub(record.created) >= ms_of(self.lifetime)
             || now.saturating_sub(record.used) >= ms_of(self.idle_timeout)
@@ -262,25 +266,26 @@ impl Sessions {
             return None;
         }
         let step = ms_of(TOUCH_EVERY.min(self.idle_timeout / 10));
-        if now.saturating_sub(record.used) >= step
-            && let Err(e) = self.store.touch_session(&d, now)
-        {
+        let touched = now.saturating_sub(record.used) >= step;
+        if touched && let Err(e) = self.store.touch_session(&d, now) {
             // The session stays valid; its idle timeout slides at the next write.
             say("session_touch_failed", &e);
         }
-        Some(record)
+        // A write just now moved the version: the session's person is read at the new one.
+        let at = if touched { None } else { at };
+        Some((record, at))
     }
 
     /// The session with digest `d`: from memory while the store's version has not moved
     /// since it was read (no write of this process's, no commit of another's), else from
     /// the store. A store that cannot be read gives `None`.
-    fn read(&self, d: &[u8; 32]) -> Option<SessionRecord> {
+    fn read(&self, d: &[u8; 32]) -> Option<(SessionRecord, Option<(i64, u64)>)> {
         let version = self.store.version().ok();
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if version.is_some() && cache.version == version {
                 if let Some(hit) = cache.rows.get(d) {
-                    return Some(hit.clone());
+                    return Some((hit.clone(), version));
                 }
             } else {
                 cache.rows.clear();
@@ -298,7 +303,7 @@ impl Sessions {
             }
             cache.rows.insert(*d, record.clone());
         }
-        Some(record)
+        Some((record, version))
     }
 
     /// Ends a session (sign-out, or its token is no longer valid). Ending one that already

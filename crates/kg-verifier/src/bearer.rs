@@ -28,6 +28,9 @@ pub enum Credential<'a> {
         user_id: &'a str,
         /// As for [`Credential::Session`].
         foreign: bool,
+        /// The store's version the session was just read at, when known: the person is
+        /// judged at it too, without reading it again.
+        at: Option<(i64, u64)>,
     },
 }
 
@@ -45,7 +48,9 @@ impl std::fmt::Debug for Credential<'_> {
                 .field("token_id", token_id)
                 .field("foreign", foreign)
                 .finish(),
-            Credential::Person { user_id, foreign } => f
+            Credential::Person {
+                user_id, foreign, ..
+            } => f
                 .debug_struct("Person")
                 .field("user_id", user_id)
                 .field("foreign", foreign)

@@ -444,8 +444,12 @@ impl Verifier {
                             }
                         });
                 }
-                Credential::Person { user_id, foreign } => {
-                    return self.judge_person(ask, user_id, foreign, respond);
+                Credential::Person {
+                    user_id,
+                    foreign,
+                    at,
+                } => {
+                    return self.judge_person(ask, user_id, foreign, at, respond);
                 }
                 Credential::Bearer(token) => token,
             };

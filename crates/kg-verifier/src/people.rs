@@ -105,10 +105,11 @@ impl Verifier {
         ask: &Ask<'_>,
         user_id: &str,
         foreign: bool,
+        at: Option<(i64, u64)>,
         respond: impl FnOnce(Decision<'_>) -> (R, u16),
     ) -> R {
         let ctx = &ask.ctx;
-        let found = match self.people.get().map(|d| d.person(user_id)) {
+        let found = match self.people.get().map(|d| d.person_at(user_id, at)) {
             Some(Ok(found)) => found,
             None => None,
             Some(Err(e)) => {
