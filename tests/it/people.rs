@@ -1021,3 +1021,140 @@ fn a_person_lists_their_sessions_and_ends_one_from_another_browser_but_never_any
     );
     assert_eq!(laptop.get("/app").status, 200);
 }
+
+#[test]
+fn second_factor_guesses_from_many_addresses_spend_one_budget_of_the_person() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    env.run("keygate", &["users", "add", "erin"]).code(0);
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "erin", "--password-stdin"],
+        "erin's passphrase\n",
+    )
+    .code(0);
+    let totp = env
+        .run("keygate", &["users", "totp", "erin", "--json"])
+        .json();
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = plain_proxy(&env, addr, &up.url, false);
+    // The thief has the password: one pending step, then codes from six addresses, one each
+    // (every address has its whole budget).
+    let thief = Browser::new(&env, "thief", addr);
+    let csrf = thief.csrf();
+    assert_eq!(
+        thief
+            .post(
+                &csrf,
+                &[("username", "erin"), ("password", "erin's passphrase")]
+            )
+            .status,
+        200
+    );
+    let from = |ip: &'static str| {
+        Browser {
+            jar: thief.jar.clone(),
+            base: thief.base.clone(),
+            from: None,
+        }
+        .at_address(ip)
+    };
+    let addresses = [
+        "127.0.0.2",
+        "127.0.0.3",
+        "127.0.0.4",
+        "127.0.0.5",
+        "127.0.0.6",
+        "127.0.0.7",
+        "127.0.0.8",
+    ];
+    let statuses: Vec<u16> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            from(ip)
+                .post(
+                    &csrf,
+                    &[("step", "totp"), ("code", &format!("{:06}", 100_000 + i))],
+                )
+                .status
+        })
+        .collect();
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert!(
+        statuses[5..].iter().all(|s| *s == 429),
+        "guesses spread over addresses were not counted together: {statuses:?}"
+    );
+    // Even the right code waits now.
+    assert_eq!(
+        from("127.0.0.9")
+            .post(
+                &csrf,
+                &[("step", "totp"), ("code", &totp_code(&secret, unix_now()))]
+            )
+            .status,
+        429
+    );
+}
+
+#[test]
+fn parallel_password_guesses_are_counted_before_they_are_checked() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    keygate_with_stdin(
+        &env,
+        &["users", "bootstrap-admin", "root", "--password-stdin"],
+        "the admin's passphrase\n",
+    )
+    .code(0);
+    let up = Upstream::tcp();
+    let addr = local_addr();
+    let _kg = keygate_proxy(
+        &env,
+        addr,
+        &up.url,
+        false,
+        &[
+            "--set",
+            "server.rate_limit_burst=5",
+            "--set",
+            "server.rate_limit_refill=60s",
+        ],
+    );
+    let attacker = Browser::new(&env, "attacker", addr);
+    let csrf = attacker.csrf();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let (a, csrf) = (&attacker, &csrf);
+                s.spawn(move || {
+                    a.post(
+                        csrf,
+                        &[
+                            ("username", "root"),
+                            ("password", &format!("parallel guess {i}")),
+                        ],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let heard = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        heard <= 5,
+        "{heard} of 12 parallel guesses were checked with a budget of 5: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        12 - heard,
+        "{statuses:?}"
+    );
+}

@@ -213,6 +213,19 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
         403
     );
 
+    // An API token has no groups: a service for the ops group only does not take one.
+    let token = test_support::server::token(&env, "ci", &["read"]);
+    let with_token = curl(&[
+        "-H",
+        &format!("Host: a.localhost:{}", h.port),
+        "-H",
+        &bearer(&token),
+        &url(addr, "/dash"),
+    ]);
+    assert_eq!(
+        with_token.status, 403,
+        "a token got into a group-only service: {with_token:?}"
+    );
     let through = h.curl(&jar, &[&format!("{}/dash", h.origin("a"))]);
     assert_eq!(through.status, 200, "{through:?}");
     let seen = a.last();
@@ -318,6 +331,120 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
         Ws::Echoed
     );
 
+    // A ticket made before signing out, or before a new password, is dead.
+    let fresh = h.curl(&jar, &[&format!("{}/.keygate/", h.origin("portal"))]);
+    let (_, before_change) = ticket_form(&fresh.body, "alpha").unwrap();
+    keygate_with_stdin(
+        &env,
+        &["users", "passwd", "alice", "--password-stdin"],
+        "alice's new passphrase\n",
+    )
+    .code(0);
+    let stale = post_ticket(
+        &other_jar,
+        &h.origin("portal"),
+        &h.origin("a"),
+        &before_change,
+    );
+    assert_eq!(
+        stale.status, 403,
+        "a ticket outlived the password change: {stale:?}"
+    );
+    // (The new password ended her sessions: sign in again for what follows.)
+    let page = h.curl(&jar, &[&format!("{}/.keygate/sign-in", h.origin("portal"))]);
+    let csrf = input_value(&page.body, "csrf").unwrap();
+    let again = h.curl(
+        &jar,
+        &[
+            "-H",
+            &portal_origin,
+            "-H",
+            "Sec-Fetch-Site: same-origin",
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            "username=alice",
+            "--data-urlencode",
+            "password=alice's new passphrase",
+            &format!("{}/.keygate/sign-in", h.origin("portal")),
+        ],
+    );
+    assert_eq!(again.status, 303, "{again:?}");
+    let landing = h.curl(&jar, &[&format!("{}/.keygate/", h.origin("portal"))]);
+    let (_, before_sign_out) = ticket_form(&landing.body, "alpha").unwrap();
+    let signed_in_again = {
+        let jar_text = std::fs::read_to_string(&jar).unwrap();
+        jar_text.contains("keygate_session")
+    };
+    assert!(signed_in_again);
+    let sign_out_csrf = input_value(&landing.body, "csrf").unwrap();
+    let out = h.curl(
+        &jar,
+        &[
+            "-H",
+            &portal_origin,
+            "-H",
+            "Sec-Fetch-Site: same-origin",
+            "--data-urlencode",
+            &format!("csrf={sign_out_csrf}"),
+            &format!("{}/.keygate/sign-out", h.origin("portal")),
+        ],
+    );
+    assert_eq!(out.status, 303, "{out:?}");
+    let after_out = post_ticket(
+        &other_jar,
+        &h.origin("portal"),
+        &h.origin("a"),
+        &before_sign_out,
+    );
+    assert_eq!(
+        after_out.status, 403,
+        "a ticket outlived the portal sign-out: {after_out:?}"
+    );
+    // Back in for the rest, with a ticket made now.
+    let page = h.curl(&jar, &[&format!("{}/.keygate/sign-in", h.origin("portal"))]);
+    let csrf = input_value(&page.body, "csrf").unwrap();
+    assert_eq!(
+        h.curl(
+            &jar,
+            &[
+                "-H",
+                &portal_origin,
+                "-H",
+                "Sec-Fetch-Site: same-origin",
+                "--data-urlencode",
+                &format!("csrf={csrf}"),
+                "--data-urlencode",
+                "username=alice",
+                "--data-urlencode",
+                "password=alice's new passphrase",
+                &format!("{}/.keygate/sign-in", h.origin("portal")),
+            ]
+        )
+        .status,
+        303
+    );
+    let landing = h.curl(&jar, &[&format!("{}/.keygate/", h.origin("portal"))]);
+    let (_, ticket_now) = ticket_form(&landing.body, "alpha").unwrap();
+    assert_eq!(
+        post_ticket(&jar, &h.origin("portal"), &h.origin("a"), &ticket_now).status,
+        303
+    );
+    let a_cookie = {
+        let jar_text = std::fs::read_to_string(&jar).unwrap();
+        jar_text
+            .lines()
+            .filter(|l| l.contains("keygate_session"))
+            .find(|l| {
+                l.trim_start_matches("#HttpOnly_")
+                    .starts_with("a.localhost")
+            })
+            .and_then(|l| l.split('\t').nth(6))
+            .map(str::to_owned)
+            .unwrap()
+    };
+    let cookie_hdr = format!("keygate_session={a_cookie}");
+
     // Explained, then taken away: the next request is refused and the open WebSocket closes.
     let why = env.run(
         "keygate",
@@ -378,4 +505,45 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
         "{log}"
     );
     assert!(!log.contains(&ticket), "a launch ticket is in the log");
+}
+
+#[test]
+fn the_portal_host_never_reaches_an_upstream_even_with_one_for_every_other_host() {
+    if !have("curl") {
+        return;
+    }
+    let env = Env::new();
+    let default = Upstream::tcp();
+    let a = Upstream::tcp();
+    let addr = local_addr();
+    config(
+        &env,
+        &format!(
+            "[server]\nportal_host = \"portal.localhost\"\nupstream = \"{}\"\n\n\
+             [service.alpha]\nhost = \"a.localhost\"\nupstream = \"{}\"\n",
+            default.url, a.url
+        ),
+    );
+    let _kg = keygate(&env, addr, &["--plain-http"]);
+    let host = format!("Host: portal.localhost:{}", addr.port());
+    let page = curl(&["-H", &host, "-H", "Accept: text/html", &url(addr, "/")]);
+    assert_eq!(page.status, 303, "{page:?}");
+    assert_eq!(page.header("location"), Some("/.keygate/"));
+    let api = curl(&["-H", &host, &url(addr, "/api/tickets")]);
+    assert_eq!(api.status, 404, "{api:?}");
+    assert!(
+        default.seen().is_empty(),
+        "the portal's host reached the upstream: {:?}",
+        default.seen()
+    );
+    // Every other host still goes to it (with a token).
+    let token = test_support::server::token(&env, "ci", &["read"]);
+    let other = curl(&[
+        "-H",
+        "Host: other.localhost",
+        "-H",
+        &bearer(&token),
+        &url(addr, "/x"),
+    ]);
+    assert_eq!(other.status, 200, "{other:?}");
 }

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use kg_store::PERSON_REF_PREFIX;
 use kg_store::{UserRecord, UserStore};
 
 use crate::password::{Checked, Gate, VerifyError};

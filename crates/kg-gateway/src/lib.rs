@@ -149,6 +149,9 @@ pub struct Settings {
     pub upstream: Option<Upstream>,
     /// The services on hosts of their own.
     pub services: Vec<ServiceRoute>,
+    /// The portal's host: keygate's pages only, never an upstream (an app there would share
+    /// the portal's origin, and could read its launch tickets).
+    pub portal_host: Option<String>,
     /// Time for the upstream to connect and answer with response headers.
     pub upstream_timeout: Duration,
     /// Largest request body forwarded, in bytes.
@@ -216,6 +219,7 @@ pub trait Asserter: Send + Sync {
 pub struct Gateway {
     verifier: Arc<Verifier>,
     routes: Routes,
+    portal_host: Option<String>,
     timeout: Duration,
     max_request_body: u64,
     max_response_body: u64,
@@ -249,6 +253,7 @@ impl Gateway {
         Gateway {
             verifier,
             routes: Routes::new(settings.upstream.clone(), &settings.services),
+            portal_host: settings.portal_host.clone(),
             timeout: settings.upstream_timeout,
             max_request_body: settings.max_request_body,
             max_response_body: settings.max_response_body,
@@ -297,6 +302,17 @@ impl Gateway {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if let (Some(portal), Some(host)) = (&self.portal_host, host)
+            && routes::host_name(host).eq_ignore_ascii_case(portal)
+        {
+            // The portal's own host: its landing page for a browser, nothing else.
+            let resp = if is_navigation(&req) {
+                self.sign_in.see_other(kg_login::PORTAL)
+            } else {
+                empty(StatusCode::NOT_FOUND)
+            };
+            return resp.map(Either::Left);
+        }
         let Some(service) = self.routes.route(host) else {
             return empty(StatusCode::NOT_FOUND).map(Either::Left);
         };

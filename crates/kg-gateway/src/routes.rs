@@ -104,7 +104,7 @@ impl Routes {
 }
 
 /// `host` without a port (`[::1]:8443` is `[::1]`, `app.internal.:443` is `app.internal`).
-fn host_name(host: &str) -> &str {
+pub(crate) fn host_name(host: &str) -> &str {
     let name = if host.starts_with('[') {
         host.split_inclusive(']').next().unwrap_or(host)
     } else {

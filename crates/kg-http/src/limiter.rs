@@ -120,6 +120,18 @@ impl Limiter {
         verdict
     }
 
+    /// Gives back an attempt charged ahead of a check whose answer was good (a password
+    /// charged before its slow verification, so that attempts in flight count).
+    pub fn refund(&self, key: impl Hash) {
+        let now = self.now_ms();
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        if let Some(slot) = find(&mut shard, h) {
+            self.refill(slot, now);
+            slot.tokens = (slot.tokens + 1.0).min(self.burst);
+        }
+    }
+
     /// Records a failed attempt by `key`.
     pub fn fail(&self, key: impl Hash) {
         let now = self.now_ms();

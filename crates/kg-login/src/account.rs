@@ -37,7 +37,12 @@ fn when(ms: i64) -> String {
 impl SignIn {
     /// GET on [`SESSIONS`].
     pub(crate) fn sessions_page(&self, r: &Req<'_>, message: Option<&str>) -> Response<Body> {
-        let Some(me) = self.session_of(r.headers, r.https) else {
+        // The portal's session (or the one upstream's), not a service's: a service host's
+        // page could otherwise reach every other session of the person.
+        let Some(me) = self
+            .session_of(r.headers, r.https)
+            .filter(|s| s.service.is_none())
+        else {
             return self.see_other(&format!("{SIGN_IN}?next=%2F.keygate%2Fsessions"));
         };
         let person = me
@@ -93,7 +98,10 @@ impl SignIn {
 
     /// POST on [`SESSIONS`]: ends one of the person's sessions.
     pub(crate) fn end_own_session(&self, r: &Req<'_>, form: &Form) -> Response<Body> {
-        let Some(me) = self.session_of(r.headers, r.https) else {
+        let Some(me) = self
+            .session_of(r.headers, r.https)
+            .filter(|s| s.service.is_none())
+        else {
             return self.see_other(SIGN_IN);
         };
         let own_csrf: bool = subtle::ConstantTimeEq::ct_eq(

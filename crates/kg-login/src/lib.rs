@@ -151,6 +151,8 @@ pub struct SignIn {
     portal: std::sync::OnceLock<Portal>,
     /// Where reset links are sent from, when configured ([`SignIn::set_mailer`]).
     mailer: std::sync::OnceLock<Arc<kg_mail::Mailer>>,
+    /// When a reset link last went to each person (one per [`reset::RESET_COOLDOWN`]).
+    resets_sent: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl SignIn {
@@ -186,6 +188,7 @@ impl SignIn {
             csp: HeaderValue::from_str(&csp).expect("base64 is a valid header value"),
             portal: std::sync::OnceLock::new(),
             mailer: std::sync::OnceLock::new(),
+            resets_sent: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -1029,7 +1032,11 @@ fn clear_plain_leftovers(resp: &mut Response<Body>, r: &Req<'_>) {
     if !r.https {
         return;
     }
-    for name in [SESSION_COOKIE_PLAIN, CSRF_COOKIE_PLAIN] {
+    for name in [
+        SESSION_COOKIE_PLAIN,
+        CSRF_COOKIE_PLAIN,
+        people::PENDING_COOKIE_PLAIN,
+    ] {
         if cookie_values(r.headers, name).next().is_some() {
             set_cookie(resp, &cookie(false, name, "", 0));
         }

@@ -60,6 +60,9 @@ struct Pending {
     revision: i64,
     /// Whether a new password comes after the code.
     then_change: bool,
+    /// When it stops working: set when the password is accepted and kept by every later
+    /// cookie of the same sign-in, so that wrong codes never extend it.
+    expires: Option<i64>,
 }
 
 fn pending_name(https: bool) -> &'static str {
@@ -83,7 +86,10 @@ impl SignIn {
         let mut raw = Vec::with_capacity(18 + p.user_id.len() + TAG_LEN);
         raw.push(p.step as u8);
         raw.push(u8::from(p.then_change));
-        raw.extend_from_slice(&(self.now_ms() + millis(PENDING_MAX_AGE)).to_be_bytes());
+        let expires = p
+            .expires
+            .unwrap_or_else(|| self.now_ms() + millis(PENDING_MAX_AGE));
+        raw.extend_from_slice(&expires.to_be_bytes());
         raw.extend_from_slice(&p.revision.to_be_bytes());
         raw.extend_from_slice(p.user_id.as_bytes());
         let tag = self.sessions.key().tag(PENDING_LABEL, &raw);
@@ -120,6 +126,7 @@ impl SignIn {
             };
             Some(Pending {
                 step,
+                expires: Some(expires),
                 then_change: body[1] == 1,
                 revision: i64::from_be_bytes(body[10..18].try_into().ok()?),
                 user_id: String::from_utf8(body[18..].to_vec()).ok()?,
@@ -135,6 +142,7 @@ impl SignIn {
             user_id: user_id.to_owned(),
             revision: 1,
             then_change: false,
+            expires: None,
         })
     }
 
@@ -195,6 +203,7 @@ impl SignIn {
                     user_id: person.id.clone(),
                     revision: person.revision,
                     then_change: second_factor && must_change,
+                    expires: None,
                 };
                 self.step_page(r, &p, &person.name, &next, StatusCode::OK, None)
             }

@@ -63,6 +63,11 @@ struct Ticket {
     user_id: String,
     service: String,
     expires: i64,
+    /// The person's record revision when it was made: a new password, disabling or any
+    /// other change to them ends it.
+    revision: i64,
+    /// The portal session it was made in: signing out there ends it.
+    session: [u8; 32],
 }
 
 /// The host name of a `Host` header value, without port or trailing dot, lower-cased.
@@ -117,14 +122,22 @@ impl SignIn {
         format!("{scheme}://{host}{port}")
     }
 
-    fn mint_ticket(&self, user_id: &str, service: &str) -> String {
+    fn mint_ticket(
+        &self,
+        user_id: &str,
+        revision: i64,
+        session: &[u8; 32],
+        service: &str,
+    ) -> String {
         let expires = self.now_ms() + TICKET_LIFETIME.as_millis() as i64;
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).expect("the operating system's random number generator");
-        let mut raw = Vec::with_capacity(64 + service.len() + user_id.len());
-        raw.push(1u8);
+        let mut raw = Vec::with_capacity(104 + service.len() + user_id.len());
+        raw.push(2u8);
         raw.extend_from_slice(&expires.to_be_bytes());
         raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&revision.to_be_bytes());
+        raw.extend_from_slice(session);
         raw.push(service.len() as u8);
         raw.extend_from_slice(service.as_bytes());
         raw.extend_from_slice(user_id.as_bytes());
@@ -139,18 +152,21 @@ impl SignIn {
             return None;
         }
         let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
-        if raw.len() < 1 + 8 + NONCE_LEN + 1 + TAG_LEN {
+        if raw.len() < 1 + 8 + NONCE_LEN + 8 + 32 + 1 + TAG_LEN {
             return None;
         }
         let (body, tag) = raw.split_at(raw.len() - TAG_LEN);
         let mut mac = self.sessions.key().mac(TICKET_LABEL);
         hmac::Mac::update(&mut mac, body);
         hmac::Mac::verify_slice(mac, tag).ok()?;
-        if body[0] != 1 {
+        if body[0] != 2 {
             return None;
         }
         let expires = i64::from_be_bytes(body[1..9].try_into().ok()?);
-        let rest = &body[9 + NONCE_LEN..];
+        let at = 9 + NONCE_LEN;
+        let revision = i64::from_be_bytes(body[at..at + 8].try_into().ok()?);
+        let session: [u8; 32] = body[at + 8..at + 40].try_into().ok()?;
+        let rest = &body[at + 40..];
         let n = usize::from(*rest.first()?);
         let service = std::str::from_utf8(rest.get(1..1 + n)?).ok()?.to_owned();
         let user_id = std::str::from_utf8(rest.get(1 + n..)?).ok()?.to_owned();
@@ -159,6 +175,8 @@ impl SignIn {
                 user_id,
                 service,
                 expires,
+                revision,
+                session,
             },
             Sha256::digest(body).into(),
         ))
@@ -167,7 +185,7 @@ impl SignIn {
     /// For the `signed_values` fuzz target: a ticket, and what a text opens to.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn testing_mint_ticket(&self, user_id: &str, service: &str) -> String {
-        self.mint_ticket(user_id, service)
+        self.mint_ticket(user_id, 1, &[7; 32], service)
     }
 
     /// For the `signed_values` fuzz target: the (user id, service) a text opens to.
@@ -185,11 +203,14 @@ impl SignIn {
         if here.as_deref() != Some(portal.host.as_str()) {
             return crate::status_only(StatusCode::NOT_FOUND);
         }
-        let person = self
+        let portal_session = self
             .session_of(r.headers, r.https)
-            .and_then(|s| s.user_id.clone().filter(|_| s.service.is_none()))
+            .filter(|s| s.service.is_none());
+        let person = portal_session
+            .as_ref()
+            .and_then(|s| s.user_id.clone())
             .and_then(|id| self.verifier.person(&id));
-        let Some(person) = person else {
+        let (Some(person), Some(portal_session)) = (person, portal_session) else {
             return self.see_other(&format!("{SIGN_IN}?next=%2F.keygate%2F"));
         };
         let realm = escape(&self.realm);
@@ -214,7 +235,12 @@ impl SignIn {
             b.push_str("<ul class=\"services\">\n");
             for s in &mine {
                 let origin = self.origin_of(r, &s.host);
-                let ticket = self.mint_ticket(&person.id, &s.name);
+                let ticket = self.mint_ticket(
+                    &person.id,
+                    person.revision,
+                    &portal_session.digest(),
+                    &s.name,
+                );
                 let _ = write!(
                     b,
                     "<li><form method=\"post\" action=\"{origin}{ENTER}\">\n\
@@ -313,6 +339,17 @@ impl SignIn {
         let Some(person) = self.verifier.person(&ticket.user_id) else {
             return refuse("You are no longer signed in.");
         };
+        // Made before a change to the person, or in a portal session since ended: dead.
+        let portal_session_stands = self
+            .verifier
+            .people()
+            .and_then(|d| d.store().session(&ticket.session).ok().flatten())
+            .is_some_and(|s| s.user_id.as_deref() == Some(person.id.as_str()));
+        if person.revision != ticket.revision || !portal_session_stands {
+            return refuse(
+                "This link is from before you signed out or changed your password. Open the service from the portal again.",
+            );
+        }
         if !may_enter(&person, &service.groups) {
             self.verifier
                 .record_person(Outcome::NotInGroup, 403, &person, &r.ctx());

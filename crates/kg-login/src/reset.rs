@@ -33,6 +33,8 @@ use crate::{Body, Req, SIGN_IN, SignIn, set_cookie};
 pub const RESET: &str = "/.keygate/reset";
 /// How long a reset link works.
 pub const RESET_LIFETIME: Duration = Duration::from_secs(1800);
+/// At most one reset link per person per this long, whoever asks and from where.
+pub const RESET_COOLDOWN: Duration = Duration::from_secs(120);
 
 const MSG_SENT: &str = "If that account has an email address, a link to choose a new password is on its way. It works once, for 30 minutes.";
 const MSG_BAD_LINK: &str = "This link has expired or was used already. Ask for a new one.";
@@ -51,7 +53,14 @@ impl SignIn {
     fn reset_page(&self, r: &Req<'_>, status: StatusCode, body: &str) -> Response<Body> {
         let (csrf, fresh) = self.csrf_for(r);
         let body = body.replace("{csrf}", &escape(&csrf));
-        let mut resp = self.page(status, "Reset your password", &body);
+        // The link's secret is in this page's URL: no referrer, to anyone (the shell's meta
+        // policy would otherwise send it to same-origin requests).
+        let html = crate::page::shell("Reset your password", &body).replacen(
+            "<meta name=\"referrer\" content=\"same-origin\">",
+            "<meta name=\"referrer\" content=\"no-referrer\">",
+            1,
+        );
+        let mut resp = self.html(status, html);
         if fresh {
             set_cookie(&mut resp, &SignIn::csrf_cookie(r.https, &csrf));
         }
@@ -188,13 +197,23 @@ impl SignIn {
                 })
             })
         });
-        if let Some(user) = found.filter(|u| !u.disabled && u.email.is_some()) {
+        let now = self.now_ms();
+        let due = |id: &str| {
+            let mut sent = self.resets_sent.lock().unwrap_or_else(|e| e.into_inner());
+            let cooldown = RESET_COOLDOWN.as_millis() as i64;
+            sent.retain(|_, at| now - *at < cooldown);
+            if sent.contains_key(id) {
+                return false;
+            }
+            sent.insert(id.to_owned(), now);
+            true
+        };
+        if let Some(user) = found.filter(|u| !u.disabled && u.email.is_some() && due(&u.id)) {
             let mut secret = Zeroizing::new([0u8; 32]);
             getrandom::fill(&mut secret[..])
                 .expect("the operating system's random number generator");
             let link_secret = Zeroizing::new(URL_SAFE_NO_PAD.encode(&secret[..]));
             let digest: [u8; 32] = Sha256::digest(&secret[..]).into();
-            let now = self.now_ms();
             let expires = now + RESET_LIFETIME.as_millis() as i64;
             let origin = self.origin_of(r, &portal.host);
             let link = Zeroizing::new(format!("{origin}{RESET}?t={}", link_secret.as_str()));
@@ -210,33 +229,33 @@ impl SignIn {
             let subject = format!("Reset your {} password", self.realm);
             let to = user.email.clone().unwrap_or_default();
             let user_id = user.id.clone();
-            let sent = tokio::task::spawn_blocking(move || {
-                store.insert_reset(&digest, &user_id, expires, now)?;
-                mailer
-                    .send(&to, &subject, &body)
-                    .map_err(|e| kg_store::Error::Sql {
-                        what: "send the reset mail",
-                        detail: e.to_string(),
-                    })
-            })
-            .await;
-            match sent {
-                Ok(Ok(())) => {
-                    let person = kg_accounts::directory::Person {
-                        id: user.id.clone(),
-                        name: user.name.clone(),
-                        disabled: false,
-                        groups: Vec::new(),
-                        revision: user.revision,
-                    };
-                    self.verifier
-                        .record_person(Outcome::ResetSent, 200, &person, &r.ctx());
+            let person = kg_accounts::directory::Person {
+                id: user.id.clone(),
+                name: user.name.clone(),
+                disabled: false,
+                groups: Vec::new(),
+                revision: user.revision,
+            };
+            let verifier = self.verifier.clone();
+            let (client, method) = (r.client, r.method.as_str().to_owned());
+            // Sent from a detached thread: the answer does not wait for the relay, so its
+            // timing does not tell whether the account exists.
+            drop(tokio::task::spawn_blocking(move || {
+                let sent = store
+                    .insert_reset(&digest, &user_id, expires, now)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| mailer.send(&to, &subject, &body).map_err(|e| e.to_string()));
+                let ctx = kg_verifier::Ctx {
+                    client,
+                    method: &method,
+                    path: Some(RESET.as_bytes()),
+                    request_id: None,
+                };
+                match sent {
+                    Ok(()) => verifier.record_person(Outcome::ResetSent, 200, &person, &ctx),
+                    Err(e) => kg_http::log::error("reset_mail_failed", &[("error", (&e).into())]),
                 }
-                Ok(Err(e)) => {
-                    kg_http::log::error("reset_mail_failed", &[("error", (&e.to_string()).into())])
-                }
-                Err(_) => {}
-            }
+            }));
         }
         // The same answer whoever was named.
         self.ask_form(r, StatusCode::OK, Some(MSG_SENT))

@@ -514,6 +514,7 @@ impl Settings {
         Some(kg_gateway::Settings {
             upstream: self.upstream.clone(),
             services: self.services.clone(),
+            portal_host: self.portal.as_ref().map(|p| p.host.clone()),
             upstream_timeout: self.upstream_timeout,
             max_request_body: self.max_request_body,
             max_response_body: self.max_response_body,

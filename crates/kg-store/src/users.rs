@@ -3,6 +3,11 @@
 
 use crate::{DIGEST_LEN, Error, SessionRecord, SessionStore};
 
+/// What stands in for a token id where a person signed in with a password instead (the
+/// `token_id` of an OAuth grant or code, the `tid` of an access token): `u:` and the
+/// person's id. Token ids never hold a `:`.
+pub const PERSON_REF_PREFIX: &str = "u:";
+
 /// The group whose members administer keygate (its pages and its people). Made by
 /// `keygate users bootstrap-admin`; an ordinary group otherwise.
 pub const ADMINS: &str = "admins";
@@ -81,7 +86,8 @@ pub trait UserStore: SessionStore {
     /// Replaces the record of `user.id` if it is still at `user.revision` (the one read),
     /// storing it as the next revision; [`Error::Stale`] otherwise and nothing written.
     /// When `end_sessions`, the person's sessions end in the same transaction (a new
-    /// password, a reset, disabling).
+    /// password, a reset, disabling), and so do the OAuth grants their sign-ins made
+    /// (revoked at `user.changed`).
     fn update_user(&self, user: &UserRecord, end_sessions: bool) -> Result<UserRecord, Error>;
 
     /// Removes the person with their memberships, recovery codes and sessions.

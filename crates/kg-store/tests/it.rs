@@ -229,3 +229,77 @@ fn another_process_s_commit_moves_the_version() {
         "the other connection's commit went unseen"
     );
 }
+
+#[test]
+fn a_new_password_or_disabling_ends_the_grants_a_person_signed_in_for() {
+    use kg_store::{GrantRecord, GrantStore, RefreshRecord, UserRecord, UserStore};
+    let s = SqliteStore::memory().unwrap();
+    let user = UserRecord {
+        id: "U1".into(),
+        name: "alice".into(),
+        email: None,
+        password: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        must_change: false,
+        disabled: false,
+        totp: None,
+        totp_step: None,
+        revision: 1,
+        created: 1,
+        changed: 1,
+    };
+    s.insert_user(&user).unwrap();
+    let grant = |id: &str, token_id: &str| GrantRecord {
+        id: id.into(),
+        client_id: "kgc_cli".into(),
+        subject: "alice".into(),
+        scope: "openid".into(),
+        resource: None,
+        auth_time: 1,
+        created: 1,
+        expires: 1_000_000,
+        revoked: None,
+        token_id: Some(token_id.into()),
+    };
+    let first = |n: u8, g: &str| RefreshRecord {
+        digest: [n; 32],
+        grant_id: g.into(),
+        created: 1,
+    };
+    s.insert_grant(&grant("g1", "u:U1"), &first(1, "g1"))
+        .unwrap();
+    s.insert_grant(&grant("g2", "AAAAAAAAAAAA"), &first(2, "g2"))
+        .unwrap();
+    let read = s.user("U1").unwrap().unwrap();
+    s.update_user(
+        &UserRecord {
+            changed: 50,
+            ..read.clone()
+        },
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        s.grant("g1").unwrap().unwrap().revoked,
+        None,
+        "an edit that ends nothing"
+    );
+    let read = s.user("U1").unwrap().unwrap();
+    s.update_user(
+        &UserRecord {
+            changed: 99,
+            ..read
+        },
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        s.grant("g1").unwrap().unwrap().revoked,
+        Some(99),
+        "her grant outlived her new password"
+    );
+    assert_eq!(
+        s.grant("g2").unwrap().unwrap().revoked,
+        None,
+        "a token's grant is not hers"
+    );
+}

@@ -230,6 +230,9 @@ pub struct Verifier {
     by_id: Option<Limiter>,
     /// Failed sign-in forms, per client address.
     by_form: Option<Limiter>,
+    /// Failed second factors, per person: [`people::FACTOR_BURST`] at once, one more per
+    /// [`people::FACTOR_REFILL`].
+    by_factor: Option<Limiter>,
     trusted: Vec<Cidr>,
     scopes: ScopeRules,
     clock: Clock,
@@ -293,6 +296,7 @@ impl Verifier {
             by_client: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
             by_id: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
             by_form: Limiter::new(settings.rate_limit_burst, settings.rate_limit_refill),
+            by_factor: Limiter::new(people::FACTOR_BURST, people::FACTOR_REFILL),
             trusted: settings.trusted_proxies.clone(),
             scopes: settings.scopes.clone(),
             clock: settings.clock.clone(),
@@ -503,7 +507,14 @@ impl Verifier {
     ) -> R {
         let need = self.token_need(ask.need);
         let (id, name) = (Some(info.id), Some(info.name));
+        // A service that names groups and no scopes is for those people only: a token has
+        // no groups, so it has no way in there.
+        let for_people_only = matches!(
+            ask.need,
+            Need::Service { scopes: None, groups, .. } if !groups.is_empty()
+        );
         let (decision, outcome) = match need {
+            _ if for_people_only => (Decision::NotInGroup, Outcome::NotInGroup),
             Some(need) if !need.is_met_by(&info) => (
                 Decision::InsufficientScope(&need.challenge),
                 Outcome::InsufficientScope,

@@ -17,10 +17,15 @@ use kg_http::limiter::{Check, client_key};
 
 use crate::{Ask, Ctx, Decision, Identity, Need, Note, Outcome, Verifier};
 
-/// What stands in for a token id where a person signed in with a password instead (the
-/// `token_id` of an OAuth grant or code, the `tid` of an access token): token ids never hold
-/// a `:`.
-pub const PERSON_PREFIX: &str = "u:";
+/// Wrong second factors a person may send at once, whatever their addresses.
+pub const FACTOR_BURST: u32 = 5;
+/// One more wrong second factor is allowed per this interval: about 1,440 guesses a day at
+/// a six-digit code, against the million it would take.
+pub const FACTOR_REFILL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What stands in for a token id where a person signed in with a password instead
+/// (`kg_store::PERSON_REF_PREFIX`, where the store ends their grants with them).
+pub const PERSON_PREFIX: &str = kg_accounts::directory::PERSON_REF_PREFIX;
 
 /// The stand-in for a token id of the person with id `user_id` ([`PERSON_PREFIX`]).
 pub fn person_ref(user_id: &str) -> String {
@@ -198,6 +203,38 @@ impl Verifier {
         }
     }
 
+    /// Charges the form's budget for this client before a slow check (a password), so that
+    /// attempts in flight at once count, not only those that have failed: `Some(wait)` when
+    /// none is left. [`Verifier::form_refund`] gives it back when the check is good.
+    fn form_charge(&self, ctx: &Ctx<'_>) -> Option<std::time::Duration> {
+        let l = self.by_form.as_ref()?;
+        match l.check_and_fail(client_key(ctx.client)) {
+            Check::Throttled {
+                retry_after,
+                log,
+                suppressed,
+            } => {
+                self.note(
+                    Note::Throttled {
+                        id: None,
+                        log,
+                        suppressed,
+                    },
+                    429,
+                    ctx,
+                );
+                Some(retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    fn form_refund(&self, ctx: &Ctx<'_>) {
+        if let Some(l) = &self.by_form {
+            l.refund(client_key(ctx.client));
+        }
+    }
+
     /// Judges a name and password from the sign-in form. Blocking (one Argon2
     /// verification, whether or not the name is anyone's): call from a blocking thread.
     /// `status` is what the caller will answer for each decision, for the audit line.
@@ -208,11 +245,10 @@ impl Verifier {
         password: &[u8],
         now_ms: i64,
     ) -> PasswordDecision {
-        if let Some(wait) = self.form_throttled(ctx) {
+        if let Some(wait) = self.form_charge(ctx) {
             return PasswordDecision::Throttled(wait);
         }
         let Some(people) = self.people.get() else {
-            self.form_failed(ctx);
             self.note(Note::person(Outcome::UnknownUser, None), 401, ctx);
             return PasswordDecision::Refused;
         };
@@ -222,6 +258,7 @@ impl Verifier {
                 second_factor,
                 must_change,
             }) => {
+                self.form_refund(ctx);
                 if second_factor || must_change {
                     self.note(
                         Note::person(Outcome::FirstFactor, Some(&person.name)),
@@ -243,7 +280,6 @@ impl Verifier {
                 }
             }
             Ok(refused) => {
-                self.form_failed(ctx);
                 let (outcome, who) = match &refused {
                     PasswordCheck::Wrong { name } => (Outcome::BadPassword, Some(name.as_str())),
                     PasswordCheck::Disabled { name } => {
@@ -256,6 +292,7 @@ impl Verifier {
                 PasswordDecision::Refused
             }
             Err(e) => {
+                self.form_refund(ctx);
                 unavailable(&e);
                 self.note(Note::person(Outcome::Unavailable, None), 503, ctx);
                 PasswordDecision::Unavailable
@@ -272,22 +309,41 @@ impl Verifier {
         code: &str,
         now_secs: u64,
     ) -> FactorDecision {
-        if let Some(wait) = self.form_throttled(ctx) {
+        // The client's budget, and the person's own: a second factor is tried only by someone
+        // who has the password, and a budget per person stops guessing spread over many
+        // addresses (a stolen password would otherwise make the code a million guesses).
+        if let Some(wait) = self.form_charge(ctx) {
             return FactorDecision::Throttled(wait);
+        }
+        if let Some(l) = &self.by_factor
+            && let Check::Throttled { retry_after, .. } = l.check_and_fail(person.id.as_bytes())
+        {
+            self.metrics.decision(Outcome::Throttled.index());
+            self.note(
+                Note::person(Outcome::Throttled, Some(&person.name)),
+                429,
+                ctx,
+            );
+            return FactorDecision::Throttled(retry_after);
         }
         let Some(people) = self.people.get() else {
             return FactorDecision::Unavailable;
         };
         let who = Some(person.name.as_str());
         match people.check_second_factor(&person.id, code, now_secs) {
-            Ok(FactorCheck::Totp) => FactorDecision::Good {
-                recovery_left: None,
-            },
-            Ok(FactorCheck::Recovery(left)) => FactorDecision::Good {
-                recovery_left: Some(left),
-            },
+            Ok(good @ (FactorCheck::Totp | FactorCheck::Recovery(_))) => {
+                self.form_refund(ctx);
+                if let Some(l) = &self.by_factor {
+                    l.refund(person.id.as_bytes());
+                }
+                FactorDecision::Good {
+                    recovery_left: match good {
+                        FactorCheck::Recovery(left) => Some(left),
+                        _ => None,
+                    },
+                }
+            }
             Ok(bad) => {
-                self.form_failed(ctx);
                 let outcome = if bad == FactorCheck::Replayed {
                     Outcome::TotpReplayed
                 } else {
@@ -297,6 +353,7 @@ impl Verifier {
                 FactorDecision::Refused
             }
             Err(e) => {
+                self.form_refund(ctx);
                 unavailable(&e);
                 self.note(Note::person(Outcome::Unavailable, who), 503, ctx);
                 FactorDecision::Unavailable

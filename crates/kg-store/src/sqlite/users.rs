@@ -167,6 +167,11 @@ impl UserStore for SqliteStore {
             if end_sessions {
                 tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&u.id])
                     .map_err(Error::sql("end a person's sessions"))?;
+                tx.execute(
+                    "UPDATE grants SET revoked = ?2 WHERE token_id = ?1 AND revoked IS NULL",
+                    params![format!("{}{}", crate::PERSON_REF_PREFIX, u.id), u.changed],
+                )
+                .map_err(Error::sql("revoke a person's grants"))?;
             }
             Ok(UserRecord {
                 revision: u.revision + 1,
