@@ -1129,10 +1129,23 @@ fn parallel_password_guesses_are_counted_before_they_are_checked() {
     );
     let attacker = Browser::new(&env, "attacker", addr);
     let csrf = attacker.csrf();
+    // One cookie jar per request (curl rewrites its jar; twelve at once would garble one),
+    // each holding the same CSRF cookie.
+    let browsers: Vec<Browser> = (0..12)
+        .map(|i| {
+            let jar = format!("{}.{i}", attacker.jar);
+            std::fs::copy(&attacker.jar, &jar).unwrap();
+            Browser {
+                jar,
+                base: attacker.base.clone(),
+                from: None,
+            }
+        })
+        .collect();
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..12)
             .map(|i| {
-                let (a, csrf) = (&attacker, &csrf);
+                let (a, csrf) = (&browsers[i], &csrf);
                 s.spawn(move || {
                     a.post(
                         csrf,
