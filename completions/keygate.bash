@@ -19,6 +19,9 @@ _keygate() {
             keygate,access)
                 cmd="keygate__subcmd__access"
                 ;;
+            keygate,audit)
+                cmd="keygate__subcmd__audit"
+                ;;
             keygate,check)
                 cmd="keygate__subcmd__check"
                 ;;
@@ -114,6 +117,9 @@ _keygate() {
                 ;;
             keygate__subcmd__help,access)
                 cmd="keygate__subcmd__help__subcmd__access"
+                ;;
+            keygate__subcmd__help,audit)
+                cmd="keygate__subcmd__help__subcmd__audit"
                 ;;
             keygate__subcmd__help,check)
                 cmd="keygate__subcmd__help__subcmd__check"
@@ -284,7 +290,7 @@ _keygate() {
 
     case "${cmd}" in
         keygate)
-            opts="-q -h -V --config --set --quiet --help --version up serve check unit users groups access store config help"
+            opts="-q -h -V --config --set --quiet --help --version up serve check unit users groups access audit store config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -392,6 +398,40 @@ _keygate() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__audit)
+            opts="-q -h --user --since --limit --json --config --set --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -790,7 +830,7 @@ _keygate() {
             return 0
             ;;
         keygate__subcmd__help)
-            opts="up serve check unit users groups access store config help"
+            opts="up serve check unit users groups access audit store config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -820,6 +860,20 @@ _keygate() {
         keygate__subcmd__help__subcmd__access__subcmd__explain)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        keygate__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

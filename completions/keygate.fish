@@ -36,6 +36,7 @@ complete -c keygate -n "__fish_keygate_needs_command" -f -a "unit" -d 'Print a s
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "users" -d 'Add, change and remove the people who sign in to the portal'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "groups" -d 'Make groups and choose their members'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "access" -d 'Explain who may enter which service'
+complete -c keygate -n "__fish_keygate_needs_command" -f -a "audit" -d 'Show the people\'s audit trail: sign-ins, refusals, service entries, admin changes'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "store" -d 'Back up the store browser sessions live in'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
 complete -c keygate -n "__fish_keygate_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -208,6 +209,14 @@ complete -c keygate -n "__fish_keygate_using_subcommand access; and __fish_seen_
 complete -c keygate -n "__fish_keygate_using_subcommand access; and __fish_seen_subcommand_from explain" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand access; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Say whether a person may enter a service, and which group lets them (or why not)'
 complete -c keygate -n "__fish_keygate_using_subcommand access; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -l user -d 'Only this person\'s lines' -r
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -l since -d 'How far back, e.g. 24h or 30d' -r
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -l limit -d 'At most this many lines, newest first' -r
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -l config -d 'Read this config file instead of the default location' -r -F
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -l json -d 'Print JSON'
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
+complete -c keygate -n "__fish_keygate_using_subcommand audit" -s h -l help -d 'Print help'
 complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -l config -d 'Read this config file instead of the default location' -r -F
 complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -l set -d 'Override one setting for this run, e.g. `--set cert.days=30` (repeatable)' -r
 complete -c keygate -n "__fish_keygate_using_subcommand store; and not __fish_seen_subcommand_from backup help" -s q -l quiet -d 'Print nothing on success but what the command produces (a token, a path, JSON, a listing); warnings and errors still print'
@@ -240,16 +249,17 @@ complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "explain" -d 'Print every effective setting and where it came from (flag, env var, file:line, default)'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "paths" -d 'Print the paths keygate uses'
 complete -c keygate -n "__fish_keygate_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "unit" -d 'Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "users" -d 'Add, change and remove the people who sign in to the portal'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "groups" -d 'Make groups and choose their members'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "access" -d 'Explain who may enter which service'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "store" -d 'Back up the store browser sessions live in'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
-complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access store config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "up" -d 'Get a certificate and a token, serve, and print how to call it (no config needed)'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "serve" -d 'Serve /auth, /health and /metrics (with --upstream: protect a web app) until SIGTERM or SIGINT'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "check" -d 'Check the config, certificate, token store and listen addresses; exit 1 if a check fails'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "unit" -d 'Print a systemd service running `keygate serve` (hardened with --system) and, for a file audit log, a logrotate snippet'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "users" -d 'Add, change and remove the people who sign in to the portal'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "groups" -d 'Make groups and choose their members'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "access" -d 'Explain who may enter which service'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "audit" -d 'Show the people\'s audit trail: sign-ins, refusals, service entries, admin changes'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "store" -d 'Back up the store browser sessions live in'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "config" -d 'Show where settings come from, and the paths keygate uses'
+complete -c keygate -n "__fish_keygate_using_subcommand help; and not __fish_seen_subcommand_from up serve check unit users groups access audit store config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "add" -d 'Add a person; prints a temporary password, to be changed at their first sign-in'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "list" -d 'List people'
 complete -c keygate -n "__fish_keygate_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "show" -d 'Show one person'

@@ -481,6 +481,35 @@ fn a_person_signs_in_with_a_temporary_password_then_totp_and_the_upstream_sees_o
         reason_for("signed_in").iter().any(|l| l["user"] == "alice"),
         "{log}"
     );
+    // The store keeps the people's trail too, admin changes included.
+    let trail = env.run("keygate", &["audit", "--json"]);
+    trail.code(0);
+    let trail = trail.json();
+    crate::json::validate("keygate.audit", &trail);
+    let has = |event: &str, user: Option<&str>| {
+        trail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == event && user.is_none_or(|u| e["user"] == u))
+    };
+    for (event, user) in [
+        ("user_added", Some("alice")),
+        ("group_member_added", Some("alice")),
+        ("totp_enrolled", Some("alice")),
+        ("bad_password", Some("alice")),
+        ("unknown_user", None),
+        ("totp_replayed", Some("alice")),
+        ("signed_in", Some("alice")),
+        ("user_disabled", Some("alice")),
+    ] {
+        assert!(has(event, user), "no {event} for {user:?} in {trail:#}");
+    }
+    let trail_text = serde_json::to_string(&trail).unwrap();
+    assert!(
+        !trail_text.contains("mallory"),
+        "a name nobody has is in the trail"
+    );
     for secret_text in [
         temporary.as_str(),
         "a brand new passphrase",

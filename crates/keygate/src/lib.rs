@@ -42,6 +42,8 @@ enum Command {
     /// Explain who may enter which service
     #[command(subcommand)]
     Access(people::AccessCommand),
+    /// Show the people's audit trail: sign-ins, refusals, service entries, admin changes
+    Audit(people::AuditArgs),
     /// Back up the store browser sessions live in
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -71,6 +73,7 @@ fn run(cli: Cli) -> Result<ExitStatus, CliError> {
         Command::Users(cmd) => people::users(&cli.global, cmd),
         Command::Groups(cmd) => people::groups(&cli.global, cmd),
         Command::Access(cmd) => people::access(&cli.global, cmd),
+        Command::Audit(args) => people::audit(&cli.global, args),
         Command::Config(cmd) => cmd.run("keygate", &cli.global),
     }
 }

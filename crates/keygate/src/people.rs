@@ -144,6 +144,23 @@ pub(crate) enum AccessCommand {
     },
 }
 
+/// `keygate audit`: the people's audit trail in the store.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// Only this person's lines
+    #[arg(long)]
+    user: Option<String>,
+    /// How far back, e.g. 24h or 30d
+    #[arg(long, default_value = "7d", value_name = "DURATION")]
+    since: String,
+    /// At most this many lines, newest first
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
 struct Ctx {
     store: Arc<SqliteStore>,
     admin: Admin,
@@ -255,7 +272,7 @@ pub(crate) fn users(global: &GlobalArgs, cmd: &UsersCommand) -> Result<ExitStatu
                 .map_err(admin_error)?;
             for g in groups {
                 c.admin
-                    .add_members(g, std::slice::from_ref(name))
+                    .add_members(g, std::slice::from_ref(name), c.now_ms)
                     .map_err(admin_error)?;
             }
             let temporary = added.temporary.as_deref().map(String::as_str).unwrap_or("");
@@ -346,7 +363,7 @@ pub(crate) fn users(global: &GlobalArgs, cmd: &UsersCommand) -> Result<ExitStatu
             }
         }
         UsersCommand::Remove { name } => {
-            if c.admin.remove(name).map_err(admin_error)? {
+            if c.admin.remove(name, c.now_ms).map_err(admin_error)? {
                 summary(format!("removed '{name}' and ended their sessions"))?;
             } else {
                 summary(format!("there was no '{name}'"))?;
@@ -533,18 +550,24 @@ pub(crate) fn groups(global: &GlobalArgs, cmd: &GroupsCommand) -> Result<ExitSta
             }
         }
         GroupsCommand::Remove { name } => {
-            if c.admin.remove_group(name).map_err(admin_error)? {
+            if c.admin.remove_group(name, c.now_ms).map_err(admin_error)? {
                 summary(format!("removed group '{name}'"))?;
             } else {
                 summary(format!("there was no group '{name}'"))?;
             }
         }
         GroupsCommand::AddMember { group, users } => {
-            let n = c.admin.add_members(group, users).map_err(admin_error)?;
+            let n = c
+                .admin
+                .add_members(group, users, c.now_ms)
+                .map_err(admin_error)?;
             summary(format!("added {n} member(s) to '{group}'"))?;
         }
         GroupsCommand::RemoveMember { group, users } => {
-            let n = c.admin.remove_members(group, users).map_err(admin_error)?;
+            let n = c
+                .admin
+                .remove_members(group, users, c.now_ms)
+                .map_err(admin_error)?;
             summary(format!("took {n} member(s) out of '{group}'"))?;
         }
     }
@@ -623,4 +646,49 @@ pub(crate) fn access(global: &GlobalArgs, cmd: &AccessCommand) -> Result<ExitSta
     } else {
         ExitStatus::Failure
     })
+}
+
+pub(crate) fn audit(global: &GlobalArgs, a: &AuditArgs) -> Result<ExitStatus, CliError> {
+    let c = open(global)?;
+    let since = kg_config::parse_duration(&a.since).map_err(|e| {
+        CliError::usage(format!("--since {:?}: {e}", a.since))
+            .with_hint("for example 24h, 7d or 90d")
+    })?;
+    let since_ms = c
+        .now_ms
+        .saturating_sub(i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    let lines = kg_store::UserStore::events(&*c.store, since_ms, a.user.as_deref(), a.limit)
+        .map_err(store_error)?;
+    if a.json {
+        let rows: Vec<_> = lines
+            .iter()
+            .map(|e| {
+                json!({
+                    "at": millis_text(e.at),
+                    "event": e.event,
+                    "user": e.user,
+                    "client": e.client,
+                    "detail": e.detail,
+                })
+            })
+            .collect();
+        out_doc("keygate.audit/1", &json!({ "events": rows }))?;
+    } else if lines.is_empty() {
+        note("no audit lines in that time");
+    } else {
+        let rows: Vec<[String; 5]> = lines
+            .iter()
+            .map(|e| {
+                [
+                    millis_text(e.at),
+                    e.event.clone(),
+                    e.user.clone().unwrap_or_else(|| "-".into()),
+                    e.client.clone().unwrap_or_else(|| "-".into()),
+                    e.detail.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        kg_cli::table(["AT", "EVENT", "USER", "CLIENT", "DETAIL"], &rows)?;
+    }
+    Ok(ExitStatus::Success)
 }

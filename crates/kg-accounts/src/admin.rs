@@ -104,6 +104,24 @@ impl Admin {
         Admin { store }
     }
 
+    /// The change's line in the store's audit trail (`keygate audit`).
+    fn trail(
+        &self,
+        now_ms: i64,
+        event: &str,
+        user: Option<&str>,
+        detail: Option<String>,
+    ) -> Result<(), AdminError> {
+        self.store.record_event(&kg_store::AuditEvent {
+            at: now_ms,
+            event: event.to_owned(),
+            user: user.map(str::to_owned),
+            client: None,
+            detail,
+        })?;
+        Ok(())
+    }
+
     /// The person named `name`.
     pub fn user(&self, name: &str) -> Result<UserRecord, AdminError> {
         self.store
@@ -149,6 +167,7 @@ impl Admin {
             changed: now_ms,
         };
         self.store.insert_user(&user)?;
+        self.trail(now_ms, "user_added", Some(name), None)?;
         Ok(Added { user, temporary })
     }
 
@@ -180,6 +199,12 @@ impl Admin {
             Err(e) => return Err(e.into()),
         }
         self.store.add_member(ADMINS, &added.user.id)?;
+        self.trail(
+            now_ms,
+            "group_member_added",
+            Some(name),
+            Some(format!("group={ADMINS}")),
+        )?;
         Ok(Bootstrap::Created(added.user))
     }
 
@@ -200,6 +225,12 @@ impl Admin {
             ..user
         };
         self.store.update_user(&changed, true)?;
+        let how = if temporary.is_some() {
+            "temporary"
+        } else {
+            "chosen"
+        };
+        self.trail(now_ms, "password_set", Some(name), Some(how.to_owned()))?;
         Ok(temporary)
     }
 
@@ -221,13 +252,23 @@ impl Admin {
             ..user
         };
         self.store.update_user(&changed, disabled)?;
+        let event = if disabled {
+            "user_disabled"
+        } else {
+            "user_enabled"
+        };
+        self.trail(now_ms, event, Some(name), None)?;
         Ok(true)
     }
 
     /// Removes a person with their sessions: whether there was one.
-    pub fn remove(&self, name: &str) -> Result<bool, AdminError> {
+    pub fn remove(&self, name: &str, now_ms: i64) -> Result<bool, AdminError> {
         match self.store.user_named(name)? {
-            Some(u) => Ok(self.store.remove_user(&u.id)?),
+            Some(u) => {
+                let removed = self.store.remove_user(&u.id)?;
+                self.trail(now_ms, "user_removed", Some(name), None)?;
+                Ok(removed)
+            }
             None => Ok(false),
         }
     }
@@ -250,6 +291,7 @@ impl Admin {
         };
         self.store.update_user(&changed, false)?;
         self.store.set_recovery_codes(&changed.id, &digests)?;
+        self.trail(now_ms, "totp_enrolled", Some(name), None)?;
         Ok(Enrolled {
             uri: totp::uri(&secret, name, issuer),
             secret: totp::base32(&secret),
@@ -272,6 +314,7 @@ impl Admin {
         };
         self.store.update_user(&changed, false)?;
         self.store.set_recovery_codes(&id, &[])?;
+        self.trail(now_ms, "totp_removed", Some(name), None)?;
         Ok(true)
     }
 
@@ -310,39 +353,72 @@ impl Admin {
     ) -> Result<bool, AdminError> {
         names::check_group(name)?;
         match self.store.insert_group(name, description, now_ms) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.trail(now_ms, "group_added", None, Some(format!("group={name}")))?;
+                Ok(true)
+            }
             Err(kg_store::Error::Conflict { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Removes a group: whether there was one.
-    pub fn remove_group(&self, name: &str) -> Result<bool, AdminError> {
-        Ok(self.store.remove_group(name)?)
+    pub fn remove_group(&self, name: &str, now_ms: i64) -> Result<bool, AdminError> {
+        let removed = self.store.remove_group(name)?;
+        if removed {
+            self.trail(now_ms, "group_removed", None, Some(format!("group={name}")))?;
+        }
+        Ok(removed)
     }
 
     /// Adds people to a group: how many were not in it.
-    pub fn add_members(&self, group: &str, users: &[String]) -> Result<usize, AdminError> {
+    pub fn add_members(
+        &self,
+        group: &str,
+        users: &[String],
+        now_ms: i64,
+    ) -> Result<usize, AdminError> {
         if self.group(group)?.is_none() {
             return Err(not_found("group", group));
         }
         let ids = self.ids_of(users)?;
         let mut added = 0;
-        for id in ids {
-            added += usize::from(self.store.add_member(group, &id)?);
+        for (id, name) in ids.iter().zip(users) {
+            if self.store.add_member(group, id)? {
+                added += 1;
+                self.trail(
+                    now_ms,
+                    "group_member_added",
+                    Some(name),
+                    Some(format!("group={group}")),
+                )?;
+            }
         }
         Ok(added)
     }
 
     /// Takes people out of a group: how many were in it.
-    pub fn remove_members(&self, group: &str, users: &[String]) -> Result<usize, AdminError> {
+    pub fn remove_members(
+        &self,
+        group: &str,
+        users: &[String],
+        now_ms: i64,
+    ) -> Result<usize, AdminError> {
         if self.group(group)?.is_none() {
             return Err(not_found("group", group));
         }
         let ids = self.ids_of(users)?;
         let mut removed = 0;
-        for id in ids {
-            removed += usize::from(self.store.remove_member(group, &id)?);
+        for (id, name) in ids.iter().zip(users) {
+            if self.store.remove_member(group, id)? {
+                removed += 1;
+                self.trail(
+                    now_ms,
+                    "group_member_removed",
+                    Some(name),
+                    Some(format!("group={group}")),
+                )?;
+            }
         }
         Ok(removed)
     }
@@ -435,11 +511,11 @@ mod tests {
         assert!(a.add_group("ops", "", 1).unwrap());
         assert!(!a.add_group("ops", "", 1).unwrap());
         let err = a
-            .add_members("ops", &["alice".into(), "alcie".into()])
+            .add_members("ops", &["alice".into(), "alcie".into()], 2)
             .unwrap_err();
         assert!(err.is_usage(), "{err}");
         assert!(a.group("ops").unwrap().unwrap().members.is_empty());
-        assert_eq!(a.add_members("ops", &["alice".into()]).unwrap(), 1);
-        assert_eq!(a.add_members("ops", &["alice".into()]).unwrap(), 0);
+        assert_eq!(a.add_members("ops", &["alice".into()], 2).unwrap(), 1);
+        assert_eq!(a.add_members("ops", &["alice".into()], 3).unwrap(), 0);
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use kg_store::PERSON_REF_PREFIX;
+pub use kg_store::{AuditEvent, PERSON_REF_PREFIX};
 use kg_store::{UserRecord, UserStore};
 
 use crate::password::{Checked, Gate, VerifyError};
@@ -141,6 +141,16 @@ impl Directory {
     /// The store.
     pub fn store(&self) -> &Arc<dyn UserStore> {
         &self.store
+    }
+
+    /// Adds a line to the store's audit trail, and forgets the lines before `prune_before`
+    /// when given.
+    pub fn trail(&self, event: &AuditEvent, prune_before: Option<i64>) -> Result<(), Unavailable> {
+        self.store.record_event(event)?;
+        if let Some(before) = prune_before {
+            self.store.prune_events(before)?;
+        }
+        Ok(())
     }
 
     /// Whether the store holds anyone at all (the sign-in page offers passwords then). A

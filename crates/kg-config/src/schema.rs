@@ -260,6 +260,13 @@ pub static SETTINGS: &[Setting] = &[
         doc: "proxy authorized requests to this upstream: http://HOST:PORT[/PATH] on loopback, a private address or a .internal name, or unix:/PATH; unset serves only /auth, /health and /metrics",
     },
     Setting {
+        key: "server.audit_retention",
+        env: None,
+        kind: Kind::Duration,
+        default: Some("90d"),
+        doc: "how long the people's audit trail in the store (`keygate audit`) keeps sign-ins, refusals and admin changes",
+    },
+    Setting {
         key: "server.portal_host",
         env: None,
         kind: Kind::Str,

@@ -51,6 +51,8 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// One more failed attempt is allowed per this interval.
     pub rate_limit_refill: Duration,
+    /// How long the people's audit trail in the store keeps a line.
+    pub audit_retention: Duration,
     /// The upstream of the reverse proxy; `None` serves only the verifying endpoints
     /// (unless there are services).
     pub upstream: Option<Upstream>,
@@ -404,6 +406,7 @@ impl Settings {
             shutdown_timeout: duration("server.shutdown_timeout")?,
             rate_limit_burst: config.u32("server.rate_limit_burst"),
             rate_limit_refill: duration("server.rate_limit_refill")?,
+            audit_retention: duration("server.audit_retention")?,
             upstream,
             services,
             portal,
@@ -488,6 +491,7 @@ impl Settings {
             rate_limit_burst: self.rate_limit_burst,
             rate_limit_refill: self.rate_limit_refill,
             clock: self.clock.clone(),
+            audit_retention: self.audit_retention,
         }
     }
 

@@ -601,7 +601,40 @@ pub const USER_CHECKS: &[(&str, UserCheck)] = &[
         "a reset link works once, before it expires, and ends its siblings",
         resets,
     ),
+    (
+        "the audit trail reads back newest first, by person, and is pruned",
+        audit_trail,
+    ),
 ];
+
+fn audit_trail(s: &dyn UserStore) {
+    let ev = |at: i64, event: &str, user: Option<&str>| crate::AuditEvent {
+        at,
+        event: event.into(),
+        user: user.map(str::to_owned),
+        client: Some("127.0.0.1".into()),
+        detail: None,
+    };
+    s.record_event(&ev(10, "signed_in", Some("alice"))).unwrap();
+    s.record_event(&ev(20, "bad_password", Some("bob")))
+        .unwrap();
+    s.record_event(&ev(30, "unknown_user", None)).unwrap();
+    let all: Vec<String> = s
+        .events(0, None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(all, ["unknown_user", "bad_password", "signed_in"]);
+    assert_eq!(
+        s.events(0, Some("alice"), 10).unwrap(),
+        vec![ev(10, "signed_in", Some("alice"))]
+    );
+    assert_eq!(s.events(15, None, 10).unwrap().len(), 2, "since");
+    assert_eq!(s.events(0, None, 1).unwrap().len(), 1, "limit");
+    assert_eq!(s.prune_events(25).unwrap(), 2);
+    assert_eq!(s.events(0, None, 10).unwrap().len(), 1);
+}
 
 fn resets(s: &dyn UserStore) {
     s.insert_user(&person("u1", "alice")).unwrap();

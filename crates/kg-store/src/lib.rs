@@ -23,7 +23,7 @@ pub mod conformance;
 
 pub use error::Error;
 pub use sqlite::{Inspection, SCHEMA_VERSION, SqliteStore};
-pub use users::{ADMINS, GroupRecord, PERSON_REF_PREFIX, UserRecord, UserStore};
+pub use users::{ADMINS, AuditEvent, GroupRecord, PERSON_REF_PREFIX, UserRecord, UserStore};
 
 /// The store's file name in the state directory.
 pub const DB_FILE: &str = "keygate.db";

@@ -163,6 +163,16 @@ const MIGRATIONS: &[&str] = &[
         user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
         expires INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 8: the people's audit trail: sign-ins, refusals, service entries, admin changes.
+    "CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        user_name TEXT,
+        client TEXT,
+        detail TEXT
+    );
+    CREATE INDEX audit_events_by_at ON audit_events (at);",
 ];
 
 /// The schema version this build writes and reads.

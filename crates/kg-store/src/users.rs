@@ -69,6 +69,22 @@ pub struct GroupRecord {
     pub members: Vec<String>,
 }
 
+/// One line of the people's audit trail ([`UserStore::record_event`]). Never a secret: the
+/// names of what happened, to whom, from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When, Unix milliseconds.
+    pub at: i64,
+    /// What: the audit log's reason (`signed_in`, `bad_password`, `group_member_added`...).
+    pub event: String,
+    /// The person it was about, by name, when they exist.
+    pub user: Option<String>,
+    /// The client address, for what a request did.
+    pub client: Option<String>,
+    /// More: the service, the group, who made an admin change.
+    pub detail: Option<String>,
+}
+
 /// Where people and groups live, with the sessions they sign in to.
 pub trait UserStore: SessionStore {
     /// Adds a person ([`Error::Conflict`] when the name is taken; nothing written).
@@ -159,6 +175,21 @@ pub trait UserStore: SessionStore {
 
     /// Uses a reset link: the person it was for, once (every link of theirs ends with it).
     fn take_reset(&self, digest: &[u8; DIGEST_LEN], now: i64) -> Result<Option<String>, Error>;
+
+    /// Adds a line to the audit trail.
+    fn record_event(&self, e: &AuditEvent) -> Result<(), Error>;
+
+    /// The audit trail from `since` on, newest first, at most `limit` lines; only the
+    /// person `user`'s when given.
+    fn events(
+        &self,
+        since: i64,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, Error>;
+
+    /// Removes the lines older than `before`: how many.
+    fn prune_events(&self, before: i64) -> Result<usize, Error>;
 
     /// A number that changes whenever a person, group or membership does, so a server
     /// can tell cheaply that what it knows is out of date.

@@ -90,6 +90,8 @@ pub struct Settings {
     pub rate_limit_refill: Duration,
     /// The clock expiry is judged by.
     pub clock: Clock,
+    /// How long the people's audit trail in the store keeps a line.
+    pub audit_retention: Duration,
 }
 
 /// What the audit log says about the request besides the decision.
@@ -244,6 +246,8 @@ pub struct Verifier {
     metrics_scope: Requirement,
     /// keygate's own JWT access tokens, once the issuer is set up ([`Verifier::set_jwts`]).
     jwts: std::sync::OnceLock<jwt::Jwts>,
+    /// How long the people's audit trail keeps a line.
+    audit_retention: Duration,
     /// The people who sign in with passwords, once the store is open ([`Verifier::set_people`]).
     people: std::sync::OnceLock<Arc<kg_accounts::directory::Directory>>,
 }
@@ -310,6 +314,7 @@ impl Verifier {
             metrics_scope: scopes::single(METRICS_SCOPE, realm),
             jwts: std::sync::OnceLock::new(),
             people: std::sync::OnceLock::new(),
+            audit_retention: settings.audit_retention,
         }
     }
 
@@ -687,6 +692,9 @@ impl Verifier {
         };
         if outcome != Outcome::Throttled {
             self.metrics.decision(outcome.index());
+        }
+        if outcome.in_people_trail() {
+            self.trail(outcome, user, ctx);
         }
         if outcome.sampled() && !self.audit.wants_allow() {
             return;

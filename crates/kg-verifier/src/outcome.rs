@@ -133,6 +133,24 @@ impl Outcome {
         matches!(self, Outcome::Allow | Outcome::Local)
     }
 
+    /// Whether the people's audit trail in the store keeps it too (`keygate audit`): what
+    /// a person's sign-in came to, never a request let through.
+    pub fn in_people_trail(self) -> bool {
+        matches!(
+            self,
+            Outcome::SignedIn
+                | Outcome::FirstFactor
+                | Outcome::UnknownUser
+                | Outcome::BadPassword
+                | Outcome::UserDisabled
+                | Outcome::BadSecondFactor
+                | Outcome::TotpReplayed
+                | Outcome::NotInGroup
+                | Outcome::ResetSent
+                | Outcome::PasswordReset
+        )
+    }
+
     /// `allow` or `deny`.
     pub fn decision(self) -> &'static str {
         match self {

@@ -371,6 +371,28 @@ impl Verifier {
         None
     }
 
+    /// Adds a people outcome to the store's audit trail, pruning what is past its
+    /// retention on each sign-in. A store that fails loses the line there (the JSON audit
+    /// log has it) and says so in the log.
+    pub(crate) fn trail(&self, outcome: Outcome, user: Option<&str>, ctx: &Ctx<'_>) {
+        let Some(people) = self.people.get() else {
+            return;
+        };
+        let at = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+        let event = kg_accounts::directory::AuditEvent {
+            at,
+            event: outcome.reason().to_owned(),
+            user: user.map(str::to_owned),
+            client: Some(ctx.client.to_string()),
+            detail: ctx.path.map(|p| String::from_utf8_lossy(p).into_owned()),
+        };
+        let keep = i64::try_from(self.audit_retention.as_millis()).unwrap_or(i64::MAX);
+        let prune = (outcome == Outcome::SignedIn).then(|| at.saturating_sub(keep));
+        if let Err(e) = people.trail(&event, prune) {
+            kg_http::log::error("audit_trail_failed", &[("error", (&e.to_string()).into())]);
+        }
+    }
+
     /// Records a person's completed sign-in (after the second factor or a new password).
     pub fn record_person(&self, outcome: Outcome, status: u16, person: &Person, ctx: &Ctx<'_>) {
         self.note(Note::person(outcome, Some(&person.name)), status, ctx);

@@ -45,6 +45,7 @@ pub fn settings(dir: &Path, flags: &[(&str, &str)]) -> Setup {
             rate_limit_refill: get("server.rate_limit_refill")
                 .map_or(Duration::from_secs(1), duration),
             clock: Clock::new(time::OffsetDateTime::now_utc),
+            audit_retention: Duration::from_secs(90 * 86_400),
         },
         store: StorePaths::new(&dir.join("state"), &dir.join("private")),
         prefix: Prefix::new("kg").expect("the default prefix"),

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{SESSION_COLUMNS, SqliteStore, record};
-use crate::{DIGEST_LEN, Error, GroupRecord, SessionRecord, UserRecord, UserStore};
+use crate::{AuditEvent, DIGEST_LEN, Error, GroupRecord, SessionRecord, UserRecord, UserStore};
 
 const USER_COLUMNS: &str = "id, name, email, password, must_change, disabled, totp, totp_step, \
      revision, created, changed FROM users";
@@ -429,6 +429,50 @@ impl UserStore for SqliteStore {
         }
         tx.commit().map_err(Error::sql("use a reset link"))?;
         Ok(user)
+    }
+
+    fn record_event(&self, e: &AuditEvent) -> Result<(), Error> {
+        self.lock()
+            .prepare_cached(
+                "INSERT INTO audit_events (at, event, user_name, client, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| st.execute(params![e.at, e.event, e.user, e.client, e.detail]))
+            .map(|_| ())
+            .map_err(Error::sql("record an audit event"))
+    }
+
+    fn events(
+        &self,
+        since: i64,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT at, event, user_name, client, detail FROM audit_events \
+                 WHERE at >= ?1 AND (?2 IS NULL OR user_name = ?2) \
+                 ORDER BY at DESC, id DESC LIMIT ?3",
+            )
+            .map_err(Error::sql("read the audit trail"))?;
+        st.query_map(params![since, user, limit as i64], |r| {
+            Ok(AuditEvent {
+                at: r.get(0)?,
+                event: r.get(1)?,
+                user: r.get(2)?,
+                client: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(Error::sql("read the audit trail"))
+    }
+
+    fn prune_events(&self, before: i64) -> Result<usize, Error> {
+        self.lock()
+            .execute("DELETE FROM audit_events WHERE at < ?1", [before])
+            .map_err(Error::sql("prune the audit trail"))
     }
 
     fn people_version(&self) -> Result<i64, Error> {
