@@ -129,24 +129,27 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
         Some("/.keygate/")
     );
     let portal_origin = format!("Origin: {}", h.origin("portal"));
-    let signed = h.curl(
-        &jar,
-        &[
-            "-H",
-            &portal_origin,
-            "-H",
-            "Sec-Fetch-Site: same-origin",
-            "--data-urlencode",
-            &format!("csrf={csrf}"),
-            "--data-urlencode",
-            "username=alice",
-            "--data-urlencode",
-            "password=alice's passphrase",
-            "--data-urlencode",
-            "next=/.keygate/",
-            &format!("{}/.keygate/sign-in", h.origin("portal")),
-        ],
-    );
+    let sign_in_at_portal = |csrf: &str, password: &str| {
+        h.curl(
+            &jar,
+            &[
+                "-H",
+                &portal_origin,
+                "-H",
+                "Sec-Fetch-Site: same-origin",
+                "--data-urlencode",
+                &format!("csrf={csrf}"),
+                "--data-urlencode",
+                "username=alice",
+                "--data-urlencode",
+                &format!("password={password}"),
+                "--data-urlencode",
+                "next=/.keygate/",
+                &format!("{}/.keygate/sign-in", h.origin("portal")),
+            ],
+        )
+    };
+    let signed = sign_in_at_portal(&csrf, "alice's passphrase");
     assert_eq!(signed.status, 303, "{signed:?}");
     assert_eq!(signed.header("location"), Some("/.keygate/"));
     let landing = h.curl(&jar, &[&format!("{}/.keygate/", h.origin("portal"))]);
@@ -353,22 +356,7 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
     // (The new password ended her sessions: sign in again for what follows.)
     let page = h.curl(&jar, &[&format!("{}/.keygate/sign-in", h.origin("portal"))]);
     let csrf = input_value(&page.body, "csrf").unwrap();
-    let again = h.curl(
-        &jar,
-        &[
-            "-H",
-            &portal_origin,
-            "-H",
-            "Sec-Fetch-Site: same-origin",
-            "--data-urlencode",
-            &format!("csrf={csrf}"),
-            "--data-urlencode",
-            "username=alice",
-            "--data-urlencode",
-            "password=alice's new passphrase",
-            &format!("{}/.keygate/sign-in", h.origin("portal")),
-        ],
-    );
+    let again = sign_in_at_portal(&csrf, "alice's new passphrase");
     assert_eq!(again.status, 303, "{again:?}");
     let landing = h.curl(&jar, &[&format!("{}/.keygate/", h.origin("portal"))]);
     let (_, before_sign_out) = ticket_form(&landing.body, "alpha").unwrap();
@@ -405,23 +393,7 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
     let page = h.curl(&jar, &[&format!("{}/.keygate/sign-in", h.origin("portal"))]);
     let csrf = input_value(&page.body, "csrf").unwrap();
     assert_eq!(
-        h.curl(
-            &jar,
-            &[
-                "-H",
-                &portal_origin,
-                "-H",
-                "Sec-Fetch-Site: same-origin",
-                "--data-urlencode",
-                &format!("csrf={csrf}"),
-                "--data-urlencode",
-                "username=alice",
-                "--data-urlencode",
-                "password=alice's new passphrase",
-                &format!("{}/.keygate/sign-in", h.origin("portal")),
-            ]
-        )
-        .status,
+        sign_in_at_portal(&csrf, "alice's new passphrase").status,
         303
     );
     let landing = h.curl(&jar, &[&format!("{}/.keygate/", h.origin("portal"))]);

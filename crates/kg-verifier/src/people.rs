@@ -173,36 +173,6 @@ impl Verifier {
         r
     }
 
-    /// Whether the form's bucket for this client is out of attempts.
-    fn form_throttled(&self, ctx: &Ctx<'_>) -> Option<std::time::Duration> {
-        let l = self.by_form.as_ref()?;
-        match l.check(client_key(ctx.client)) {
-            Check::Throttled {
-                retry_after,
-                log,
-                suppressed,
-            } => {
-                self.note(
-                    Note::Throttled {
-                        id: None,
-                        log,
-                        suppressed,
-                    },
-                    429,
-                    ctx,
-                );
-                Some(retry_after)
-            }
-            _ => None,
-        }
-    }
-
-    fn form_failed(&self, ctx: &Ctx<'_>) {
-        if let Some(l) = &self.by_form {
-            l.fail(client_key(ctx.client));
-        }
-    }
-
     /// Charges the form's budget for this client before a slow check (a password), so that
     /// attempts in flight at once count, not only those that have failed: `Some(wait)` when
     /// none is left. [`Verifier::form_refund`] gives it back when the check is good.
@@ -364,11 +334,7 @@ impl Verifier {
     /// A password-reset request spends one attempt from the form's budget for this client
     /// (sending mail is what a flood would cost): `Some(wait)` when none is left.
     pub fn spend_reset_attempt(&self, ctx: &Ctx<'_>) -> Option<std::time::Duration> {
-        if let Some(wait) = self.form_throttled(ctx) {
-            return Some(wait);
-        }
-        self.form_failed(ctx);
-        None
+        self.form_charge(ctx)
     }
 
     /// Adds a people outcome to the store's audit trail, pruning what is past its

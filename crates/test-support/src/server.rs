@@ -9,13 +9,23 @@ use std::time::{Duration, Instant};
 
 use crate::{Env, Proc, Run};
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and never handed out before in this test process:
+/// the kernel may give a port just released to the next caller, and two tests of the same
+/// run binding it (one for keygate, one for Caddy, say) would collide.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// `http://ADDR/PATH`.
