@@ -741,7 +741,16 @@ impl Gateway {
                         }
                 }
             };
-            let mut recheck = tokio::time::interval(TUNNEL_RECHECK);
+            // A person's tunnel is judged more often: a group change or disabling is an
+            // admin's act that should end their live connections at once, and the check is
+            // one version read while nothing changed.
+            let every = match &who {
+                Who::Token {
+                    person: Some(_), ..
+                } => PERSON_TUNNEL_RECHECK,
+                _ => TUNNEL_RECHECK,
+            };
+            let mut recheck = tokio::time::interval(every);
             recheck.tick().await;
             let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
             tokio::pin!(copy);
@@ -812,6 +821,8 @@ impl Gateway {
 
 /// How often an open WebSocket tunnel's credentials are judged again.
 const TUNNEL_RECHECK: Duration = Duration::from_secs(15);
+/// How often a WebSocket tunnel opened with a person's session is judged again.
+const PERSON_TUNNEL_RECHECK: Duration = Duration::from_secs(2);
 
 /// The upstream's response body, cut off past `server.max_response_body_mib`; the
 /// connection counts as busy until it is done.
