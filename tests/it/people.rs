@@ -527,20 +527,8 @@ fn a_new_session_id_at_sign_in_so_a_planted_session_is_not_fixed() {
         return;
     }
     let env = Env::new();
-    keygate_with_stdin(&env, &["users", "add", "alice"], "").code(0);
-    keygate_with_stdin(
-        &env,
-        &["users", "passwd", "alice", "--password-stdin"],
-        "alice's passphrase\n",
-    )
-    .code(0);
-    keygate_with_stdin(&env, &["users", "add", "mallory"], "").code(0);
-    keygate_with_stdin(
-        &env,
-        &["users", "passwd", "mallory", "--password-stdin"],
-        "mallory's passphrase\n",
-    )
-    .code(0);
+    add_person(&env, "alice", "alice's passphrase");
+    add_person(&env, "mallory", "mallory's passphrase");
     let up = Upstream::tcp();
     let addr = local_addr();
     let _kg = plain_proxy(&env, addr, &up.url, false);
@@ -648,13 +636,7 @@ fn one_totp_code_raced_from_two_browsers_lets_in_only_one() {
         return;
     }
     let env = Env::new();
-    keygate_with_stdin(&env, &["users", "add", "carol"], "").code(0);
-    keygate_with_stdin(
-        &env,
-        &["users", "passwd", "carol", "--password-stdin"],
-        "carol's passphrase\n",
-    )
-    .code(0);
+    add_person(&env, "carol", "carol's passphrase");
     let totp = env
         .run("keygate", &["users", "totp", "carol", "--json"])
         .json();
@@ -700,13 +682,7 @@ fn a_pending_step_dies_with_a_password_change() {
         return;
     }
     let env = Env::new();
-    keygate_with_stdin(&env, &["users", "add", "dave"], "").code(0);
-    keygate_with_stdin(
-        &env,
-        &["users", "passwd", "dave", "--password-stdin"],
-        "dave's passphrase\n",
-    )
-    .code(0);
+    add_person(&env, "dave", "dave's passphrase");
     let totp = env
         .run("keygate", &["users", "totp", "dave", "--json"])
         .json();
@@ -956,13 +932,7 @@ fn a_person_lists_their_sessions_and_ends_one_from_another_browser_but_never_any
         ("alice", "alice's passphrase"),
         ("bob", "bob's long passphrase"),
     ] {
-        env.run("keygate", &["users", "add", user]).code(0);
-        keygate_with_stdin(
-            &env,
-            &["users", "passwd", user, "--password-stdin"],
-            &format!("{pw}\n"),
-        )
-        .code(0);
+        add_person(&env, user, pw);
     }
     let up = Upstream::tcp();
     let addr = local_addr();
@@ -1057,13 +1027,7 @@ fn second_factor_guesses_from_many_addresses_spend_one_budget_of_the_person() {
         return;
     }
     let env = Env::new();
-    env.run("keygate", &["users", "add", "erin"]).code(0);
-    keygate_with_stdin(
-        &env,
-        &["users", "passwd", "erin", "--password-stdin"],
-        "erin's passphrase\n",
-    )
-    .code(0);
+    add_person(&env, "erin", "erin's passphrase");
     let totp = env
         .run("keygate", &["users", "totp", "erin", "--json"])
         .json();

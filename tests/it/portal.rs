@@ -72,17 +72,8 @@ fn people_enter_only_their_services_each_on_its_own_host_with_its_own_cookie() {
             a.url, b.url
         ),
     );
-    let pw = |user: &str, password: &str| {
-        env.run("keygate", &["users", "add", user]).code(0);
-        keygate_with_stdin(
-            &env,
-            &["users", "passwd", user, "--password-stdin"],
-            &format!("{password}\n"),
-        )
-        .code(0);
-    };
-    pw("alice", "alice's passphrase");
-    pw("bob", "bob's passphrase");
+    add_person(&env, "alice", "alice's passphrase");
+    add_person(&env, "bob", "bob's passphrase");
     env.run("keygate", &["groups", "add", "ops"]).code(0);
     env.run("keygate", &["groups", "add", "dev"]).code(0);
     env.run("keygate", &["groups", "add-member", "ops", "alice"])

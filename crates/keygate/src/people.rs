@@ -197,12 +197,6 @@ fn admin_error(e: AdminError) -> CliError {
     CliError::classified(&e, e.hint(), e.is_usage(), false)
 }
 
-fn millis_text(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map(kg_cli::rfc3339)
-        .unwrap_or_default()
-}
-
 fn user_json(u: &UserRecord, groups: &[String]) -> serde_json::Value {
     json!({
         "name": u.name,
@@ -213,8 +207,8 @@ fn user_json(u: &UserRecord, groups: &[String]) -> serde_json::Value {
         "must_change_password": u.must_change,
         "second_factor": u.totp.as_ref().map(|_| "totp"),
         "revision": u.revision,
-        "created_at": millis_text(u.created),
-        "changed_at": millis_text(u.changed),
+        "created_at": kg_cli::rfc3339_millis(u.created),
+        "changed_at": kg_cli::rfc3339_millis(u.changed),
     })
 }
 
@@ -470,8 +464,8 @@ fn sessions(c: &Ctx, name: Option<&str>, end: bool, as_json: bool) -> Result<Exi
             json!({
                 "user": name_of(&s.user_id),
                 "token_id": (!s.token_id.is_empty()).then_some(&s.token_id),
-                "created_at": millis_text(s.created),
-                "used_at": millis_text(s.used),
+                "created_at": kg_cli::rfc3339_millis(s.created),
+                "used_at": kg_cli::rfc3339_millis(s.used),
             })
         })
         .collect();
@@ -501,8 +495,8 @@ fn sessions(c: &Ctx, name: Option<&str>, end: bool, as_json: bool) -> Result<Exi
                     } else {
                         s.token_id.clone()
                     },
-                    millis_text(s.created),
-                    millis_text(s.used),
+                    kg_cli::rfc3339_millis(s.created),
+                    kg_cli::rfc3339_millis(s.used),
                 ]
             })
             .collect();
@@ -534,7 +528,7 @@ pub(crate) fn groups(global: &GlobalArgs, cmd: &GroupsCommand) -> Result<ExitSta
                             "name": g.name,
                             "description": g.description,
                             "members": members,
-                            "created_at": millis_text(g.created),
+                            "created_at": kg_cli::rfc3339_millis(g.created),
                         })
                     })
                     .collect();
@@ -664,7 +658,7 @@ pub(crate) fn audit(global: &GlobalArgs, a: &AuditArgs) -> Result<ExitStatus, Cl
             .iter()
             .map(|e| {
                 json!({
-                    "at": millis_text(e.at),
+                    "at": kg_cli::rfc3339_millis(e.at),
                     "event": e.event,
                     "user": e.user,
                     "client": e.client,
@@ -680,7 +674,7 @@ pub(crate) fn audit(global: &GlobalArgs, a: &AuditArgs) -> Result<ExitStatus, Cl
             .iter()
             .map(|e| {
                 [
-                    millis_text(e.at),
+                    kg_cli::rfc3339_millis(e.at),
                     e.event.clone(),
                     e.user.clone().unwrap_or_else(|| "-".into()),
                     e.client.clone().unwrap_or_else(|| "-".into()),

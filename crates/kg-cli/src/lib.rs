@@ -440,6 +440,13 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// [`rfc3339`] of a store's Unix milliseconds (empty when out of range).
+pub fn rfc3339_millis(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(rfc3339)
+        .unwrap_or_default()
+}
+
 /// The current time, or the test clock `test.now` (`KEYGATE_TEST_NOW`), which exists only so
 /// tests can age certificates and tokens without waiting. It is a declared setting, so
 /// `config explain` shows when it is in effect.

@@ -303,7 +303,7 @@ impl Gateway {
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
         if let (Some(portal), Some(host)) = (&self.portal_host, host)
-            && routes::host_name(host).eq_ignore_ascii_case(portal)
+            && kg_http::net::host_name(host).eq_ignore_ascii_case(portal)
         {
             // The portal's own host: its landing page for a browser, nothing else.
             let resp = if is_navigation(&req) {

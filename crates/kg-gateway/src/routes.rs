@@ -12,6 +12,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::connect::Connector;
 use crate::upstream::Upstream;
+use kg_http::net::host_name;
 
 /// One upstream service and its clients.
 pub(crate) struct Service {
@@ -101,18 +102,6 @@ impl Routes {
     pub(crate) fn services(&self) -> impl Iterator<Item = &Service> {
         self.services.iter().map(|(_, s)| s)
     }
-}
-
-/// `host` without a port (`[::1]:8443` is `[::1]`, `app.internal.:443` is `app.internal`).
-pub(crate) fn host_name(host: &str) -> &str {
-    let name = if host.starts_with('[') {
-        host.split_inclusive(']').next().unwrap_or(host)
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(h, _)| h)
-    };
-    name.trim_end_matches('.')
 }
 
 #[cfg(test)]

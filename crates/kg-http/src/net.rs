@@ -312,3 +312,45 @@ mod tests {
         assert!(!has_forwarding_headers(&headers(&[("user-agent", "x")])));
     }
 }
+
+/// The name of a `Host` value (or a target's authority) without its port or trailing dot:
+/// `[::1]:8443` is `[::1]`, `app.internal.:443` is `app.internal`. Routing and the portal
+/// compare it without regard to ASCII case.
+pub fn host_name(host: &str) -> &str {
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+    };
+    name.trim_end_matches('.')
+}
+
+/// The `:PORT` of a `Host` value, or nothing when it names none.
+pub fn host_port(host: &str) -> &str {
+    let after = &host[host_name(host).len()..];
+    let after = after.trim_start_matches('.');
+    if after.len() > 1 && after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit()) {
+        after
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ports() {
+        assert_eq!(host_name("[::1]:8443"), "[::1]");
+        assert_eq!(host_name("app.internal.:443"), "app.internal");
+        assert_eq!(host_name("a.localhost"), "a.localhost");
+        assert_eq!(host_port("[::1]:8443"), ":8443");
+        assert_eq!(host_port("a.localhost:80"), ":80");
+        assert_eq!(host_port("app.internal.:443"), ":443");
+        assert_eq!(host_port("a.localhost"), "");
+        assert_eq!(host_port("a:b"), "");
+    }
+}

@@ -70,30 +70,9 @@ struct Ticket {
     session: [u8; 32],
 }
 
-/// The host name of a `Host` header value, without port or trailing dot, lower-cased.
+/// The host name of a `Host` value, lower-cased.
 fn host_name(host: &str) -> String {
-    let name = if host.starts_with('[') {
-        host.split_inclusive(']').next().unwrap_or(host)
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(h, _)| h)
-    };
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// `:PORT` of a `Host` header value, or nothing.
-fn port_of(host: &str) -> &str {
-    let after = if host.starts_with('[') {
-        host.find(']').map_or("", |i| &host[i + 1..])
-    } else {
-        host.find(':').map_or("", |i| &host[i..])
-    };
-    if after.len() > 1 && after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit()) {
-        after
-    } else {
-        ""
-    }
+    kg_http::net::host_name(host).to_ascii_lowercase()
 }
 
 impl SignIn {
@@ -118,7 +97,10 @@ impl SignIn {
     /// The origin a browser gives `host` (this request's scheme and port).
     pub(crate) fn origin_of(&self, r: &Req<'_>, host: &str) -> String {
         let scheme = if r.https { "https" } else { "http" };
-        let port = self.request_host(r).map(port_of).unwrap_or("");
+        let port = self
+            .request_host(r)
+            .map(kg_http::net::host_port)
+            .unwrap_or("");
         format!("{scheme}://{host}{port}")
     }
 
@@ -390,7 +372,7 @@ impl SignIn {
     pub fn portal_landing(&self, https: bool, host_header: Option<&str>) -> Option<String> {
         let portal = self.portal()?;
         let scheme = if https { "https" } else { "http" };
-        let port = host_header.map(port_of).unwrap_or("");
+        let port = host_header.map(kg_http::net::host_port).unwrap_or("");
         Some(format!("{scheme}://{}{port}{PORTAL}", portal.host))
     }
 }

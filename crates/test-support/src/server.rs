@@ -295,3 +295,14 @@ pub fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// Adds the person `name` with `password` (set from stdin, as a script would).
+pub fn add_person(env: &Env, name: &str, password: &str) {
+    env.run("keygate", &["users", "add", name]).code(0);
+    keygate_with_stdin(
+        env,
+        &["users", "passwd", name, "--password-stdin"],
+        &format!("{password}\n"),
+    )
+    .code(0);
+}

@@ -121,12 +121,6 @@ fn pepper(ctx: &kg_cli::Context) -> Result<kg_tokens::Pepper, CliError> {
         .map_err(file_error)
 }
 
-fn millis_text(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map(crate::rfc3339)
-        .unwrap_or_default()
-}
-
 fn client_json(c: &ClientRecord, store: &dyn ClientStore, now_ms: i64) -> serde_json::Value {
     let mut live = store.client_secrets(&c.id).unwrap_or_default();
     // The retiring ones first, then the one that stays: an order two secrets made in the
@@ -138,8 +132,8 @@ fn client_json(c: &ClientRecord, store: &dyn ClientStore, now_ms: i64) -> serde_
         .map(|s| {
             json!({
                 "id": s.id,
-                "created_at": millis_text(s.created),
-                "retires_at": s.until.map(millis_text),
+                "created_at": kg_cli::rfc3339_millis(s.created),
+                "retires_at": s.until.map(kg_cli::rfc3339_millis),
             })
         })
         .collect();
@@ -151,8 +145,8 @@ fn client_json(c: &ClientRecord, store: &dyn ClientStore, now_ms: i64) -> serde_
         "redirect_uris": c.redirect_uris,
         "public": c.public,
         "state": if c.revoked.is_some() { "revoked" } else { "active" },
-        "created_at": millis_text(c.created),
-        "revoked_at": c.revoked.map(millis_text),
+        "created_at": kg_cli::rfc3339_millis(c.created),
+        "revoked_at": c.revoked.map(kg_cli::rfc3339_millis),
         "secrets": secrets,
     })
 }
