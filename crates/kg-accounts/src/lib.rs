@@ -9,7 +9,7 @@
 //! - [`recovery`]: one-time recovery codes, kept as SHA-256 digests.
 //! - [`names`]: what a user or group name may be.
 //!
-//! - [`directory`]: people as a server sees them (cached until the store's people version
+//! - [`directory`]: people as a server sees them (cached until the store's version
 //!   moves), and the password and second-factor checks the verifier runs.
 //! - [`admin`]: what `keygate users` and `keygate groups` do, over the store.
 //!

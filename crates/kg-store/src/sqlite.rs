@@ -112,8 +112,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE auth_codes ADD COLUMN token_id TEXT;
     ALTER TABLE device_codes ADD COLUMN token_id TEXT;
     ALTER TABLE grants ADD COLUMN token_id TEXT;",
-    // 5: people, their recovery codes, groups and memberships; sessions of people. The
-    // version row counts changes to people and groups, for servers' caches.
+    // 5: people, their recovery codes, groups and memberships; sessions of people. (The
+    // version row is no longer written: servers use the store's version, `version()`.)
     "ALTER TABLE sessions ADD COLUMN user_id TEXT;
     CREATE INDEX sessions_by_user ON sessions (user_id, used) WHERE user_id IS NOT NULL;
     CREATE TABLE users (

@@ -190,8 +190,4 @@ pub trait UserStore: SessionStore {
 
     /// Removes the lines older than `before`: how many.
     fn prune_events(&self, before: i64) -> Result<usize, Error>;
-
-    /// A number that changes whenever a person, group or membership does, so a server
-    /// can tell cheaply that what it knows is out of date.
-    fn people_version(&self) -> Result<i64, Error>;
 }

@@ -24,12 +24,6 @@ fn user_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
-fn bump(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
-    tx.execute("UPDATE people_version SET version = version + 1", [])
-        .map(|_| ())
-        .map_err(Error::sql("count a change to people"))
-}
-
 /// A unique name taken is a [`Error::Conflict`] naming it; anything else fails `what`.
 fn conflict<'a>(
     kind: &'static str,
@@ -46,7 +40,8 @@ fn conflict<'a>(
 }
 
 impl SqliteStore {
-    /// Runs `f` in a write transaction that counts as a change to people.
+    /// Runs `f` in one write transaction (its writes move the store's version, which is how
+    /// servers learn that people changed).
     fn people_txn<T>(
         &self,
         what: &'static str,
@@ -57,7 +52,6 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::sql(what))?;
         let out = f(&tx)?;
-        bump(&tx)?;
         tx.commit().map_err(Error::sql(what))?;
         Ok(out)
     }
@@ -473,12 +467,5 @@ impl UserStore for SqliteStore {
         self.lock()
             .execute("DELETE FROM audit_events WHERE at < ?1", [before])
             .map_err(Error::sql("prune the audit trail"))
-    }
-
-    fn people_version(&self) -> Result<i64, Error> {
-        self.lock()
-            .prepare_cached("SELECT version FROM people_version")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
-            .map_err(Error::sql("read the people version"))
     }
 }
